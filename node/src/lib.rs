@@ -1,0 +1,4 @@
+//! # rpcmesh-node
+//!
+//! The daemon as a library.
+#![warn(missing_docs)]

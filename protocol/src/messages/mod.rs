@@ -1,0 +1,22 @@
+//! Message types. Every body begins with a [`MessageHeader`]; signed kinds implement
+//! [`SignedBody`](crate::signed::SignedBody) with their own domain tag.
+//!
+//! | kind | signed by | carried over |
+//! |---|---|---|
+//! | [`CapacityAnnouncement`] | the provider | gossip topic `rpcmesh/<net>/announcements/1` |
+//! | [`HealthAttestation`] | the attester | gossip topic `rpcmesh/<net>/attestations/1` |
+//! | [`MembershipCert`] | a federation root key | inside announcements, and as a file |
+//! | [`RelayRequest`] / [`RelayResponse`] | not signed (the libp2p connection authenticates both ends) | request-response |
+//! | [`Receipt`] | the serving provider | inside [`RelayResponse`] |
+
+mod announcement;
+mod attestation;
+mod header;
+mod membership;
+mod relay;
+
+pub use announcement::{BlockRef, CapacityAnnouncement, ChainCapacity};
+pub use attestation::HealthAttestation;
+pub use header::MessageHeader;
+pub use membership::MembershipCert;
+pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};

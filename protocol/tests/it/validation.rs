@@ -1,0 +1,188 @@
+//! Validation rules: each rejection reason, and the verdict it maps to.
+
+use rpcmesh_protocol::messages::*;
+use rpcmesh_protocol::replay::SeqTracker;
+use rpcmesh_protocol::validate::*;
+use rpcmesh_protocol::{Signed, ValidationError};
+
+use crate::samples::*;
+
+fn ctx() -> ValidationContext {
+    ValidationContext::new(NET, T0 + 1_000)
+}
+
+fn signed_ann(f: impl FnOnce(&mut CapacityAnnouncement)) -> Vec<u8> {
+    let mut a = announcement(&identity(1), true);
+    f(&mut a);
+    Signed::sign(a, &identity(1)).to_bytes()
+}
+
+#[test]
+fn valid_announcement_passes() {
+    let v = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &ctx()).unwrap();
+    assert_eq!(v.signer(), identity(1).public_key());
+}
+
+#[test]
+fn bad_signature_is_rejected() {
+    let mut s = Signed::sign(announcement(&identity(1), false), &identity(1));
+    s.signer = identity(9).public_key();
+    let err = decode_and_validate::<CapacityAnnouncement>(&s.to_bytes(), &ctx()).unwrap_err();
+    assert!(matches!(err, ValidationError::Signature(_)), "{err}");
+    assert_eq!(err.verdict(), Verdict::Reject);
+}
+
+#[test]
+fn wrong_network_is_rejected() {
+    let err =
+        decode_and_validate::<CapacityAnnouncement>(&signed_ann(|a| a.header.network_id = "other".into()), &ctx())
+            .unwrap_err();
+    assert!(matches!(err, ValidationError::WrongNetwork { .. }), "{err}");
+    assert_eq!(err.verdict(), Verdict::Reject);
+}
+
+#[test]
+fn expired_is_ignored() {
+    let mut c = ctx();
+    c.now_ms = T0 + 15_001;
+    let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &c).unwrap_err();
+    assert!(matches!(err, ValidationError::Expired { ago_ms: 1 }), "{err}");
+    assert_eq!(err.verdict(), Verdict::Ignore);
+}
+
+#[test]
+fn from_future_beyond_skew_fails() {
+    let mut c = ctx();
+    c.now_ms = T0 - 30_001;
+    let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &c).unwrap_err();
+    assert!(matches!(err, ValidationError::FromFuture { .. }), "{err}");
+    c.now_ms = T0 - 29_000;
+    decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &c).unwrap();
+}
+
+#[test]
+fn lifetime_limits() {
+    let err = decode_and_validate::<CapacityAnnouncement>(
+        &signed_ann(|a| a.header.expires_at_ms = a.header.issued_at_ms),
+        &ctx(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ValidationError::BadLifetime { .. }), "{err}");
+    let err = decode_and_validate::<CapacityAnnouncement>(
+        &signed_ann(|a| a.header.expires_at_ms = a.header.issued_at_ms + 25 * 3600 * 1000),
+        &ctx(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ValidationError::BadLifetime { .. }), "{err}");
+}
+
+#[test]
+fn oversized_is_rejected_before_decoding() {
+    let mut c = ctx();
+    c.limits.max_gossip_bytes = 100;
+    let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &c).unwrap_err();
+    assert!(matches!(err, ValidationError::Oversized { limit: 100, .. }), "{err}");
+    assert_eq!(err.verdict(), Verdict::Reject);
+}
+
+#[test]
+fn too_many_chains_is_rejected() {
+    let err = decode_and_validate::<CapacityAnnouncement>(
+        &signed_ann(|a| {
+            let proto = a.chains[0].clone();
+            a.chains = (0..65).map(|i| ChainCapacity { chain_id: i, ..proto.clone() }).collect();
+            a.membership_cert = None;
+        }),
+        &ctx(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ValidationError::Field { field: "chains", .. }), "{err}");
+}
+
+#[test]
+fn duplicate_chain_and_bad_fields_are_rejected() {
+    for (name, f) in [
+        (
+            "dup chain",
+            Box::new(|a: &mut CapacityAnnouncement| a.chains[1].chain_id = 1) as Box<dyn Fn(&mut CapacityAnnouncement)>,
+        ),
+        ("utilisation", Box::new(|a: &mut CapacityAnnouncement| a.chains[0].utilisation_permille = 1001)),
+        (
+            "method group",
+            Box::new(|a: &mut CapacityAnnouncement| a.chains[0].method_groups.push("Eth Namespace".into())),
+        ),
+        ("addr", Box::new(|a: &mut CapacityAnnouncement| a.listen_addrs.push("127.0.0.1:4001".into()))),
+    ] {
+        let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(f), &ctx()).unwrap_err();
+        assert!(matches!(err, ValidationError::Field { .. }), "{name}: {err}");
+        assert_eq!(err.verdict(), Verdict::Reject, "{name}");
+    }
+}
+
+#[test]
+fn certificate_for_someone_else_is_rejected() {
+    let err = decode_and_validate::<CapacityAnnouncement>(
+        &signed_ann(|a| a.membership_cert = Some(cert(&identity(5), &identity(200)))),
+        &ctx(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ValidationError::Certificate(_)), "{err}");
+}
+
+#[test]
+fn forged_certificate_is_rejected() {
+    let mut forged = cert(&identity(1), &identity(200));
+    forged.body.operator_name = "Someone Else".into();
+    let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|a| a.membership_cert = Some(forged)), &ctx())
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::Certificate(_)), "{err}");
+}
+
+#[test]
+fn attestation_consistency_rules() {
+    let sign = |a: HealthAttestation| Signed::sign(a, &identity(1)).to_bytes();
+    decode_and_validate::<HealthAttestation>(&sign(attestation(&identity(2))), &ctx()).unwrap();
+    let mut a = attestation(&identity(2));
+    a.probes_ok = 11;
+    assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
+    let mut a = attestation(&identity(2));
+    a.head_lag_blocks = Some(5);
+    assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
+    let mut a = attestation(&identity(2));
+    a.latency_p50_us = a.latency_p95_us + 1;
+    assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
+}
+
+#[test]
+fn replayed_seq_is_stale_and_ignored() {
+    let mut seqs = SeqTracker::new(16);
+    let v = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &ctx()).unwrap();
+    seqs.check_and_accept(v.signer(), v.body().header.seq).unwrap();
+    let again = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &ctx()).unwrap();
+    let err = seqs.check_and_accept(again.signer(), again.body().header.seq).unwrap_err();
+    assert_eq!(err.verdict(), Verdict::Ignore);
+}
+
+#[test]
+fn relay_request_limits() {
+    let ok = rpcmesh_protocol::encoding::to_bytes(&relay_request());
+    decode_relay::<RelayRequest>(&ok, &ctx()).unwrap();
+    let mut big = relay_request();
+    big.body = vec![b' '; 1025];
+    let mut c = ctx();
+    c.limits.max_relay_body_bytes = 1024;
+    assert!(decode_relay::<RelayRequest>(&rpcmesh_protocol::encoding::to_bytes(&big), &c).is_err());
+    let mut zero = relay_request();
+    zero.timeout_ms = 0;
+    assert!(decode_relay::<RelayRequest>(&rpcmesh_protocol::encoding::to_bytes(&zero), &ctx()).is_err());
+}
+
+#[test]
+fn relay_response_with_tampered_receipt_is_rejected() {
+    let mut resp = relay_response(&identity(1), &identity(2));
+    decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&resp), &ctx()).unwrap();
+    if let Some(r) = resp.receipt.as_mut() {
+        r.body.head = Some(1);
+    }
+    assert!(decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&resp), &ctx()).is_err());
+}
