@@ -1,0 +1,3 @@
+//! rpcmesh-node integration tests: one binary.
+
+mod store;
