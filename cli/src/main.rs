@@ -1,1 +1,76 @@
-fn main() {}
+//! `rpcmesh`: the command-line front of the rpcmesh daemon. Parses arguments, sets up logging,
+//! and calls into `rpcmesh-node`; no business logic lives here.
+//!
+//! Exit codes: 0 success, 1 runtime error, 2 usage error (bad flags, bad overrides).
+
+mod cmd;
+mod flags;
+mod home;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// rpcmesh: a peer-to-peer mesh of blockchain RPC providers. Point any Ethereum client at a
+/// local daemon; it serves from its own nodes or fails over to trusted peers.
+#[derive(Debug, Parser)]
+#[command(name = "rpcmesh", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a home directory: config.toml (every option, commented), identity.key, store.
+    Init(cmd::init::InitArgs),
+    /// Print this daemon's PeerId and public key.
+    Id(cmd::id::IdArgs),
+    /// Run the daemon in the foreground (stops cleanly on SIGINT/SIGTERM).
+    Run(cmd::run::RunArgs),
+    /// Show this node's status (from its admin API).
+    Status(cmd::admin_cmds::StatusArgs),
+    /// List every provider this node knows, per chain (from its admin API).
+    Peers(cmd::admin_cmds::PeersArgs),
+}
+
+/// An error and the exit code it maps to.
+pub(crate) enum Failure {
+    /// Something the user typed is wrong: exit 2.
+    Usage(anyhow::Error),
+    /// Anything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let e: anyhow::Error = e.into();
+        match e.downcast_ref::<rpcmesh_node::config::ConfigError>() {
+            Some(c) if c.is_usage() => Failure::Usage(e),
+            _ => Failure::Runtime(e),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(args),
+        Command::Id(args) => cmd::id::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Status(args) => cmd::admin_cmds::status(args),
+        Command::Peers(args) => cmd::admin_cmds::peers(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,705 @@
-//! Configuration. (Being written.)
+//! The daemon's configuration: one TOML file (`config.toml` in the home directory), every key
+//! overridable by an `RPCMESH_*` environment variable and by a command-line flag.
+//!
+//! Precedence, lowest first: built-in defaults → `config.toml` → environment → flags.
+//! Unknown keys are errors everywhere: a typo in the file names the key and its line; a typo in
+//! an override names the variable or flag it came from.
+//!
+//! Environment names: `RPCMESH_` + the key path upper-cased, sections joined by a double
+//! underscore: `p2p.mdns` ← `RPCMESH_P2P__MDNS`, `network_id` ← `RPCMESH_NETWORK_ID`.
+//! Values are TOML (`true`, `5000`, `["a", "b"]`); a bare word is a string; for list keys a
+//! comma-separated value is split into a list.
+
+mod template;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use template::render_template;
+/// TOML values, as overrides carry them.
+pub use toml::Value as TomlValue;
+
+/// File name of the configuration inside the home directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Environment variables with the `RPCMESH_` prefix that are not configuration keys.
+pub const NON_CONFIG_ENV: &[&str] = &["RPCMESH_HOME", "RPCMESH_ADMIN_URL", "RPCMESH_UPDATE_GOLDEN", "RPCMESH_ANVIL"];
+
+/// The whole configuration. Paths are relative to the home directory unless absolute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which mesh to join. Messages of other networks are dropped; testnets use their own id.
+    pub network_id: String,
+    /// The daemon's key.
+    pub identity: IdentityConfig,
+    /// libp2p networking.
+    pub p2p: P2pConfig,
+    /// The JSON-RPC gateway clients connect to.
+    pub gateway: GatewayConfig,
+    /// The operator's HTTP API.
+    pub admin: AdminConfig,
+    /// Chains served and the upstream nodes serving them (`[[chain]]` tables).
+    #[serde(rename = "chain")]
+    pub chains: Vec<ChainConfig>,
+    /// Capacity announcements.
+    pub announce: AnnounceConfig,
+    /// Probing of own upstreams and of peers.
+    pub prober: ProberConfig,
+    /// Request routing and failover.
+    pub routing: RoutingConfig,
+    /// Serving relays for peers.
+    pub relay: RelayConfig,
+    /// Who is trusted.
+    pub trust: TrustConfig,
+    /// Persistent state.
+    pub store: StoreConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            network_id: "rpcmesh-mainnet".into(),
+            identity: IdentityConfig::default(),
+            p2p: P2pConfig::default(),
+            gateway: GatewayConfig::default(),
+            admin: AdminConfig::default(),
+            chains: Vec::new(),
+            announce: AnnounceConfig::default(),
+            prober: ProberConfig::default(),
+            routing: RoutingConfig::default(),
+            relay: RelayConfig::default(),
+            trust: TrustConfig::default(),
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[identity]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The ed25519 key file (mode 0600).
+    pub key_file: PathBuf,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { key_file: "identity.key".into() }
+    }
+}
+
+/// `[p2p]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Multiaddrs of peers to join through (with `/p2p/<PeerId>`).
+    pub bootstrap: Vec<String>,
+    /// Addresses to announce in addition to the listen addresses (e.g. a public IP behind NAT).
+    pub external_addrs: Vec<String>,
+    /// Discover peers on the local network by mDNS. Off by default: meshes are explicit.
+    pub mdns: bool,
+    /// Never dial or announce a non-loopback address (local testnets).
+    pub loopback_only: bool,
+    /// Most established connections in total.
+    pub max_connections: u32,
+    /// Most established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Most incoming connections still in the handshake.
+    pub max_pending_incoming: u32,
+    /// Close a connection idle for this long, seconds. Long: mesh links are meant to persist.
+    pub idle_connection_timeout_secs: u64,
+    /// Upper bound of the reconnect backoff towards bootstrap peers, milliseconds.
+    pub bootstrap_backoff_max_ms: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into(), "/ip4/0.0.0.0/udp/4001/quic-v1".into()],
+            bootstrap: Vec::new(),
+            external_addrs: Vec::new(),
+            mdns: false,
+            loopback_only: false,
+            max_connections: 256,
+            max_connections_per_peer: 2,
+            max_pending_incoming: 64,
+            idle_connection_timeout_secs: 300,
+            bootstrap_backoff_max_ms: 60_000,
+        }
+    }
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// HTTP and WebSocket listen address.
+    pub addr: SocketAddr,
+    /// Largest request body accepted, bytes (larger: HTTP 413 and JSON-RPC -32600).
+    pub max_body_bytes: usize,
+    /// Most requests in one batch.
+    pub max_batch_len: usize,
+    /// Chain served on `/` (0: the first `[[chain]]`).
+    pub default_chain: u64,
+    /// Allowed CORS origins; `["*"]` allows any, empty disables CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Most open client connections.
+    pub max_connections: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_batch_len: 1000,
+            default_chain: 0,
+            cors_origins: Vec::new(),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Listen address of `/status`, `/peers`, `/metrics`... Keep it on loopback.
+    pub addr: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8546)) }
+    }
+}
+
+/// One `[[chain]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// EIP-155 chain id; upstreams must report it from `eth_chainId`.
+    pub id: u64,
+    /// Gateway path aliases, e.g. `["eth"]` serves the chain on `/eth`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The provider's own nodes for this chain.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Requests per second offered to the mesh.
+    #[serde(default = "defaults::max_requests_per_sec")]
+    pub max_requests_per_sec: u32,
+    /// Relays served at once before answering "busy".
+    #[serde(default = "defaults::max_concurrent_relays")]
+    pub max_concurrent_relays: u32,
+    /// Whether the upstreams keep full history.
+    #[serde(default)]
+    pub archive: bool,
+    /// JSON-RPC namespaces served.
+    #[serde(default = "defaults::method_groups")]
+    pub method_groups: Vec<String>,
+    /// Disclosures of filtering or alteration, announced to the mesh verbatim.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+impl ChainConfig {
+    /// A chain with one HTTP upstream and default capacities.
+    pub fn with_upstream(id: u64, http: String) -> Self {
+        Self {
+            id,
+            aliases: Vec::new(),
+            upstreams: vec![UpstreamConfig { http, ws: None }],
+            max_requests_per_sec: defaults::max_requests_per_sec(),
+            max_concurrent_relays: defaults::max_concurrent_relays(),
+            archive: false,
+            method_groups: defaults::method_groups(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// One upstream node: `{ http = "http://127.0.0.1:8545", ws = "ws://127.0.0.1:8546" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// JSON-RPC over HTTP.
+    pub http: String,
+    /// JSON-RPC over WebSocket (subscriptions, newHeads), if the node offers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<String>,
+}
+
+mod defaults {
+    pub fn max_requests_per_sec() -> u32 {
+        500
+    }
+    pub fn max_concurrent_relays() -> u32 {
+        64
+    }
+    pub fn method_groups() -> Vec<String> {
+        ["eth", "net", "web3"].map(String::from).to_vec()
+    }
+}
+
+/// `[announce]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceConfig {
+    /// Heartbeat period, milliseconds; material changes are announced at once.
+    pub heartbeat_ms: u64,
+    /// An announcement expires after this many heartbeats.
+    pub expiry_heartbeats: u32,
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        Self { heartbeat_ms: 5_000, expiry_heartbeats: 3 }
+    }
+}
+
+/// `[prober]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProberConfig {
+    /// Own-upstream probe period, milliseconds.
+    pub interval_ms: u64,
+    /// Timeout of one probe, milliseconds.
+    pub timeout_ms: u64,
+    /// Peer probe period, milliseconds.
+    pub peer_interval_ms: u64,
+    /// Peers probed per chain per period (bounds probe load as the mesh grows).
+    pub peer_sample: usize,
+    /// Window summarised by one attestation, milliseconds.
+    pub window_ms: u64,
+    /// Attestation period, milliseconds.
+    pub attest_interval_ms: u64,
+}
+
+impl Default for ProberConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            timeout_ms: 2_000,
+            peer_interval_ms: 2_000,
+            peer_sample: 3,
+            window_ms: 30_000,
+            attest_interval_ms: 10_000,
+        }
+    }
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Route to trusted peers when the own upstreams cannot serve. Per request: header
+    /// `x-rpcmesh-failover: on|off`.
+    pub failover: bool,
+    /// Most blocks behind the median head of trusted providers a candidate may be.
+    pub max_head_lag_blocks: u64,
+    /// Budget of one client request, retries and hedges included, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Most attempts per client request.
+    pub max_attempts: u32,
+    /// Send a second copy of a read after the observed p95 latency.
+    pub hedge: bool,
+    /// Send `eth_sendRawTransaction` to this many providers.
+    pub broadcast_transactions: u32,
+    /// Consecutive failures before a provider is ejected.
+    pub eject_after_failures: u32,
+    /// How long an ejected provider sits out before a probation request, milliseconds.
+    pub eject_ms: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            failover: true,
+            max_head_lag_blocks: 3,
+            request_timeout_ms: 10_000,
+            max_attempts: 4,
+            hedge: false,
+            broadcast_transactions: 1,
+            eject_after_failures: 3,
+            eject_ms: 5_000,
+        }
+    }
+}
+
+/// `[relay]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Serve relays for any valid peer, not only trusted ones.
+    pub open: bool,
+    /// Largest relayed request or response body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { open: false, max_body_bytes: 32 * 1024 * 1024 }
+    }
+}
+
+/// How peers earn trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustMode {
+    /// Explicit peers and holders of a membership certificate from a listed federation.
+    Federated,
+    /// Every valid peer, ranked by observed reputation.
+    Open,
+}
+
+/// `[trust]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// `federated` or `open`.
+    pub mode: TrustMode,
+    /// PeerIds trusted explicitly.
+    pub peers: Vec<String>,
+    /// Federation root public keys (hex) whose certificates make a peer trusted.
+    pub federations: Vec<String>,
+    /// This node's own membership certificate file, presented in its announcements ("" for none).
+    pub membership_cert: PathBuf,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        Self { mode: TrustMode::Federated, peers: Vec::new(), federations: Vec::new(), membership_cert: PathBuf::new() }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the database.
+    pub path: PathBuf,
+    /// Attestations older than this are pruned, seconds.
+    pub attestation_ttl_secs: u64,
+    /// Most attestations kept.
+    pub max_attestations: usize,
+    /// Most evidence records kept.
+    pub max_evidence: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { path: "store".into(), attestation_ttl_secs: 3_600, max_attestations: 100_000, max_evidence: 10_000 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `info,rpcmesh_node::p2p=debug` (`RUST_LOG` wins if set).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Where an override came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideSource {
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl std::fmt::Display for OverrideSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// One `key = value` applied over the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Dotted key path, e.g. `p2p.mdns`.
+    pub key: String,
+    /// The value, already typed.
+    pub value: toml::Value,
+    /// Where it came from.
+    pub source: OverrideSource,
+}
+
+impl Override {
+    /// An override from a flag with a raw text value (parsed as TOML, else taken as a string).
+    pub fn flag(flag: impl Into<String>, key: impl Into<String>, raw: &str) -> Self {
+        Self { key: key.into(), value: parse_value(raw), source: OverrideSource::Flag(flag.into()) }
+    }
+
+    /// An override from a flag with an already-typed value.
+    pub fn flag_value(flag: impl Into<String>, key: impl Into<String>, value: toml::Value) -> Self {
+        Self { key: key.into(), value, source: OverrideSource::Flag(flag.into()) }
+    }
+
+    /// Parses `--set KEY=VALUE`.
+    pub fn parse_set(arg: &str) -> Result<Self, ConfigError> {
+        let (key, raw) = arg.split_once('=').ok_or_else(|| ConfigError::BadOverride {
+            origin: "flag --set".into(),
+            reason: format!("{arg:?} is not KEY=VALUE"),
+        })?;
+        Ok(Self::flag(format!("--set {key}"), key.trim(), raw.trim()))
+    }
+}
+
+/// Parses an override value: TOML if it parses as a TOML value, else the plain string.
+pub fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+/// The overrides given by `RPCMESH_*` variables in `vars`. Variables in [`NON_CONFIG_ENV`] and
+/// those starting with `RPCMESH_TEST_` are not config keys and are skipped.
+pub fn env_overrides(vars: impl IntoIterator<Item = (String, String)>) -> Vec<Override> {
+    let mut out: Vec<Override> = vars
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("RPCMESH_") && !NON_CONFIG_ENV.contains(&k.as_str()) && !k.starts_with("RPCMESH_TEST_")
+        })
+        .map(|(name, raw)| {
+            let key = name["RPCMESH_".len()..].to_ascii_lowercase().replace("__", ".");
+            Override { key, value: parse_value(&raw), source: OverrideSource::Env(name) }
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the line and key.
+        message: String,
+    },
+    /// An override names an unknown key or has a value of the wrong type.
+    #[error("{origin}: {reason}")]
+    BadOverride {
+        /// The flag or variable.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The values parse but contradict each other.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ConfigError {
+    /// Whether the error is in what the user typed on this invocation (flags, environment),
+    /// rather than in the file: the CLI exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::BadOverride { .. })
+    }
+}
+
+impl Config {
+    /// Parses the text of a config file; errors name the line and the key.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(config)
+    }
+
+    /// Reads `path` (defaults if it does not exist and `must_exist` is false), applies
+    /// `overrides` in order, and checks the result.
+    pub fn load(path: &Path, must_exist: bool, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => String::new(),
+            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        };
+        let config = Self::from_toml(&text, path)?;
+        let config = config.with_overrides(overrides)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Applies overrides one by one so an error names the one at fault.
+    pub fn with_overrides(self, overrides: &[Override]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let mut table = toml::Table::try_from(&self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let reference = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut current = self;
+        for o in overrides {
+            let bad = |reason: String| ConfigError::BadOverride { origin: o.source.to_string(), reason };
+            let value = coerce_for_key(&reference, &o.key, o.value.clone());
+            set_path(&mut table, &o.key, value).map_err(bad)?;
+            current = toml::Value::Table(table.clone())
+                .try_into::<Config>()
+                .map_err(|e| bad(format!("key {:?}: {}", o.key, e.message().trim())))?;
+        }
+        Ok(current)
+    }
+
+    /// Consistency checks the types cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |s: String| Err(ConfigError::Invalid(s));
+        if self.network_id.is_empty() || self.network_id.len() > 64 {
+            return invalid(format!("network_id {:?} must be 1..=64 bytes", self.network_id));
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut aliases: BTreeMap<&str, u64> = BTreeMap::new();
+        for c in &self.chains {
+            if !ids.insert(c.id) {
+                return invalid(format!("chain {} is configured twice; merge its [[chain]] tables", c.id));
+            }
+            for a in &c.aliases {
+                if a.is_empty()
+                    || a.parse::<u64>().is_ok()
+                    || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return invalid(format!(
+                        "chain {} alias {a:?} must be letters, digits, - or _ and not a number",
+                        c.id
+                    ));
+                }
+                if let Some(other) = aliases.insert(a, c.id) {
+                    return invalid(format!("alias {a:?} names both chain {other} and chain {}", c.id));
+                }
+            }
+            for u in &c.upstreams {
+                if !(u.http.starts_with("http://") || u.http.starts_with("https://")) {
+                    return invalid(format!(
+                        "chain {} upstream http {:?} must start with http:// or https://",
+                        c.id, u.http
+                    ));
+                }
+                if let Some(ws) = &u.ws
+                    && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
+                {
+                    return invalid(format!("chain {} upstream ws {ws:?} must start with ws:// or wss://", c.id));
+                }
+            }
+        }
+        if self.gateway.default_chain != 0 && !ids.contains(&self.gateway.default_chain) {
+            return invalid(format!(
+                "gateway.default_chain {} is not a configured [[chain]]",
+                self.gateway.default_chain
+            ));
+        }
+        for p in &self.trust.peers {
+            rpcmesh_protocol::PublicKey::parse(p)
+                .map_err(|e| ConfigError::Invalid(format!("trust.peers entry {p:?}: {e}")))?;
+        }
+        for f in &self.trust.federations {
+            rpcmesh_protocol::PublicKey::parse(f)
+                .map_err(|e| ConfigError::Invalid(format!("trust.federations entry {f:?}: {e}")))?;
+        }
+        if self.announce.heartbeat_ms == 0 || self.announce.expiry_heartbeats == 0 {
+            return invalid("announce.heartbeat_ms and announce.expiry_heartbeats must be positive".into());
+        }
+        if self.prober.interval_ms == 0 || self.prober.peer_interval_ms == 0 {
+            return invalid("prober intervals must be positive".into());
+        }
+        if self.routing.max_attempts == 0 {
+            return invalid("routing.max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// `path` resolved against `home` when relative.
+    pub fn resolve(home: &Path, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { home.join(path) }
+    }
+}
+
+/// Splits `"a,b"` into a list when the key is a list in the defaults.
+fn coerce_for_key(reference: &toml::Table, key: &str, value: toml::Value) -> toml::Value {
+    let mut node = Some(reference);
+    let mut found = None;
+    for (i, part) in key.split('.').enumerate() {
+        let Some(t) = node else { break };
+        match t.get(part) {
+            Some(toml::Value::Table(inner)) => node = Some(inner),
+            Some(v) if i == key.split('.').count() - 1 => found = Some(v),
+            _ => break,
+        }
+    }
+    match (found, value) {
+        (Some(toml::Value::Array(_)), toml::Value::String(s)) => toml::Value::Array(
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| toml::Value::String(p.into())).collect(),
+        ),
+        (
+            Some(toml::Value::String(_)),
+            v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+        ) => toml::Value::String(v.to_string()),
+        (_, v) => v,
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("{key:?} is not a key path like p2p.mdns"));
+    }
+    if parts[0] == "chain" {
+        return Err("[[chain]] tables are set in config.toml or with --upstream CHAIN=URL".into());
+    }
+    let mut t = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = t.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(format!("{part:?} in {key:?} is a value, not a section")),
+        };
+    }
+    t.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,45 @@
 //! # rpcmesh-node
 //!
-//! The daemon as a library. Module map:
+//! The rpcmesh daemon as a library. [`launch::launch`] starts a node from a [`config::Config`].
+//!
+//! Data flow:
+//!
+//! ```text
+//!  own upstreams ◄── upstream::run_prober (eth_chainId, head, latency)
+//!        │ head/status changes
+//!        ▼
+//!  announce::Announcer ──signed announcement──► p2p (gossipsub) ──► peers
+//!                                                   │ validated gossip (P2pEvent)
+//!  peer_prober ──relay probes──► p2p ──► peers       ▼
+//!        │ probe results, signed attestations ──► mesh::MeshTask ──► watch<Arc<MeshSnapshot>>
+//!                                                   │ persists            │ read by
+//!                                                   ▼                     ▼
+//!                                                 store            admin API, relay server
+//! ```
+//!
+//! Module map:
 //!
 //! - [`config`]: the TOML configuration, its defaults, and overrides from flags and `RPCMESH_*`.
-//! - [`store`]: persistent state (sled behind one module): identity metadata, announcements,
-//!   attestation history, peer address book, evidence.
+//! - [`store`]: persistent state (sled behind one module).
+//! - [`upstream`]: the provider's own nodes: pooled client, health, prober.
+//! - [`p2p`]: the libp2p swarm (only its event loop touches it) and its handle.
+//! - [`mesh`]: the single-writer mesh view and its snapshots.
+//! - [`trust`]: federated/open trust decisions, certificate files.
+//! - [`relay`]: serving and sending relays.
+//! - [`announce`], [`peer_prober`]: what this node tells the mesh.
+//! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod announce;
+pub mod clock;
 pub mod config;
+pub mod launch;
+pub mod mesh;
+pub mod metrics;
+pub mod p2p;
+pub mod peer_prober;
+pub mod relay;
 pub mod store;
+pub mod trust;
+pub mod upstream;

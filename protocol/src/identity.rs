@@ -248,7 +248,13 @@ impl PublicKey {
         }
         let pk = libp2p_identity::PublicKey::try_decode_protobuf(mh.digest()).map_err(|_| PeerIdError::NotEd25519)?;
         let ed = pk.try_into_ed25519().map_err(|_| PeerIdError::NotEd25519)?;
-        Ok(Self(ed.to_bytes()))
+        let key = Self(ed.to_bytes());
+        // Protobuf allows several encodings of one key; only the canonical PeerId is accepted,
+        // so one key has exactly one PeerId string.
+        if &key.to_peer_id() != peer {
+            return Err(PeerIdError::NotEd25519);
+        }
+        Ok(key)
     }
 
     /// Parses either a PeerId (base58, `12D3KooW…`) or 64 hex characters.

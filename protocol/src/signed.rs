@@ -78,6 +78,12 @@ impl<T: SignedBody> Signed<T> {
 /// Verifies many signed messages of one kind at once with ed25519 batch verification
 /// (roughly twice as fast per message as one-by-one for large batches). On failure, fall back
 /// to [`Signed::verify`] per message to find the bad one.
+///
+/// **Not a drop-in for [`Signed::verify`]**: batch verification uses the cofactored equation,
+/// so a key holder can craft signatures (a torsion component in R) that pass here and fail
+/// `verify_strict`. Validation and gossip therefore use `verify`; use this only where
+/// accepting that superset is harmless (e.g. auditing stored history), never to decide what
+/// to forward.
 pub fn verify_batch<T: SignedBody>(messages: &[Signed<T>]) -> Result<(), SignatureError> {
     let mut keys = Vec::with_capacity(messages.len());
     let mut sigs = Vec::with_capacity(messages.len());

@@ -10,6 +10,7 @@ use crate::encoding::{self, DecodeError};
 use crate::identity::PublicKey;
 use crate::messages::{
     CapacityAnnouncement, HealthAttestation, MembershipCert, MessageHeader, Receipt, RelayRequest, RelayResponse,
+    RelayStatus,
 };
 use crate::signed::{SignatureError, Signed, SignedBody};
 
@@ -171,10 +172,31 @@ impl ValidationError {
     /// The gossip verdict: penalize only what an honest peer, having validated, would not forward.
     pub fn verdict(&self) -> Verdict {
         match self {
+            // An embedded certificate is judged like a message of its own.
+            Self::Certificate(inner) => inner.verdict(),
             Self::Expired { .. } | Self::StaleSeq { .. } | Self::UnsupportedVersion(_) => Verdict::Ignore,
             // An honest forwarder with a slightly different clock may pass these on.
             Self::FromFuture { .. } => Verdict::Ignore,
             _ => Verdict::Reject,
+        }
+    }
+}
+
+impl ValidationError {
+    /// A short stable code for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Oversized { .. } => "oversized",
+            Self::Decode(_) => "malformed",
+            Self::Signature(_) => "bad_signature",
+            Self::UnsupportedVersion(_) => "unsupported_version",
+            Self::WrongNetwork { .. } => "wrong_network",
+            Self::Expired { .. } => "expired",
+            Self::FromFuture { .. } => "from_future",
+            Self::BadLifetime { .. } => "bad_lifetime",
+            Self::StaleSeq { .. } => "stale_seq",
+            Self::Field { .. } => "invalid_field",
+            Self::Certificate(_) => "bad_certificate",
         }
     }
 }
@@ -191,7 +213,16 @@ fn check_len(name: &'static str, len: usize, max: usize) -> Result<(), Validatio
 }
 
 /// Checks the header rules: version, network, lifetime, expiry, skew.
-pub fn validate_header(h: &MessageHeader, ctx: &ValidationContext, max_ttl_ms: u64) -> Result<(), ValidationError> {
+///
+/// `expiry_grace_ms` extends the expiry: 0 for gossip (the signer's own clock sets its
+/// lifetime), the skew allowance for relays (the deadline is a peer's clock, the budget that
+/// counts is `timeout_ms`).
+pub fn validate_header(
+    h: &MessageHeader,
+    ctx: &ValidationContext,
+    max_ttl_ms: u64,
+    expiry_grace_ms: u64,
+) -> Result<(), ValidationError> {
     if h.version != PROTOCOL_VERSION {
         return Err(ValidationError::UnsupportedVersion(h.version));
     }
@@ -203,7 +234,7 @@ pub fn validate_header(h: &MessageHeader, ctx: &ValidationContext, max_ttl_ms: u
     if lifetime_ms == 0 || lifetime_ms > max_ttl_ms {
         return Err(ValidationError::BadLifetime { lifetime_ms, max_ms: max_ttl_ms });
     }
-    if ctx.now_ms > h.expires_at_ms {
+    if ctx.now_ms > h.expires_at_ms.saturating_add(expiry_grace_ms) {
         return Err(ValidationError::Expired { ago_ms: ctx.now_ms - h.expires_at_ms });
     }
     let allowed_ms = ctx.limits.max_clock_skew_ms;
@@ -253,7 +284,7 @@ pub fn validate_signed<T: SignedBody + Validate>(
     msg: Signed<T>,
     ctx: &ValidationContext,
 ) -> Result<Verified<T>, ValidationError> {
-    validate_header(msg.body.header(), ctx, T::max_ttl_ms(&ctx.limits))?;
+    validate_header(msg.body.header(), ctx, T::max_ttl_ms(&ctx.limits), 0)?;
     msg.body.validate_body(Some(&msg.signer), ctx)?;
     msg.verify()?;
     Ok(Verified(msg))
@@ -282,7 +313,7 @@ pub fn decode_relay<T: Validate + bincode::Decode<()>>(
         return Err(ValidationError::Oversized { size: bytes.len(), limit });
     }
     let msg: T = encoding::from_bytes(bytes)?;
-    validate_header(msg.header(), ctx, T::max_ttl_ms(&ctx.limits))?;
+    validate_header(msg.header(), ctx, T::max_ttl_ms(&ctx.limits), ctx.limits.max_clock_skew_ms)?;
     msg.validate_body(None, ctx)?;
     Ok(msg)
 }
@@ -412,10 +443,14 @@ impl Validate for HealthAttestation {
         if self.latency_p50_us > self.latency_p95_us {
             return Err(field("latency_p50_us", "above latency_p95_us"));
         }
-        if let (Some(obs), Some(reference), Some(lag)) = (self.observed_head, self.reference_head, self.head_lag_blocks)
-            && i128::from(reference) - i128::from(obs) != i128::from(lag)
-        {
-            return Err(field("head_lag_blocks", "differs from reference_head - observed_head"));
+        match (self.observed_head, self.reference_head, self.head_lag_blocks) {
+            (Some(obs), Some(reference), Some(lag)) if i128::from(reference) - i128::from(obs) != i128::from(lag) => {
+                return Err(field("head_lag_blocks", "differs from reference_head - observed_head"));
+            }
+            (None, _, Some(_)) | (_, None, Some(_)) => {
+                return Err(field("head_lag_blocks", "given without both observed_head and reference_head"));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -460,19 +495,54 @@ impl Validate for RelayResponse {
         &self.header
     }
     fn max_ttl_ms(limits: &Limits) -> u64 {
-        limits.max_gossip_ttl_ms
+        u64::from(limits.max_relay_timeout_ms)
     }
     fn max_bytes(limits: &Limits) -> usize {
         limits.max_relay_body_bytes.saturating_add(4096)
     }
     fn validate_body(&self, _signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
         check_len("body", self.body.len(), ctx.limits.max_relay_body_bytes)?;
-        if let Some(receipt) = &self.receipt {
-            if receipt.body.header.seq != self.header.seq {
-                return Err(field("receipt.seq", "does not match the response"));
+        match (&self.receipt, self.status) {
+            (Some(receipt), RelayStatus::Ok) => {
+                let r = &receipt.body;
+                if r.header.seq != self.header.seq {
+                    return Err(field("receipt.seq", "does not match the response"));
+                }
+                if r.header.version != PROTOCOL_VERSION || r.header.network_id != ctx.network_id {
+                    return Err(field("receipt.header", "another protocol version or network"));
+                }
+                if r.response_digest != crate::digest::sha256(&self.body) {
+                    return Err(field("receipt.response_digest", "is not the digest of the body"));
+                }
+                receipt.verify()?;
             }
-            receipt.verify()?;
+            (Some(_), _) => return Err(field("receipt", "present on a response that is not Ok")),
+            (None, RelayStatus::Ok) => return Err(field("receipt", "missing on an Ok response")),
+            (None, _) => {}
         }
         Ok(())
     }
+}
+
+/// Checks that a validated relay response's receipt is about this exchange: the request the
+/// caller sent, by the caller, on the chain asked. [`decode_relay`] already checked the
+/// signature and that it covers the response body.
+pub fn check_receipt_binds(
+    response: &RelayResponse,
+    request_body: &[u8],
+    requester: &PublicKey,
+    chain_id: u64,
+) -> Result<(), ValidationError> {
+    let Some(receipt) = &response.receipt else { return Ok(()) };
+    let r = &receipt.body;
+    if &r.requester != requester {
+        return Err(field("receipt.requester", "names another requester"));
+    }
+    if r.chain_id != chain_id {
+        return Err(field("receipt.chain_id", "another chain"));
+    }
+    if r.request_digest != crate::digest::sha256(request_body) {
+        return Err(field("receipt.request_digest", "is not the digest of the request sent"));
+    }
+    Ok(())
 }

@@ -186,3 +186,75 @@ fn relay_response_with_tampered_receipt_is_rejected() {
     }
     assert!(decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&resp), &ctx()).is_err());
 }
+
+#[test]
+fn tiny_inputs_with_huge_declared_lengths_fail_cheaply() {
+    // Regression (found by fuzzing): a 10-byte input declaring a 64 MiB vector.
+    let evil = [0x01, 0x00, 0xf6, 0xff, 0xff, 0x03, 0x00, 0x00, 0x00, 0x00];
+    assert!(rpcmesh_protocol::encoding::from_bytes::<RelayRequest>(&evil).is_err());
+    assert!(Signed::<CapacityAnnouncement>::from_bytes(&evil).is_err());
+}
+
+#[test]
+fn certificate_error_verdict_follows_the_inner_error() {
+    let mut other_net = cert(&identity(1), &identity(200));
+    other_net.body.header.version = 99;
+    let err = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|a| a.membership_cert = Some(other_net)), &ctx())
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::Certificate(_)), "{err}");
+    assert_eq!(err.verdict(), Verdict::Ignore);
+}
+
+#[test]
+fn relay_deadline_tolerates_clock_skew_but_gossip_expiry_does_not() {
+    let bytes = rpcmesh_protocol::encoding::to_bytes(&relay_request());
+    let mut c = ctx();
+    c.now_ms = T0 + 2_000 + 3_000; // the server's clock runs 3 s ahead of the deadline
+    decode_relay::<RelayRequest>(&bytes, &c).unwrap();
+    c.now_ms = T0 + 2_000 + 30_001;
+    assert!(matches!(decode_relay::<RelayRequest>(&bytes, &c), Err(ValidationError::Expired { .. })));
+}
+
+#[test]
+fn relay_response_receipt_must_cover_the_body_and_exchange() {
+    let ok = relay_response(&identity(1), &identity(2));
+    decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&ok), &ctx()).unwrap();
+    let req_body = relay_request().body;
+    check_receipt_binds(&ok, &req_body, &identity(2).public_key(), 1).unwrap();
+    assert!(check_receipt_binds(&ok, &req_body, &identity(3).public_key(), 1).is_err());
+    assert!(check_receipt_binds(&ok, b"other", &identity(2).public_key(), 1).is_err());
+    assert!(check_receipt_binds(&ok, &req_body, &identity(2).public_key(), 137).is_err());
+
+    let mut swapped_body = ok.clone();
+    swapped_body.body = br#"{"jsonrpc":"2.0","id":1,"result":"0x0"}"#.to_vec();
+    assert!(decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&swapped_body), &ctx()).is_err());
+    let mut missing = ok.clone();
+    missing.receipt = None;
+    assert!(decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&missing), &ctx()).is_err());
+    let mut busy = ok;
+    busy.status = RelayStatus::Busy;
+    assert!(decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&busy), &ctx()).is_err());
+    busy.receipt = None;
+    decode_relay::<RelayResponse>(&rpcmesh_protocol::encoding::to_bytes(&busy), &ctx()).unwrap();
+}
+
+#[test]
+fn head_lag_requires_both_heads() {
+    let mut a = attestation(&identity(2));
+    a.observed_head = None;
+    assert!(decode_and_validate::<HealthAttestation>(&Signed::sign(a, &identity(1)).to_bytes(), &ctx()).is_err());
+}
+
+#[test]
+fn non_canonical_peer_id_is_refused() {
+    // Same key, protobuf fields in another order: a different PeerId string for one key.
+    let key = identity(1).public_key();
+    let mut pb = vec![0x12, 0x20];
+    pb.extend_from_slice(&key.0);
+    pb.extend_from_slice(&[0x08, 0x01]);
+    let mut mh = vec![0x00, pb.len() as u8];
+    mh.extend_from_slice(&pb);
+    let peer = libp2p_identity::PeerId::from_bytes(&mh).unwrap();
+    assert!(rpcmesh_protocol::PublicKey::from_peer_id(&peer).is_err());
+    assert_eq!(rpcmesh_protocol::PublicKey::from_peer_id(&key.to_peer_id()).unwrap(), key);
+}

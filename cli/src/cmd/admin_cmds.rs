@@ -1,0 +1,178 @@
+//! `rpcmesh status` and `rpcmesh peers`: the admin API as readable tables.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::Value;
+
+use crate::Failure;
+use crate::home::{HomeArgs, load_config};
+
+/// Where the admin API is.
+#[derive(Debug, Args)]
+pub struct AdminTarget {
+    /// Admin API URL [default: from the home's config admin.addr, else http://127.0.0.1:8546]
+    #[arg(long, value_name = "URL", env = "RPCMESH_ADMIN_URL")]
+    admin: Option<String>,
+    #[command(flatten)]
+    home: HomeArgs,
+    /// Print the raw JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl AdminTarget {
+    fn base(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.admin {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
+        let addr = match self.home.resolve() {
+            Ok(home) if home.join(rpcmesh_node::config::CONFIG_FILE).exists() => load_config(&home, &[])?.admin.addr,
+            _ => rpcmesh_node::config::AdminConfig::default().addr,
+        };
+        Ok(format!("http://{addr}"))
+    }
+}
+
+fn fetch(url: &str) -> anyhow::Result<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = rt.block_on(rpcmesh_node::admin::client::get_ok(url, Duration::from_secs(10)))?;
+    serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))
+}
+
+/// Arguments of `rpcmesh status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+}
+
+/// Prints this node's status.
+pub fn status(args: StatusArgs) -> Result<(), Failure> {
+    let v = fetch(&format!("{}/status", args.target.base()?))?;
+    if args.target.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let s = |k: &str| v.get(k).map(display).unwrap_or_default();
+    println!("peer_id          {}", s("peer_id"));
+    println!("network          {}", s("network_id"));
+    println!("version          {}", s("version"));
+    println!("uptime           {} s", s("uptime_secs"));
+    println!("trust mode       {}", s("trust_mode"));
+    println!("gateway          {}", s("gateway_addr"));
+    println!("listen           {}", list(v.get("listen_addrs")));
+    println!("connected peers  {}", s("connected_peers"));
+    println!("providers known  {}", s("providers_known"));
+    println!();
+    println!(
+        "{:<8} {:<12} {:>10} {:>10}  {:<10} {:>9}  UPSTREAM",
+        "CHAIN", "ALIASES", "HEAD", "REF HEAD", "STATE", "P50 MS"
+    );
+    for c in v.get("chains").and_then(Value::as_array).into_iter().flatten() {
+        let ups = c.get("upstreams").and_then(Value::as_array).cloned().unwrap_or_default();
+        if ups.is_empty() {
+            println!(
+                "{:<8} {:<12} {:>10} {:>10}  {:<10}",
+                display(&c["chain_id"]),
+                list(c.get("aliases")),
+                display(&c["head"]),
+                display(&c["reference_head"]),
+                "-"
+            );
+        }
+        for u in ups {
+            let p50 = u
+                .pointer("/window/p50_us")
+                .and_then(Value::as_u64)
+                .map(|us| format!("{:.2}", us as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<8} {:<12} {:>10} {:>10}  {:<10} {:>9}  {}",
+                display(&c["chain_id"]),
+                list(c.get("aliases")),
+                display(&c["head"]),
+                display(&c["reference_head"]),
+                display(&u["state"]),
+                p50,
+                display(&u["url"])
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of `rpcmesh peers`.
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Only providers announcing this chain
+    #[arg(long, value_name = "ID")]
+    chain: Option<u64>,
+}
+
+/// Prints every known provider.
+pub fn peers(args: PeersArgs) -> Result<(), Failure> {
+    let mut url = format!("{}/peers", args.target.base()?);
+    if let Some(c) = args.chain {
+        url.push_str(&format!("?chain={c}"));
+    }
+    let v = fetch(&url)?;
+    if args.target.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}",
+        "PEER", "", "TRUST", "CONN", "CHAIN", "HEAD", "LAG", "HEALTH", "P50 MS", "UTIL", "AGE S", "ATTEST"
+    );
+    for p in v.get("providers").and_then(Value::as_array).into_iter().flatten() {
+        let peer = display(&p["peer_id"]);
+        let short = if peer.len() > 14 { format!("…{}", &peer[peer.len() - 12..]) } else { peer };
+        let me = if p["is_self"].as_bool() == Some(true) { "self" } else { "" };
+        let trust = p.pointer("/trust/kind").map(display).unwrap_or_default();
+        let conn = if p["connected"].as_bool() == Some(true) { "yes" } else { "no" };
+        let age = p["announcement_age_ms"].as_u64().map(|ms| format!("{:.1}", ms as f64 / 1000.0)).unwrap_or_default();
+        let atts = p["attestations"].as_array().map(|a| a.len()).unwrap_or(0);
+        for c in p.get("chains").and_then(Value::as_array).into_iter().flatten() {
+            if args.chain.is_some_and(|id| c["chain_id"].as_u64() != Some(id)) {
+                continue;
+            }
+            let p50 = c["latency_p50_us"]
+                .as_u64()
+                .map(|us| format!("{:.2}", us as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into());
+            let util = c["utilisation_permille"].as_u64().map(|u| format!("{}%", u / 10)).unwrap_or_default();
+            println!(
+                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}",
+                short,
+                me,
+                trust,
+                conn,
+                display(&c["chain_id"]),
+                display(&c["head"]),
+                display(&c["lag_blocks"]),
+                display(&c["health"]),
+                p50,
+                util,
+                age,
+                atts
+            );
+        }
+    }
+    Ok(())
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn list(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array).map(|a| a.iter().map(display).collect::<Vec<_>>().join(",")).unwrap_or_default()
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod admin_cmds;
+pub mod id;
+pub mod init;
+pub mod run;

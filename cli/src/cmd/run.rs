@@ -1,0 +1,68 @@
+//! `rpcmesh run`: the daemon in the foreground until SIGINT or SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::Failure;
+use crate::flags::ConfigFlags;
+use crate::home::{HomeArgs, load_config};
+
+/// How long in-flight work may take after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Arguments of `rpcmesh run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(flatten)]
+    flags: ConfigFlags,
+}
+
+/// Runs the daemon.
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let home = args.home.resolve()?;
+    let mut config = load_config(&home, &args.flags.overrides()?)?;
+    args.flags.apply_upstreams(&mut config);
+    config.check()?;
+    crate::logging::init(&config.log);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut node = rpcmesh_node::launch::launch(config, &home)
+            .await
+            .with_context(|| format!("starting the daemon of {}", home.display()))?;
+        let outcome = tokio::select! {
+            s = shutdown_signal() => { tracing::info!(signal = s, "shutting down"); Ok(()) }
+            (task, result) = node.wait() => match result {
+                Ok(()) => Err(anyhow::anyhow!("the {task} task stopped unexpectedly")),
+                Err(e) => Err(anyhow::anyhow!("the {task} task failed: {e}")),
+            },
+        };
+        node.shutdown(SHUTDOWN_GRACE).await;
+        tracing::info!("stopped");
+        outcome.map_err(Failure::Runtime)
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}

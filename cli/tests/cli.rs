@@ -1,0 +1,162 @@
+//! The `rpcmesh` binary as users run it: files, modes, output and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rpcmesh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rpcmesh")).args(args).env_remove("RPCMESH_HOME").output().expect("runs the binary")
+}
+
+fn rpcmesh_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rpcmesh"));
+    cmd.args(args).env_remove("RPCMESH_HOME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("runs the binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn init(home: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["init", "--home", home.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    rpcmesh(&args)
+}
+
+#[test]
+fn init_then_id_agree_and_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let out = init(
+        &home,
+        &["--network-id", "t1", "--upstream", "1=http://127.0.0.1:8545", "--upstream", "137=http://127.0.0.1:9545"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let peer_id = stdout(&out).trim().to_string();
+    assert!(peer_id.starts_with("12D3KooW"), "{peer_id}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(home.join("identity.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(home.join("store").is_dir());
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(config.contains("network_id = \"t1\""));
+    assert!(config.contains("id = 137"));
+
+    let out = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&peer_id), "{}", stdout(&out));
+
+    let out = rpcmesh_env(&["id", "--json"], &[("RPCMESH_HOME", home.to_str().unwrap())]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["peer_id"], peer_id.as_str());
+    assert_eq!(v["public_key"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn init_refuses_to_replace_identity_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let first = stdout(&init(home, &[])).trim().to_string();
+    let out = init(home, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    let still = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
+    assert!(stdout(&still).contains(&first));
+
+    let out = init(home, &["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = stdout(&out).trim().to_string();
+    assert_ne!(first, second);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_str().unwrap();
+    for args in [
+        vec!["init", "--home", home, "--bogus"],
+        vec!["init", "--home", home, "--upstream", "notachain"],
+        vec!["init", "--home", home, "--upstream", "1=ftp://x"],
+        vec!["init", "--home", home, "--rpc-addr", "nope"],
+        vec!["init", "--home", home, "--set", "p2p.mdsn=true"],
+        vec!["frobnicate"],
+        vec![],
+    ] {
+        let out = rpcmesh(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let out = rpcmesh(&["init", "--home", home, "--set", "p2p.mdsn=true"]);
+    assert!(stderr(&out).contains("mdsn"), "{}", stderr(&out));
+    assert!(!Path::new(home).join("identity.key").exists(), "a usage error must not create anything");
+}
+
+#[test]
+fn unknown_config_key_is_a_runtime_error_naming_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    assert!(init(home, &[]).status.success());
+    let path = home.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("mdns = false", "mdsn = false")).unwrap();
+    let out = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("mdsn") && err.contains("line"), "{err}");
+}
+
+#[test]
+fn unknown_env_key_is_a_usage_error_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    assert!(init(home, &[]).status.success());
+    let out = rpcmesh_env(&["id", "--home", home.to_str().unwrap()], &[("RPCMESH_P2P__MDSN", "true")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RPCMESH_P2P__MDSN"), "{}", stderr(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn id_refuses_a_readable_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    assert!(init(home, &[]).status.success());
+    std::fs::set_permissions(home.join("identity.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
+
+#[test]
+fn id_without_init_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rpcmesh(&["id", "--home", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("rpcmesh init"), "{}", stderr(&out));
+}
+
+#[test]
+fn help_for_every_command() {
+    for args in [vec!["--help"], vec!["init", "--help"], vec!["id", "--help"], vec!["help", "init"]] {
+        let out = rpcmesh(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}");
+    }
+    let out = rpcmesh(&["init", "--help"]);
+    for flag in
+        ["--home", "--network-id", "--upstream", "--listen", "--bootstrap", "--rpc-addr", "--admin-addr", "--force"]
+    {
+        assert!(stdout(&out).contains(flag), "init --help lacks {flag}");
+    }
+}

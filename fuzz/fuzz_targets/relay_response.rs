@@ -1,0 +1,9 @@
+//! `RelayResponse` (unsigned, with an optional signed receipt): decode, canonical re-encode,
+//! `decode_relay` including the receipt's signature check (see `src/lib.rs`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    rpcmesh_protocol_fuzz::check_relay_response(data);
+});

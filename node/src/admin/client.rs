@@ -1,0 +1,57 @@
+//! A tiny client for the admin API, used by `rpcmesh status|peers` and tests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Why an admin request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminClientError {
+    /// The URL is not valid.
+    #[error("invalid admin URL {0:?}")]
+    Url(String),
+    /// Could not connect or read.
+    #[error("cannot reach the admin API at {url}: {reason} (is `rpcmesh run` running? see admin.addr)")]
+    Unreachable {
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Non-2xx answer.
+    #[error("{url} answered HTTP {status}: {body}")]
+    Status {
+        /// URL.
+        url: String,
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+    },
+}
+
+/// GETs `url` and returns status and body.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), AdminClientError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| AdminClientError::Url(url.into()))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let unreachable = |reason: String| AdminClientError::Unreachable { url: url.into(), reason };
+    let fut = async {
+        let resp = client.get(uri).await.map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| unreachable(e.to_string()))?.to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| unreachable("timed out".into()))?
+}
+
+/// GETs `url`, requiring a 2xx, and returns the body.
+pub async fn get_ok(url: &str, timeout: Duration) -> Result<Bytes, AdminClientError> {
+    let (status, body) = get(url, timeout).await?;
+    if !(200..300).contains(&status) {
+        return Err(AdminClientError::Status { url: url.into(), status, body: String::from_utf8_lossy(&body).into() });
+    }
+    Ok(body)
+}

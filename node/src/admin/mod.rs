@@ -1,0 +1,225 @@
+//! The operator's HTTP API (default 127.0.0.1:8546): `/status`, `/peers`, `/health`, `/ready`,
+//! `/metrics`. JSON fields are documented in docs/admin-api.md. Read-only: it never blocks
+//! the daemon (snapshots are `Arc` clones, the swarm is asked through its handle).
+
+pub mod client;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::{ChainConfig, TrustMode};
+use crate::mesh::{MeshSnapshot, ProviderView};
+use crate::metrics::SharedRegistry;
+use crate::p2p::P2pHandle;
+use crate::upstream::{UpstreamReport, UpstreamSet};
+
+/// What the admin API reads.
+#[derive(Clone)]
+pub struct AdminState {
+    /// PeerId.
+    pub peer_id: String,
+    /// Public key, hex.
+    pub public_key: String,
+    /// Network id.
+    pub network_id: String,
+    /// Trust mode.
+    pub trust_mode: TrustMode,
+    /// Configured chains.
+    pub chains: Arc<Vec<ChainConfig>>,
+    /// Gateway address (for display).
+    pub gateway_addr: SocketAddr,
+    /// The swarm.
+    pub p2p: P2pHandle,
+    /// The mesh.
+    pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
+    /// Own upstreams.
+    pub upstreams: Arc<UpstreamSet>,
+    /// Metrics.
+    pub registry: SharedRegistry,
+    /// Start time.
+    pub started: Instant,
+}
+
+/// Builds the router.
+pub fn router(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/status", get(status))
+        .route("/peers", get(peers))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `GET /status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusBody {
+    /// This node's PeerId.
+    pub peer_id: String,
+    /// Its public key, hex.
+    pub public_key: String,
+    /// Network id.
+    pub network_id: String,
+    /// Software version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Listen addresses.
+    pub listen_addrs: Vec<String>,
+    /// Addresses announced to the mesh.
+    pub external_addrs: Vec<String>,
+    /// Number of connected peers.
+    pub connected_peers: usize,
+    /// Their PeerIds.
+    pub peers: Vec<String>,
+    /// `federated` or `open`.
+    pub trust_mode: String,
+    /// Gateway address.
+    pub gateway_addr: String,
+    /// Providers in the mesh view (this node included).
+    pub providers_known: usize,
+    /// Per configured chain.
+    pub chains: Vec<ChainStatus>,
+}
+
+/// One chain in `/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Gateway aliases.
+    pub aliases: Vec<String>,
+    /// Head of the best healthy own upstream.
+    pub head: Option<u64>,
+    /// Median head of trusted providers.
+    pub reference_head: Option<u64>,
+    /// Own upstreams.
+    pub upstreams: Vec<serde_json::Value>,
+}
+
+async fn status(State(s): State<AdminState>) -> Json<StatusBody> {
+    let p2p = s.p2p.status();
+    let snap = s.mesh.borrow().clone();
+    let chains = s
+        .chains
+        .iter()
+        .map(|c| ChainStatus {
+            chain_id: c.id,
+            aliases: c.aliases.clone(),
+            head: s.upstreams.head(c.id).map(|h| h.number),
+            reference_head: snap.reference_heads.get(&c.id).copied(),
+            upstreams: s
+                .upstreams
+                .for_chain(c.id)
+                .iter()
+                .map(|u| serde_json::to_value::<UpstreamReport>(u.report()).unwrap_or_default())
+                .collect(),
+        })
+        .collect();
+    Json(StatusBody {
+        peer_id: s.peer_id.clone(),
+        public_key: s.public_key.clone(),
+        network_id: s.network_id.clone(),
+        version: crate::announce::SOFTWARE_VERSION.into(),
+        uptime_secs: s.started.elapsed().as_secs(),
+        listen_addrs: p2p.listen_addrs.iter().map(ToString::to_string).collect(),
+        external_addrs: p2p.external_addrs.iter().map(ToString::to_string).collect(),
+        connected_peers: p2p.connected.len(),
+        peers: p2p.connected.iter().map(ToString::to_string).collect(),
+        trust_mode: match s.trust_mode {
+            TrustMode::Federated => "federated".into(),
+            TrustMode::Open => "open".into(),
+        },
+        gateway_addr: s.gateway_addr.to_string(),
+        providers_known: snap.providers.len(),
+        chains,
+    })
+}
+
+/// Query of `/peers`.
+#[derive(Debug, Deserialize)]
+pub struct PeersQuery {
+    /// Only providers announcing this chain.
+    pub chain: Option<u64>,
+}
+
+/// `GET /peers`.
+#[derive(Debug, Serialize)]
+pub struct PeersBody<'a> {
+    /// When the view was built, Unix ms.
+    pub generated_at_ms: u64,
+    /// Median head per chain.
+    pub reference_heads: &'a BTreeMap<u64, u64>,
+    /// Providers.
+    pub providers: Vec<PeerEntry<'a>>,
+}
+
+/// One provider in `/peers`: the mesh view plus live connection data.
+#[derive(Debug, Serialize)]
+pub struct PeerEntry<'a> {
+    /// Mesh view.
+    #[serde(flatten)]
+    pub view: &'a ProviderView,
+    /// Milliseconds since its announcement was issued.
+    pub announcement_age_ms: u64,
+    /// Gossipsub peer score, when connected.
+    pub gossip_score: Option<f64>,
+}
+
+async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Response {
+    let snap = s.mesh.borrow().clone();
+    let scores: std::collections::HashMap<String, f64> =
+        s.p2p.peer_scores().await.unwrap_or_default().into_iter().map(|(p, v)| (p.to_string(), v)).collect();
+    let now = crate::clock::now_ms();
+    let providers = snap
+        .providers
+        .iter()
+        .filter(|p| q.chain.is_none_or(|c| p.chain(c).is_some()))
+        .map(|p| PeerEntry {
+            view: p,
+            announcement_age_ms: now.saturating_sub(p.announced_at_ms),
+            gossip_score: scores.get(&p.peer_id).copied(),
+        })
+        .collect();
+    Json(PeersBody { generated_at_ms: snap.generated_at_ms, reference_heads: &snap.reference_heads, providers })
+        .into_response()
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when listening on p2p and every configured chain has a healthy own upstream (or
+/// there are none to wait for).
+async fn ready(State(s): State<AdminState>) -> Response {
+    let mut reasons = Vec::new();
+    if s.p2p.status().listen_addrs.is_empty() {
+        reasons.push("p2p is not listening yet".to_string());
+    }
+    for c in s.chains.iter() {
+        if !c.upstreams.is_empty() && s.upstreams.best(c.id).is_none() {
+            reasons.push(format!("chain {}: no healthy upstream", c.id));
+        }
+    }
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({ "ready": true }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "ready": false, "reasons": reasons })))
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.registry.encode())
+        .into_response()
+}

@@ -1,0 +1,229 @@
+//! The commented `config.toml` that `rpcmesh init` writes: every key present, with its value
+//! and a comment saying what it does, so an operator edits rather than looks things up.
+
+use std::fmt::Write as _;
+
+use super::{Config, TrustMode};
+
+fn v<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    match toml::Value::try_from(value) {
+        Ok(v) => v.to_string(),
+        Err(_) => "\"\"".into(),
+    }
+}
+
+/// Renders `config` as a fully commented TOML file. Parsing the result gives back `config`.
+pub fn render_template(c: &Config) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"# rpcmesh daemon configuration.
+#
+# Every key can be overridden by an environment variable RPCMESH_<SECTION>__<KEY>
+# (e.g. RPCMESH_P2P__MDNS=true, RPCMESH_NETWORK_ID=my-mesh) and by `--set section.key=value`.
+# Relative paths are relative to this file's directory. Unknown keys are an error.
+
+# Which mesh to join; messages of other networks are dropped.
+network_id = {network_id}
+
+[identity]
+# The daemon's ed25519 key (mode 0600). It is the libp2p PeerId and signs every message.
+key_file = {key_file}
+
+[p2p]
+# Multiaddrs to listen on (TCP + QUIC).
+listen = {listen}
+# Peers to join through, e.g. "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...".
+bootstrap = {bootstrap}
+# Extra addresses to announce (e.g. a public address behind NAT).
+external_addrs = {external_addrs}
+# Discover peers on the local network by mDNS.
+mdns = {mdns}
+# Never dial or announce non-loopback addresses (local testnets).
+loopback_only = {loopback_only}
+# Connection limits.
+max_connections = {max_connections}
+max_connections_per_peer = {max_connections_per_peer}
+max_pending_incoming = {max_pending_incoming}
+# Close connections idle this long (seconds).
+idle_connection_timeout_secs = {idle}
+# Upper bound of the reconnect backoff towards bootstrap peers (milliseconds).
+bootstrap_backoff_max_ms = {backoff}
+
+[gateway]
+# Ethereum JSON-RPC over HTTP and WebSocket for wallets, dapps and tools.
+addr = {gw_addr}
+# Largest request body (bytes); larger gets HTTP 413 with JSON-RPC error -32600.
+max_body_bytes = {gw_body}
+# Most requests in one batch.
+max_batch_len = {gw_batch}
+# Chain served on "/" (0 = the first [[chain]]); others on "/<chain id>" or "/<alias>".
+default_chain = {gw_default}
+# CORS origins allowed; ["*"] for any, [] to send no CORS headers.
+cors_origins = {gw_cors}
+# Most open client connections.
+max_connections = {gw_conns}
+
+[admin]
+# Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
+addr = {admin_addr}
+
+[announce]
+# Capacity announcement heartbeat (ms); material changes are announced at once.
+heartbeat_ms = {hb}
+# Announcements expire after this many heartbeats.
+expiry_heartbeats = {expiry}
+
+[prober]
+# Own-upstream probe period and timeout (ms).
+interval_ms = {p_int}
+timeout_ms = {p_to}
+# Peer probing: period (ms) and providers sampled per chain per period (bounds probe load).
+peer_interval_ms = {p_peer_int}
+peer_sample = {p_sample}
+# Window summarised in one health attestation, and how often attestations are signed (ms).
+window_ms = {p_window}
+attest_interval_ms = {p_attest}
+
+[routing]
+# Route to trusted peers when own upstreams cannot serve (per request: header x-rpcmesh-failover: on|off).
+failover = {failover}
+# Most blocks a provider may trail the median head of trusted providers.
+max_head_lag_blocks = {lag}
+# Budget per client request, retries and hedges included (ms).
+request_timeout_ms = {r_to}
+# Most attempts per client request.
+max_attempts = {r_attempts}
+# Hedge reads: send a second copy after the observed p95 latency.
+hedge = {hedge}
+# Send eth_sendRawTransaction to this many providers ("already known" counts as success).
+broadcast_transactions = {bcast}
+# Outlier ejection: consecutive failures before a provider sits out, and for how long (ms).
+eject_after_failures = {eject_n}
+eject_ms = {eject_ms}
+
+[relay]
+# Serve relays for any valid peer, not only trusted ones.
+open = {relay_open}
+# Largest relayed request or response (bytes).
+max_body_bytes = {relay_body}
+
+[trust]
+# "federated": trusted = trust.peers + holders of a membership certificate from a root in
+# trust.federations. "open": every valid peer, ranked by observed reputation.
+mode = {mode}
+# PeerIds trusted explicitly.
+peers = {peers}
+# Federation root public keys (hex), as printed by `rpcmesh federation init`.
+federations = {federations}
+# This node's own membership certificate (from `rpcmesh federation admit`); "" for none.
+membership_cert = {cert}
+
+[store]
+# Database directory.
+path = {store_path}
+# Attestation history: pruned after this many seconds, and never more than max_attestations.
+attestation_ttl_secs = {att_ttl}
+max_attestations = {att_max}
+# Most evidence records kept.
+max_evidence = {ev_max}
+
+[log]
+# tracing filter, e.g. "info" or "info,rpcmesh_node::p2p=debug" (RUST_LOG wins if set).
+level = {log_level}
+# "text" or "json".
+format = {log_format}
+"#,
+        network_id = v(&c.network_id),
+        key_file = v(&c.identity.key_file),
+        listen = v(&c.p2p.listen),
+        bootstrap = v(&c.p2p.bootstrap),
+        external_addrs = v(&c.p2p.external_addrs),
+        mdns = c.p2p.mdns,
+        loopback_only = c.p2p.loopback_only,
+        max_connections = c.p2p.max_connections,
+        max_connections_per_peer = c.p2p.max_connections_per_peer,
+        max_pending_incoming = c.p2p.max_pending_incoming,
+        idle = c.p2p.idle_connection_timeout_secs,
+        backoff = c.p2p.bootstrap_backoff_max_ms,
+        gw_addr = v(&c.gateway.addr),
+        gw_body = c.gateway.max_body_bytes,
+        gw_batch = c.gateway.max_batch_len,
+        gw_default = c.gateway.default_chain,
+        gw_cors = v(&c.gateway.cors_origins),
+        gw_conns = c.gateway.max_connections,
+        admin_addr = v(&c.admin.addr),
+        hb = c.announce.heartbeat_ms,
+        expiry = c.announce.expiry_heartbeats,
+        p_int = c.prober.interval_ms,
+        p_to = c.prober.timeout_ms,
+        p_peer_int = c.prober.peer_interval_ms,
+        p_sample = c.prober.peer_sample,
+        p_window = c.prober.window_ms,
+        p_attest = c.prober.attest_interval_ms,
+        failover = c.routing.failover,
+        lag = c.routing.max_head_lag_blocks,
+        r_to = c.routing.request_timeout_ms,
+        r_attempts = c.routing.max_attempts,
+        hedge = c.routing.hedge,
+        bcast = c.routing.broadcast_transactions,
+        eject_n = c.routing.eject_after_failures,
+        eject_ms = c.routing.eject_ms,
+        relay_open = c.relay.open,
+        relay_body = c.relay.max_body_bytes,
+        mode = v(match c.trust.mode {
+            TrustMode::Federated => "federated",
+            TrustMode::Open => "open",
+        }),
+        peers = v(&c.trust.peers),
+        federations = v(&c.trust.federations),
+        cert = v(&c.trust.membership_cert),
+        store_path = v(&c.store.path),
+        att_ttl = c.store.attestation_ttl_secs,
+        att_max = c.store.max_attestations,
+        ev_max = c.store.max_evidence,
+        log_level = v(&c.log.level),
+        log_format = v(&c.log.format),
+    );
+    s.push_str(
+        "\n# Chains served, one [[chain]] table each. Upstreams are this provider's own nodes;\n\
+         # rpcmesh checks eth_chainId against `id` and never serves a mismatching node.\n",
+    );
+    if c.chains.is_empty() {
+        s.push_str(
+            "#\n# [[chain]]\n# id = 1\n# aliases = [\"eth\"]\n\
+             # upstreams = [{ http = \"http://127.0.0.1:8545\", ws = \"ws://127.0.0.1:8545\" }]\n\
+             # max_requests_per_sec = 500\n# max_concurrent_relays = 64\n# archive = false\n\
+             # method_groups = [\"eth\", \"net\", \"web3\"]\n# policies = []\n",
+        );
+    }
+    for chain in &c.chains {
+        let upstreams: Vec<String> = chain
+            .upstreams
+            .iter()
+            .map(|u| match &u.ws {
+                Some(ws) => format!("{{ http = {}, ws = {} }}", v(&u.http), v(ws)),
+                None => format!("{{ http = {} }}", v(&u.http)),
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "\n[[chain]]\n# EIP-155 chain id.\nid = {id}\n# Gateway path aliases (\"/eth\").\naliases = {aliases}\n\
+             # This provider's nodes: {{ http = \"...\", ws = \"...\" }} (ws optional, used for subscriptions).\n\
+             upstreams = [{ups}]\n# Capacity offered to the mesh.\nmax_requests_per_sec = {rps}\n\
+             max_concurrent_relays = {relays}\n# Whether the nodes keep full history.\narchive = {archive}\n\
+             # JSON-RPC namespaces served.\nmethod_groups = {groups}\n\
+             # Disclosures of filtering, announced verbatim (e.g. \"filters transactions by sanctions list\").\n\
+             policies = {policies}\n",
+            id = chain.id,
+            aliases = v(&chain.aliases),
+            ups = upstreams.join(", "),
+            rps = chain.max_requests_per_sec,
+            relays = chain.max_concurrent_relays,
+            archive = chain.archive,
+            groups = v(&chain.method_groups),
+            policies = v(&chain.policies),
+        );
+    }
+    s
+}

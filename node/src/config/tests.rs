@@ -1,0 +1,151 @@
+use std::path::Path;
+
+use super::*;
+
+fn custom() -> Config {
+    let mut c = Config { network_id: "testnet-7".into(), ..Config::default() };
+    c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5".into()];
+    c.chains = vec![ChainConfig::with_upstream(1, "http://127.0.0.1:8545".into()), {
+        let mut p = ChainConfig::with_upstream(137, "http://127.0.0.1:9545".into());
+        p.aliases = vec!["polygon".into()];
+        p.upstreams[0].ws = Some("ws://127.0.0.1:9545".into());
+        p.policies = vec!["filters transactions by sanctions list".into()];
+        p
+    }];
+    c.trust.mode = TrustMode::Open;
+    c.log.format = LogFormat::Json;
+    c
+}
+
+#[test]
+fn template_parses_back_to_the_same_config() {
+    for c in [Config::default(), custom()] {
+        let text = render_template(&c);
+        assert_eq!(Config::from_toml(&text, Path::new("config.toml")).unwrap(), c);
+    }
+}
+
+#[test]
+fn template_has_every_key_present() {
+    // Every key of the serialized config appears uncommented in the template, with its value.
+    let c = custom();
+    let text = render_template(&c);
+    let from_template: toml::Table = toml::from_str(&text).unwrap();
+    let from_config = toml::Table::try_from(&c).unwrap();
+    assert_eq!(from_template, from_config);
+    // Every key line is preceded by a comment or another key of its group.
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains(" = ") && !l.starts_with('#') && i > 0 {
+            let prev = lines[i - 1];
+            assert!(prev.starts_with('#') || prev.contains(" = ") || prev.starts_with('['), "uncommented: {l}");
+        }
+    }
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    assert_eq!(Config::from_toml("", Path::new("c")).unwrap(), Config::default());
+    let d = Config::default();
+    assert_eq!(d.gateway.addr.to_string(), "127.0.0.1:8545");
+    assert_eq!(d.admin.addr.to_string(), "127.0.0.1:8546");
+    assert_eq!(d.p2p.listen, vec!["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let text = "network_id = \"x\"\n\n[p2p]\nmdsn = true\n";
+    let err = Config::from_toml(text, Path::new("/h/config.toml")).unwrap_err().to_string();
+    assert!(err.contains("mdsn"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains("/h/config.toml"), "{err}");
+}
+
+#[test]
+fn mistyped_value_names_key_and_line() {
+    let text = "[gateway]\naddr = \"not an address\"\n";
+    let err = Config::from_toml(text, Path::new("c.toml")).unwrap_err().to_string();
+    assert!(err.contains("line 2"), "{err}");
+    let text = "[p2p]\nmdns = \"yes\"\n";
+    let err = Config::from_toml(text, Path::new("c.toml")).unwrap_err().to_string();
+    assert!(err.contains("line 2") && err.contains("bool"), "{err}");
+}
+
+#[test]
+fn env_overrides_apply_with_types() {
+    let vars = [
+        ("RPCMESH_P2P__MDNS", "true"),
+        ("RPCMESH_NETWORK_ID", "from-env"),
+        ("RPCMESH_P2P__BOOTSTRAP", "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2"),
+        ("RPCMESH_ROUTING__MAX_ATTEMPTS", "7"),
+        ("RPCMESH_HOME", "/ignored"),
+        ("OTHER", "x"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let c = Config::default().with_overrides(&env_overrides(vars)).unwrap();
+    assert!(c.p2p.mdns);
+    assert_eq!(c.network_id, "from-env");
+    assert_eq!(c.p2p.bootstrap.len(), 2);
+    assert_eq!(c.routing.max_attempts, 7);
+}
+
+#[test]
+fn numeric_looking_string_values_stay_strings() {
+    let c = Config::default().with_overrides(&[Override::flag("--network-id", "network_id", "1234")]).unwrap();
+    assert_eq!(c.network_id, "1234");
+}
+
+#[test]
+fn unknown_env_key_names_the_variable() {
+    let vars = [("RPCMESH_P2P__MDSN".to_string(), "true".to_string())];
+    let err = Config::default().with_overrides(&env_overrides(vars)).unwrap_err();
+    assert!(err.is_usage());
+    let msg = err.to_string();
+    assert!(msg.contains("RPCMESH_P2P__MDSN") && msg.contains("mdsn"), "{msg}");
+}
+
+#[test]
+fn mistyped_flag_value_names_the_flag() {
+    let err =
+        Config::default().with_overrides(&[Override::parse_set("routing.max_attempts=many").unwrap()]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("--set routing.max_attempts"), "{msg}");
+    assert!(Override::parse_set("novalue").is_err());
+}
+
+#[test]
+fn overrides_win_over_file_and_later_over_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[gateway]\naddr = \"127.0.0.1:1000\"\n").unwrap();
+    let c = Config::load(
+        &path,
+        true,
+        &[
+            Override::flag("RPCMESH_GATEWAY__ADDR", "gateway.addr", "127.0.0.1:2000"),
+            Override::flag("--rpc-addr", "gateway.addr", "127.0.0.1:3000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.gateway.addr.port(), 3000);
+}
+
+#[test]
+fn consistency_checks() {
+    let mut c = custom();
+    c.chains[1].id = 1;
+    assert!(c.check().unwrap_err().to_string().contains("twice"));
+    let mut c = custom();
+    c.chains[0].aliases = vec!["polygon".into()];
+    assert!(c.check().unwrap_err().to_string().contains("both"));
+    let mut c = custom();
+    c.chains[0].upstreams[0].http = "127.0.0.1:8545".into();
+    assert!(c.check().is_err());
+    let mut c = custom();
+    c.trust.peers = vec!["nope".into()];
+    assert!(c.check().unwrap_err().to_string().contains("trust.peers"));
+    let mut c = custom();
+    c.gateway.default_chain = 5;
+    assert!(c.check().is_err());
+    custom().check().unwrap();
+}

@@ -1,0 +1,339 @@
+//! [`launch`]: wires every task of the daemon together and starts them.
+//!
+//! Tasks (all share one [`CancellationToken`]; if a critical one ends, the daemon stops):
+//! p2p event loop · mesh writer · relay server · announcer · peer prober · one prober per
+//! own upstream · admin HTTP server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use prometheus_client::registry::Registry;
+use rpcmesh_protocol::messages::MembershipCert;
+use rpcmesh_protocol::validate::Limits;
+use rpcmesh_protocol::{Identity, Signed};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::announce::{Announcer, SOFTWARE_VERSION};
+use crate::clock::{SeqGen, now_ms};
+use crate::config::Config;
+use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
+use crate::metrics::{NodeMetrics, SharedRegistry};
+use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
+use crate::peer_prober::{PeerProber, PeerProberSettings};
+use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
+use crate::store::{IdentityMeta, Store, StoreConfig};
+use crate::trust::{TrustPolicy, cert_file};
+use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A config value is unusable (names the key).
+    #[error("{0}")]
+    Config(String),
+    /// The identity could not be loaded.
+    #[error(transparent)]
+    Identity(#[from] rpcmesh_protocol::KeyFileError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Config key.
+        key: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// libp2p could not be set up.
+    #[error("p2p: {0}")]
+    P2p(String),
+}
+
+/// A running daemon.
+pub struct NodeHandle {
+    /// This node's PeerId.
+    pub peer_id: PeerId,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    /// The swarm.
+    pub p2p: P2pHandle,
+    /// The mesh view.
+    pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
+    cancel: CancellationToken,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+}
+
+impl NodeHandle {
+    /// Waits until a critical task ends (an error, or shutdown) and says which and why.
+    pub async fn wait(&mut self) -> (&'static str, Result<(), String>) {
+        match self.tasks.join_next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => ("task", Err(format!("a task panicked: {e}"))),
+            None => ("node", Ok(())),
+        }
+    }
+
+    /// Stops every task, giving them `grace` to finish in-flight work (the mesh task flushes
+    /// the store on its way out), then aborts what is left.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!("tasks still running after {} ms; aborting them", grace.as_millis());
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+fn parse_addrs(key: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, LaunchError> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse::<Multiaddr>().map_err(|e| LaunchError::Config(format!("{key}: {a:?} is not a multiaddr: {e}")))
+        })
+        .collect()
+}
+
+/// Starts the daemon described by `config`, whose relative paths are relative to `home`.
+pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchError> {
+    let identity = Arc::new(Identity::load(&Config::resolve(home, &config.identity.key_file))?);
+    let own = identity.public_key();
+    let store_dir: PathBuf = Config::resolve(home, &config.store.path);
+    let store = Store::open(
+        &store_dir,
+        StoreConfig {
+            attestation_ttl_ms: config.store.attestation_ttl_secs * 1000,
+            max_attestations: config.store.max_attestations,
+            max_evidence: config.store.max_evidence,
+            ..StoreConfig::default()
+        },
+    )?;
+    match store.identity()? {
+        Some(meta) if meta.public_key != own => {
+            tracing::warn!("the store was created by another identity; its view is kept, the identity record updated");
+            store.set_identity(&IdentityMeta { public_key: own, created_at_ms: now_ms() })?;
+        }
+        Some(_) => {}
+        None => store.set_identity(&IdentityMeta { public_key: own, created_at_ms: now_ms() })?,
+    }
+
+    let mut registry = Registry::default();
+    let metrics = NodeMetrics::register(&mut registry);
+    let limits = Limits { max_relay_body_bytes: config.relay.max_body_bytes, ..Limits::default() };
+
+    // Upstreams.
+    let client = HttpClient::new(config.relay.max_body_bytes.max(config.gateway.max_body_bytes));
+    let mut set = UpstreamSet::default();
+    for c in &config.chains {
+        let mut ups = Vec::new();
+        for u in &c.upstreams {
+            let uri: hyper::Uri = u
+                .http
+                .parse()
+                .map_err(|e| LaunchError::Config(format!("chain {} upstream {:?}: {e}", c.id, u.http)))?;
+            ups.push(Arc::new(Upstream::new(c.id, uri, u.ws.clone(), client.clone(), config.prober.window_ms)));
+        }
+        set.chains.push((c.id, ups));
+    }
+    let upstreams = Arc::new(set);
+
+    // Trust and our certificate.
+    let policy = TrustPolicy::new(&config.trust, own, &config.network_id);
+    let cert: Option<Signed<MembershipCert>> = if config.trust.membership_cert.as_os_str().is_empty() {
+        None
+    } else {
+        let path = Config::resolve(home, &config.trust.membership_cert);
+        let cert = cert_file::load(&path).map_err(|e| LaunchError::Config(format!("trust.membership_cert: {e}")))?;
+        if cert.body.member != own {
+            return Err(LaunchError::Config(format!(
+                "trust.membership_cert {} names {}, not this node ({})",
+                path.display(),
+                cert.body.member.to_peer_id(),
+                own.to_peer_id()
+            )));
+        }
+        Some(cert)
+    };
+
+    // Mesh.
+    let mesh_settings = MeshSettings {
+        max_head_lag_blocks: config.routing.max_head_lag_blocks,
+        probe_fresh_ms: config.prober.peer_interval_ms * 5,
+        attestation_fresh_ms: config.prober.attest_interval_ms * 3,
+        forget_after_ms: 10 * 60 * 1000,
+        probe_window_ms: config.prober.window_ms,
+    };
+    let state = MeshState::new(own, policy.clone(), mesh_settings);
+    let (p2p_events_tx, p2p_events_rx) = mpsc::channel(4096);
+    let (mesh_tx, mesh_rx) = mpsc::channel(4096);
+    let (mesh_task, mesh) = MeshTask::new(state, store.clone(), p2p_events_rx, mesh_rx, metrics.clone());
+
+    // p2p.
+    let mut initial_peers: Vec<(PeerId, Vec<Multiaddr>, u64)> = store
+        .peers()?
+        .into_iter()
+        .filter(|(k, _)| *k != own)
+        .map(|(k, rec)| (k.to_peer_id(), rec.addrs.iter().filter_map(|a| a.parse().ok()).collect(), rec.last_seen_ms))
+        .collect();
+    initial_peers.sort_by_key(|(_, _, seen)| std::cmp::Reverse(*seen));
+    let p2p_settings = P2pSettings {
+        behaviour: BehaviourSettings {
+            network_id: config.network_id.clone(),
+            max_connections: config.p2p.max_connections,
+            max_connections_per_peer: config.p2p.max_connections_per_peer,
+            max_pending_incoming: config.p2p.max_pending_incoming,
+            max_gossip_bytes: limits.max_gossip_bytes,
+            max_relay_frame_bytes: config.relay.max_body_bytes + 64 * 1024,
+            relay_timeout: Duration::from_millis(u64::from(limits.max_relay_timeout_ms)),
+            mdns: config.p2p.mdns,
+            agent_version: SOFTWARE_VERSION.into(),
+        },
+        listen: parse_addrs("p2p.listen", &config.p2p.listen)?,
+        bootstrap: parse_addrs("p2p.bootstrap", &config.p2p.bootstrap)?,
+        external: parse_addrs("p2p.external_addrs", &config.p2p.external_addrs)?,
+        loopback_only: config.p2p.loopback_only,
+        idle_timeout: Duration::from_secs(config.p2p.idle_connection_timeout_secs),
+        backoff_max: Duration::from_millis(config.p2p.bootstrap_backoff_max_ms),
+        limits: limits.clone(),
+        initial_peers: initial_peers.into_iter().map(|(p, a, _)| (p, a)).collect(),
+        initial_seqs: mesh_task.seqs(),
+    };
+    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    let (p2p, p2p_loop) =
+        p2p::build(&identity, p2p_settings, p2p_events_tx, inbound_tx, metrics.clone(), &mut registry)
+            .map_err(LaunchError::P2p)?;
+
+    // Admin listener (bound before anything runs, so a port clash fails the start).
+    let admin_listener = tokio::net::TcpListener::bind(config.admin.addr)
+        .await
+        .map_err(|source| LaunchError::Bind { addr: config.admin.addr, key: "admin.addr", source })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| LaunchError::Bind {
+        addr: config.admin.addr,
+        key: "admin.addr",
+        source,
+    })?;
+
+    let registry = SharedRegistry(Arc::new(Mutex::new(registry)));
+    let cancel = CancellationToken::new();
+    let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+
+    let capacity = Capacity::new(config.chains.iter().map(|c| (c.id, c.max_concurrent_relays)));
+    let (upstream_changed_tx, upstream_changed_rx) = watch::channel(0u64);
+    let prober_settings = ProberSettings {
+        interval: Duration::from_millis(config.prober.interval_ms),
+        timeout: Duration::from_millis(config.prober.timeout_ms),
+    };
+    for (_, ups) in &upstreams.chains {
+        for u in ups {
+            let (u, tx, c) = (u.clone(), upstream_changed_tx.clone(), cancel.clone());
+            tasks.spawn(async move {
+                run_prober(u, prober_settings, tx, c).await;
+                ("upstream prober", Ok(()))
+            });
+        }
+    }
+
+    let c = cancel.clone();
+    tasks.spawn(async move { ("p2p", p2p_loop.run(c).await) });
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        mesh_task.run(c).await;
+        ("mesh", Ok(()))
+    });
+
+    let relay_server = RelayServer {
+        identity: identity.clone(),
+        settings: RelayServerSettings {
+            network_id: config.network_id.clone(),
+            open: config.relay.open,
+            limits: limits.clone(),
+        },
+        upstreams: upstreams.clone(),
+        policy: policy.clone(),
+        mesh: mesh.clone(),
+        p2p: p2p.clone(),
+        metrics: metrics.clone(),
+        capacity: capacity.clone(),
+    };
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        relay_server.run(inbound_rx, c).await;
+        ("relay server", Ok(()))
+    });
+
+    let announcer = Announcer {
+        identity: identity.clone(),
+        network_id: config.network_id.clone(),
+        chains: config.chains.clone(),
+        upstreams: upstreams.clone(),
+        capacity: capacity.clone(),
+        cert,
+        p2p: p2p.clone(),
+        mesh: mesh_tx.clone(),
+        heartbeat: Duration::from_millis(config.announce.heartbeat_ms),
+        expiry_heartbeats: config.announce.expiry_heartbeats,
+        seq: Arc::new(SeqGen::default()),
+    };
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        announcer.run(upstream_changed_rx, c).await;
+        ("announcer", Ok(()))
+    });
+
+    let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
+    let prober = PeerProber {
+        identity: identity.clone(),
+        settings: PeerProberSettings {
+            network_id: config.network_id.clone(),
+            peer_interval: Duration::from_millis(config.prober.peer_interval_ms),
+            peer_sample: config.prober.peer_sample,
+            timeout: Duration::from_millis(config.prober.timeout_ms),
+            attest_interval: Duration::from_millis(config.prober.attest_interval_ms),
+            window: Duration::from_millis(config.prober.window_ms),
+        },
+        relay: relay_client,
+        p2p: p2p.clone(),
+        mesh: mesh.clone(),
+        mesh_tx: mesh_tx.clone(),
+        upstreams: upstreams.clone(),
+        seq: Arc::new(SeqGen::default()),
+    };
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        prober.run(c).await;
+        ("peer prober", Ok(()))
+    });
+
+    let admin_state = AdminState {
+        peer_id: own.to_peer_id().to_string(),
+        public_key: own.to_hex(),
+        network_id: config.network_id.clone(),
+        trust_mode: config.trust.mode,
+        chains: Arc::new(config.chains.clone()),
+        gateway_addr: config.gateway.addr,
+        p2p: p2p.clone(),
+        mesh: mesh.clone(),
+        upstreams: upstreams.clone(),
+        registry,
+        started: Instant::now(),
+    };
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        let app = admin::router(admin_state);
+        let r = axum::serve(admin_listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        ("admin", r.map_err(|e| e.to_string()))
+    });
+
+    tracing::info!(peer_id = %own.to_peer_id(), network = %config.network_id, admin = %admin_addr, "rpcmesh node started");
+    Ok(NodeHandle { peer_id: own.to_peer_id(), admin_addr, p2p, mesh, cancel, tasks })
+}

@@ -1,0 +1,349 @@
+//! [`MeshState`]: the single-writer fold of everything the node learns about providers.
+//! Pure (no I/O, time passed in), so every rule is unit-tested.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::{PublicKey, Signed};
+
+use super::view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source};
+use crate::trust::{TrustPolicy, TrustStatus};
+use crate::upstream::{LatencyWindow, Sample};
+
+/// Tuning of the fold.
+#[derive(Debug, Clone)]
+pub struct MeshSettings {
+    /// Most blocks behind the reference head a provider may be and still be healthy.
+    pub max_head_lag_blocks: u64,
+    /// Our own probe results older than this no longer decide health, ms.
+    pub probe_fresh_ms: u64,
+    /// Attestations older than this no longer count, ms.
+    pub attestation_fresh_ms: u64,
+    /// Expired providers are forgotten after this long, ms.
+    pub forget_after_ms: u64,
+    /// Window of our probe statistics, ms.
+    pub probe_window_ms: u64,
+}
+
+/// Fewer successful probes than this fraction make a provider unhealthy.
+const MIN_SUCCESS_RATE: f64 = 0.5;
+
+#[derive(Debug, Clone)]
+struct LocalObs {
+    window: LatencyWindow,
+    head: Option<u64>,
+    last_at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    announcement: Arc<Signed<CapacityAnnouncement>>,
+    received_at_ms: u64,
+    source: Source,
+    trust: TrustStatus,
+    local: HashMap<u64, LocalObs>,
+}
+
+/// The mesh as known to this node; see the module docs.
+#[derive(Debug)]
+pub struct MeshState {
+    own: PublicKey,
+    policy: TrustPolicy,
+    settings: MeshSettings,
+    entries: HashMap<PublicKey, Entry>,
+    /// Latest attestation per subject, attester and chain (kept even before the subject announces).
+    attestations: HashMap<PublicKey, HashMap<(PublicKey, u64), HealthAttestation>>,
+    connected: HashSet<PublicKey>,
+}
+
+impl MeshState {
+    /// An empty state.
+    pub fn new(own: PublicKey, policy: TrustPolicy, settings: MeshSettings) -> Self {
+        Self { own, policy, settings, entries: HashMap::new(), attestations: HashMap::new(), connected: HashSet::new() }
+    }
+
+    /// Providers held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no provider is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Folds in an announcement (already validated). Keeps the held one if it has a higher or
+    /// equal `seq`: replays and reordering never regress the view. Returns whether it changed.
+    pub fn apply_announcement(
+        &mut self,
+        msg: Signed<CapacityAnnouncement>,
+        received_at_ms: u64,
+        source: Source,
+    ) -> bool {
+        let key = msg.signer;
+        if let Some(held) = self.entries.get(&key)
+            && held.announcement.body.header.seq >= msg.body.header.seq
+        {
+            return false;
+        }
+        let trust = self.policy.judge(&key, msg.body.membership_cert.as_ref(), received_at_ms);
+        let local = self.entries.remove(&key).map(|e| e.local).unwrap_or_default();
+        self.entries.insert(key, Entry { announcement: Arc::new(msg), received_at_ms, source, trust, local });
+        true
+    }
+
+    /// Folds in an attestation (already validated). Keeps the newest per attester and chain.
+    pub fn apply_attestation(&mut self, msg: &Signed<HealthAttestation>) -> bool {
+        let slot = self.attestations.entry(msg.body.subject).or_default();
+        let key = (msg.signer, msg.body.chain_id);
+        match slot.get(&key) {
+            Some(held) if held.header.seq >= msg.body.header.seq => false,
+            _ => {
+                slot.insert(key, msg.body.clone());
+                true
+            }
+        }
+    }
+
+    /// Records one of our own probes of `key` on `chain_id`.
+    pub fn apply_probe(
+        &mut self,
+        key: &PublicKey,
+        chain_id: u64,
+        latency_us: u32,
+        ok: bool,
+        head: Option<u64>,
+        at_ms: u64,
+    ) {
+        let window_ms = self.settings.probe_window_ms;
+        let Some(entry) = self.entries.get_mut(key) else { return };
+        let obs = entry.local.entry(chain_id).or_insert_with(|| LocalObs {
+            window: LatencyWindow::new(256, window_ms),
+            head: None,
+            last_at_ms: 0,
+        });
+        obs.window.record(Sample { at_ms, latency_us, ok });
+        obs.last_at_ms = at_ms;
+        if let Some(h) = head {
+            obs.head = Some(obs.head.map_or(h, |old| old.max(h)));
+        }
+    }
+
+    /// Marks a provider connected or not.
+    pub fn set_connected(&mut self, key: PublicKey, connected: bool) -> bool {
+        if connected { self.connected.insert(key) } else { self.connected.remove(&key) }
+    }
+
+    /// Re-judges trust (certificates expire) and forgets providers expired for long.
+    /// Returns the forgotten keys.
+    pub fn maintain(&mut self, now_ms: u64) -> Vec<PublicKey> {
+        let forget_after = self.settings.forget_after_ms;
+        let forgotten: Vec<PublicKey> = self
+            .entries
+            .iter()
+            .filter(|(k, e)| {
+                **k != self.own && now_ms > e.announcement.body.header.expires_at_ms.saturating_add(forget_after)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &forgotten {
+            self.entries.remove(k);
+            self.attestations.remove(k);
+        }
+        for (key, e) in self.entries.iter_mut() {
+            e.trust = self.policy.judge(key, e.announcement.body.membership_cert.as_ref(), now_ms);
+        }
+        let fresh = self.settings.attestation_fresh_ms.max(1);
+        for slot in self.attestations.values_mut() {
+            slot.retain(|_, a| now_ms <= a.header.issued_at_ms.saturating_add(fresh.saturating_mul(10)));
+        }
+        forgotten
+    }
+
+    /// The trust decision about `key` (untrusted if unknown, unless it is this node).
+    pub fn trust_of(&self, key: &PublicKey, now_ms: u64) -> TrustStatus {
+        match self.entries.get(key) {
+            Some(e) => e.trust.clone(),
+            None => self.policy.judge(key, None, now_ms),
+        }
+    }
+
+    /// Last accepted announcement `seq` per provider.
+    pub fn seqs(&self) -> Vec<(PublicKey, u64)> {
+        self.entries.iter().map(|(k, e)| (*k, e.announcement.body.header.seq)).collect()
+    }
+
+    fn is_current(e: &Entry, now_ms: u64) -> bool {
+        now_ms <= e.announcement.body.header.expires_at_ms
+    }
+
+    /// Best known head of a provider on a chain: our fresh probes, else its announcement.
+    fn best_head(&self, e: &Entry, chain_id: u64, now_ms: u64) -> Option<u64> {
+        let announced = e.announcement.body.chain(chain_id).and_then(|c| c.head.map(|h| h.number));
+        let probed = e
+            .local
+            .get(&chain_id)
+            .filter(|o| now_ms.saturating_sub(o.last_at_ms) <= self.settings.probe_fresh_ms)
+            .and_then(|o| o.head);
+        match (announced, probed) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    /// Median head per chain over trusted providers with current announcements. The median,
+    /// never the maximum: one provider lying about the tip cannot move it.
+    pub fn reference_heads(&self, now_ms: u64) -> BTreeMap<u64, u64> {
+        let mut heads: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for e in self.entries.values().filter(|e| e.trust.is_trusted() && Self::is_current(e, now_ms)) {
+            for c in &e.announcement.body.chains {
+                if let Some(h) = self.best_head(e, c.chain_id, now_ms) {
+                    heads.entry(c.chain_id).or_default().push(h);
+                }
+            }
+        }
+        heads
+            .into_iter()
+            .map(|(chain, mut v)| {
+                v.sort_unstable();
+                // Lower median for even counts: conservative, a lagging majority is not overruled.
+                (chain, v[(v.len() - 1) / 2])
+            })
+            .collect()
+    }
+
+    /// Builds the read-only view.
+    pub fn snapshot(&self, now_ms: u64) -> MeshSnapshot {
+        let reference = self.reference_heads(now_ms);
+        let mut providers: Vec<ProviderView> =
+            self.entries.iter().map(|(key, e)| self.provider_view(key, e, &reference, now_ms)).collect();
+        providers.sort_by(|a, b| b.is_self.cmp(&a.is_self).then_with(|| a.peer_id.cmp(&b.peer_id)));
+        MeshSnapshot::new(now_ms, reference, providers)
+    }
+
+    fn provider_view(&self, key: &PublicKey, e: &Entry, reference: &BTreeMap<u64, u64>, now_ms: u64) -> ProviderView {
+        let a = &e.announcement.body;
+        let expired = !Self::is_current(e, now_ms);
+        let fresh_att = self.settings.attestation_fresh_ms;
+        let attestations: Vec<(&(PublicKey, u64), &HealthAttestation, bool)> = self
+            .attestations
+            .get(key)
+            .map(|m| m.iter().map(|(k, att)| (k, att, self.trust_of(&k.0, now_ms).is_trusted())).collect())
+            .unwrap_or_default();
+        let chains = a
+            .chains
+            .iter()
+            .map(|c| {
+                let head = self.best_head(e, c.chain_id, now_ms);
+                let lag = match (reference.get(&c.chain_id), head) {
+                    (Some(r), Some(h)) => Some(*r as i64 - h as i64),
+                    _ => None,
+                };
+                let local = e
+                    .local
+                    .get(&c.chain_id)
+                    .filter(|o| now_ms.saturating_sub(o.last_at_ms) <= self.settings.probe_fresh_ms);
+                let local_stats = local.map(|o| o.window.stats(now_ms)).filter(|s| s.sent > 0);
+                let trusted_att: Vec<&HealthAttestation> = attestations
+                    .iter()
+                    .filter(|((_, chain), att, trusted)| {
+                        *chain == c.chain_id && *trusted && now_ms <= att.header.issued_at_ms.saturating_add(fresh_att)
+                    })
+                    .map(|(_, att, _)| *att)
+                    .collect();
+                let (success_rate, p50, p95, evidence) = if let Some(s) = local_stats {
+                    (
+                        Some(f64::from(s.ok) / f64::from(s.sent)),
+                        Some(s.p50_us),
+                        Some(s.p95_us),
+                        format!("{}/{} of our probes ok", s.ok, s.sent),
+                    )
+                } else if !trusted_att.is_empty() {
+                    let sent: u64 = trusted_att.iter().map(|a| u64::from(a.probes_sent)).sum();
+                    let ok: u64 = trusted_att.iter().map(|a| u64::from(a.probes_ok)).sum();
+                    let mut p50s: Vec<u32> = trusted_att.iter().map(|a| a.latency_p50_us).collect();
+                    let mut p95s: Vec<u32> = trusted_att.iter().map(|a| a.latency_p95_us).collect();
+                    p50s.sort_unstable();
+                    p95s.sort_unstable();
+                    let rate = if sent == 0 { None } else { Some(ok as f64 / sent as f64) };
+                    (
+                        rate,
+                        Some(p50s[(p50s.len() - 1) / 2]),
+                        Some(p95s[(p95s.len() - 1) / 2]),
+                        format!("{ok}/{sent} probes ok by {} trusted attesters", trusted_att.len()),
+                    )
+                } else {
+                    (None, None, None, "no probes yet; judged by its announcement".into())
+                };
+                let (health, reason) = if expired {
+                    (Health::Expired, format!("announcement expired {} ms ago", now_ms - a.header.expires_at_ms))
+                } else if c.head.is_none() {
+                    (Health::Down, "announces no head: its upstreams are down".into())
+                } else if success_rate.is_some_and(|r| r < MIN_SUCCESS_RATE) {
+                    (Health::Unhealthy, evidence)
+                } else if lag.is_some_and(|l| l > self.settings.max_head_lag_blocks as i64) {
+                    (Health::Lagging, format!("{} blocks behind the median head; {evidence}", lag.unwrap_or(0)))
+                } else {
+                    (Health::Healthy, evidence)
+                };
+                ChainView {
+                    chain_id: c.chain_id,
+                    announced_head: c.head.map(|h| h.number),
+                    announced_head_hash: c.head.map(|h| format!("0x{}", hex::encode(h.hash))),
+                    head,
+                    lag_blocks: lag,
+                    health,
+                    health_reason: reason,
+                    latency_p50_us: p50,
+                    latency_p95_us: p95,
+                    success_rate,
+                    utilisation_permille: c.utilisation_permille,
+                    max_requests_per_sec: c.max_requests_per_sec,
+                    max_concurrent_relays: c.max_concurrent_relays,
+                    archive: c.archive,
+                    method_groups: c.method_groups.clone(),
+                    policies: c.policies.clone(),
+                }
+            })
+            .collect();
+        let mut summaries: Vec<AttestationSummary> = attestations
+            .iter()
+            .map(|((attester, chain), att, trusted)| AttestationSummary {
+                attester: attester.to_peer_id().to_string(),
+                attester_trusted: *trusted,
+                chain_id: *chain,
+                issued_at_ms: att.header.issued_at_ms,
+                probes_sent: att.probes_sent,
+                probes_ok: att.probes_ok,
+                latency_p50_us: att.latency_p50_us,
+                latency_p95_us: att.latency_p95_us,
+                head_lag_blocks: att.head_lag_blocks,
+            })
+            .collect();
+        summaries.sort_by(|x, y| (x.chain_id, &x.attester).cmp(&(y.chain_id, &y.attester)));
+        ProviderView {
+            peer_id: key.to_peer_id().to_string(),
+            public_key: key.to_hex(),
+            is_self: *key == self.own,
+            trust: e.trust.clone(),
+            connected: *key == self.own || self.connected.contains(key),
+            seq: a.header.seq,
+            announced_at_ms: a.header.issued_at_ms,
+            received_at_ms: e.received_at_ms,
+            expires_at_ms: a.header.expires_at_ms,
+            expired,
+            source: e.source,
+            listen_addrs: a.listen_addrs.clone(),
+            software_version: a.software_version.clone(),
+            operator: a.membership_cert.as_ref().map(|c| c.body.operator_name.clone()),
+            chains,
+            attestations: summaries,
+            announcement: e.announcement.clone(),
+            key: *key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+//! [`MeshTask`]: the only writer of the mesh state. It folds p2p events, our own messages and
+//! probe results into [`MeshState`], persists what it accepts, and publishes an
+//! `Arc<MeshSnapshot>` on a `watch` after each batch of inputs.
+//!
+//! On start it loads the stored announcements and attestations, so a restarted node serves a
+//! warm (source `store`) view before it has reconnected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::{PublicKey, Signed};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::state::MeshState;
+use super::view::{MeshSnapshot, Source};
+use crate::clock::now_ms;
+use crate::metrics::NodeMetrics;
+use crate::p2p::P2pEvent;
+use crate::store::{PeerRecord, Store};
+
+/// Inputs from this node's own tasks.
+#[derive(Debug)]
+pub enum MeshInput {
+    /// Our own announcement, as just published.
+    OwnAnnouncement(Signed<CapacityAnnouncement>),
+    /// An attestation we signed (about ourselves or a peer).
+    OwnAttestation(Signed<HealthAttestation>),
+    /// One of our probes of a peer.
+    Probe {
+        /// Provider probed.
+        key: PublicKey,
+        /// Chain.
+        chain_id: u64,
+        /// Round-trip time, µs.
+        latency_us: u32,
+        /// Whether it answered correctly.
+        ok: bool,
+        /// Head it reported.
+        head: Option<u64>,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+}
+
+/// Period of maintenance (expiry, trust re-judging, snapshot refresh).
+const MAINTENANCE: Duration = Duration::from_secs(1);
+/// Period of store pruning.
+const PRUNE_EVERY: u32 = 60;
+/// Inputs folded before a snapshot is published, at most.
+const MAX_BATCH: usize = 256;
+
+/// The mesh writer task.
+pub struct MeshTask {
+    state: MeshState,
+    store: Store,
+    p2p_events: mpsc::Receiver<P2pEvent>,
+    inputs: mpsc::Receiver<MeshInput>,
+    snapshot: watch::Sender<Arc<MeshSnapshot>>,
+    metrics: NodeMetrics,
+}
+
+fn key_of(peer: &PeerId) -> Option<PublicKey> {
+    PublicKey::from_peer_id(peer).ok()
+}
+
+impl MeshTask {
+    /// A task over `state`, loading the store's contents into it at once (so the first snapshot
+    /// is already warm).
+    pub fn new(
+        mut state: MeshState,
+        store: Store,
+        p2p_events: mpsc::Receiver<P2pEvent>,
+        inputs: mpsc::Receiver<MeshInput>,
+        metrics: NodeMetrics,
+    ) -> (Self, watch::Receiver<Arc<MeshSnapshot>>) {
+        match store.announcements() {
+            Ok(anns) => {
+                for a in anns {
+                    let key = a.signer;
+                    let received = a.body.header.issued_at_ms;
+                    state.apply_announcement(a, received, Source::Store);
+                    if let Ok(atts) = store.attestations_about(&key) {
+                        for att in atts {
+                            state.apply_attestation(&att);
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not load stored announcements; starting with an empty view"),
+        }
+        let now = now_ms();
+        let (tx, rx) = watch::channel(Arc::new(state.snapshot(now)));
+        metrics.known_providers.set(state.len() as i64);
+        (Self { state, store, p2p_events, inputs, snapshot: tx, metrics }, rx)
+    }
+
+    /// Last accepted announcement `seq` per provider (to seed replay protection).
+    pub fn seqs(&self) -> Vec<(PublicKey, u64)> {
+        self.state.seqs()
+    }
+
+    /// Runs until cancelled; flushes the store on the way out.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(MAINTENANCE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u32 = 0;
+        loop {
+            let changed = tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(ev) = self.p2p_events.recv() => {
+                    let mut changed = self.on_p2p(ev);
+                    for _ in 0..MAX_BATCH {
+                        match self.p2p_events.try_recv() {
+                            Ok(ev) => changed |= self.on_p2p(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    changed
+                }
+                Some(input) = self.inputs.recv() => {
+                    let mut changed = self.on_input(input);
+                    for _ in 0..MAX_BATCH {
+                        match self.inputs.try_recv() {
+                            Ok(input) => changed |= self.on_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                    changed
+                }
+                _ = tick.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    let now = now_ms();
+                    for key in self.state.maintain(now) {
+                        let _ = self.store.remove_announcement(&key);
+                    }
+                    if ticks.is_multiple_of(PRUNE_EVERY)
+                        && let Err(e) = self.store.prune(now)
+                    {
+                        tracing::warn!(error = %e, "store prune failed");
+                    }
+                    true
+                }
+            };
+            if changed {
+                self.publish();
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+    }
+
+    fn publish(&self) {
+        self.metrics.known_providers.set(self.state.len() as i64);
+        self.snapshot.send_replace(Arc::new(self.state.snapshot(now_ms())));
+    }
+
+    fn on_p2p(&mut self, ev: P2pEvent) -> bool {
+        match ev {
+            P2pEvent::Announcement { msg, received_at_ms, .. } => {
+                let signed = msg.into_signed();
+                if let Err(e) = self.store.put_announcement(&signed) {
+                    tracing::warn!(error = %e, "could not persist an announcement");
+                }
+                self.state.apply_announcement(signed, received_at_ms, Source::Gossip)
+            }
+            P2pEvent::Attestation { msg, .. } => {
+                let signed = msg.into_signed();
+                if let Err(e) = self.store.put_attestation(&signed) {
+                    tracing::warn!(error = %e, "could not persist an attestation");
+                }
+                self.state.apply_attestation(&signed)
+            }
+            P2pEvent::PeerConnected(peer) => key_of(&peer).is_some_and(|k| self.state.set_connected(k, true)),
+            P2pEvent::PeerDisconnected(peer) => key_of(&peer).is_some_and(|k| self.state.set_connected(k, false)),
+            P2pEvent::PeerIdentified { peer, addrs } => {
+                if let Some(k) = key_of(&peer) {
+                    let rec =
+                        PeerRecord { addrs: addrs.iter().map(ToString::to_string).collect(), last_seen_ms: now_ms() };
+                    if let Err(e) = self.store.put_peer(&k, &rec) {
+                        tracing::warn!(error = %e, "could not persist a peer address");
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: MeshInput) -> bool {
+        match input {
+            MeshInput::OwnAnnouncement(signed) => {
+                if let Err(e) = self.store.put_announcement(&signed) {
+                    tracing::warn!(error = %e, "could not persist our announcement");
+                }
+                self.state.apply_announcement(signed, now_ms(), Source::Local)
+            }
+            MeshInput::OwnAttestation(signed) => {
+                if let Err(e) = self.store.put_attestation(&signed) {
+                    tracing::warn!(error = %e, "could not persist our attestation");
+                }
+                self.state.apply_attestation(&signed)
+            }
+            MeshInput::Probe { key, chain_id, latency_us, ok, head, at_ms } => {
+                self.state.apply_probe(&key, chain_id, latency_us, ok, head, at_ms);
+                true
+            }
+        }
+    }
+}

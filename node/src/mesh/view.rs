@@ -1,0 +1,180 @@
+//! The read side of the mesh: an immutable [`MeshSnapshot`] that routing, the admin API and
+//! the prober read without locks (one `Arc` clone per reader).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rpcmesh_protocol::messages::CapacityAnnouncement;
+use rpcmesh_protocol::{PublicKey, Signed};
+use serde::Serialize;
+
+use crate::trust::TrustStatus;
+
+/// Where a provider's latest announcement came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Received over gossip in this run.
+    Gossip,
+    /// Loaded from the store at start, not yet refreshed.
+    Store,
+    /// This node's own.
+    Local,
+}
+
+/// Derived health of a provider on one chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Answering and within the allowed lag.
+    Healthy,
+    /// Answering but behind the reference head by more than allowed.
+    Lagging,
+    /// Failing probes.
+    Unhealthy,
+    /// Announces the chain without a head: its upstreams are down.
+    Down,
+    /// Its announcement expired: gone or partitioned away.
+    Expired,
+}
+
+/// A provider on one chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainView {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Head in its announcement.
+    pub announced_head: Option<u64>,
+    /// Hash of that head (0x-hex).
+    pub announced_head_hash: Option<String>,
+    /// Freshest head known: from our probes, trusted attestations or the announcement.
+    pub head: Option<u64>,
+    /// Blocks behind the reference head (median of trusted providers); negative when ahead.
+    pub lag_blocks: Option<i64>,
+    /// Derived health.
+    pub health: Health,
+    /// Why that health.
+    pub health_reason: String,
+    /// Median latency: our probes when we have them, else the median of trusted attestations, µs.
+    pub latency_p50_us: Option<u32>,
+    /// 95th percentile latency, µs.
+    pub latency_p95_us: Option<u32>,
+    /// Fraction of successful probes in the window (ours, else attested).
+    pub success_rate: Option<f64>,
+    /// Announced utilisation, permille.
+    pub utilisation_permille: u16,
+    /// Announced capacity, requests/s.
+    pub max_requests_per_sec: u32,
+    /// Announced concurrent relays.
+    pub max_concurrent_relays: u32,
+    /// Archive node.
+    pub archive: bool,
+    /// Method groups served.
+    pub method_groups: Vec<String>,
+    /// Policy disclosures.
+    pub policies: Vec<String>,
+}
+
+/// Summary of one attester's latest attestation about a provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttestationSummary {
+    /// Attester PeerId.
+    pub attester: String,
+    /// Whether the attester is trusted (only trusted attestations count for health).
+    pub attester_trusted: bool,
+    /// Chain.
+    pub chain_id: u64,
+    /// When it was issued, Unix ms.
+    pub issued_at_ms: u64,
+    /// Probes in its window.
+    pub probes_sent: u32,
+    /// Successful probes.
+    pub probes_ok: u32,
+    /// Median latency, µs.
+    pub latency_p50_us: u32,
+    /// p95 latency, µs.
+    pub latency_p95_us: u32,
+    /// Observed head lag, blocks.
+    pub head_lag_blocks: Option<i64>,
+}
+
+/// Everything known about one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderView {
+    /// PeerId.
+    pub peer_id: String,
+    /// ed25519 public key, hex.
+    pub public_key: String,
+    /// This node.
+    pub is_self: bool,
+    /// Trust decision.
+    pub trust: TrustStatus,
+    /// Connected over libp2p right now.
+    pub connected: bool,
+    /// Announcement sequence number.
+    pub seq: u64,
+    /// Announcement issue time, Unix ms.
+    pub announced_at_ms: u64,
+    /// When this node received it, Unix ms.
+    pub received_at_ms: u64,
+    /// Announcement expiry, Unix ms.
+    pub expires_at_ms: u64,
+    /// Whether it has expired.
+    pub expired: bool,
+    /// Where it came from.
+    pub source: Source,
+    /// Advertised libp2p addresses.
+    pub listen_addrs: Vec<String>,
+    /// Software version.
+    pub software_version: String,
+    /// Operator name from its membership certificate.
+    pub operator: Option<String>,
+    /// Per chain.
+    pub chains: Vec<ChainView>,
+    /// Latest attestation of each attester about it.
+    pub attestations: Vec<AttestationSummary>,
+    /// The signed announcement itself.
+    #[serde(skip)]
+    pub announcement: Arc<Signed<CapacityAnnouncement>>,
+    /// Key, for lookups.
+    #[serde(skip)]
+    pub key: PublicKey,
+}
+
+impl ProviderView {
+    /// The view of one chain.
+    pub fn chain(&self, chain_id: u64) -> Option<&ChainView> {
+        self.chains.iter().find(|c| c.chain_id == chain_id)
+    }
+}
+
+/// The whole mesh as this node sees it at one moment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MeshSnapshot {
+    /// When it was built, Unix ms.
+    pub generated_at_ms: u64,
+    /// Reference head per chain: median head of trusted, current providers.
+    pub reference_heads: BTreeMap<u64, u64>,
+    /// Providers, this node first, then by PeerId.
+    pub providers: Vec<ProviderView>,
+    #[serde(skip)]
+    index: HashMap<PublicKey, usize>,
+}
+
+impl MeshSnapshot {
+    /// Builds the lookup index.
+    pub fn new(generated_at_ms: u64, reference_heads: BTreeMap<u64, u64>, providers: Vec<ProviderView>) -> Self {
+        let index = providers.iter().enumerate().map(|(i, p)| (p.key, i)).collect();
+        Self { generated_at_ms, reference_heads, providers, index }
+    }
+
+    /// A provider by key.
+    pub fn provider(&self, key: &PublicKey) -> Option<&ProviderView> {
+        self.index.get(key).map(|&i| &self.providers[i])
+    }
+
+    /// Providers announcing `chain_id`.
+    pub fn on_chain(&self, chain_id: u64) -> impl Iterator<Item = (&ProviderView, &ChainView)> {
+        self.providers.iter().filter_map(move |p| p.chain(chain_id).map(|c| (p, c)))
+    }
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics: one registry per daemon, holding rpcmesh's own families and libp2p's
+//! (bandwidth, gossipsub, kad, identify, ping, swarm). Served as text at the admin `/metrics`.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of gossip message outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GossipLabels {
+    /// Topic kind (`announcements`, `attestations`, `evidence`).
+    pub kind: String,
+    /// `accept`, `reject`, `ignore`, or `dropped` (valid but the node was too busy to use it).
+    pub outcome: String,
+    /// Why, for rejects and ignores (`bad_signature`, `stale_seq`, `expired`, ...).
+    pub reason: String,
+}
+
+/// Labels of relay outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayLabels {
+    /// `inbound` (served for a peer) or `outbound` (sent to a peer).
+    pub direction: String,
+    /// Relay status (`ok`, `busy`, `refused`, ...) or transport failure.
+    pub status: String,
+}
+
+/// rpcmesh's own metrics.
+#[derive(Debug, Clone, Default)]
+pub struct NodeMetrics {
+    /// Gossip messages received, by kind, outcome and reason.
+    pub gossip_messages: Family<GossipLabels, Counter>,
+    /// Gossip messages published by this node, by kind.
+    pub gossip_published: Family<GossipLabels, Counter>,
+    /// Peers with an established connection.
+    pub connected_peers: Gauge,
+    /// Providers in the mesh view.
+    pub known_providers: Gauge,
+    /// Relays, by direction and status.
+    pub relays: Family<RelayLabels, Counter>,
+}
+
+impl NodeMetrics {
+    /// Registers the families under the `rpcmesh` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("rpcmesh");
+        r.register(
+            "gossip_messages",
+            "Gossip messages received, by kind, outcome and reason",
+            m.gossip_messages.clone(),
+        );
+        r.register("gossip_published", "Gossip messages published by this node", m.gossip_published.clone());
+        r.register("connected_peers", "Peers with an established connection", m.connected_peers.clone());
+        r.register("known_providers", "Providers in the mesh view", m.known_providers.clone());
+        r.register("relays", "Relays by direction and status", m.relays.clone());
+        m
+    }
+
+    /// Counts a received gossip message.
+    pub fn gossip(&self, kind: &str, outcome: &str, reason: &str) {
+        self.gossip_messages
+            .get_or_create(&GossipLabels { kind: kind.into(), outcome: outcome.into(), reason: reason.into() })
+            .inc();
+    }
+
+    /// Counts a relay.
+    pub fn relay(&self, direction: &str, status: &str) {
+        self.relays.get_or_create(&RelayLabels { direction: direction.into(), status: status.into() }).inc();
+    }
+}
+
+/// The registry, shared for encoding at `/metrics`.
+#[derive(Debug, Clone)]
+pub struct SharedRegistry(pub Arc<Mutex<Registry>>);
+
+impl SharedRegistry {
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let reg = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,178 @@
+//! The composed libp2p behaviour and its configuration: connection limits, identify, ping,
+//! Kademlia (private protocol per network, server mode), gossipsub (application validation,
+//! peer scoring), the relay request-response protocol, and optional mDNS.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use libp2p::gossipsub::{
+    self, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams, ValidationMode,
+};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping, request_response};
+
+use super::codec::{RELAY_PROTOCOL, RelayCodec};
+use super::topics::Topics;
+
+/// Everything the daemon speaks over libp2p.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Caps on connections (total, per peer, pending).
+    pub limits: connection_limits::Behaviour,
+    /// Exchanges listen addresses and the network's protocol version.
+    pub identify: identify::Behaviour,
+    /// Keeps connections alive and measures RTT.
+    pub ping: ping::Behaviour,
+    /// Peer discovery beyond the bootstrap peers.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Announcements and attestations.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Relays (and peer probes).
+    pub relay: request_response::Behaviour<RelayCodec>,
+    /// Local-network discovery, off unless `p2p.mdns`.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Settings the behaviour is built from.
+#[derive(Debug, Clone)]
+pub struct BehaviourSettings {
+    /// Network id (names protocols and topics).
+    pub network_id: String,
+    /// Total established connections.
+    pub max_connections: u32,
+    /// Established connections per peer.
+    pub max_connections_per_peer: u32,
+    /// Incoming connections in handshake.
+    pub max_pending_incoming: u32,
+    /// Largest gossip message, bytes.
+    pub max_gossip_bytes: usize,
+    /// Largest relay frame, bytes.
+    pub max_relay_frame_bytes: usize,
+    /// Relay stream timeout (upper bound; callers enforce their own deadlines).
+    pub relay_timeout: Duration,
+    /// Enable mDNS.
+    pub mdns: bool,
+    /// Software version for identify.
+    pub agent_version: String,
+}
+
+/// The identify protocol version: peers with another one are on another network.
+pub fn protocol_version(network_id: &str) -> String {
+    format!("/rpcmesh/{network_id}/1")
+}
+
+/// Gossipsub peer-score thresholds. A peer below `graylist_threshold` has everything it sends
+/// ignored; one invalid message costs 10 points, squared by count, so three in quick
+/// succession graylist a peer and the penalty decays over about a minute.
+pub fn score_thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}
+
+fn score_params(topics: &Topics) -> PeerScoreParams {
+    let mut params = PeerScoreParams {
+        // Every daemon of a local testnet shares 127.0.0.1; co-location is not Sybil evidence there.
+        ip_colocation_factor_whitelist: HashSet::from([
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]),
+        app_specific_weight: 0.0,
+        ..PeerScoreParams::default()
+    };
+    for topic in topics.all() {
+        let tp = TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.01,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 10.0,
+            first_message_deliveries_weight: 0.5,
+            first_message_deliveries_decay: 0.9,
+            first_message_deliveries_cap: 20.0,
+            // Our topics carry a few messages per peer per heartbeat: delivery-rate penalties
+            // (P3, P3b) would punish honest peers for quiet periods.
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -10.0,
+            invalid_message_deliveries_decay: 0.97,
+            ..TopicScoreParams::default()
+        };
+        params.topics.insert(topic.hash(), tp);
+    }
+    params
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `keypair`, registering libp2p metrics in `registry`.
+    pub fn new(
+        keypair: &libp2p::identity::Keypair,
+        s: &BehaviourSettings,
+        topics: &Topics,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Result<Self, String> {
+        let peer_id = keypair.public().to_peer_id();
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(s.max_connections))
+                .with_max_established_per_peer(Some(s.max_connections_per_peer))
+                .with_max_pending_incoming(Some(s.max_pending_incoming)),
+        );
+        let identify = identify::Behaviour::new(
+            identify::Config::new(protocol_version(&s.network_id), keypair.public())
+                .with_agent_version(s.agent_version.clone())
+                .with_push_listen_addr_updates(true),
+        );
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+
+        let kad_protocol = StreamProtocol::try_from_owned(format!("/rpcmesh/{}/kad/1", s.network_id))
+            .map_err(|e| format!("network id makes an invalid protocol name: {e}"))?;
+        let mut kad_cfg = kad::Config::new(kad_protocol);
+        kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(120)));
+        kad_cfg.set_query_timeout(Duration::from_secs(30));
+        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .validate_messages()
+            .validation_mode(ValidationMode::Anonymous)
+            // Content-addressed ids: the same signed bytes are one message, whoever forwards them.
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(&rpcmesh_protocol::digest::sha256(&m.data)[..20])
+            })
+            .max_transmit_size(s.max_gossip_bytes + 1024)
+            .heartbeat_interval(Duration::from_millis(700))
+            .duplicate_cache_time(Duration::from_secs(120))
+            .build()
+            .map_err(|e| format!("gossipsub config: {e}"))?;
+        // Messages are signed by the application (ed25519 over the body); a second libp2p
+        // signature per message would only cost CPU.
+        let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_cfg)
+            .map_err(|e| format!("gossipsub: {e}"))?
+            .with_metrics(registry, gossipsub::MetricsConfig::default());
+        gossipsub
+            .with_peer_score(score_params(topics), score_thresholds())
+            .map_err(|e| format!("peer scoring: {e}"))?;
+        for topic in topics.all() {
+            gossipsub.subscribe(topic).map_err(|e| format!("subscribe {topic}: {e}"))?;
+        }
+
+        let relay = request_response::Behaviour::with_codec(
+            RelayCodec { max_frame_bytes: s.max_relay_frame_bytes },
+            [(RELAY_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(s.relay_timeout).with_max_concurrent_streams(1024),
+        );
+
+        let mdns = if s.mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| format!("mdns: {e}"))?)
+        } else {
+            None
+        };
+        Ok(Self { limits, identify, ping, kad, gossipsub, relay, mdns: Toggle::from(mdns) })
+    }
+}

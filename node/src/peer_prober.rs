@@ -1,0 +1,246 @@
+//! The peer prober: measures other providers through the relay protocol and signs health
+//! attestations about them, and about this node's own upstreams.
+//!
+//! Probe load is bounded regardless of mesh size: every `peer_interval` each chain gets at
+//! most `peer_sample` probes (the least recently probed trusted providers first, so the sample
+//! rotates through the mesh). Per node that is `chains × peer_sample / peer_interval` probes
+//! per second (1.5/s with defaults), and at most `chains × (2 × peer_sample + 1)` attestations
+//! per `attest_interval`, whatever the number of providers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpcmesh_protocol::messages::{HealthAttestation, MessageHeader, RelayStatus};
+use rpcmesh_protocol::{Identity, PublicKey, Signed};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SeqGen, now_ms};
+use crate::mesh::{MeshInput, MeshSnapshot};
+use crate::p2p::{P2pHandle, TopicKind};
+use crate::relay::RelayClient;
+use crate::upstream::{LatencyWindow, Sample, UpstreamSet};
+
+/// JSON-RPC body of a probe.
+const PROBE_BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+
+/// Settings of the peer prober.
+#[derive(Debug, Clone)]
+pub struct PeerProberSettings {
+    /// Network id.
+    pub network_id: String,
+    /// Probe period.
+    pub peer_interval: Duration,
+    /// Providers probed per chain per period.
+    pub peer_sample: usize,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Attestation period.
+    pub attest_interval: Duration,
+    /// Window summarised per attestation.
+    pub window: Duration,
+}
+
+struct Series {
+    window: LatencyWindow,
+    last_probe_ms: u64,
+    head: Option<u64>,
+}
+
+/// The prober task.
+pub struct PeerProber {
+    /// Signing key.
+    pub identity: Arc<Identity>,
+    /// Settings.
+    pub settings: PeerProberSettings,
+    /// Relays.
+    pub relay: RelayClient,
+    /// Publishing.
+    pub p2p: P2pHandle,
+    /// The mesh.
+    pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
+    /// Results into the mesh.
+    pub mesh_tx: mpsc::Sender<MeshInput>,
+    /// Own upstreams (self-attestations).
+    pub upstreams: Arc<UpstreamSet>,
+    /// Attestation sequence numbers.
+    pub seq: Arc<SeqGen>,
+}
+
+type ProbeResult = (PublicKey, u64, u32, bool, Option<u64>, u64);
+
+fn parse_head(body: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let s = v.get("result")?.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+impl PeerProber {
+    /// Runs until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        let own = self.identity.public_key();
+        let mut series: HashMap<(PublicKey, u64), Series> = HashMap::new();
+        let (done_tx, mut done_rx) = mpsc::channel::<ProbeResult>(256);
+        let mut probe_tick = tokio::time::interval(self.settings.peer_interval);
+        let mut attest_tick = tokio::time::interval(self.settings.attest_interval);
+        attest_tick.reset();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = probe_tick.tick() => self.launch_probes(own, &mut series, &done_tx),
+                Some((key, chain, latency_us, ok, head, at_ms)) = done_rx.recv() => {
+                    let window = self.settings.window.as_millis() as u64;
+                    let s = series.entry((key, chain)).or_insert_with(|| Series { window: LatencyWindow::new(256, window), last_probe_ms: 0, head: None });
+                    s.window.record(Sample { at_ms, latency_us, ok });
+                    if head.is_some() {
+                        s.head = head;
+                    }
+                    let _ = self.mesh_tx.try_send(MeshInput::Probe { key, chain_id: chain, latency_us, ok, head, at_ms });
+                }
+                _ = attest_tick.tick() => self.attest(own, &mut series).await,
+            }
+        }
+    }
+
+    fn launch_probes(
+        &self,
+        own: PublicKey,
+        series: &mut HashMap<(PublicKey, u64), Series>,
+        done: &mpsc::Sender<ProbeResult>,
+    ) {
+        let snap = self.mesh.borrow().clone();
+        let now = now_ms();
+        let mut by_chain: HashMap<u64, Vec<(u64, PublicKey, libp2p::PeerId)>> = HashMap::new();
+        for p in snap.providers.iter().filter(|p| p.key != own && !p.expired && p.trust.is_trusted()) {
+            let Ok(peer) = p.peer_id.parse() else { continue };
+            for c in &p.chains {
+                let last = series.get(&(p.key, c.chain_id)).map(|s| s.last_probe_ms).unwrap_or(0);
+                by_chain.entry(c.chain_id).or_default().push((last, p.key, peer));
+            }
+        }
+        for (chain, mut candidates) in by_chain {
+            candidates.sort_by_key(|(last, key, _)| (*last, *key));
+            for (_, key, peer) in candidates.into_iter().take(self.settings.peer_sample) {
+                let window = self.settings.window.as_millis() as u64;
+                series
+                    .entry((key, chain))
+                    .or_insert_with(|| Series { window: LatencyWindow::new(256, window), last_probe_ms: 0, head: None })
+                    .last_probe_ms = now;
+                let relay = self.relay.clone();
+                let done = done.clone();
+                let timeout = self.settings.timeout;
+                tokio::spawn(async move {
+                    let result = relay.call(peer, chain, PROBE_BODY.to_vec(), timeout).await;
+                    let at = now_ms();
+                    let (latency_us, ok, head) = match result {
+                        Ok(o) if o.status == RelayStatus::Ok => {
+                            let head = parse_head(&o.body);
+                            (o.elapsed.as_micros().min(u32::MAX as u128) as u32, head.is_some(), head)
+                        }
+                        Ok(o) => (o.elapsed.as_micros().min(u32::MAX as u128) as u32, false, None),
+                        Err(_) => (timeout.as_micros().min(u32::MAX as u128) as u32, false, None),
+                    };
+                    let _ = done.send((key, chain, latency_us, ok, head, at)).await;
+                });
+            }
+        }
+    }
+
+    async fn attest(&self, own: PublicKey, series: &mut HashMap<(PublicKey, u64), Series>) {
+        let now = now_ms();
+        let window_ms = self.settings.window.as_millis() as u64;
+        let snap = self.mesh.borrow().clone();
+        let ttl = (self.settings.attest_interval.as_millis() as u64 * 3).max(1);
+        let mut out: Vec<HealthAttestation> = Vec::new();
+        let per_chain_cap = 2 * self.settings.peer_sample;
+        let mut count: HashMap<u64, usize> = HashMap::new();
+        // Most recently probed first, so the cap keeps the freshest evidence.
+        let mut keys: Vec<_> = series
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_probe_ms) <= window_ms)
+            .map(|(k, s)| (*k, s.last_probe_ms))
+            .collect();
+        keys.sort_by_key(|(k, last)| (std::cmp::Reverse(*last), *k));
+        for ((key, chain), _) in keys {
+            let n = count.entry(chain).or_default();
+            if *n >= per_chain_cap {
+                continue;
+            }
+            let Some(s) = series.get(&(key, chain)) else { continue };
+            let stats = s.window.stats(now);
+            if stats.sent == 0 {
+                continue;
+            }
+            *n += 1;
+            out.push(self.attestation(
+                key,
+                chain,
+                stats,
+                s.head,
+                snap.reference_heads.get(&chain).copied(),
+                now,
+                ttl,
+                window_ms,
+            ));
+        }
+        for (chain, ups) in &self.upstreams.chains {
+            let Some(u) = ups.iter().find(|u| u.status().is_usable()).or(ups.first()) else { continue };
+            let st = u.state();
+            let stats = st.window.stats(now);
+            if stats.sent == 0 {
+                continue;
+            }
+            out.push(self.attestation(
+                own,
+                *chain,
+                stats,
+                st.head.map(|h| h.number),
+                snap.reference_heads.get(chain).copied(),
+                now,
+                ttl,
+                window_ms,
+            ));
+        }
+        series.retain(|_, s| now.saturating_sub(s.last_probe_ms) <= window_ms * 2);
+        for att in out {
+            let signed = Signed::sign(att, &self.identity);
+            if let Err(e) = self.p2p.publish(TopicKind::Attestations, signed.to_bytes()).await {
+                tracing::debug!(error = %e, "could not publish an attestation");
+            }
+            let _ = self.mesh_tx.send(MeshInput::OwnAttestation(signed)).await;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attestation(
+        &self,
+        subject: PublicKey,
+        chain_id: u64,
+        stats: crate::upstream::WindowStats,
+        observed_head: Option<u64>,
+        reference_head: Option<u64>,
+        now: u64,
+        ttl: u64,
+        window_ms: u64,
+    ) -> HealthAttestation {
+        let head_lag_blocks = match (observed_head, reference_head) {
+            (Some(o), Some(r)) => Some(r as i64 - o as i64),
+            _ => None,
+        };
+        HealthAttestation {
+            header: MessageHeader::new(self.settings.network_id.clone(), self.seq.next(), now, ttl),
+            subject,
+            chain_id,
+            window_start_ms: now.saturating_sub(window_ms),
+            window_end_ms: now,
+            probes_sent: stats.sent,
+            probes_ok: stats.ok,
+            latency_p50_us: stats.p50_us,
+            latency_p95_us: stats.p95_us.max(stats.p50_us),
+            observed_head,
+            reference_head: head_lag_blocks.and(reference_head),
+            head_lag_blocks,
+        }
+    }
+}

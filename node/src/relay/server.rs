@@ -1,0 +1,170 @@
+//! The relay server task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rpcmesh_protocol::messages::{MessageHeader, Receipt, RelayRequest, RelayResponse, RelayStatus};
+use rpcmesh_protocol::validate::{Limits, ValidationContext, decode_relay};
+use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{status_label, status_response};
+use crate::clock::now_ms;
+use crate::mesh::MeshSnapshot;
+use crate::metrics::NodeMetrics;
+use crate::p2p::{InboundRelay, P2pHandle};
+use crate::trust::TrustPolicy;
+use crate::upstream::{TransportError, UpstreamSet};
+
+/// Relay server configuration.
+#[derive(Debug, Clone)]
+pub struct RelayServerSettings {
+    /// Network id.
+    pub network_id: String,
+    /// Serve untrusted peers too.
+    pub open: bool,
+    /// Protocol limits.
+    pub limits: Limits,
+}
+
+/// Per-chain relay permits: the announced `max_concurrent_relays`, shared with the announcer,
+/// which reports their use as utilisation.
+#[derive(Debug, Clone, Default)]
+pub struct Capacity {
+    chains: Arc<HashMap<u64, (Arc<Semaphore>, u32)>>,
+}
+
+impl Capacity {
+    /// Permits per chain.
+    pub fn new(per_chain: impl IntoIterator<Item = (u64, u32)>) -> Self {
+        let chains = per_chain.into_iter().map(|(c, n)| (c, (Arc::new(Semaphore::new(n as usize)), n))).collect();
+        Self { chains: Arc::new(chains) }
+    }
+
+    /// Takes a permit for `chain_id` without waiting. `None`: not served. `Some(None)`: full.
+    pub fn try_acquire(&self, chain_id: u64) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        self.chains.get(&chain_id).map(|(s, _)| s.clone().try_acquire_owned().ok())
+    }
+
+    /// Permits in use, in permille of the capacity.
+    pub fn utilisation_permille(&self, chain_id: u64) -> u16 {
+        match self.chains.get(&chain_id) {
+            Some((s, max)) if *max > 0 => {
+                let used = max.saturating_sub(s.available_permits() as u32);
+                ((u64::from(used) * 1000) / u64::from(*max)).min(1000) as u16
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Serves relays for peers; see the module docs.
+pub struct RelayServer {
+    /// Signs receipts.
+    pub identity: Arc<Identity>,
+    /// Settings.
+    pub settings: RelayServerSettings,
+    /// Own upstreams.
+    pub upstreams: Arc<UpstreamSet>,
+    /// Trust rules for requesters the mesh view does not know.
+    pub policy: TrustPolicy,
+    /// The mesh view (requesters' trust).
+    pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
+    /// Answers go back through the swarm.
+    pub p2p: P2pHandle,
+    /// Metrics.
+    pub metrics: NodeMetrics,
+    /// Per-chain permits.
+    pub capacity: Capacity,
+}
+
+impl RelayServer {
+    /// Serves until cancelled. Each relay runs in its own task, bounded by the per-chain permits.
+    pub async fn run(self, mut inbound: mpsc::Receiver<InboundRelay>, cancel: CancellationToken) {
+        let this = Arc::new(self);
+        loop {
+            let relay = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = inbound.recv() => match r { Some(r) => r, None => return },
+            };
+            let this = this.clone();
+            tokio::spawn(async move {
+                let response = this.serve(&relay.peer, &relay.request).await;
+                let _ = this.p2p.respond(relay.channel, response).await;
+            });
+        }
+    }
+
+    fn refuse(&self, request: &[u8], status: RelayStatus, reason: &str) -> Vec<u8> {
+        self.metrics.relay("inbound", status_label(status));
+        status_response(request, &self.settings.network_id, status, reason)
+    }
+
+    async fn serve(&self, peer: &libp2p::PeerId, raw: &[u8]) -> Vec<u8> {
+        let now = now_ms();
+        let ctx = ValidationContext {
+            network_id: self.settings.network_id.clone(),
+            now_ms: now,
+            limits: self.settings.limits.clone(),
+        };
+        let request = match decode_relay::<RelayRequest>(raw, &ctx) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(raw, RelayStatus::Refused, &format!("invalid relay request: {e}")),
+        };
+        let Ok(requester) = PublicKey::from_peer_id(peer) else {
+            return self.refuse(raw, RelayStatus::Refused, "requester is not an ed25519 peer");
+        };
+        if !self.settings.open {
+            let trust = match self.mesh.borrow().provider(&requester) {
+                Some(p) => p.trust.clone(),
+                None => self.policy.judge(&requester, None, now),
+            };
+            if !trust.is_trusted() {
+                return self.refuse(raw, RelayStatus::Refused, "requester is not trusted by this provider");
+            }
+        }
+        // Never queue past the announced capacity: the requester fails over faster than it waits.
+        let _permit = match self.capacity.try_acquire(request.chain_id) {
+            None => {
+                return self.refuse(
+                    raw,
+                    RelayStatus::NotServingChain,
+                    &format!("chain {} is not served here", request.chain_id),
+                );
+            }
+            Some(None) => return self.refuse(raw, RelayStatus::Busy, "at capacity"),
+            Some(Some(permit)) => permit,
+        };
+        let Some(upstream) = self.upstreams.best(request.chain_id).cloned() else {
+            return self.refuse(raw, RelayStatus::UpstreamError, "no healthy upstream");
+        };
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms));
+        let body = Bytes::from(request.body);
+        let request_digest = digest::sha256(&body);
+        let (status, body) = match upstream.forward(body, timeout).await {
+            Ok(reply) if reply.status == 200 => (RelayStatus::Ok, reply.body),
+            Ok(reply) => (RelayStatus::UpstreamError, Bytes::from(format!("upstream answered HTTP {}", reply.status))),
+            Err(TransportError::Timeout(_)) => (RelayStatus::Timeout, Bytes::from_static(b"upstream timed out")),
+            Err(e) => (RelayStatus::UpstreamError, Bytes::from(e.to_string())),
+        };
+        self.metrics.relay("inbound", status_label(status));
+        let header = MessageHeader::new(self.settings.network_id.clone(), request.header.seq, now_ms(), 60_000);
+        let receipt = (status == RelayStatus::Ok).then(|| {
+            Signed::sign(
+                Receipt {
+                    header: MessageHeader { seq: request.header.seq, ..header.clone() },
+                    requester,
+                    chain_id: request.chain_id,
+                    request_digest,
+                    response_digest: digest::sha256(&body),
+                    head: upstream.head().map(|h| h.number),
+                },
+                &self.identity,
+            )
+        });
+        encoding::to_bytes(&RelayResponse { header, status, body: body.to_vec(), receipt })
+    }
+}

@@ -1,0 +1,43 @@
+//! The store's own record types (protocol messages are stored as their canonical bytes).
+//!
+//! These are encoded with [`rpcmesh_protocol::encoding`] (bincode 2, fixed-width integers), so
+//! their field order and types are part of the on-disk schema: changing them means bumping
+//! [`SCHEMA_VERSION`](super::SCHEMA_VERSION) and writing a migration.
+
+use bincode::{Decode, Encode};
+use rpcmesh_protocol::PublicKey;
+
+/// Metadata about this daemon's own identity, kept so a swapped key file can be noticed.
+/// The secret key is never stored here; it lives in its own 0600 key file.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct IdentityMeta {
+    /// The daemon's public key.
+    pub public_key: PublicKey,
+    /// When this identity was first used with this store, Unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// One entry of the peer address book.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PeerRecord {
+    /// Multiaddrs the peer was reached at or announced, as text.
+    pub addrs: Vec<String>,
+    /// When the peer was last seen, Unix milliseconds.
+    pub last_seen_ms: u64,
+}
+
+/// Evidence of a provider's misbehaviour (a wrong answer with its receipt, equivocation...),
+/// kept for operators and researchers.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct EvidenceRecord {
+    /// When it was recorded, Unix milliseconds.
+    pub at_ms: u64,
+    /// The provider accused.
+    pub accused: PublicKey,
+    /// Short machine-readable kind, e.g. `wrong-result` or `equivocation`.
+    pub kind: String,
+    /// Human-readable explanation.
+    pub detail: String,
+    /// Supporting bytes (e.g. an encoded receipt and the response it covers).
+    pub data: Vec<u8>,
+}

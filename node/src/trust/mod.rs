@@ -1,0 +1,184 @@
+//! Who is trusted. `federated` (default): the explicit `trust.peers`, plus holders of a
+//! current membership certificate signed by a root in `trust.federations`. `open`: every peer
+//! whose messages validate (ranked later by observed reputation). A peer outside the trusted
+//! set is never routed to and its relays are refused.
+
+pub mod cert_file;
+
+use std::collections::HashSet;
+
+use rpcmesh_protocol::messages::MembershipCert;
+use rpcmesh_protocol::{PublicKey, Signed};
+use serde::Serialize;
+
+use crate::config::{TrustConfig, TrustMode};
+
+/// Why a provider is or is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TrustStatus {
+    /// This node itself.
+    Own,
+    /// Listed in `trust.peers`.
+    Explicit,
+    /// Holds a current certificate from a trusted federation.
+    Member {
+        /// Root key (hex) that signed the certificate.
+        federation: String,
+        /// Operator name in the certificate.
+        operator: String,
+        /// When the certificate expires, Unix ms.
+        expires_at_ms: u64,
+    },
+    /// `trust.mode = "open"`.
+    Open,
+    /// Not trusted.
+    Untrusted {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TrustStatus {
+    /// Whether requests may be routed to, and relays served for, this provider.
+    pub fn is_trusted(&self) -> bool {
+        !matches!(self, Self::Untrusted { .. })
+    }
+}
+
+/// The configured trust rules.
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    mode: TrustMode,
+    own: PublicKey,
+    explicit: HashSet<PublicKey>,
+    federations: HashSet<PublicKey>,
+    network_id: String,
+    clock_skew_ms: u64,
+}
+
+impl TrustPolicy {
+    /// Builds the policy; entries were validated with the config, bad ones are skipped.
+    pub fn new(cfg: &TrustConfig, own: PublicKey, network_id: &str) -> Self {
+        Self {
+            mode: cfg.mode,
+            own,
+            explicit: cfg.peers.iter().filter_map(|p| PublicKey::parse(p).ok()).collect(),
+            federations: cfg.federations.iter().filter_map(|f| PublicKey::parse(f).ok()).collect(),
+            network_id: network_id.to_string(),
+            clock_skew_ms: 30_000,
+        }
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> TrustMode {
+        self.mode
+    }
+
+    /// Judges `key`, presenting `cert`, at `now_ms`.
+    pub fn judge(&self, key: &PublicKey, cert: Option<&Signed<MembershipCert>>, now_ms: u64) -> TrustStatus {
+        if key == &self.own {
+            return TrustStatus::Own;
+        }
+        if self.explicit.contains(key) {
+            return TrustStatus::Explicit;
+        }
+        let cert_status = cert.map(|c| self.judge_cert(key, c, now_ms));
+        if let Some(Ok(member)) = &cert_status {
+            return member.clone();
+        }
+        if self.mode == TrustMode::Open {
+            return TrustStatus::Open;
+        }
+        let reason = match cert_status {
+            Some(Err(why)) => why,
+            Some(Ok(_)) => unreachable!("handled above"),
+            None => "not in trust.peers and presents no membership certificate".into(),
+        };
+        TrustStatus::Untrusted { reason }
+    }
+
+    fn judge_cert(&self, key: &PublicKey, cert: &Signed<MembershipCert>, now_ms: u64) -> Result<TrustStatus, String> {
+        let body = &cert.body;
+        if !self.federations.contains(&cert.signer) {
+            return Err(format!("certificate signed by {}, not a federation in trust.federations", cert.signer));
+        }
+        if &body.member != key {
+            return Err("certificate names another member".into());
+        }
+        if body.header.network_id != self.network_id {
+            return Err(format!("certificate is for network {:?}", body.header.network_id));
+        }
+        if now_ms.saturating_add(self.clock_skew_ms) < body.header.issued_at_ms {
+            return Err("certificate not yet valid".into());
+        }
+        if now_ms > body.header.expires_at_ms {
+            return Err("certificate expired".into());
+        }
+        cert.verify().map_err(|e| format!("certificate: {e}"))?;
+        Ok(TrustStatus::Member {
+            federation: cert.signer.to_hex(),
+            operator: body.operator_name.clone(),
+            expires_at_ms: body.header.expires_at_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rpcmesh_protocol::{Identity, MessageHeader};
+
+    use super::*;
+
+    fn cert(member: &Identity, root: &Identity, net: &str, from: u64, ttl: u64) -> Signed<MembershipCert> {
+        Signed::sign(
+            MembershipCert {
+                header: MessageHeader::new(net, 1, from, ttl),
+                member: member.public_key(),
+                operator_name: "Op".into(),
+            },
+            root,
+        )
+    }
+
+    #[test]
+    fn federated_trust_rules() {
+        let (me, root, other_root, a, b) = (
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+        );
+        let cfg = TrustConfig {
+            federations: vec![root.public_key().to_hex()],
+            peers: vec![b.peer_id().to_string()],
+            ..TrustConfig::default()
+        };
+        let p = TrustPolicy::new(&cfg, me.public_key(), "n");
+        let now = 1_000_000;
+        assert_eq!(p.judge(&me.public_key(), None, now), TrustStatus::Own);
+        assert_eq!(p.judge(&b.public_key(), None, now), TrustStatus::Explicit);
+        assert!(!p.judge(&a.public_key(), None, now).is_trusted());
+        assert!(p.judge(&a.public_key(), Some(&cert(&a, &root, "n", now - 10, 1000)), now).is_trusted());
+        for (c, why) in [
+            (cert(&a, &other_root, "n", now - 10, 1000), "not a federation"),
+            (cert(&b, &root, "n", now - 10, 1000), "another member"),
+            (cert(&a, &root, "m", now - 10, 1000), "network"),
+            (cert(&a, &root, "n", now - 2000, 1000), "expired"),
+            (cert(&a, &root, "n", now + 60_000, 1000), "not yet valid"),
+        ] {
+            match p.judge(&a.public_key(), Some(&c), now) {
+                TrustStatus::Untrusted { reason } => assert!(reason.contains(why), "{reason} vs {why}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn open_mode_trusts_everyone_valid() {
+        let cfg = TrustConfig { mode: TrustMode::Open, ..TrustConfig::default() };
+        let p = TrustPolicy::new(&cfg, Identity::generate().public_key(), "n");
+        assert_eq!(p.judge(&Identity::generate().public_key(), None, 0), TrustStatus::Open);
+    }
+}
