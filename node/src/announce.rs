@@ -24,6 +24,8 @@ use crate::upstream::UpstreamSet;
 pub const HEAD_BUCKET_BLOCKS: u64 = 4;
 /// Utilisation bands (permille width) whose crossing is material.
 const UTILISATION_BAND: u16 = 250;
+/// Least time between announcements triggered by new subscribers.
+const MIN_WELCOME_INTERVAL: Duration = Duration::from_millis(250);
 /// Software version announced.
 pub const SOFTWARE_VERSION: &str = concat!("rpcmesh/", env!("CARGO_PKG_VERSION"));
 
@@ -110,17 +112,27 @@ impl Announcer {
         // Utilisation is sampled, not evented: check it a few times per heartbeat.
         let mut sample = tokio::time::interval((self.heartbeat / 5).max(Duration::from_millis(100)));
         let mut last = self.announce().await;
+        let mut last_at = tokio::time::Instant::now();
+        let mut subscriptions = self.p2p.status().announcement_subscriptions;
         heartbeat.reset();
         loop {
-            let forced = tokio::select! {
+            let mut forced = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = heartbeat.tick() => true,
                 r = upstream_changed.changed() => { if r.is_err() { return; } false }
                 r = p2p_status.changed() => { if r.is_err() { return; } false }
                 _ = sample.tick() => false,
             };
+            // A peer just subscribed: tell it who we are now rather than at the next heartbeat.
+            // Rate-limited so a burst of joins costs one message, retried by the sampler.
+            let subs = p2p_status.borrow().announcement_subscriptions;
+            if subs != subscriptions && last_at.elapsed() >= MIN_WELCOME_INTERVAL {
+                subscriptions = subs;
+                forced = true;
+            }
             if forced || self.build().1 != last {
                 last = self.announce().await;
+                last_at = tokio::time::Instant::now();
                 heartbeat.reset();
             }
         }

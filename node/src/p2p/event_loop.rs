@@ -133,6 +133,7 @@ pub struct P2pEventLoop {
     pending_relays: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
     bootstrap: Vec<BootstrapPeer>,
     connected: HashSet<PeerId>,
+    announcement_subscriptions: u64,
 }
 
 /// Builds the swarm and its loop. The loop does nothing until [`P2pEventLoop::run`].
@@ -187,6 +188,7 @@ pub fn build(
         pending_relays: HashMap::new(),
         bootstrap,
         connected: HashSet::new(),
+        announcement_subscriptions: 0,
     };
     Ok((P2pHandle::new(peer_id, tx, status_rx), event_loop))
 }
@@ -315,6 +317,18 @@ impl P2pEventLoop {
                     let _ = self.swarm.dial(addr);
                 }
             }
+            Command::TopicPeers { kind, reply } => {
+                let hash = self.topics.topic(kind).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(peers);
+            }
             Command::PeerScores { reply } => {
                 let gs = &self.swarm.behaviour().gossipsub;
                 let scores = self.connected.iter().filter_map(|p| gs.peer_score(p).map(|s| (*p, s))).collect();
@@ -330,6 +344,12 @@ impl P2pEventLoop {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. }))
+                if self.topics.kind_of(&topic) == Some(TopicKind::Announcements) =>
+            {
+                self.announcement_subscriptions += 1;
+                self.publish_status();
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.on_relay(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 self.on_identify(peer_id, info)
@@ -387,7 +407,12 @@ impl P2pEventLoop {
             external = listen.iter().filter(|a| self.allowed(a)).cloned().collect();
         }
         let connected = self.connected.iter().copied().collect();
-        self.status.send_replace(P2pStatus { listen_addrs: listen, external_addrs: external, connected });
+        self.status.send_replace(P2pStatus {
+            listen_addrs: listen,
+            external_addrs: external,
+            connected,
+            announcement_subscriptions: self.announcement_subscriptions,
+        });
     }
 
     fn on_identify(&mut self, peer: PeerId, info: identify::Info) {

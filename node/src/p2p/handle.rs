@@ -64,6 +64,13 @@ pub enum Command {
         /// Address (with `/p2p/<id>` if known).
         addr: Multiaddr,
     },
+    /// Peers known to be subscribed to a topic.
+    TopicPeers {
+        /// Topic.
+        kind: TopicKind,
+        /// Their PeerIds.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     /// Gossipsub scores of connected peers.
     PeerScores {
         /// `(peer, score)` pairs.
@@ -80,6 +87,9 @@ pub struct P2pStatus {
     pub external_addrs: Vec<Multiaddr>,
     /// Peers with at least one established connection.
     pub connected: Vec<PeerId>,
+    /// Counts peers subscribing to the announcement topic; the announcer re-announces when it
+    /// moves, so a newcomer learns the mesh at once instead of after a heartbeat.
+    pub announcement_subscriptions: u64,
 }
 
 /// Clone-able front of the p2p event loop.
@@ -145,6 +155,13 @@ impl P2pHandle {
     /// Dials an address.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), P2pError> {
         self.send(Command::Dial { addr }).await
+    }
+
+    /// Peers known to be subscribed to a topic (a publish reaches them).
+    pub async fn topic_peers(&self, kind: TopicKind) -> Result<Vec<PeerId>, P2pError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::TopicPeers { kind, reply }).await?;
+        rx.await.map_err(|_| P2pError::Shutdown)
     }
 
     /// Gossipsub scores of connected peers.

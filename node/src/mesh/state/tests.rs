@@ -1,1 +1,719 @@
+//! Unit tests of the [`MeshState`] fold: replay rules, trust, reference heads, health derivation,
+//! attestations, forgetting and snapshot layout. Fixed times only; no wall clock, no sleeps.
 
+use rpcmesh_protocol::messages::{BlockRef, ChainCapacity, MembershipCert};
+use rpcmesh_protocol::{Identity, MessageHeader};
+
+use super::*;
+use crate::config::{TrustConfig, TrustMode};
+
+const NET: &str = "testnet-1";
+const T0: u64 = 1_760_000_000_000;
+/// Announcement lifetime.
+const TTL: u64 = 60_000;
+const CHAIN: u64 = 1;
+const POLYGON: u64 = 137;
+const MAX_LAG: u64 = 5;
+const PROBE_FRESH: u64 = 20_000;
+const ATT_FRESH: u64 = 30_000;
+const FORGET: u64 = 120_000;
+const PROBE_WINDOW: u64 = 60_000;
+
+fn id(n: u8) -> Identity {
+    Identity::from_secret_bytes([n; 32])
+}
+
+fn settings() -> MeshSettings {
+    MeshSettings {
+        max_head_lag_blocks: MAX_LAG,
+        probe_fresh_ms: PROBE_FRESH,
+        attestation_fresh_ms: ATT_FRESH,
+        forget_after_ms: FORGET,
+        probe_window_ms: PROBE_WINDOW,
+    }
+}
+
+/// A federated state owned by `own`, trusting `peers` explicitly and certificates of `roots`.
+fn federated(own: &Identity, peers: &[&Identity], roots: &[&Identity]) -> MeshState {
+    let cfg = TrustConfig {
+        mode: TrustMode::Federated,
+        peers: peers.iter().map(|p| p.peer_id().to_string()).collect(),
+        federations: roots.iter().map(|r| r.public_key().to_hex()).collect(),
+        ..TrustConfig::default()
+    };
+    MeshState::new(own.public_key(), TrustPolicy::new(&cfg, own.public_key(), NET), settings())
+}
+
+fn open(own: &Identity, roots: &[&Identity]) -> MeshState {
+    let cfg = TrustConfig {
+        mode: TrustMode::Open,
+        federations: roots.iter().map(|r| r.public_key().to_hex()).collect(),
+        ..TrustConfig::default()
+    };
+    MeshState::new(own.public_key(), TrustPolicy::new(&cfg, own.public_key(), NET), settings())
+}
+
+fn chain(chain_id: u64, head: Option<u64>) -> ChainCapacity {
+    ChainCapacity {
+        chain_id,
+        head: head.map(|number| BlockRef { number, hash: [number as u8; 32] }),
+        max_requests_per_sec: 100,
+        utilisation_permille: 10,
+        max_concurrent_relays: 8,
+        archive: false,
+        method_groups: vec!["eth".into()],
+        policies: vec![],
+    }
+}
+
+fn announce(
+    signer: &Identity,
+    seq: u64,
+    at: u64,
+    chains: Vec<ChainCapacity>,
+    cert: Option<Signed<MembershipCert>>,
+) -> Signed<CapacityAnnouncement> {
+    let header = MessageHeader::new(NET, seq, at, TTL);
+    Signed::sign(CapacityAnnouncement::new(header, chains, vec![], cert, "rpcmesh/test".into()), signer)
+}
+
+/// An announcement of `CHAIN` only, without certificate.
+fn ann(signer: &Identity, seq: u64, at: u64, head: Option<u64>) -> Signed<CapacityAnnouncement> {
+    announce(signer, seq, at, vec![chain(CHAIN, head)], None)
+}
+
+fn cert(member: &Identity, root: &Identity, from: u64, ttl: u64) -> Signed<MembershipCert> {
+    let header = MessageHeader::new(NET, 1, from, ttl);
+    Signed::sign(MembershipCert { header, member: member.public_key(), operator_name: "Op".into() }, root)
+}
+
+/// `attester`'s attestation about `subject` on `CHAIN`: `ok` of `sent` probes succeeded.
+fn attest(attester: &Identity, subject: &Identity, seq: u64, at: u64, sent: u32, ok: u32) -> Signed<HealthAttestation> {
+    let body = HealthAttestation {
+        header: MessageHeader::new(NET, seq, at, TTL),
+        subject: subject.public_key(),
+        chain_id: CHAIN,
+        window_start_ms: at.saturating_sub(10_000),
+        window_end_ms: at,
+        probes_sent: sent,
+        probes_ok: ok,
+        latency_p50_us: 1_000 + seq as u32,
+        latency_p95_us: 2_000 + seq as u32,
+        observed_head: None,
+        reference_head: None,
+        head_lag_blocks: None,
+    };
+    Signed::sign(body, attester)
+}
+
+/// Records `ok` successful and `fail` failed probes of `who` on `CHAIN` at `at`.
+fn probes(s: &mut MeshState, who: &Identity, ok: usize, fail: usize, head: Option<u64>, at: u64) {
+    for i in 0..ok + fail {
+        s.apply_probe(&who.public_key(), CHAIN, 500, i < ok, head, at);
+    }
+}
+
+fn view(snap: &MeshSnapshot, who: &Identity) -> ProviderView {
+    snap.provider(&who.public_key()).expect("provider in snapshot").clone()
+}
+
+fn chain_view(s: &MeshState, who: &Identity, now: u64) -> ChainView {
+    view(&s.snapshot(now), who).chain(CHAIN).expect("chain in view").clone()
+}
+
+fn health(s: &MeshState, who: &Identity, now: u64) -> Health {
+    chain_view(s, who, now).health
+}
+
+// ---------------------------------------------------------------- announcements
+
+#[test]
+fn newer_seq_replaces_announcement() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    assert!(s.is_empty());
+    assert!(s.apply_announcement(ann(&p, 1, T0, Some(100)), T0 + 5, Source::Gossip));
+    assert!(s.apply_announcement(ann(&p, 2, T0 + 1_000, Some(110)), T0 + 1_005, Source::Gossip));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.seqs(), vec![(p.public_key(), 2)]);
+    let v = view(&s.snapshot(T0 + 2_000), &p);
+    assert_eq!((v.seq, v.announced_at_ms, v.received_at_ms), (2, T0 + 1_000, T0 + 1_005));
+    assert_eq!(v.expires_at_ms, T0 + 1_000 + TTL);
+    assert_eq!(v.chain(CHAIN).unwrap().announced_head, Some(110));
+    assert_eq!(v.announcement.body.header.seq, 2);
+}
+
+#[test]
+fn equal_or_older_seq_is_refused_and_view_unchanged() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    assert!(s.apply_announcement(ann(&p, 5, T0, Some(100)), T0, Source::Store));
+    let before = view(&s.snapshot(T0 + 10), &p);
+
+    // Replay of the same seq with other content, then an older seq (reordering).
+    assert!(!s.apply_announcement(ann(&p, 5, T0 + 500, Some(999)), T0 + 600, Source::Gossip));
+    assert!(!s.apply_announcement(ann(&p, 4, T0 + 700, Some(999)), T0 + 800, Source::Gossip));
+    assert!(!s.apply_announcement(ann(&p, 0, T0 + 900, None), T0 + 900, Source::Local));
+
+    assert_eq!(s.seqs(), vec![(p.public_key(), 5)]);
+    let after = view(&s.snapshot(T0 + 10), &p);
+    assert_eq!(after.seq, 5);
+    assert_eq!(after.announced_at_ms, before.announced_at_ms);
+    assert_eq!(after.received_at_ms, T0);
+    assert_eq!(after.source, Source::Store);
+    assert_eq!(after.chain(CHAIN).unwrap().announced_head, Some(100));
+    assert_eq!(*after.announcement, *before.announcement);
+}
+
+#[test]
+fn source_is_kept_per_announcement() {
+    let (me, a, b) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&a, &b], &[]);
+    assert!(s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local));
+    assert!(s.apply_announcement(ann(&a, 3, T0, Some(100)), T0, Source::Store));
+    assert!(s.apply_announcement(ann(&b, 1, T0, Some(100)), T0, Source::Gossip));
+    let snap = s.snapshot(T0);
+    assert_eq!(view(&snap, &me).source, Source::Local);
+    assert_eq!(view(&snap, &a).source, Source::Store);
+    assert_eq!(view(&snap, &b).source, Source::Gossip);
+
+    // A gossiped replay of the stored announcement does not turn it into a gossip one ...
+    assert!(!s.apply_announcement(ann(&a, 3, T0 + 1, Some(100)), T0 + 1, Source::Gossip));
+    assert_eq!(view(&s.snapshot(T0 + 1), &a).source, Source::Store);
+    // ... a newer one does.
+    assert!(s.apply_announcement(ann(&a, 4, T0 + 2, Some(101)), T0 + 2, Source::Gossip));
+    assert_eq!(view(&s.snapshot(T0 + 2), &a).source, Source::Gossip);
+}
+
+#[test]
+fn local_observations_survive_newer_announcement() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    // 1 of 4 probes ok; the probe saw head 150.
+    probes(&mut s, &p, 1, 3, Some(150), T0 + 100);
+    let c = chain_view(&s, &p, T0 + 200);
+    assert_eq!((c.health, c.success_rate, c.head), (Health::Unhealthy, Some(0.25), Some(150)));
+
+    assert!(s.apply_announcement(ann(&p, 2, T0 + 300, Some(120)), T0 + 300, Source::Gossip));
+    let c = chain_view(&s, &p, T0 + 400);
+    assert_eq!(c.announced_head, Some(120));
+    assert_eq!(c.success_rate, Some(0.25), "probe window lost on a newer announcement");
+    assert_eq!(c.health, Health::Unhealthy);
+    assert_eq!(c.head, Some(150), "probed head lost on a newer announcement");
+    assert_eq!(c.latency_p50_us, Some(500));
+}
+
+#[test]
+fn probe_of_unknown_provider_is_ignored() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    probes(&mut s, &p, 0, 10, Some(5_000), T0);
+    assert!(s.is_empty(), "a probe must not create a provider");
+    s.apply_announcement(ann(&p, 1, T0 + 10, Some(100)), T0 + 10, Source::Gossip);
+    let c = chain_view(&s, &p, T0 + 20);
+    assert_eq!((c.health, c.success_rate, c.head), (Health::Healthy, None, Some(100)));
+}
+
+// ---------------------------------------------------------------- trust
+
+#[test]
+fn federated_trust_explicit_member_and_untrusted() {
+    let (me, explicit, member, stranger, thief, rogue_member) = (id(1), id(2), id(3), id(4), id(5), id(6));
+    let (root, rogue_root) = (id(50), id(51));
+    let mut s = federated(&me, &[&explicit], &[&root]);
+    let c = cert(&member, &root, T0 - 1_000, 3_600_000);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(ann(&explicit, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(announce(&member, 1, T0, vec![chain(CHAIN, Some(100))], Some(c.clone())), T0, Source::Gossip);
+    s.apply_announcement(ann(&stranger, 1, T0, Some(100)), T0, Source::Gossip);
+    // A certificate signed by a root not in trust.federations.
+    let rogue_cert = cert(&rogue_member, &rogue_root, T0 - 1_000, 3_600_000);
+    s.apply_announcement(
+        announce(&rogue_member, 1, T0, vec![chain(CHAIN, Some(100))], Some(rogue_cert)),
+        T0,
+        Source::Gossip,
+    );
+    // Someone else's valid certificate, replayed by another key.
+    s.apply_announcement(announce(&thief, 1, T0, vec![chain(CHAIN, Some(100))], Some(c)), T0, Source::Gossip);
+
+    let now = T0 + 10;
+    assert_eq!(s.trust_of(&me.public_key(), now), TrustStatus::Own);
+    assert_eq!(s.trust_of(&explicit.public_key(), now), TrustStatus::Explicit);
+    assert_eq!(
+        s.trust_of(&member.public_key(), now),
+        TrustStatus::Member {
+            federation: root.public_key().to_hex(),
+            operator: "Op".into(),
+            expires_at_ms: T0 - 1_000 + 3_600_000,
+        }
+    );
+    for (who, why) in
+        [(&stranger, "no membership certificate"), (&rogue_member, "not a federation"), (&thief, "another member")]
+    {
+        match s.trust_of(&who.public_key(), now) {
+            TrustStatus::Untrusted { reason } => assert!(reason.contains(why), "{reason:?} vs {why:?}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    // Unknown keys: untrusted unless explicit.
+    assert!(!s.trust_of(&id(7).public_key(), now).is_trusted());
+    // The snapshot carries the same decisions.
+    let snap = s.snapshot(now);
+    assert_eq!(view(&snap, &me).trust, TrustStatus::Own);
+    assert_eq!(view(&snap, &explicit).trust, TrustStatus::Explicit);
+    assert!(view(&snap, &member).trust.is_trusted());
+    assert_eq!(view(&snap, &member).operator.as_deref(), Some("Op"));
+    assert!(!view(&snap, &stranger).trust.is_trusted());
+    assert!(!view(&snap, &thief).trust.is_trusted());
+}
+
+#[test]
+fn open_mode_trusts_every_provider() {
+    let (me, a, member, root) = (id(1), id(2), id(3), id(50));
+    let mut s = open(&me, &[&root]);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(ann(&a, 1, T0, Some(100)), T0, Source::Gossip);
+    let c = cert(&member, &root, T0 - 1_000, 3_600_000);
+    s.apply_announcement(announce(&member, 1, T0, vec![chain(CHAIN, Some(100))], Some(c)), T0, Source::Gossip);
+    assert_eq!(s.trust_of(&me.public_key(), T0), TrustStatus::Own);
+    assert_eq!(s.trust_of(&a.public_key(), T0), TrustStatus::Open);
+    assert!(matches!(s.trust_of(&member.public_key(), T0), TrustStatus::Member { .. }));
+    assert_eq!(s.trust_of(&id(9).public_key(), T0), TrustStatus::Open, "unknown keys are open too");
+    // Open peers count for the reference head: 3 x 100 and 4 x 10_000 -> 10_000.
+    assert_eq!(s.reference_heads(T0).get(&CHAIN), Some(&100));
+    for n in 4..=7 {
+        s.apply_announcement(ann(&id(n), 1, T0, Some(10_000)), T0, Source::Gossip);
+    }
+    assert_eq!(s.reference_heads(T0).get(&CHAIN), Some(&10_000));
+    // ... and as attesters, even unknown ones.
+    s.apply_attestation(&attest(&id(9), &a, 1, T0, 10, 0));
+    assert_eq!(health(&s, &a, T0 + 1), Health::Unhealthy);
+}
+
+#[test]
+fn maintain_rejudges_trust_when_certificate_expires() {
+    let (me, member, other, peer, root) = (id(1), id(2), id(3), id(4), id(50));
+    let mut s = federated(&me, &[&peer], &[&root]);
+    let cert_expires = T0 + 10_000;
+    let c = cert(&member, &root, T0 - 1_000, cert_expires - (T0 - 1_000));
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(announce(&member, 1, T0, vec![chain(CHAIN, Some(1_000))], Some(c)), T0, Source::Gossip);
+    s.apply_announcement(ann(&other, 1, T0, Some(100)), T0, Source::Gossip); // untrusted
+    s.apply_announcement(ann(&peer, 1, T0, Some(1_000)), T0, Source::Gossip);
+    // The member's attestation about `other` counts while the member is trusted.
+    s.apply_attestation(&attest(&member, &other, 1, cert_expires, 10, 0));
+
+    assert!(s.maintain(cert_expires).is_empty());
+    assert!(matches!(s.trust_of(&member.public_key(), cert_expires), TrustStatus::Member { .. }));
+    // me 100, peer 1_000, member 1_000 -> 1_000 (without the member it would be 100).
+    assert_eq!(s.reference_heads(cert_expires).get(&CHAIN), Some(&1_000));
+    assert_eq!(health(&s, &other, cert_expires), Health::Unhealthy);
+
+    let later = cert_expires + 1;
+    assert!(s.maintain(later).is_empty());
+    match s.trust_of(&member.public_key(), later) {
+        TrustStatus::Untrusted { reason } => assert!(reason.contains("expired"), "{reason}"),
+        other => panic!("still trusted after certificate expiry: {other:?}"),
+    }
+    let snap = s.snapshot(later);
+    assert!(!view(&snap, &member).trust.is_trusted());
+    assert_eq!(health(&s, &other, later), Health::Healthy, "an untrusted attester's attestation counted");
+    // Without the member: me 100, peer 1_000 -> 100.
+    assert_eq!(s.reference_heads(later), BTreeMap::from([(CHAIN, 100)]));
+}
+
+#[test]
+fn maintain_trusts_certificate_once_it_becomes_valid() {
+    let (me, member, root) = (id(1), id(2), id(50));
+    let mut s = federated(&me, &[], &[&root]);
+    // Issued 60 s ahead: beyond the 30 s clock skew allowance.
+    let c = cert(&member, &root, T0 + 60_000, 3_600_000);
+    s.apply_announcement(announce(&member, 1, T0, vec![chain(CHAIN, Some(100))], Some(c)), T0, Source::Gossip);
+    assert!(!s.trust_of(&member.public_key(), T0).is_trusted());
+    s.maintain(T0 + 59_000);
+    assert!(s.trust_of(&member.public_key(), T0 + 59_000).is_trusted(), "within skew of issue time");
+}
+
+// ---------------------------------------------------------------- reference heads
+
+#[test]
+fn reference_head_ignores_untrusted_and_expired_providers() {
+    let (me, a, b, liar, gone) = (id(1), id(2), id(3), id(4), id(5));
+    let mut s = federated(&me, &[&a, &b, &gone], &[]);
+    let now = T0 + 100_000;
+    s.apply_announcement(ann(&a, 1, now, Some(100)), now, Source::Gossip);
+    s.apply_announcement(ann(&b, 1, now, Some(101)), now, Source::Gossip);
+    s.apply_announcement(ann(&liar, 1, now, Some(1_000_000)), now, Source::Gossip); // untrusted
+    s.apply_announcement(ann(&gone, 1, T0, Some(5_000_000)), T0, Source::Gossip); // expires T0 + TTL
+    // Counting either the untrusted or the expired one would make it 101.
+    assert_eq!(s.reference_heads(now), BTreeMap::from([(CHAIN, 100)]));
+    assert_eq!(s.snapshot(now).reference_heads, BTreeMap::from([(CHAIN, 100)]));
+    // While the expired one was current it did count (a, b, gone -> 101).
+    assert_eq!(s.reference_heads(T0 + TTL).get(&CHAIN), Some(&101));
+    assert_eq!(s.reference_heads(T0 + TTL + 1).get(&CHAIN), Some(&100));
+}
+
+#[test]
+fn reference_head_is_lower_median_for_even_count() {
+    let me = id(1);
+    let peers: Vec<Identity> = (2..=4).map(id).collect();
+    let mut s = federated(&me, &peers.iter().collect::<Vec<_>>(), &[]);
+    s.apply_announcement(ann(&me, 1, T0, Some(103)), T0, Source::Local);
+    for (p, h) in peers.iter().zip([101, 100, 102]) {
+        s.apply_announcement(ann(p, 1, T0, Some(h)), T0, Source::Gossip);
+    }
+    assert_eq!(s.reference_heads(T0).get(&CHAIN), Some(&101));
+    // Two values: the lower one.
+    let mut s2 = federated(&me, &[&peers[0]], &[]);
+    s2.apply_announcement(ann(&me, 1, T0, Some(7)), T0, Source::Local);
+    s2.apply_announcement(ann(&peers[0], 1, T0, Some(9)), T0, Source::Gossip);
+    assert_eq!(s2.reference_heads(T0).get(&CHAIN), Some(&7));
+}
+
+#[test]
+fn one_liar_among_three_trusted_cannot_move_reference_head() {
+    let (me, a, b, liar) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&a, &b, &liar], &[]);
+    s.apply_announcement(ann(&a, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&b, 1, T0, Some(101)), T0, Source::Gossip);
+    s.apply_announcement(ann(&liar, 1, T0, Some(10_000)), T0, Source::Gossip);
+    assert_eq!(s.reference_heads(T0), BTreeMap::from([(CHAIN, 101)]));
+    // The honest ones are not made to look lagging by the liar.
+    let snap = s.snapshot(T0);
+    assert_eq!(view(&snap, &a).chain(CHAIN).unwrap().lag_blocks, Some(1));
+    assert_eq!(view(&snap, &a).chain(CHAIN).unwrap().health, Health::Healthy);
+    assert_eq!(view(&snap, &b).chain(CHAIN).unwrap().health, Health::Healthy);
+    assert_eq!(view(&snap, &liar).chain(CHAIN).unwrap().lag_blocks, Some(101 - 10_000));
+}
+
+#[test]
+fn reference_heads_are_per_chain_and_use_fresh_probe_heads() {
+    let (me, a, b) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&a, &b], &[]);
+    s.apply_announcement(
+        announce(&me, 1, T0, vec![chain(CHAIN, Some(100)), chain(POLYGON, Some(5_000))], None),
+        T0,
+        Source::Local,
+    );
+    s.apply_announcement(announce(&a, 1, T0, vec![chain(POLYGON, Some(5_002))], None), T0, Source::Gossip);
+    s.apply_announcement(ann(&b, 1, T0, None), T0, Source::Gossip);
+    // b announces no head on CHAIN, but our probe saw 104: a fresh probe head counts.
+    s.apply_probe(&b.public_key(), CHAIN, 500, true, Some(104), T0);
+    assert_eq!(s.reference_heads(T0), BTreeMap::from([(CHAIN, 100), (POLYGON, 5_000)]));
+    s.apply_announcement(ann(&a, 2, T0, Some(102)), T0, Source::Gossip); // a leaves POLYGON
+    assert_eq!(s.reference_heads(T0 + 1), BTreeMap::from([(CHAIN, 102), (POLYGON, 5_000)]));
+    // Once the probe is stale, b has no head at all: (100, 102) -> 100.
+    assert_eq!(s.reference_heads(T0 + PROBE_FRESH + 1).get(&CHAIN), Some(&100));
+}
+
+// ---------------------------------------------------------------- health
+
+#[test]
+fn health_expired_after_expires_at() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    let at_expiry = view(&s.snapshot(T0 + TTL), &p);
+    assert!(!at_expiry.expired);
+    assert_eq!(at_expiry.chain(CHAIN).unwrap().health, Health::Healthy);
+    let after = view(&s.snapshot(T0 + TTL + 1), &p);
+    assert!(after.expired);
+    let c = after.chain(CHAIN).unwrap();
+    assert_eq!(c.health, Health::Expired);
+    assert!(c.health_reason.contains("expired 1 ms ago"), "{}", c.health_reason);
+    // Expiry wins over everything, including a head-less chain.
+    s.apply_announcement(ann(&p, 2, T0, None), T0, Source::Gossip);
+    assert_eq!(health(&s, &p, T0 + TTL + 1), Health::Expired);
+}
+
+#[test]
+fn health_down_when_chain_announces_no_head() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(
+        announce(&p, 1, T0, vec![chain(CHAIN, None), chain(POLYGON, Some(9))], None),
+        T0,
+        Source::Gossip,
+    );
+    // Even our successful probes do not override a head-less announcement.
+    probes(&mut s, &p, 5, 0, Some(100), T0);
+    let v = view(&s.snapshot(T0 + 1), &p);
+    assert_eq!(v.chain(CHAIN).unwrap().health, Health::Down);
+    assert_eq!(v.chain(CHAIN).unwrap().announced_head, None);
+    assert_eq!(v.chain(CHAIN).unwrap().announced_head_hash, None);
+    assert_eq!(v.chain(POLYGON).unwrap().health, Health::Healthy, "only the head-less chain is down");
+}
+
+#[test]
+fn health_unhealthy_when_our_probes_mostly_fail() {
+    let (me, bad, half) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&bad, &half], &[]);
+    s.apply_announcement(ann(&bad, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&half, 1, T0, Some(100)), T0, Source::Gossip);
+    probes(&mut s, &bad, 2, 3, Some(100), T0 + 10);
+    probes(&mut s, &half, 3, 3, Some(100), T0 + 10);
+    let c = chain_view(&s, &bad, T0 + 20);
+    assert_eq!((c.health, c.success_rate), (Health::Unhealthy, Some(0.4)));
+    assert!(c.health_reason.contains("2/5"), "{}", c.health_reason);
+    // Exactly half is not "mostly failing".
+    let c = chain_view(&s, &half, T0 + 20);
+    assert_eq!((c.health, c.success_rate), (Health::Healthy, Some(0.5)));
+}
+
+#[test]
+fn health_unhealthy_from_trusted_attestations_without_probes() {
+    let (me, p, x, y) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&p, &x, &y], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    // x and y are trusted attesters even before they announce themselves.
+    assert!(s.apply_attestation(&attest(&x, &p, 1, T0, 10, 1)));
+    assert!(s.apply_attestation(&attest(&y, &p, 1, T0, 10, 2)));
+    let c = chain_view(&s, &p, T0 + 1);
+    assert_eq!(c.health, Health::Unhealthy);
+    assert_eq!(c.success_rate, Some(3.0 / 20.0));
+    assert!(c.health_reason.contains("2 trusted attesters"), "{}", c.health_reason);
+    assert_eq!(c.latency_p50_us, Some(1_001));
+}
+
+#[test]
+fn our_fresh_probes_take_precedence_over_attestations() {
+    let (me, p, x) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&p, &x], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_attestation(&attest(&x, &p, 1, T0, 10, 0));
+    assert_eq!(health(&s, &p, T0 + 1), Health::Unhealthy);
+    probes(&mut s, &p, 4, 0, Some(100), T0 + 2);
+    let c = chain_view(&s, &p, T0 + 3);
+    assert_eq!((c.health, c.success_rate), (Health::Healthy, Some(1.0)));
+}
+
+#[test]
+fn attestations_from_untrusted_attesters_do_not_count() {
+    let (me, p, stranger) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&stranger, 1, T0, Some(100)), T0, Source::Gossip);
+    assert!(s.apply_attestation(&attest(&stranger, &p, 1, T0, 10, 0)));
+    let v = view(&s.snapshot(T0 + 1), &p);
+    let c = v.chain(CHAIN).unwrap();
+    assert_eq!((c.health, c.success_rate, c.latency_p50_us), (Health::Healthy, None, None));
+    // Still listed, marked untrusted.
+    assert_eq!(v.attestations.len(), 1);
+    assert_eq!(v.attestations[0].attester, stranger.peer_id().to_string());
+    assert!(!v.attestations[0].attester_trusted);
+    assert_eq!(v.attestations[0].probes_ok, 0);
+}
+
+#[test]
+fn stale_attestations_do_not_count() {
+    let (me, p, x) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&p, &x], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_attestation(&attest(&x, &p, 1, T0, 10, 0));
+    assert_eq!(health(&s, &p, T0 + ATT_FRESH), Health::Unhealthy);
+    let c = chain_view(&s, &p, T0 + ATT_FRESH + 1);
+    assert_eq!((c.health, c.success_rate), (Health::Healthy, None));
+}
+
+#[test]
+fn health_lagging_when_lag_exceeds_max() {
+    let me = id(1);
+    let peers: Vec<Identity> = (2..=5).map(id).collect();
+    let mut s = federated(&me, &peers.iter().collect::<Vec<_>>(), &[]);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    // Heads 100, 100, 100, 95, 94 -> reference 100.
+    for (p, h) in peers.iter().zip([100, 100, 100 - MAX_LAG, 100 - MAX_LAG - 1]) {
+        s.apply_announcement(ann(p, 1, T0, Some(h)), T0, Source::Gossip);
+    }
+    assert_eq!(s.reference_heads(T0).get(&CHAIN), Some(&100));
+    let at_limit = chain_view(&s, &peers[2], T0);
+    assert_eq!((at_limit.health, at_limit.lag_blocks), (Health::Healthy, Some(MAX_LAG as i64)));
+    let behind = chain_view(&s, &peers[3], T0);
+    assert_eq!((behind.health, behind.lag_blocks), (Health::Lagging, Some(MAX_LAG as i64 + 1)));
+    assert!(behind.health_reason.contains("6 blocks behind"), "{}", behind.health_reason);
+    // A fresh probe head that catches up clears it.
+    s.apply_probe(&peers[3].public_key(), CHAIN, 500, true, Some(99), T0 + 1);
+    let c = chain_view(&s, &peers[3], T0 + 2);
+    assert_eq!((c.health, c.head, c.lag_blocks), (Health::Healthy, Some(99), Some(1)));
+}
+
+#[test]
+fn health_healthy_otherwise() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(ann(&p, 1, T0, Some(101)), T0, Source::Gossip);
+    probes(&mut s, &p, 9, 1, Some(101), T0 + 1);
+    let c = chain_view(&s, &p, T0 + 2);
+    assert_eq!(c.health, Health::Healthy);
+    assert_eq!(c.success_rate, Some(0.9));
+    assert_eq!(c.lag_blocks, Some(-1), "ahead of the (lower) median");
+    assert!(c.health_reason.contains("9/10"), "{}", c.health_reason);
+    let mine = chain_view(&s, &me, T0 + 2);
+    assert_eq!((mine.health, mine.success_rate), (Health::Healthy, None));
+    assert_eq!(mine.announced_head_hash, Some(format!("0x{}", hex::encode([100u8; 32]))));
+}
+
+#[test]
+fn stale_probes_stop_deciding_health() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    probes(&mut s, &p, 0, 10, Some(200), T0);
+    let c = chain_view(&s, &p, T0 + PROBE_FRESH);
+    assert_eq!((c.health, c.head), (Health::Unhealthy, Some(200)));
+    // Still inside the probe window, but no longer fresh.
+    const { assert!(PROBE_FRESH < PROBE_WINDOW) };
+    let c = chain_view(&s, &p, T0 + PROBE_FRESH + 1);
+    assert_eq!((c.health, c.success_rate, c.head), (Health::Healthy, None, Some(100)));
+    // A new probe makes them decide again.
+    probes(&mut s, &p, 0, 1, None, T0 + PROBE_FRESH + 2);
+    assert_eq!(health(&s, &p, T0 + PROBE_FRESH + 3), Health::Unhealthy);
+}
+
+// ---------------------------------------------------------------- attestations
+
+#[test]
+fn apply_attestation_keeps_newest_per_attester_and_chain() {
+    let (me, p, x, y) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&p, &x, &y], &[]);
+    s.apply_announcement(
+        announce(&p, 1, T0, vec![chain(CHAIN, Some(100)), chain(POLYGON, Some(100))], None),
+        T0,
+        Source::Gossip,
+    );
+    let summary = |s: &MeshState, chain_id: u64| -> Vec<(String, u32)> {
+        view(&s.snapshot(T0 + 100), &p)
+            .attestations
+            .iter()
+            .filter(|a| a.chain_id == chain_id)
+            .map(|a| (a.attester.clone(), a.probes_ok))
+            .collect()
+    };
+    assert!(s.apply_attestation(&attest(&x, &p, 5, T0, 10, 0)));
+    assert!(!s.apply_attestation(&attest(&x, &p, 5, T0 + 1, 10, 10)), "equal seq accepted");
+    assert!(!s.apply_attestation(&attest(&x, &p, 4, T0 + 2, 10, 10)), "older seq accepted");
+    assert_eq!(summary(&s, CHAIN), vec![(x.peer_id().to_string(), 0)]);
+    assert_eq!(health(&s, &p, T0 + 100), Health::Unhealthy);
+
+    // Another attester and another chain are separate slots.
+    assert!(s.apply_attestation(&attest(&y, &p, 1, T0, 10, 10)));
+    let mut on_polygon = attest(&x, &p, 1, T0, 10, 10).body;
+    on_polygon.chain_id = POLYGON;
+    assert!(s.apply_attestation(&Signed::sign(on_polygon, &x)));
+    assert_eq!(summary(&s, CHAIN).len(), 2);
+    assert_eq!(summary(&s, POLYGON), vec![(x.peer_id().to_string(), 10)]);
+
+    // A newer seq replaces.
+    assert!(s.apply_attestation(&attest(&x, &p, 6, T0 + 3, 10, 9)));
+    let mut got = summary(&s, CHAIN);
+    got.sort();
+    let mut want = vec![(x.peer_id().to_string(), 9), (y.peer_id().to_string(), 10)];
+    want.sort();
+    assert_eq!(got, want);
+    let c = chain_view(&s, &p, T0 + 100);
+    assert_eq!((c.health, c.success_rate), (Health::Healthy, Some(19.0 / 20.0)));
+}
+
+// ---------------------------------------------------------------- maintain
+
+#[test]
+fn maintain_forgets_long_expired_providers_but_never_self() {
+    let (me, p, q, x) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&p, &q, &x], &[]);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&q, 1, T0 + 1_000, Some(100)), T0 + 1_000, Source::Gossip);
+    s.apply_attestation(&attest(&x, &p, 1, T0, 10, 0));
+
+    let deadline = T0 + TTL + FORGET;
+    assert!(s.maintain(deadline).is_empty(), "forgotten too early");
+    assert_eq!(s.len(), 3);
+    assert_eq!(s.maintain(deadline + 1), vec![p.public_key()]);
+    assert_eq!(s.len(), 2);
+    assert!(s.snapshot(deadline + 1).provider(&p.public_key()).is_none());
+    assert!(s.maintain(deadline + 1).is_empty(), "forgotten twice");
+
+    // Attestations about a forgotten provider went with it (they are young enough to be kept
+    // otherwise: 10 x attestation_fresh_ms).
+    assert!(deadline + 2 < T0 + 10 * ATT_FRESH);
+    assert!(s.apply_announcement(ann(&p, 2, deadline + 2, Some(100)), deadline + 2, Source::Gossip));
+    let v = view(&s.snapshot(deadline + 2), &p);
+    assert!(v.attestations.is_empty(), "attestations about a forgotten provider survived");
+
+    assert_eq!(s.maintain(deadline + 1_001), vec![q.public_key()]);
+
+    // This node is never forgotten, however long expired.
+    let much_later = deadline + 10 * (TTL + FORGET);
+    assert_eq!(s.maintain(much_later), vec![p.public_key()]);
+    assert_eq!(s.len(), 1);
+    let snap = s.snapshot(much_later);
+    assert!(view(&snap, &me).expired);
+    assert!(view(&snap, &me).is_self);
+}
+
+// ---------------------------------------------------------------- snapshot
+
+#[test]
+fn snapshot_lists_self_first_then_by_peer_id() {
+    let ids: Vec<Identity> = (1..=7).map(id).collect();
+    // Make this node the one with the greatest PeerId so "self first" is not an accident of sorting.
+    let own = ids.iter().max_by_key(|i| i.peer_id().to_string()).unwrap();
+    let mut s = federated(own, &[], &[]);
+    for (n, i) in ids.iter().enumerate() {
+        let src = if i.public_key() == own.public_key() { Source::Local } else { Source::Gossip };
+        s.apply_announcement(ann(i, n as u64 + 1, T0, Some(100)), T0, src);
+    }
+    let snap = s.snapshot(T0 + 1);
+    assert_eq!(snap.generated_at_ms, T0 + 1);
+    assert_eq!(snap.providers.len(), ids.len());
+    assert!(snap.providers[0].is_self);
+    assert_eq!(snap.providers[0].key, own.public_key());
+    assert!(snap.providers[0].connected, "this node is always connected");
+    assert!(snap.providers[1..].iter().all(|p| !p.is_self));
+    let rest: Vec<&str> = snap.providers[1..].iter().map(|p| p.peer_id.as_str()).collect();
+    let mut sorted = rest.clone();
+    sorted.sort_unstable();
+    assert_eq!(rest, sorted);
+}
+
+#[test]
+fn snapshot_provider_lookup_and_on_chain_filter() {
+    let (me, a, b, c) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&a, &b, &c], &[]);
+    s.apply_announcement(ann(&me, 1, T0, Some(100)), T0, Source::Local);
+    s.apply_announcement(announce(&a, 1, T0, vec![chain(POLYGON, Some(7))], None), T0, Source::Gossip);
+    s.apply_announcement(
+        announce(&b, 1, T0, vec![chain(CHAIN, Some(100)), chain(POLYGON, Some(8))], None),
+        T0,
+        Source::Gossip,
+    );
+    assert!(s.set_connected(b.public_key(), true));
+    assert!(!s.set_connected(b.public_key(), true));
+    let snap = s.snapshot(T0 + 1);
+    for who in [&me, &a, &b] {
+        let v = snap.provider(&who.public_key()).expect("lookup");
+        assert_eq!(v.key, who.public_key());
+        assert_eq!(v.peer_id, who.peer_id().to_string());
+        assert_eq!(v.public_key, who.public_key().to_hex());
+    }
+    assert!(snap.provider(&c.public_key()).is_none());
+    assert!(view(&snap, &b).connected);
+    assert!(!view(&snap, &a).connected);
+
+    let on_main: Vec<PublicKey> = snap.on_chain(CHAIN).map(|(p, _)| p.key).collect();
+    assert_eq!(on_main.len(), 2);
+    assert!(on_main.contains(&me.public_key()) && on_main.contains(&b.public_key()));
+    assert!(snap.on_chain(CHAIN).all(|(_, cv)| cv.chain_id == CHAIN));
+    let mut on_polygon: Vec<(PublicKey, Option<u64>)> =
+        snap.on_chain(POLYGON).map(|(p, cv)| (p.key, cv.announced_head)).collect();
+    on_polygon.sort();
+    let mut want = vec![(a.public_key(), Some(7)), (b.public_key(), Some(8))];
+    want.sort();
+    assert_eq!(on_polygon, want);
+    assert_eq!(snap.on_chain(42).count(), 0);
+
+    assert!(s.set_connected(b.public_key(), false));
+    assert!(!view(&s.snapshot(T0 + 2), &b).connected);
+}

@@ -1,0 +1,7 @@
+//! Multi-daemon tests: real `rpcmesh run` processes over real loopback sockets, real and
+//! simulated Ethereum backends. Each daemon binds 127.0.0.1 only and is killed with its
+//! process group when the test ends.
+
+mod attacker;
+mod support;
+mod tests;
