@@ -33,6 +33,10 @@ enum Command {
     Status(cmd::admin_cmds::StatusArgs),
     /// List every provider this node knows, per chain (from its admin API).
     Peers(cmd::admin_cmds::PeersArgs),
+    /// Explain how requests for a chain would be routed right now (from its admin API).
+    Routes(cmd::admin_cmds::RoutesArgs),
+    /// Local testnets: many daemons on one machine, fault injection, scenarios.
+    Testnet(cmd::testnet::TestnetArgs),
 }
 
 /// An error and the exit code it maps to.
@@ -61,6 +65,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Status(args) => cmd::admin_cmds::status(args),
         Command::Peers(args) => cmd::admin_cmds::peers(args),
+        Command::Routes(args) => cmd::admin_cmds::routes(args),
+        Command::Testnet(args) => cmd::testnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

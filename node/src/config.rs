@@ -328,7 +328,7 @@ impl Default for RoutingConfig {
             max_head_lag_blocks: 3,
             request_timeout_ms: 10_000,
             max_attempts: 4,
-            hedge: false,
+            hedge: true,
             broadcast_transactions: 1,
             eject_after_failures: 3,
             eject_ms: 5_000,

@@ -1,7 +1,7 @@
 //! [`launch`]: wires every task of the daemon together and starts them.
 //!
 //! Tasks (all share one [`CancellationToken`]; if a critical one ends, the daemon stops):
-//! p2p event loop · mesh writer · relay server · announcer · peer prober · one prober per
+//! p2p event loop · gateway · mesh writer · relay server · announcer · peer prober · one prober per
 //! own upstream · admin HTTP server.
 
 use std::net::SocketAddr;
@@ -22,11 +22,13 @@ use crate::admin::{self, AdminState};
 use crate::announce::{Announcer, SOFTWARE_VERSION};
 use crate::clock::{SeqGen, now_ms};
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
 use crate::metrics::{NodeMetrics, SharedRegistry};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
+use crate::router::Router;
 use crate::store::{IdentityMeta, Store, StoreConfig};
 use crate::trust::{TrustPolicy, cert_file};
 use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
@@ -64,6 +66,8 @@ pub struct NodeHandle {
     pub peer_id: PeerId,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
+    /// Bound gateway address.
+    pub gateway_addr: SocketAddr,
     /// The swarm.
     pub p2p: P2pHandle,
     /// The mesh view.
@@ -222,6 +226,14 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         key: "admin.addr",
         source,
     })?;
+    let gateway_listener = tokio::net::TcpListener::bind(config.gateway.addr)
+        .await
+        .map_err(|source| LaunchError::Bind { addr: config.gateway.addr, key: "gateway.addr", source })?;
+    let gateway_addr = gateway_listener.local_addr().map_err(|source| LaunchError::Bind {
+        addr: config.gateway.addr,
+        key: "gateway.addr",
+        source,
+    })?;
 
     let registry = SharedRegistry(Arc::new(Mutex::new(registry)));
     let cancel = CancellationToken::new();
@@ -291,6 +303,21 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     });
 
     let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
+    let router = Router::new(
+        own,
+        upstreams.clone(),
+        &config.chains,
+        mesh.clone(),
+        Some(relay_client.clone()),
+        config.routing.clone(),
+    );
+    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains);
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        let app = gateway.app().into_make_service_with_connect_info::<SocketAddr>();
+        let r = axum::serve(gateway_listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        ("gateway", r.map_err(|e| e.to_string()))
+    });
     let prober = PeerProber {
         identity: identity.clone(),
         settings: PeerProberSettings {
@@ -320,7 +347,8 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         network_id: config.network_id.clone(),
         trust_mode: config.trust.mode,
         chains: Arc::new(config.chains.clone()),
-        gateway_addr: config.gateway.addr,
+        gateway_addr,
+        router,
         p2p: p2p.clone(),
         mesh: mesh.clone(),
         upstreams: upstreams.clone(),
@@ -334,6 +362,6 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         ("admin", r.map_err(|e| e.to_string()))
     });
 
-    tracing::info!(peer_id = %own.to_peer_id(), network = %config.network_id, admin = %admin_addr, "rpcmesh node started");
-    Ok(NodeHandle { peer_id: own.to_peer_id(), admin_addr, p2p, mesh, cancel, tasks })
+    tracing::info!(peer_id = %own.to_peer_id(), network = %config.network_id, gateway = %gateway_addr, admin = %admin_addr, "rpcmesh node started");
+    Ok(NodeHandle { peer_id: own.to_peer_id(), admin_addr, gateway_addr, p2p, mesh, cancel, tasks })
 }

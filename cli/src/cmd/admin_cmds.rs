@@ -176,3 +176,61 @@ fn display(v: &Value) -> String {
 fn list(v: Option<&Value>) -> String {
     v.and_then(Value::as_array).map(|a| a.iter().map(display).collect::<Vec<_>>().join(",")).unwrap_or_default()
 }
+
+/// Arguments of `rpcmesh routes`.
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Chain to explain [default: the node's first chain]
+    #[arg(long, value_name = "ID")]
+    chain: Option<u64>,
+    /// Method to judge (namespace matters: eth_*, debug_*, trace_*)
+    #[arg(long, default_value = "eth_blockNumber")]
+    method: String,
+}
+
+/// Prints the routing decision for a chain: every candidate, its score and why.
+pub fn routes(args: RoutesArgs) -> Result<(), Failure> {
+    let mut url = format!("{}/explain?method={}", args.target.base()?, args.method);
+    if let Some(c) = args.chain {
+        url.push_str(&format!("&chain={c}"));
+    }
+    let v = fetch(&url)?;
+    if args.target.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "chain {}  method {}  failover {}  reference head {}",
+        display(&v["chain_id"]),
+        display(&v["method"]),
+        display(&v["failover"]),
+        display(&v["reference_head"])
+    );
+    println!(
+        "{:<4} {:<5} {:<14} {:<9} {:>10} {:<12} {:>6} {:>5} {:>5} {:>10}  WHY NOT",
+        "RANK", "KIND", "PEER", "ELIGIBLE", "LAT MS", "LAT FROM", "ERR%", "UTIL", "LAG", "SCORE"
+    );
+    for (i, c) in v["candidates"].as_array().into_iter().flatten().enumerate() {
+        let peer = display(&c["peer_id"]);
+        let short = if peer.len() > 14 { format!("…{}", &peer[peer.len() - 12..]) } else { peer };
+        let reasons =
+            c["reasons"].as_array().map(|r| r.iter().map(display).collect::<Vec<_>>().join("; ")).unwrap_or_default();
+        println!(
+            "{:<4} {:<5} {:<14} {:<9} {:>10.2} {:<12} {:>6.1} {:>5.0} {:>5} {:>10.0}  {}",
+            i + 1,
+            display(&c["kind"]),
+            short,
+            if c["eligible"] == true { "yes" } else { "no" },
+            c["latency_us"].as_f64().unwrap_or(0.0) / 1000.0,
+            display(&c["latency_source"]),
+            c["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            c["utilisation"].as_f64().unwrap_or(0.0) * 100.0,
+            display(&c["lag_blocks"]),
+            c["score"].as_f64().unwrap_or(0.0),
+            reasons
+        );
+    }
+    Ok(())
+}

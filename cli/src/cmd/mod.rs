@@ -4,3 +4,4 @@ pub mod admin_cmds;
 pub mod id;
 pub mod init;
 pub mod run;
+pub mod testnet;

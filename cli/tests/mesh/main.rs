@@ -3,5 +3,6 @@
 //! process group when the test ends.
 
 mod attacker;
+mod failover;
 mod support;
 mod tests;

@@ -21,6 +21,7 @@ use crate::config::{ChainConfig, TrustMode};
 use crate::mesh::{MeshSnapshot, ProviderView};
 use crate::metrics::SharedRegistry;
 use crate::p2p::P2pHandle;
+use crate::router::Router;
 use crate::upstream::{UpstreamReport, UpstreamSet};
 
 /// What the admin API reads.
@@ -46,6 +47,8 @@ pub struct AdminState {
     pub upstreams: Arc<UpstreamSet>,
     /// Metrics.
     pub registry: SharedRegistry,
+    /// The router (for `/explain`).
+    pub router: Router,
     /// Start time.
     pub started: Instant,
 }
@@ -58,6 +61,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/explain", get(explain))
         .with_state(state)
 }
 
@@ -222,4 +226,38 @@ async fn ready(State(s): State<AdminState>) -> Response {
 async fn metrics(State(s): State<AdminState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.registry.encode())
         .into_response()
+}
+
+/// Query of `/explain`.
+#[derive(Debug, Deserialize)]
+pub struct ExplainQuery {
+    /// Chain (default: the first configured).
+    pub chain: Option<u64>,
+    /// Method to judge (default `eth_blockNumber`).
+    pub method: Option<String>,
+    /// `on`/`off`: judge as with that failover setting (default: config).
+    pub failover: Option<String>,
+}
+
+/// `GET /explain?chain=ID[&method=M][&failover=on|off]`: every candidate, its eligibility and
+/// reasons, and every score component, in routing order.
+async fn explain(State(s): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
+    let Some(chain) = q.chain.or_else(|| s.chains.first().map(|c| c.id)) else {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "pass ?chain=ID" }))).into_response();
+    };
+    let method = q.method.unwrap_or_else(|| "eth_blockNumber".into());
+    let failover = match q.failover.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        _ => s.router.config().failover,
+    };
+    let candidates = s.router.explain(chain, &method, failover);
+    Json(serde_json::json!({
+        "chain_id": chain,
+        "method": method,
+        "failover": failover,
+        "reference_head": s.mesh.borrow().reference_heads.get(&chain),
+        "candidates": candidates,
+    }))
+    .into_response()
 }

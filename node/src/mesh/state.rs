@@ -124,9 +124,11 @@ impl MeshState {
             last_at_ms: 0,
         });
         obs.window.record(Sample { at_ms, latency_us, ok });
-        obs.last_at_ms = at_ms;
-        if let Some(h) = head {
-            obs.head = Some(obs.head.map_or(h, |old| old.max(h)));
+        if at_ms >= obs.last_at_ms {
+            obs.last_at_ms = at_ms;
+            if head.is_some() {
+                obs.head = head;
+            }
         }
     }
 
@@ -178,17 +180,22 @@ impl MeshState {
         now_ms <= e.announcement.body.header.expires_at_ms
     }
 
-    /// Best known head of a provider on a chain: our fresh probes, else its announcement.
+    /// Best known head of a provider on a chain. A fresh probe newer than the announcement is
+    /// the provider's head now (so our probes can lower a head it over-claims); an announcement
+    /// newer than our probes can only raise what we saw (announced heads are bucketed).
     fn best_head(&self, e: &Entry, chain_id: u64, now_ms: u64) -> Option<u64> {
         let announced = e.announcement.body.chain(chain_id).and_then(|c| c.head.map(|h| h.number));
+        let announced_at = e.announcement.body.header.issued_at_ms;
         let probed = e
             .local
             .get(&chain_id)
             .filter(|o| now_ms.saturating_sub(o.last_at_ms) <= self.settings.probe_fresh_ms)
-            .and_then(|o| o.head);
+            .and_then(|o| o.head.map(|h| (h, o.last_at_ms)));
         match (announced, probed) {
-            (Some(a), Some(p)) => Some(a.max(p)),
-            (a, p) => a.or(p),
+            (Some(_), Some((p, at))) if at >= announced_at => Some(p),
+            (Some(a), Some((p, _))) => Some(a.max(p)),
+            (Some(a), None) => Some(a),
+            (None, p) => p.map(|(h, _)| h),
         }
     }
 

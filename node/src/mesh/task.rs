@@ -92,6 +92,8 @@ impl MeshTask {
             Err(e) => tracing::warn!(error = %e, "could not load stored announcements; starting with an empty view"),
         }
         let now = now_ms();
+        // Stored announcements were judged at their issue time; judge trust as of now.
+        state.maintain(now);
         let (tx, rx) = watch::channel(Arc::new(state.snapshot(now)));
         metrics.known_providers.set(state.len() as i64);
         (Self { state, store, p2p_events, inputs, snapshot: tx, metrics }, rx)

@@ -47,7 +47,7 @@ pub struct ChainView {
     pub announced_head: Option<u64>,
     /// Hash of that head (0x-hex).
     pub announced_head_hash: Option<String>,
-    /// Freshest head known: from our probes, trusted attestations or the announcement.
+    /// Freshest head known: the more recent of our probes and the announcement.
     pub head: Option<u64>,
     /// Blocks behind the reference head (median of trusted providers); negative when ahead.
     pub lag_blocks: Option<i64>,

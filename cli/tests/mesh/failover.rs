@@ -1,0 +1,236 @@
+//! The gateway under provider failure: one anvil is the chain; three providers reach it
+//! through their own killable forwarders; a client drives requests through provider A while
+//! A's node is killed, and while it is frozen. No client request may fail.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rpcmesh_testnet::daemon::{Daemon, free_port};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A `rpcmesh testnet forward` process: a provider's private path to the shared anvil.
+pub struct Forwarder {
+    child: Option<Child>,
+    pub port: u16,
+    target: u16,
+}
+
+impl Forwarder {
+    pub fn start(target: u16) -> Forwarder {
+        let mut f = Forwarder { child: None, port: free_port().unwrap(), target };
+        f.spawn();
+        f
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "testnet",
+            "forward",
+            "--listen",
+            &format!("127.0.0.1:{}", self.port),
+            "--to",
+            &format!("127.0.0.1:{}", self.target),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        {
+            use std::os::unix::process::CommandExt as _;
+            cmd.process_group(0);
+        }
+        self.child = Some(cmd.spawn().unwrap());
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: signals our own child's process group.
+            unsafe {
+                libc::kill(-(c.id() as i32), sig);
+            }
+        }
+    }
+
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+    }
+}
+
+/// A JSON-RPC client over HTTP that reports who served each answer.
+pub struct RpcClient {
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: String,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub served_by: String,
+}
+
+impl RpcClient {
+    pub fn new(gateway_addr: &str) -> RpcClient {
+        RpcClient { client: Client::builder(TokioExecutor::new()).build_http(), url: format!("http://{gateway_addr}/") }
+    }
+
+    pub async fn call_raw(&self, body: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut req = hyper::Request::post(&self.url).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()),
+        )
+        .await
+        .expect("the gateway answers within 30 s")
+        .expect("the gateway accepts the request");
+        let status = resp.status().as_u16();
+        let served_by =
+            resp.headers().get("x-rpcmesh-served-by").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Answer { status, body, served_by }
+    }
+
+    pub async fn call(&self, method: &str, params: Value) -> Answer {
+        let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+        self.call_raw(&body, &[]).await
+    }
+}
+
+/// Sends `n` reads; returns who served them. Panics on any failed request.
+async fn drive(client: &RpcClient, n: usize, phase: &str) -> Vec<String> {
+    let mut served = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = if i % 2 == 0 {
+            client.call("eth_blockNumber", serde_json::json!([])).await
+        } else {
+            client
+                .call("eth_getBalance", serde_json::json!(["0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", "latest"]))
+                .await
+        };
+        assert_eq!(a.status, 200, "{phase}: request {i} failed: {}", a.body);
+        assert!(a.body.get("result").is_some(), "{phase}: request {i} failed: {}", a.body);
+        served.push(a.served_by);
+    }
+    served
+}
+
+struct Mesh {
+    _dir: tempfile::TempDir,
+    _anvil: Anvil,
+    forwarders: Vec<Forwarder>,
+    nodes: Vec<Daemon>,
+}
+
+async fn three_providers(net: &str) -> Mesh {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(31337).await;
+    let forwarders: Vec<Forwarder> = (0..3).map(|_| Forwarder::start(anvil.port)).collect();
+    let a = start(spec(dir.path(), "a", net, vec![(31337, forwarders[0].url())], vec![], fast_sets())).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let mut nodes = vec![a];
+    for (i, f) in forwarders.iter().enumerate().skip(1) {
+        nodes.push(
+            start(spec(dir.path(), &format!("p{i}"), net, vec![(31337, f.url())], vec![boot.clone()], fast_sets()))
+                .await,
+        );
+    }
+    // A routes to B and C only once it sees them healthy.
+    let a = &nodes[0];
+    let others: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
+    wait("A to see B and C healthy", async || {
+        let p = peers(a).await;
+        others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
+    })
+    .await;
+    Mesh { _dir: dir, _anvil: anvil, forwarders, nodes }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_failed_request_when_the_upstream_is_killed_or_frozen() {
+    let mut m = three_providers("gw-failover").await;
+    let a_id = m.nodes[0].peer_id.clone();
+    let others: HashSet<String> = m.nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
+    let client = RpcClient::new(&m.nodes[0].gateway_addr);
+
+    let before = drive(&client, 40, "healthy").await;
+    assert!(before.iter().all(|s| *s == a_id), "A serves from its own upstream while healthy: {before:?}");
+
+    // Killed: connections refused at once.
+    m.forwarders[0].kill();
+    let killed = drive(&client, 120, "upstream killed").await;
+    assert!(killed.iter().all(|s| others.contains(s)), "B or C serve while A's node is down: {killed:?}");
+
+    // Back: A serves again once its prober sees it healthy and the breaker lets it back in.
+    m.forwarders[0].restart();
+    wait("A to serve from its own upstream again", async || drive(&client, 1, "recovering").await[0] == a_id).await;
+
+    // Frozen: connections hang; hedges and retries route around it.
+    m.forwarders[0].freeze();
+    let frozen = drive(&client, 120, "upstream frozen").await;
+    assert!(
+        frozen.iter().filter(|s| others.contains(*s)).count() >= 100,
+        "B or C serve while A's node is frozen: {frozen:?}"
+    );
+    m.forwarders[0].thaw();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_off_serves_only_from_own_upstreams() {
+    let mut m = three_providers("gw-failover-off").await;
+    let client = RpcClient::new(&m.nodes[0].gateway_addr);
+    m.forwarders[0].kill();
+    // Failover on (default): served by a peer.
+    let on = client.call("eth_blockNumber", serde_json::json!([])).await;
+    assert!(on.body.get("result").is_some(), "{}", on.body);
+    // Off for this request: only own upstreams, which are down -> a JSON-RPC error, no peer.
+    let off = client
+        .call_raw(
+            r#"{"jsonrpc":"2.0","id":5,"method":"eth_blockNumber","params":[]}"#,
+            &[("x-rpcmesh-failover", "off")],
+        )
+        .await;
+    assert_eq!(off.body["id"], 5);
+    assert_eq!(off.body["error"]["code"], -32002, "{}", off.body);
+    assert!(off.served_by.is_empty());
+}
