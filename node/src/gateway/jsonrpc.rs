@@ -134,13 +134,11 @@ fn item(raw: &[u8], whole: &Bytes) -> Item {
     if let Some(p) = env.params
         && !matches!(p.get().as_bytes().first(), Some(b'[' | b'{'))
     {
-        {
-            return Item::Invalid {
-                id: id_or_null(),
-                code: INVALID_REQUEST,
-                message: "invalid request: params must be an array or object".into(),
-            };
-        }
+        return Item::Invalid {
+            id: id_or_null(),
+            code: INVALID_REQUEST,
+            message: "invalid request: params must be an array or object".into(),
+        };
     }
     // A view into the shared buffer: batch elements are not copied.
     let raw = whole.slice_ref(raw);
