@@ -35,6 +35,8 @@ enum Command {
     Peers(cmd::admin_cmds::PeersArgs),
     /// Explain how requests for a chain would be routed right now (from its admin API).
     Routes(cmd::admin_cmds::RoutesArgs),
+    /// Federation root keys and membership certificates (federated trust).
+    Federation(cmd::federation::FederationArgs),
     /// Local testnets: many daemons on one machine, fault injection, scenarios.
     Testnet(cmd::testnet::TestnetArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::admin_cmds::status(args),
         Command::Peers(args) => cmd::admin_cmds::peers(args),
         Command::Routes(args) => cmd::admin_cmds::routes(args),
+        Command::Federation(args) => cmd::federation::run(args),
         Command::Testnet(args) => cmd::testnet::run(args),
     };
     match result {

@@ -43,6 +43,8 @@ pub struct Daemon {
     pub admin_url: String,
     /// Gateway address.
     pub gateway_addr: String,
+    /// Extra arguments for `rpcmesh run` (e.g. `--set trust.membership_cert=...`).
+    pub run_args: Vec<String>,
 }
 
 /// Why a daemon operation failed.
@@ -51,6 +53,13 @@ pub type DaemonResult<T> = Result<T, String>;
 impl Daemon {
     /// Runs `rpcmesh init` for `spec` (fresh ports, loopback only) and starts the daemon.
     pub fn start(spec: DaemonSpec) -> DaemonResult<Daemon> {
+        let mut d = Self::init(spec)?;
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// Runs `rpcmesh init` for `spec` without starting the daemon (see [`Daemon::launch`]).
+    pub fn init(spec: DaemonSpec) -> DaemonResult<Daemon> {
         let admin_port = free_port().map_err(|e| e.to_string())?;
         let rpc_port = free_port().map_err(|e| e.to_string())?;
         let mut args: Vec<String> = vec![
@@ -88,15 +97,19 @@ impl Daemon {
             return Err(format!("rpcmesh init failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
         let peer_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let mut d = Daemon {
+        Ok(Daemon {
             spec,
             child: None,
             peer_id,
             admin_url: format!("http://127.0.0.1:{admin_port}"),
             gateway_addr: format!("127.0.0.1:{rpc_port}"),
-        };
-        d.spawn()?;
-        Ok(d)
+            run_args: Vec::new(),
+        })
+    }
+
+    /// Starts a daemon made with [`Daemon::init`].
+    pub fn launch(&mut self) -> DaemonResult<()> {
+        self.restart()
     }
 
     /// The home directory.
@@ -114,6 +127,7 @@ impl Daemon {
         let mut cmd = Command::new(&self.spec.bin);
         cmd.args(["run", "--home"])
             .arg(&self.spec.home)
+            .args(&self.run_args)
             .env("RUST_LOG", std::env::var("RPCMESH_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log)

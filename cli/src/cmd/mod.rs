@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod admin_cmds;
+pub mod federation;
 pub mod id;
 pub mod init;
 pub mod run;

@@ -234,3 +234,61 @@ async fn failover_off_serves_only_from_own_upstreams() {
     assert_eq!(off.body["error"]["code"], -32002, "{}", off.body);
     assert!(off.served_by.is_empty());
 }
+
+/// A live newHeads subscription and request/response over one WebSocket to A, while A's node
+/// is killed and then frozen: no error, no duplicate head, no missing head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscription_survives_a_killed_and_a_frozen_upstream() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut m = three_providers("gw-ws").await;
+    let url = format!("ws://{}/", m.nodes[0].gateway_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket connects");
+    ws.send(Message::text(r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#)).await.unwrap();
+
+    let mut sub_id = String::new();
+    let mut heads: Vec<u64> = Vec::new();
+    let mut answers = 0usize;
+    let mut next_id = 100u64;
+    // Phases: healthy, killed, frozen; each lasts until 3 more heads arrived.
+    for phase in 0..3 {
+        match phase {
+            1 => m.forwarders[0].kill(),
+            2 => {
+                m.forwarders[0].restart();
+                m.forwarders[0].freeze();
+            }
+            _ => {}
+        }
+        let target = heads.len() + 3;
+        while heads.len() < target {
+            next_id += 1;
+            let call = format!(r#"{{"jsonrpc":"2.0","id":{next_id},"method":"eth_blockNumber","params":[]}}"#);
+            ws.send(Message::text(call)).await.unwrap();
+            let msg =
+                tokio::time::timeout(WAIT, ws.next()).await.expect("a message within the deadline").unwrap().unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            assert!(v.get("error").is_none(), "phase {phase}: error over the websocket: {v}");
+            if v["id"] == 1 {
+                sub_id = v["result"].as_str().unwrap().to_string();
+            } else if v["method"] == "eth_subscription" {
+                assert_eq!(v["params"]["subscription"], sub_id.as_str());
+                let n =
+                    u64::from_str_radix(v["params"]["result"]["number"].as_str().unwrap().trim_start_matches("0x"), 16)
+                        .unwrap();
+                if let Some(prev) = heads.last() {
+                    assert_eq!(n, prev + 1, "phase {phase}: heads must be consecutive, got {n} after {prev}");
+                }
+                heads.push(n);
+            } else {
+                assert!(v.get("result").is_some(), "{v}");
+                answers += 1;
+            }
+        }
+    }
+    m.forwarders[0].thaw();
+    assert!(answers > 0);
+    assert!(heads.len() >= 9);
+}

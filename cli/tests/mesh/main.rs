@@ -6,3 +6,4 @@ mod attacker;
 mod failover;
 mod support;
 mod tests;
+mod trust;

@@ -1,7 +1,272 @@
-use super::Gateway;
-use crate::router::RouteOptions;
-use axum::extract::ws::WebSocketUpgrade;
+//! JSON-RPC over WebSocket on the gateway's paths: every request/response method goes through
+//! the router like HTTP; `eth_subscribe` is served by the gateway itself.
+//!
+//! Subscriptions are synthesized from polls routed through the mesh (`newHeads` from the
+//! latest block, `logs` from `eth_getLogs` over each new block range), so a subscription is
+//! as available as the mesh: when the provider serving it fails, the next poll fails over and
+//! the client keeps its subscription id, sees no error, and gets no duplicate head; a gap of
+//! missed blocks is filled from the blocks in between (up to [`MAX_BACKFILL`]).
+//! `newPendingTransactions` needs a provider's mempool stream and is refused with a clear error.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-pub fn upgrade(_gw: Gateway, _chain: u64, _opts: RouteOptions, up: WebSocketUpgrade) -> Response {
-    up.on_upgrade(|_s| async {})
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Gateway;
+use super::jsonrpc::{self, Call, INVALID_PARAMS, Item, Request};
+use crate::router::RouteOptions;
+
+/// Poll period of synthesized subscriptions.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Most missed blocks filled in after a gap (older ones are skipped).
+pub const MAX_BACKFILL: u64 = 64;
+/// Subscriptions per connection.
+const MAX_SUBSCRIPTIONS: usize = 64;
+/// Outgoing messages queued per connection before it is closed as too slow.
+const OUTBOX: usize = 1024;
+/// Largest accepted WebSocket message.
+const MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
+
+static NEXT_SUB: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts the upgrade and serves the connection.
+pub fn upgrade(gw: Gateway, chain: u64, opts: RouteOptions, up: WebSocketUpgrade) -> Response {
+    up.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| session(gw, chain, opts, socket))
+}
+
+async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            let text = String::from_utf8_lossy(&msg).into_owned();
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    while let Some(Ok(msg)) = stream.next().await {
+        let body = match msg {
+            Message::Text(t) => Bytes::from(t.as_str().to_owned()),
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let answer = handle_message(&gw, chain, opts, &body, &mut subs, &out_tx).await;
+        if let Some(a) = answer
+            && out_tx.send(a).await.is_err()
+        {
+            break;
+        }
+        subs.retain(|_, h| !h.is_finished());
+    }
+    for (_, h) in subs {
+        h.abort();
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+async fn handle_message(
+    gw: &Gateway,
+    chain: u64,
+    opts: RouteOptions,
+    body: &Bytes,
+    subs: &mut HashMap<String, JoinHandle<()>>,
+    out: &mpsc::Sender<Bytes>,
+) -> Option<Bytes> {
+    // Subscriptions are only handled as single requests; batches go through the router.
+    if let Call::Single(Item::Request(req)) = jsonrpc::parse(body) {
+        match req.method.as_str() {
+            "eth_subscribe" => return Some(subscribe(gw, chain, opts, &req, subs, out)),
+            "eth_unsubscribe" => return Some(unsubscribe(&req, subs)),
+            _ => {}
+        }
+    }
+    gw.dispatch(chain, body, opts).await.0
+}
+
+fn params(req: &Request) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&req.raw)
+        .ok()
+        .and_then(|v| v.get("params").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+}
+
+fn result(req: &Request, value: &Value) -> Bytes {
+    let id = req.id.as_deref().unwrap_or(b"null");
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(value.to_string().as_bytes());
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+fn subscribe(
+    gw: &Gateway,
+    chain: u64,
+    opts: RouteOptions,
+    req: &Request,
+    subs: &mut HashMap<String, JoinHandle<()>>,
+    out: &mpsc::Sender<Bytes>,
+) -> Bytes {
+    let id = req.id.as_deref().unwrap_or(b"null");
+    let p = params(req);
+    let kind = p.first().and_then(Value::as_str).unwrap_or("");
+    if subs.len() >= MAX_SUBSCRIPTIONS {
+        return jsonrpc::error_response(
+            id,
+            -32005,
+            &format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+        );
+    }
+    let sub_id = format!("0x{:016x}", NEXT_SUB.fetch_add(1, Ordering::Relaxed) ^ 0x9e37_79b9_7f4a_7c15);
+    let poller = Poller { gw: gw.clone(), chain, opts, sub_id: sub_id.clone(), out: out.clone() };
+    let handle = match kind {
+        "newHeads" => tokio::spawn(poller.run(Feed::Heads)),
+        "logs" => {
+            let filter = p.get(1).cloned().unwrap_or_else(|| json!({}));
+            if !filter.is_object() {
+                return jsonrpc::error_response(id, INVALID_PARAMS, "logs subscription filter must be an object");
+            }
+            tokio::spawn(poller.run(Feed::Logs(filter)))
+        }
+        "newPendingTransactions" => {
+            return jsonrpc::error_response(
+                id,
+                -32601,
+                "newPendingTransactions is not available through rpcmesh: mempool streams are provider-specific",
+            );
+        }
+        other => {
+            return jsonrpc::error_response(
+                id,
+                INVALID_PARAMS,
+                &format!("unknown subscription {other:?}; use newHeads or logs"),
+            );
+        }
+    };
+    subs.insert(sub_id.clone(), handle);
+    result(req, &Value::String(sub_id))
+}
+
+fn unsubscribe(req: &Request, subs: &mut HashMap<String, JoinHandle<()>>) -> Bytes {
+    let p = params(req);
+    let removed = p.first().and_then(Value::as_str).and_then(|s| subs.remove(s)).map(|h| h.abort()).is_some();
+    result(req, &Value::Bool(removed))
+}
+
+enum Feed {
+    Heads,
+    Logs(Value),
+}
+
+struct Poller {
+    gw: Gateway,
+    chain: u64,
+    opts: RouteOptions,
+    sub_id: String,
+    out: mpsc::Sender<Bytes>,
+}
+
+impl Poller {
+    async fn call(&self, method: &str, params: Value) -> Option<Value> {
+        let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
+        let req = Request { raw, method: method.into(), id: Some(Bytes::from_static(b"1")) };
+        let routed = self.gw.inner.router.route(self.chain, &req, self.opts).await;
+        let mut v: Value = serde_json::from_slice(&routed.body).ok()?;
+        v.get_mut("result").map(Value::take).filter(|r| !r.is_null())
+    }
+
+    async fn notify(&self, result: Value) -> bool {
+        let msg = json!({ "jsonrpc": "2.0", "method": "eth_subscription", "params": { "subscription": self.sub_id, "result": result } });
+        self.out.send(Bytes::from(msg.to_string())).await.is_ok()
+    }
+
+    async fn block(&self, n: u64) -> Option<Value> {
+        self.call("eth_getBlockByNumber", json!([format!("0x{n:x}"), false])).await
+    }
+
+    async fn run(self, feed: Feed) {
+        let mut last: Option<(u64, String)> = None;
+        let mut recent: VecDeque<String> = VecDeque::new();
+        let mut ticker = tokio::time::interval(POLL_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(latest) = self.call("eth_getBlockByNumber", json!(["latest", false])).await else { continue };
+            let Some(n) = latest.get("number").and_then(quantity) else { continue };
+            let hash = latest.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+            let from = match &last {
+                None => n,
+                Some((ln, lh)) if n == *ln && hash == *lh => continue,
+                // Behind what we already sent (a lagging provider answered): wait for a fresher one.
+                Some((ln, _)) if n < *ln => continue,
+                Some((ln, _)) if n == *ln => n, // same height, new hash: a reorg
+                Some((ln, _)) => (ln + 1).max(n.saturating_sub(MAX_BACKFILL - 1)),
+            };
+            match &feed {
+                Feed::Heads => {
+                    for k in from..=n {
+                        let block = if k == n { Some(latest.clone()) } else { self.block(k).await };
+                        let Some(block) = block else { break };
+                        let h = block.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+                        if recent.contains(&h) {
+                            continue;
+                        }
+                        if !self.notify(header(block)).await {
+                            return;
+                        }
+                        recent.push_back(h);
+                        if recent.len() > 2 * MAX_BACKFILL as usize {
+                            recent.pop_front();
+                        }
+                    }
+                }
+                Feed::Logs(filter) => {
+                    let mut f = filter.clone();
+                    if let Some(obj) = f.as_object_mut() {
+                        obj.remove("fromBlock");
+                        obj.remove("toBlock");
+                        obj.remove("blockHash");
+                        obj.insert("fromBlock".into(), json!(format!("0x{from:x}")));
+                        obj.insert("toBlock".into(), json!(format!("0x{n:x}")));
+                    }
+                    let Some(logs) = self.call("eth_getLogs", json!([f])).await else { continue };
+                    for log in logs.as_array().cloned().unwrap_or_default() {
+                        if !self.notify(log).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            last = Some((n, hash));
+        }
+    }
+}
+
+fn quantity(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.strip_prefix("0x")?, 16).ok()
+}
+
+/// A block as a `newHeads` header: the block without its body fields.
+fn header(mut block: Value) -> Value {
+    if let Some(obj) = block.as_object_mut() {
+        for k in ["transactions", "uncles", "size", "totalDifficulty", "withdrawals"] {
+            obj.remove(k);
+        }
+    }
+    block
 }
