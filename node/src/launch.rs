@@ -303,6 +303,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     });
 
     let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
+    let relay_receipts = relay_client.receipts().clone();
     let router = Router::new(
         own,
         upstreams.clone(),
@@ -349,6 +350,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         chains: Arc::new(config.chains.clone()),
         gateway_addr,
         router,
+        receipts: relay_receipts,
         p2p: p2p.clone(),
         mesh: mesh.clone(),
         upstreams: upstreams.clone(),

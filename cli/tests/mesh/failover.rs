@@ -200,6 +200,17 @@ async fn no_failed_request_when_the_upstream_is_killed_or_frozen() {
     m.forwarders[0].kill();
     let killed = drive(&client, 120, "upstream killed").await;
     assert!(killed.iter().all(|s| others.contains(s)), "B or C serve while A's node is down: {killed:?}");
+    // Every relayed answer came with a signed receipt that A verified and recorded.
+    let receipts = m.nodes[0].admin_json("/receipts?limit=1000").await.unwrap();
+    let receipts = receipts["receipts"].as_array().unwrap();
+    assert!(receipts.len() >= 120, "A recorded {} receipts for 120 relayed answers", receipts.len());
+    for r in receipts {
+        assert!(others.contains(r["provider"].as_str().unwrap()), "{r}");
+        let bytes = hex::decode(r["signed"].as_str().unwrap()).unwrap();
+        let signed = rpcmesh_protocol::Signed::<rpcmesh_protocol::messages::Receipt>::from_bytes(&bytes).unwrap();
+        signed.verify().unwrap();
+        assert_eq!(signed.body.requester.to_peer_id().to_string(), a_id);
+    }
 
     // Back: A serves again once its prober sees it healthy and the breaker lets it back in.
     m.forwarders[0].restart();

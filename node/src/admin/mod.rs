@@ -49,6 +49,8 @@ pub struct AdminState {
     pub registry: SharedRegistry,
     /// The router (for `/explain`).
     pub router: Router,
+    /// Verified relay receipts (for `/receipts`).
+    pub receipts: crate::relay::ReceiptLog,
     /// Start time.
     pub started: Instant,
 }
@@ -62,6 +64,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/explain", get(explain))
+        .route("/receipts", get(receipts))
         .with_state(state)
 }
 
@@ -260,4 +263,17 @@ async fn explain(State(s): State<AdminState>, Query(q): Query<ExplainQuery>) -> 
         "candidates": candidates,
     }))
     .into_response()
+}
+
+/// Query of `/receipts`.
+#[derive(Debug, Deserialize)]
+pub struct ReceiptsQuery {
+    /// How many (default 100, at most the log's capacity).
+    pub limit: Option<usize>,
+}
+
+/// `GET /receipts[?limit=N]`: the most recent verified relay receipts, newest last.
+async fn receipts(State(s): State<AdminState>, Query(q): Query<ReceiptsQuery>) -> Json<serde_json::Value> {
+    let n = q.limit.unwrap_or(100).min(crate::relay::RECEIPT_LOG_CAPACITY);
+    Json(serde_json::json!({ "receipts": s.receipts.recent(n) }))
 }

@@ -42,6 +42,53 @@ pub enum RelayCallError {
     },
 }
 
+/// A verified receipt as recorded by the requester.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReceiptRecord {
+    /// Serving provider's PeerId.
+    pub provider: String,
+    /// Chain.
+    pub chain_id: u64,
+    /// Request seq (the relay request id).
+    pub seq: u64,
+    /// When the provider signed it, Unix ms.
+    pub served_at_ms: u64,
+    /// SHA-256 of our request body, hex.
+    pub request_digest: String,
+    /// SHA-256 of the response body, hex.
+    pub response_digest: String,
+    /// The provider's head when it answered.
+    pub head: Option<u64>,
+    /// The signed receipt, hex of its canonical bytes (verifiable by anyone).
+    pub signed: String,
+}
+
+/// The most recent verified receipts, newest last: evidence of who answered what, should an
+/// answer later prove wrong.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiptLog {
+    inner: Arc<std::sync::Mutex<std::collections::VecDeque<ReceiptRecord>>>,
+}
+
+/// Receipts kept in memory.
+pub const RECEIPT_LOG_CAPACITY: usize = 1024;
+
+impl ReceiptLog {
+    fn push(&self, r: ReceiptRecord) {
+        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == RECEIPT_LOG_CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    /// The last `n` receipts, newest last.
+    pub fn recent(&self, n: usize) -> Vec<ReceiptRecord> {
+        let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
+    }
+}
+
 /// Sends relays and checks what comes back.
 #[derive(Clone)]
 pub struct RelayClient {
@@ -51,12 +98,26 @@ pub struct RelayClient {
     limits: Limits,
     seq: Arc<SeqGen>,
     metrics: NodeMetrics,
+    receipts: ReceiptLog,
 }
 
 impl RelayClient {
     /// A client sending through `p2p`.
     pub fn new(p2p: P2pHandle, own: PublicKey, network_id: String, limits: Limits, metrics: NodeMetrics) -> Self {
-        Self { p2p, own, network_id, limits, seq: Arc::new(SeqGen::default()), metrics }
+        Self {
+            p2p,
+            own,
+            network_id,
+            limits,
+            seq: Arc::new(SeqGen::default()),
+            metrics,
+            receipts: ReceiptLog::default(),
+        }
+    }
+
+    /// Verified receipts of recent relays.
+    pub fn receipts(&self) -> &ReceiptLog {
+        &self.receipts
     }
 
     /// Relays `body` to `peer` for `chain_id` within `timeout`, verifying the response.
@@ -92,6 +153,18 @@ impl RelayClient {
             if signer_peer != peer {
                 return Err(invalid("receipt signed by another provider".into()));
             }
+            let r = &receipt.body;
+            self.receipts.push(ReceiptRecord {
+                provider: signer_peer.to_string(),
+                chain_id: r.chain_id,
+                seq: r.header.seq,
+                served_at_ms: r.header.issued_at_ms,
+                request_digest: hex::encode(r.request_digest),
+                response_digest: hex::encode(r.response_digest),
+                head: r.head,
+                signed: hex::encode(receipt.to_bytes()),
+            });
+            self.metrics.relay("outbound", "receipt_verified");
         }
         self.metrics.relay("outbound", status_label(response.status));
         Ok(RelayOutcome {

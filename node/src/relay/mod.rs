@@ -8,7 +8,7 @@
 mod client;
 mod server;
 
-pub use client::{RelayCallError, RelayClient, RelayOutcome};
+pub use client::{RECEIPT_LOG_CAPACITY, ReceiptLog, ReceiptRecord, RelayCallError, RelayClient, RelayOutcome};
 pub use server::{Capacity, RelayServer, RelayServerSettings};
 
 use rpcmesh_protocol::encoding;
