@@ -152,7 +152,8 @@ pub struct GatewayConfig {
     pub default_chain: u64,
     /// Allowed CORS origins; `["*"]` allows any, empty disables CORS headers.
     pub cors_origins: Vec<String>,
-    /// Most open client connections.
+    /// Most client requests in flight at once; beyond it the gateway answers HTTP 503 with
+    /// JSON-RPC -32005 instead of queueing.
     pub max_connections: usize,
 }
 
@@ -311,7 +312,8 @@ pub struct RoutingConfig {
     pub request_timeout_ms: u64,
     /// Most attempts per client request.
     pub max_attempts: u32,
-    /// Send a second copy of a read after the observed p95 latency.
+    /// Send a second copy of a read to the next provider when the first has not answered
+    /// within 3 times its latency estimate (at least 25 ms, at most 1 s). Writes are never hedged.
     pub hedge: bool,
     /// Send `eth_sendRawTransaction` to this many providers.
     pub broadcast_transactions: u32,

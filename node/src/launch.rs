@@ -46,14 +46,14 @@ pub enum LaunchError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A socket could not be bound.
-    #[error("cannot listen on {addr} ({key}): {source}")]
+    #[error("cannot listen on {addr} ({key}): {error}")]
     Bind {
         /// Address.
         addr: SocketAddr,
         /// Config key.
         key: &'static str,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// libp2p could not be set up.
     #[error("p2p: {0}")]
@@ -74,6 +74,8 @@ pub struct NodeHandle {
     pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
+    /// Held so the announcer's change feed stays open on a node without upstreams.
+    _upstream_changed: watch::Sender<u64>,
 }
 
 impl NodeHandle {
@@ -218,21 +220,23 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
             .map_err(LaunchError::P2p)?;
 
     // Admin listener (bound before anything runs, so a port clash fails the start).
-    let admin_listener = tokio::net::TcpListener::bind(config.admin.addr)
-        .await
-        .map_err(|source| LaunchError::Bind { addr: config.admin.addr, key: "admin.addr", source })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| LaunchError::Bind {
+    let admin_listener = tokio::net::TcpListener::bind(config.admin.addr).await.map_err(|error| LaunchError::Bind {
         addr: config.admin.addr,
         key: "admin.addr",
-        source,
+        error,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|error| LaunchError::Bind {
+        addr: config.admin.addr,
+        key: "admin.addr",
+        error,
     })?;
     let gateway_listener = tokio::net::TcpListener::bind(config.gateway.addr)
         .await
-        .map_err(|source| LaunchError::Bind { addr: config.gateway.addr, key: "gateway.addr", source })?;
-    let gateway_addr = gateway_listener.local_addr().map_err(|source| LaunchError::Bind {
+        .map_err(|error| LaunchError::Bind { addr: config.gateway.addr, key: "gateway.addr", error })?;
+    let gateway_addr = gateway_listener.local_addr().map_err(|error| LaunchError::Bind {
         addr: config.gateway.addr,
         key: "gateway.addr",
-        source,
+        error,
     })?;
 
     let registry = SharedRegistry(Arc::new(Mutex::new(registry)));
@@ -329,7 +333,8 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
             attest_interval: Duration::from_millis(config.prober.attest_interval_ms),
             window: Duration::from_millis(config.prober.window_ms),
         },
-        relay: relay_client,
+        // Its own client: probe receipts must not push client receipts out of /receipts.
+        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone()),
         p2p: p2p.clone(),
         mesh: mesh.clone(),
         mesh_tx: mesh_tx.clone(),
@@ -365,5 +370,14 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     });
 
     tracing::info!(peer_id = %own.to_peer_id(), network = %config.network_id, gateway = %gateway_addr, admin = %admin_addr, "rpcmesh node started");
-    Ok(NodeHandle { peer_id: own.to_peer_id(), admin_addr, gateway_addr, p2p, mesh, cancel, tasks })
+    Ok(NodeHandle {
+        peer_id: own.to_peer_id(),
+        admin_addr,
+        gateway_addr,
+        p2p,
+        mesh,
+        cancel,
+        tasks,
+        _upstream_changed: upstream_changed_tx,
+    })
 }

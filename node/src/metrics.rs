@@ -1,5 +1,6 @@
-//! Prometheus metrics: one registry per daemon, holding rpcmesh's own families and libp2p's
-//! (bandwidth, gossipsub, kad, identify, ping, swarm). Served as text at the admin `/metrics`.
+//! Prometheus metrics: one registry per daemon, holding rpcmesh's own families (`rpcmesh_*`)
+//! and libp2p's (transport bandwidth `libp2p_bandwidth_*`, and gossipsub's own families, which
+//! carry no prefix, e.g. `topic_peers_counts`). Served as text at the admin `/metrics`.
 
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +43,8 @@ pub struct NodeMetrics {
     pub known_providers: Gauge,
     /// Relays, by direction and status.
     pub relays: Family<RelayLabels, Counter>,
+    /// Relay receipts verified and recorded (outbound relays answered Ok).
+    pub receipts_verified: Counter,
 }
 
 impl NodeMetrics {
@@ -58,6 +61,7 @@ impl NodeMetrics {
         r.register("connected_peers", "Peers with an established connection", m.connected_peers.clone());
         r.register("known_providers", "Providers in the mesh view", m.known_providers.clone());
         r.register("relays", "Relays by direction and status", m.relays.clone());
+        r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
         m
     }
 

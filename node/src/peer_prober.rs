@@ -138,6 +138,9 @@ impl PeerProber {
                             let head = parse_head(&o.body);
                             (o.elapsed.as_micros().min(u32::MAX as u128) as u32, head.is_some(), head)
                         }
+                        // A provider that does not trust us refuses our relays: that says nothing
+                        // about its health, so it is neither a success nor a failure.
+                        Ok(o) if o.status == RelayStatus::Refused => return,
                         Ok(o) => (o.elapsed.as_micros().min(u32::MAX as u128) as u32, false, None),
                         Err(_) => (timeout.as_micros().min(u32::MAX as u128) as u32, false, None),
                     };

@@ -10,10 +10,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A free TCP port on 127.0.0.1 (bound then released; the OS does not hand it out again at once).
+/// A free TCP port on 127.0.0.1, never one this process handed out before: the port is bound
+/// then released, and the OS may offer a just-released port again, so ports given to daemons
+/// that have not bound them yet are remembered and skipped.
 pub fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no fresh free port after 1000 tries"))
 }
 
 /// How to configure one daemon.
@@ -31,6 +42,26 @@ pub struct DaemonSpec {
     pub bootstrap: Vec<String>,
     /// Extra `--set key=value` overrides.
     pub sets: Vec<String>,
+    /// p2p TCP port (`None`: any free port).
+    pub p2p_port: Option<u16>,
+    /// Gateway port (`None`: a free port).
+    pub rpc_port: Option<u16>,
+}
+
+impl DaemonSpec {
+    /// A spec with free ports.
+    pub fn new(bin: PathBuf, home: PathBuf, network_id: impl Into<String>) -> Self {
+        Self {
+            bin,
+            home,
+            network_id: network_id.into(),
+            upstreams: Vec::new(),
+            bootstrap: Vec::new(),
+            sets: Vec::new(),
+            p2p_port: None,
+            rpc_port: None,
+        }
+    }
 }
 
 /// A daemon child process.
@@ -61,7 +92,11 @@ impl Daemon {
     /// Runs `rpcmesh init` for `spec` without starting the daemon (see [`Daemon::launch`]).
     pub fn init(spec: DaemonSpec) -> DaemonResult<Daemon> {
         let admin_port = free_port().map_err(|e| e.to_string())?;
-        let rpc_port = free_port().map_err(|e| e.to_string())?;
+        let rpc_port = match spec.rpc_port {
+            Some(p) => p,
+            None => free_port().map_err(|e| e.to_string())?,
+        };
+        let p2p_port = spec.p2p_port.unwrap_or(0);
         let mut args: Vec<String> = vec![
             "init".into(),
             "--home".into(),
@@ -69,7 +104,7 @@ impl Daemon {
             "--network-id".into(),
             spec.network_id.clone(),
             "--listen".into(),
-            "/ip4/127.0.0.1/tcp/0".into(),
+            format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
             "--rpc-addr".into(),
             format!("127.0.0.1:{rpc_port}"),
             "--admin-addr".into(),
@@ -136,6 +171,18 @@ impl Daemon {
         {
             use std::os::unix::process::CommandExt as _;
             cmd.process_group(0);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt as _;
+            // The kernel kills the daemon if its parent dies, even by SIGKILL: no orphans.
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
         }
         self.child = Some(cmd.spawn().map_err(|e| format!("spawning the daemon: {e}"))?);
         Ok(())

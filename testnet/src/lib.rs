@@ -3,11 +3,17 @@
 //! Local testnets for researchers and end-to-end tests (see issue "Local testnets").
 //!
 //! - [`daemon`]: `rpcmesh` daemons as child processes (own process group, loopback only).
+//! - [`net`]: a whole local testnet: daemons, backends, federation, faults, partitions.
+//! - [`control`]: the runner's control API used by `testnet down|fault|partition|restart`.
+//! - [`faults`]: fault specifications (`down`, `slow=200ms`, ...).
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`sim`]: simulated Ethereum JSON-RPC backends (one per provider) that follow one
 //!   deterministic chain, with fault injection (down, freeze, slow, errors, stale, lie, censor).
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod daemon;
+pub mod faults;
 pub mod forward;
+pub mod net;
 pub mod sim;

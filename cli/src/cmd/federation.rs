@@ -51,6 +51,9 @@ enum FederationCommand {
         /// Where to write the certificate (give it to the member: trust.membership_cert)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Replace an existing certificate file
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -83,7 +86,18 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
             println!("{}", root.public_key());
             Ok(())
         }
-        FederationCommand::Admit { root, member, name, valid_for, network_id, out } => {
+        FederationCommand::Admit { root, member, name, valid_for, network_id, out, force } => {
+            let max =
+                std::time::Duration::from_millis(rpcmesh_protocol::validate::Limits::default().max_cert_validity_ms);
+            if valid_for > max {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "--valid-for is over the protocol's limit of {} days",
+                    max.as_secs() / 86_400
+                )));
+            }
+            if out.exists() && !force {
+                return Err(Failure::Runtime(anyhow::anyhow!("{} exists; pass --force to replace it", out.display())));
+            }
             let root =
                 Identity::load(&root).with_context(|| format!("loading the federation root key {}", root.display()))?;
             let member_key =
@@ -95,6 +109,7 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
             let header = MessageHeader::new(network_id.clone(), now_us(), issued, valid_for.as_millis() as u64);
             let cert = Signed::sign(MembershipCert { header, member: member_key, operator_name: name.clone() }, &root);
             std::fs::write(&out, cert_file::render(&cert)).with_context(|| format!("writing {}", out.display()))?;
+            let out = std::path::absolute(&out).unwrap_or(out);
             eprintln!(
                 "certificate for {name} ({}) on network {network_id}, valid {} days, written to {}",
                 member_key.to_peer_id(),

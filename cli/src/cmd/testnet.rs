@@ -1,9 +1,15 @@
 //! `rpcmesh testnet ...`: local testnets for research and end-to-end tests.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use rpcmesh_testnet::control::{self, Control};
+use rpcmesh_testnet::net::{BackendKind, STATE_FILE, Testnet, TestnetSpec, TestnetState, render_table};
 
 use crate::Failure;
 
@@ -14,8 +20,91 @@ pub struct TestnetArgs {
     command: TestnetCommand,
 }
 
+/// Backend of every provider.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    /// Simulated nodes following one deterministic chain (cheap: dozens of providers)
+    Sim,
+    /// One real anvil per chain, reached by each provider through its own forwarder
+    Anvil,
+}
+
+#[derive(Debug, Clone, Args)]
+struct DirArg {
+    /// Testnet directory (homes, logs, federation, testnet.json)
+    #[arg(long, value_name = "DIR", default_value = ".rpcmesh-testnet")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+struct UpArgs {
+    /// Number of daemons
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Chain ids every provider serves
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    chains: Vec<u64>,
+    /// Backend of every provider
+    #[arg(long, value_enum, default_value_t = Backend::Sim)]
+    backend: Backend,
+    /// anvil binary for --backend anvil [default: $RPCMESH_ANVIL, else anvil on PATH]
+    #[arg(long, value_name = "PATH")]
+    anvil: Option<PathBuf>,
+    /// Block time of the chains, ms
+    #[arg(long, default_value_t = 1000)]
+    block_time_ms: u64,
+    #[command(flatten)]
+    dir: DirArg,
+    /// Leave the testnet running in the background; stop it with `rpcmesh testnet down`
+    #[arg(long)]
+    detach: bool,
+    /// Any daemon config key for every node, e.g. --set routing.hedge=false (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Internal: the background runner of --detach
+    #[arg(long, hide = true)]
+    runner: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum TestnetCommand {
+    /// Start a local testnet (runs until Ctrl-C, or in the background with --detach)
+    Up(UpArgs),
+    /// Stop a testnet started with --detach
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Inject a fault into one provider's node:
+    /// down | freeze | slow=200ms[±50ms] | errors=0.3 | stale=5 | lie | censor=ADDRESS | heal
+    Fault {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Node index
+        #[arg(long)]
+        node: usize,
+        /// The fault
+        fault: String,
+    },
+    /// Split the mesh into groups that cannot talk to each other, e.g. --groups 0,1,2:3,4
+    Partition {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Groups of node indexes separated by ':'
+        #[arg(long, value_name = "GROUPS", conflicts_with = "heal")]
+        groups: Option<String>,
+        /// Remove the partition
+        #[arg(long)]
+        heal: bool,
+    },
+    /// Restart one daemon (SIGTERM, then start with its persisted state)
+    Restart {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Node index
+        #[arg(long)]
+        node: usize,
+    },
     /// Forward TCP from one local address to another (a provider's killable path to a shared
     /// node: kill or SIGSTOP this process to take that provider's node down or freeze it)
     Forward {
@@ -28,9 +117,47 @@ enum TestnetCommand {
     },
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
 /// Runs `rpcmesh testnet`.
 pub fn run(args: TestnetArgs) -> Result<(), Failure> {
     match args.command {
+        TestnetCommand::Up(up) if up.detach => detach(&up),
+        TestnetCommand::Up(up) => runtime()?.block_on(foreground(up)),
+        TestnetCommand::Down { dir } => runtime()?.block_on(down(&dir.dir)),
+        TestnetCommand::Fault { dir, node, fault } => {
+            runtime()?
+                .block_on(control::call(&dir.dir, "/fault", serde_json::json!({ "node": node, "fault": fault })))
+                .map_err(anyhow::Error::msg)?;
+            eprintln!("node {node}: {fault}");
+            Ok(())
+        }
+        TestnetCommand::Partition { dir, groups, heal } => {
+            let rt = runtime()?;
+            match (groups, heal) {
+                (Some(g), false) => {
+                    rt.block_on(control::call(&dir.dir, "/partition", serde_json::json!({ "groups": g })))
+                        .map_err(anyhow::Error::msg)?;
+                    eprintln!("partitioned: {g}");
+                }
+                (None, true) => {
+                    rt.block_on(control::call(&dir.dir, "/heal-partition", serde_json::json!({})))
+                        .map_err(anyhow::Error::msg)?;
+                    eprintln!("partition healed");
+                }
+                _ => return Err(Failure::Usage(anyhow::anyhow!("pass --groups 0,1:2,3 or --heal"))),
+            }
+            Ok(())
+        }
+        TestnetCommand::Restart { dir, node } => {
+            runtime()?
+                .block_on(control::call(&dir.dir, "/restart", serde_json::json!({ "node": node })))
+                .map_err(anyhow::Error::msg)?;
+            eprintln!("node {node} restarted");
+            Ok(())
+        }
         TestnetCommand::Forward { listen, to } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
             rt.block_on(rpcmesh_testnet::forward::run(listen, to))
@@ -38,4 +165,207 @@ pub fn run(args: TestnetArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn spec(up: &UpArgs) -> anyhow::Result<TestnetSpec> {
+    let backend = match up.backend {
+        Backend::Sim => BackendKind::Sim,
+        Backend::Anvil => BackendKind::Anvil {
+            path: up
+                .anvil
+                .clone()
+                .or_else(|| std::env::var_os("RPCMESH_ANVIL").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("anvil")),
+        },
+    };
+    Ok(TestnetSpec {
+        nodes: up.nodes,
+        chains: up.chains.clone(),
+        backend,
+        dir: std::path::absolute(&up.dir.dir).context("resolving --dir")?,
+        bin: std::env::current_exe().context("locating the rpcmesh binary")?,
+        network_id: "rpcmesh-testnet".into(),
+        block_time_ms: up.block_time_ms,
+        sets: up.set.clone(),
+        prefer_8545: true,
+    })
+}
+
+async fn foreground(up: UpArgs) -> Result<(), Failure> {
+    let spec = spec(&up)?;
+    let dir = spec.dir.clone();
+    if let Ok(existing) = TestnetState::load(&dir)
+        && process_alive(existing.runner_pid)
+    {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "a testnet is already running in {} (runner pid {}); stop it with `rpcmesh testnet down --dir {}`",
+            dir.display(),
+            existing.runner_pid,
+            dir.display()
+        )));
+    }
+    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    eprintln!(
+        "starting {} daemons ({:?} backend, chains {:?}) in {}",
+        spec.nodes,
+        up.backend,
+        spec.chains,
+        dir.display()
+    );
+    let testnet = Testnet::up(spec.clone()).await.map_err(anyhow::Error::msg)?;
+    let nodes = testnet.nodes();
+    let control =
+        Control { testnet: Arc::new(tokio::sync::Mutex::new(testnet)), shutdown: Arc::new(tokio::sync::Notify::new()) };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the control API")?;
+    let control_addr = listener.local_addr().context("control address")?;
+    let app = control::router(control.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let state = TestnetState {
+        runner_pid: std::process::id(),
+        control: format!("http://{control_addr}"),
+        network_id: spec.network_id.clone(),
+        chains: spec.chains.clone(),
+        nodes: nodes.clone(),
+    };
+    let tmp = dir.join("testnet.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap_or_default()).context("writing testnet.json")?;
+    std::fs::rename(&tmp, dir.join(STATE_FILE)).context("writing testnet.json")?;
+
+    println!("{}", render_table(&nodes));
+    println!(
+        "try: curl -s -X POST {} -H 'content-type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}}'",
+        nodes[0].http
+    );
+    if up.runner {
+        println!("testnet running; stop it with: rpcmesh testnet down --dir {}", dir.display());
+    } else {
+        println!(
+            "testnet running; Ctrl-C stops it (fault injection: rpcmesh testnet fault --dir {} --node 1 down)",
+            dir.display()
+        );
+    }
+    let _ = std::io::stdout().flush();
+
+    let interactive = !up.runner && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = control.shutdown.notified() => break,
+            _ = tick.tick() => {
+                if interactive {
+                    let line = control.testnet.lock().await.status_line().await;
+                    eprint!("\r\x1b[2K{line}");
+                }
+            }
+        }
+    }
+    if interactive {
+        eprintln!();
+    }
+    eprintln!("stopping the testnet...");
+    let testnet = Arc::try_unwrap(control.testnet).map_err(|_| anyhow::anyhow!("testnet still in use"));
+    match testnet {
+        Ok(t) => t.into_inner().down().await,
+        Err(e) => tracing::warn!(error = %e, "could not stop cleanly; daemons die with this process"),
+    }
+    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// `up --detach`: run the foreground runner as a background process in its own session and
+/// return once its state file says it is up.
+fn detach(up: &UpArgs) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt as _;
+    let spec = spec(up)?;
+    std::fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
+    let _ = std::fs::remove_file(spec.dir.join(STATE_FILE));
+    let log = std::fs::File::create(spec.dir.join("runner.log")).context("creating runner.log")?;
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
+    args.push("--runner".into());
+    let mut cmd = std::process::Command::new(&spec.bin);
+    cmd.args(&args).stdin(std::process::Stdio::null()).stdout(log.try_clone().context("log")?).stderr(log);
+    // SAFETY: setsid between fork and exec detaches from the terminal's session; no memory is touched.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("starting the background runner")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(state) = TestnetState::load(&spec.dir)
+            && state.runner_pid == child.id()
+        {
+            println!("{}", render_table(&state.nodes));
+            println!(
+                "testnet running in the background (runner pid {}); stop it with: rpcmesh testnet down --dir {}",
+                child.id(),
+                spec.dir.display()
+            );
+            return Ok(());
+        }
+        if !process_alive(child.id()) || std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(spec.dir.join("runner.log")).unwrap_or_default();
+            return Err(Failure::Runtime(anyhow::anyhow!("the testnet did not come up:\n{log}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn down(dir: &Path) -> Result<(), Failure> {
+    let state = TestnetState::load(dir).map_err(anyhow::Error::msg)?;
+    if process_alive(state.runner_pid) {
+        let _ = control::call(dir, "/shutdown", serde_json::json!({})).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while process_alive(state.runner_pid) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if process_alive(state.runner_pid) {
+            // SAFETY: the runner's own process group (it called setsid); daemons die with it.
+            unsafe {
+                libc::kill(-(state.runner_pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+    // Whatever happened to the runner, no daemon may survive it.
+    for n in &state.nodes {
+        if let Some(pid) = n.pid
+            && process_alive(pid)
+        {
+            // SAFETY: the daemon's own process group, recorded at start.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    eprintln!("testnet in {} stopped", dir.display());
+    Ok(())
 }

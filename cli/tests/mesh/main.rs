@@ -3,6 +3,7 @@
 //! process group when the test ends.
 
 mod attacker;
+mod clients;
 mod failover;
 mod support;
 mod tests;

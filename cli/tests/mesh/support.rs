@@ -35,7 +35,7 @@ pub fn spec(
     bootstrap: Vec<String>,
     sets: Vec<String>,
 ) -> DaemonSpec {
-    DaemonSpec { bin: bin(), home: dir.join(name), network_id: net.into(), upstreams, bootstrap, sets }
+    DaemonSpec { upstreams, bootstrap, sets, ..DaemonSpec::new(bin(), dir.join(name), net) }
 }
 
 pub async fn start(spec: DaemonSpec) -> Daemon {

@@ -55,3 +55,41 @@ pub async fn get_ok(url: &str, timeout: Duration) -> Result<Bytes, AdminClientEr
     }
     Ok(body)
 }
+
+/// PUTs a JSON body to `url`, requiring a 2xx.
+pub async fn put_json(url: &str, body: &serde_json::Value, timeout: Duration) -> Result<Bytes, AdminClientError> {
+    send_json(hyper::Method::PUT, url, body, timeout).await
+}
+
+/// POSTs a JSON body to `url`, requiring a 2xx.
+pub async fn post_json(url: &str, body: &serde_json::Value, timeout: Duration) -> Result<Bytes, AdminClientError> {
+    send_json(hyper::Method::POST, url, body, timeout).await
+}
+
+async fn send_json(
+    method: hyper::Method,
+    url: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<Bytes, AdminClientError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| AdminClientError::Url(url.into()))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<Bytes>>();
+    let unreachable = |reason: String| AdminClientError::Unreachable { url: url.into(), reason };
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| unreachable(e.to_string()))?;
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| unreachable(e.to_string()))?.to_bytes();
+        Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(timeout, fut).await.map_err(|_| unreachable("timed out".into()))??;
+    if !(200..300).contains(&status) {
+        return Err(AdminClientError::Status { url: url.into(), status, body: String::from_utf8_lossy(&body).into() });
+    }
+    Ok(body)
+}

@@ -14,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -65,6 +66,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/metrics", get(metrics))
         .route("/explain", get(explain))
         .route("/receipts", get(receipts))
+        .route("/blocked", get(blocked).put(set_blocked))
         .with_state(state)
 }
 
@@ -276,4 +278,40 @@ pub struct ReceiptsQuery {
 async fn receipts(State(s): State<AdminState>, Query(q): Query<ReceiptsQuery>) -> Json<serde_json::Value> {
     let n = q.limit.unwrap_or(100).min(crate::relay::RECEIPT_LOG_CAPACITY);
     Json(serde_json::json!({ "receipts": s.receipts.recent(n) }))
+}
+
+/// Body of `PUT /blocked` and answer of `GET /blocked`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockedBody {
+    /// Blocked PeerIds.
+    pub peers: Vec<String>,
+}
+
+/// `GET /blocked`: peers this node refuses to talk to.
+async fn blocked(State(s): State<AdminState>) -> Json<BlockedBody> {
+    Json(BlockedBody { peers: s.p2p.status().blocked.iter().map(ToString::to_string).collect() })
+}
+
+/// `PUT /blocked` with `{"peers": [...]}`: replaces the block list (an operator ban list;
+/// local testnets use it for partitions). Connections to blocked peers are closed at once.
+async fn set_blocked(State(s): State<AdminState>, Json(body): Json<BlockedBody>) -> Response {
+    let mut peers = Vec::with_capacity(body.peers.len());
+    for p in &body.peers {
+        match p.parse::<PeerId>() {
+            Ok(id) => peers.push(id),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(serde_json::json!({ "error": format!("{p:?} is not a PeerId") })),
+                )
+                    .into_response();
+            }
+        }
+    }
+    match s.p2p.set_blocked(peers).await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "blocked": body.peers }))).into_response(),
+        Err(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+        }
+    }
 }

@@ -61,7 +61,7 @@ max_batch_len = {gw_batch}
 default_chain = {gw_default}
 # CORS origins allowed; ["*"] for any, [] to send no CORS headers.
 cors_origins = {gw_cors}
-# Most open client connections.
+# Most client requests in flight; beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
 max_connections = {gw_conns}
 
 [admin]
@@ -94,7 +94,8 @@ max_head_lag_blocks = {lag}
 request_timeout_ms = {r_to}
 # Most attempts per client request.
 max_attempts = {r_attempts}
-# Hedge reads: send a second copy after the observed p95 latency.
+# Hedge reads: if the first provider has not answered within 3x its usual latency (25 ms..1 s),
+# ask the next one too; the first answer wins. Writes are never hedged.
 hedge = {hedge}
 # Send eth_sendRawTransaction to this many providers ("already known" counts as success).
 broadcast_transactions = {bcast}

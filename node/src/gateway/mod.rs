@@ -46,6 +46,8 @@ struct GatewayInner {
     max_body_bytes: usize,
     max_batch_len: usize,
     cors: Vec<String>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
 }
 
 impl Gateway {
@@ -62,6 +64,8 @@ impl Gateway {
                 max_body_bytes: cfg.max_body_bytes,
                 max_batch_len: cfg.max_batch_len,
                 cors: cfg.cors_origins.clone(),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
+                max_in_flight: cfg.max_connections.max(1),
             }),
         }
     }
@@ -223,6 +227,17 @@ async fn handle_chain(
 }
 
 async fn handle(gw: Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
+    // Refuse rather than queue past the limit: a client (or a load balancer) retries elsewhere.
+    let Ok(_permit) = gw.inner.in_flight.clone().try_acquire_owned() else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::error_response(
+                b"null",
+                -32005,
+                &format!("gateway busy: {} requests in flight (gateway.max_connections)", gw.inner.max_in_flight),
+            ),
+        );
+    };
     let req_headers = req.headers().clone();
     let mut resp = match *req.method() {
         Method::OPTIONS => StatusCode::NO_CONTENT.into_response(),

@@ -30,7 +30,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub const MAX_BACKFILL: u64 = 64;
 /// Subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 64;
-/// Outgoing messages queued per connection before it is closed as too slow.
+/// Outgoing messages queued per connection; when full, producers wait (backpressure on the
+/// subscription pollers and on request handling of that connection only).
 const OUTBOX: usize = 1024;
 /// Largest accepted WebSocket message.
 const MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;

@@ -204,7 +204,8 @@ impl MeshState {
     pub fn reference_heads(&self, now_ms: u64) -> BTreeMap<u64, u64> {
         let mut heads: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for e in self.entries.values().filter(|e| e.trust.is_trusted() && Self::is_current(e, now_ms)) {
-            for c in &e.announcement.body.chains {
+            // A provider announcing no head has its nodes down: its last probed head is history.
+            for c in e.announcement.body.chains.iter().filter(|c| c.head.is_some()) {
                 if let Some(h) = self.best_head(e, c.chain_id, now_ms) {
                     heads.entry(c.chain_id).or_default().push(h);
                 }
@@ -262,22 +263,25 @@ impl MeshState {
                 let (success_rate, p50, p95, evidence) = if let Some(s) = local_stats {
                     (
                         Some(f64::from(s.ok) / f64::from(s.sent)),
-                        Some(s.p50_us),
-                        Some(s.p95_us),
+                        (s.ok > 0).then_some(s.p50_us),
+                        (s.ok > 0).then_some(s.p95_us),
                         format!("{}/{} of our probes ok", s.ok, s.sent),
                     )
                 } else if !trusted_att.is_empty() {
                     let sent: u64 = trusted_att.iter().map(|a| u64::from(a.probes_sent)).sum();
                     let ok: u64 = trusted_att.iter().map(|a| u64::from(a.probes_ok)).sum();
-                    let mut p50s: Vec<u32> = trusted_att.iter().map(|a| a.latency_p50_us).collect();
-                    let mut p95s: Vec<u32> = trusted_att.iter().map(|a| a.latency_p95_us).collect();
+                    // Latencies only of attesters that saw successes: a failed probe has no latency.
+                    let mut p50s: Vec<u32> =
+                        trusted_att.iter().filter(|a| a.probes_ok > 0).map(|a| a.latency_p50_us).collect();
+                    let mut p95s: Vec<u32> =
+                        trusted_att.iter().filter(|a| a.probes_ok > 0).map(|a| a.latency_p95_us).collect();
                     p50s.sort_unstable();
                     p95s.sort_unstable();
                     let rate = if sent == 0 { None } else { Some(ok as f64 / sent as f64) };
                     (
                         rate,
-                        Some(p50s[(p50s.len() - 1) / 2]),
-                        Some(p95s[(p95s.len() - 1) / 2]),
+                        (!p50s.is_empty()).then(|| p50s[(p50s.len() - 1) / 2]),
+                        (!p95s.is_empty()).then(|| p95s[(p95s.len() - 1) / 2]),
                         format!("{ok}/{sent} probes ok by {} trusted attesters", trusted_att.len()),
                     )
                 } else {

@@ -138,10 +138,14 @@ impl MeshTask {
                     for key in self.state.maintain(now) {
                         let _ = self.store.remove_announcement(&key);
                     }
-                    if ticks.is_multiple_of(PRUNE_EVERY)
-                        && let Err(e) = self.store.prune(now)
-                    {
-                        tracing::warn!(error = %e, "store prune failed");
+                    if ticks.is_multiple_of(PRUNE_EVERY) {
+                        // Pruning scans the store: off the async threads.
+                        let store = self.store.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = store.prune(now) {
+                                tracing::warn!(error = %e, "store prune failed");
+                            }
+                        });
                     }
                     true
                 }
@@ -150,8 +154,11 @@ impl MeshTask {
                 self.publish();
             }
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!(error = %e, "store flush at shutdown failed");
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "store flush at shutdown failed"),
+            Err(e) => tracing::error!(error = %e, "store flush at shutdown panicked"),
         }
     }
 

@@ -11,7 +11,7 @@ use libp2p::gossipsub::{
 };
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping, request_response};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, kad, mdns, ping, request_response};
 
 use super::codec::{RELAY_PROTOCOL, RelayCodec};
 use super::topics::Topics;
@@ -19,6 +19,8 @@ use super::topics::Topics;
 /// Everything the daemon speaks over libp2p.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers this node refuses to talk to (operator bans, testnet partitions).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Caps on connections (total, per peer, pending).
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and the network's protocol version.
@@ -173,6 +175,15 @@ impl Behaviour {
         } else {
             None
         };
-        Ok(Self { limits, identify, ping, kad, gossipsub, relay, mdns: Toggle::from(mdns) })
+        Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
+            limits,
+            identify,
+            ping,
+            kad,
+            gossipsub,
+            relay,
+            mdns: Toggle::from(mdns),
+        })
     }
 }

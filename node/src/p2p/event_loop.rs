@@ -261,7 +261,8 @@ impl P2pEventLoop {
         let mut to_dial = Vec::new();
         for b in &mut self.bootstrap {
             let connected = b.peer.is_some_and(|p| self.connected.contains(&p));
-            if connected || now < b.next_attempt {
+            let blocked = b.peer.is_some_and(|p| self.swarm.behaviour().blocked.blocked_peers().contains(&p));
+            if connected || blocked || now < b.next_attempt {
                 continue;
             }
             b.next_attempt = now + b.backoff;
@@ -328,6 +329,17 @@ impl P2pEventLoop {
                     .map(|(p, _)| *p)
                     .collect();
                 let _ = reply.send(peers);
+            }
+            Command::SetBlocked { peers } => {
+                let wanted: HashSet<PeerId> = peers.into_iter().collect();
+                let current: Vec<PeerId> = self.swarm.behaviour().blocked.blocked_peers().iter().copied().collect();
+                for p in current.iter().filter(|p| !wanted.contains(p)) {
+                    self.swarm.behaviour_mut().blocked.unblock_peer(*p);
+                }
+                for p in wanted {
+                    self.swarm.behaviour_mut().blocked.block_peer(p);
+                }
+                self.publish_status();
             }
             Command::PeerScores { reply } => {
                 let gs = &self.swarm.behaviour().gossipsub;
@@ -411,6 +423,7 @@ impl P2pEventLoop {
             listen_addrs: listen,
             external_addrs: external,
             connected,
+            blocked: self.swarm.behaviour().blocked.blocked_peers().iter().copied().collect(),
             announcement_subscriptions: self.announcement_subscriptions,
         });
     }
@@ -496,18 +509,24 @@ impl P2pEventLoop {
         };
         match outcome {
             Ok(event) => {
-                // Record the seq only once accepted, so a rejected copy cannot burn it.
-                match &event {
-                    P2pEvent::Announcement { msg, .. } => {
-                        self.announcement_seqs.accept(msg.signer(), msg.body().header.seq)
+                let seq_key = match &event {
+                    P2pEvent::Announcement { msg, .. } => Some((msg.signer(), None, msg.body().header.seq)),
+                    P2pEvent::Attestation { msg, .. } => {
+                        Some((msg.signer(), Some((msg.body().subject, msg.body().chain_id)), msg.body().header.seq))
                     }
-                    P2pEvent::Attestation { msg, .. } => self
-                        .attestation_seqs
-                        .accept((msg.signer(), msg.body().subject, msg.body().chain_id), msg.body().header.seq),
-                    _ => {}
-                }
+                    _ => None,
+                };
                 match self.events.try_send(event) {
                     Ok(()) => {
+                        // Record the seq only once the node took the message, so a dropped or
+                        // rejected copy cannot burn it.
+                        match seq_key {
+                            Some((signer, None, seq)) => self.announcement_seqs.accept(signer, seq),
+                            Some((signer, Some((subject, chain)), seq)) => {
+                                self.attestation_seqs.accept((signer, subject, chain), seq)
+                            }
+                            None => {}
+                        }
                         self.metrics.gossip(kind.label(), "accept", "");
                         self.report(&id, &source, MessageAcceptance::Accept);
                     }

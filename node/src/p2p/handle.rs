@@ -71,6 +71,11 @@ pub enum Command {
         /// Their PeerIds.
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Replaces the set of blocked peers (connections to them are closed and refused).
+    SetBlocked {
+        /// The peers.
+        peers: Vec<PeerId>,
+    },
     /// Gossipsub scores of connected peers.
     PeerScores {
         /// `(peer, score)` pairs.
@@ -87,6 +92,8 @@ pub struct P2pStatus {
     pub external_addrs: Vec<Multiaddr>,
     /// Peers with at least one established connection.
     pub connected: Vec<PeerId>,
+    /// Peers blocked by the operator.
+    pub blocked: Vec<PeerId>,
     /// Counts peers subscribing to the announcement topic; the announcer re-announces when it
     /// moves, so a newcomer learns the mesh at once instead of after a heartbeat.
     pub announcement_subscriptions: u64,
@@ -162,6 +169,11 @@ impl P2pHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::TopicPeers { kind, reply }).await?;
         rx.await.map_err(|_| P2pError::Shutdown)
+    }
+
+    /// Blocks exactly `peers` (unblocking any other): their connections are closed and refused.
+    pub async fn set_blocked(&self, peers: Vec<PeerId>) -> Result<(), P2pError> {
+        self.send(Command::SetBlocked { peers }).await
     }
 
     /// Gossipsub scores of connected peers.

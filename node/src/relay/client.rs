@@ -164,7 +164,7 @@ impl RelayClient {
                 head: r.head,
                 signed: hex::encode(receipt.to_bytes()),
             });
-            self.metrics.relay("outbound", "receipt_verified");
+            self.metrics.receipts_verified.inc();
         }
         self.metrics.relay("outbound", status_label(response.status));
         Ok(RelayOutcome {

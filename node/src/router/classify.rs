@@ -63,11 +63,13 @@ pub fn judge_body(body: &[u8], is_send: bool) -> Verdict {
     }
 }
 
-/// Judges an HTTP status from an upstream.
+/// Judges an HTTP status from an upstream: `None` means "judge the body". 5xx, 429 and 408
+/// are the node's problem; other 4xx answers carry the node's verdict on the request itself.
 pub fn judge_status(status: u16) -> Option<Verdict> {
     match status {
-        200 => None,
-        429 => Some(Verdict::Retry("HTTP 429".into())),
+        200..=299 => None,
+        408 | 429 | 500..=599 => Some(Verdict::Retry(format!("HTTP {status}"))),
+        400..=499 => None,
         s => Some(Verdict::Retry(format!("HTTP {s}"))),
     }
 }
@@ -100,6 +102,8 @@ mod tests {
         assert_eq!(judge_body(known, true), Verdict::Success);
         assert_eq!(judge_body(known, false), Verdict::CallerError);
         assert!(judge_status(200).is_none());
+        assert!(judge_status(400).is_none(), "a 4xx carries a JSON-RPC answer to judge");
+        assert!(matches!(judge_status(429), Some(Verdict::Retry(_))));
         assert!(matches!(judge_status(503), Some(Verdict::Retry(_))));
     }
 }

@@ -137,15 +137,12 @@ impl Router {
     /// Ranked candidates with every score component (for `/explain` and routing).
     pub fn explain(&self, chain_id: u64, method: &str, failover: bool) -> Vec<Candidate> {
         let namespace = method.split('_').next().unwrap_or(method);
-        let default_groups = crate::config::ChainConfig::with_upstream(chain_id, String::new()).method_groups;
-        let own_groups = self.inner.chains.get(&chain_id).map(|c| c.method_groups.clone()).unwrap_or(default_groups);
         let input = SelectInput {
             chain_id,
             namespace,
             failover,
             max_lag: self.inner.cfg.max_head_lag_blocks,
             own: self.inner.own,
-            own_groups: &own_groups,
         };
         let snap = self.inner.mesh.borrow().clone();
         let breakers = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -162,8 +159,23 @@ impl Router {
     pub async fn route(&self, chain_id: u64, req: &Request, opts: RouteOptions) -> Routed {
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
         let is_send = req.method == "eth_sendRawTransaction";
-        let mut order: Vec<Candidate> =
-            self.explain(chain_id, &req.method, opts.failover).into_iter().filter(|c| c.eligible).collect();
+        let all = self.explain(chain_id, &req.method, opts.failover);
+        // With our own nodes unable to answer and no peer serving the method's namespace, the
+        // method is not found (the caller's error), not temporarily unavailable: answer as a
+        // node would.
+        let peers: Vec<&Candidate> = all.iter().filter(|c| c.kind == "peer").collect();
+        if !all.iter().any(|c| c.eligible)
+            && !peers.is_empty()
+            && peers.iter().all(|c| c.reasons.iter().any(|r| r.starts_with("namespace")))
+        {
+            let id = req.id.as_deref().unwrap_or(b"null");
+            return Routed {
+                body: jsonrpc::error_response(id, jsonrpc::METHOD_NOT_FOUND, "Method not found"),
+                served_by: None,
+                attempts: 0,
+            };
+        }
+        let mut order: Vec<Candidate> = all.into_iter().filter(|c| c.eligible).collect();
         self.apply_sticky(chain_id, opts.client, &mut order);
         if is_send && self.inner.cfg.broadcast_transactions > 1 {
             return self.broadcast(chain_id, req, &order, deadline).await;

@@ -1,7 +1,8 @@
 //! Candidate selection: who may serve a request, and in which order.
 //!
 //! Eligible: healthy, not ejected, within the allowed head lag (against the median head of
-//! trusted providers), with capacity headroom, serving the method's namespace, trusted.
+//! trusted providers), with capacity headroom, serving the method's namespace (peers: as
+//! announced; own upstreams take any method, their node answers for itself), trusted.
 //! Ranked by a score (lower is better): latency (our own observations first, trusted
 //! attestations second, a pessimistic default last) × error penalty × utilisation, with a
 //! bonus for the own upstream so it serves whenever it is among the best.
@@ -79,8 +80,6 @@ pub struct SelectInput<'a> {
     pub max_lag: u64,
     /// This node.
     pub own: PublicKey,
-    /// Namespaces our upstreams serve for this chain (from config).
-    pub own_groups: &'a [String],
 }
 
 /// All candidates for a request, ranked (eligible first, then by score).
@@ -108,9 +107,6 @@ pub fn candidates(
         };
         if lag.is_some_and(|l| l > input.max_lag as i64) {
             reasons.push(format!("{} blocks behind the median head", lag.unwrap_or(0)));
-        }
-        if !input.own_groups.iter().any(|g| g == input.namespace) {
-            reasons.push(format!("namespace {} not served (chain method_groups)", input.namespace));
         }
         let (latency_us, source) = match (b.ewma_us, state.window.ewma_us()) {
             (Some(x), _) => (x, "router"),

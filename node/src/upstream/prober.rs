@@ -57,6 +57,7 @@ pub async fn run_prober(
                     continue;
                 }
                 Err(reason) => {
+                    upstream.observe(Duration::ZERO, false);
                     any_change |= fail(&upstream, reason);
                     if any_change {
                         changed.send_modify(|v| *v += 1);
