@@ -7,6 +7,8 @@
 //! - [`control`]: the runner's control API used by `testnet down|fault|partition|restart`.
 //! - [`faults`]: fault specifications (`down`, `slow=200ms`, ...).
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
+//! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
+//! - [`report`]: `report.md` and SVG plots computed from those records.
 //! - [`sim`]: simulated Ethereum JSON-RPC backends (one per provider) that follow one
 //!   deterministic chain, with fault injection (down, freeze, slow, errors, stale, lie, censor).
 #![warn(missing_docs)]
@@ -16,4 +18,6 @@ pub mod daemon;
 pub mod faults;
 pub mod forward;
 pub mod net;
+pub mod record;
+pub mod report;
 pub mod sim;

@@ -1,3 +1,4 @@
 //! rpcmesh-node integration tests: one binary.
 
+mod gateway;
 mod store;
