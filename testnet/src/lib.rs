@@ -9,6 +9,7 @@
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
 //! - [`report`]: `report.md` and SVG plots computed from those records.
+//! - [`scenario`]: scenario files, the load generator, the timeline runner.
 //! - [`sim`]: simulated Ethereum JSON-RPC backends (one per provider) that follow one
 //!   deterministic chain, with fault injection (down, freeze, slow, errors, stale, lie, censor).
 #![warn(missing_docs)]
@@ -20,4 +21,5 @@ pub mod forward;
 pub mod net;
 pub mod record;
 pub mod report;
+pub mod scenario;
 pub mod sim;

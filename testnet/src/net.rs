@@ -122,6 +122,8 @@ enum NodeBackend {
 
 struct AnvilChain {
     child: Child,
+    chain: u64,
+    port: u16,
 }
 
 /// A running testnet.
@@ -275,7 +277,7 @@ impl Testnet {
                     "--silent",
                 ]))
                 .map_err(|e| format!("starting anvil ({}): {e}; install it or pass --anvil PATH", path.display()))?;
-                testnet.anvils.push(AnvilChain { child });
+                testnet.anvils.push(AnvilChain { child, chain, port });
                 anvil_ports.insert(chain, port);
             }
         } else {
@@ -372,6 +374,11 @@ impl Testnet {
                 home: d.home().to_path_buf(),
             })
             .collect()
+    }
+
+    /// URL of the anvil serving `chain` (anvil backend).
+    pub fn anvil_url(&self, chain: u64) -> Option<String> {
+        self.anvils.iter().find(|a| a.chain == chain).map(|a| format!("http://127.0.0.1:{}", a.port))
     }
 
     /// The spec it was started with.

@@ -105,6 +105,20 @@ enum TestnetCommand {
         #[arg(long)]
         node: usize,
     },
+    /// Run a scenario (topology, load, timeline of faults) and write a report with plots
+    Run {
+        /// The scenario file (see testnet/scenarios/)
+        scenario: PathBuf,
+        /// Output directory [default: ./scenario-runs/<name>-<unix time>]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Run for this long instead, scaling the timeline to fit (e.g. 12s for a quick run)
+        #[arg(long, value_name = "DURATION")]
+        duration: Option<String>,
+        /// anvil binary for scenarios with backend = "anvil" [default: $RPCMESH_ANVIL, else anvil]
+        #[arg(long, value_name = "PATH")]
+        anvil: Option<PathBuf>,
+    },
     /// Forward TCP from one local address to another (a provider's killable path to a shared
     /// node: kill or SIGSTOP this process to take that provider's node down or freeze it)
     Forward {
@@ -157,6 +171,9 @@ pub fn run(args: TestnetArgs) -> Result<(), Failure> {
                 .map_err(anyhow::Error::msg)?;
             eprintln!("node {node} restarted");
             Ok(())
+        }
+        TestnetCommand::Run { scenario, out, duration, anvil } => {
+            runtime()?.block_on(run_scenario(scenario, out, duration, anvil))
         }
         TestnetCommand::Forward { listen, to } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
@@ -367,5 +384,52 @@ async fn down(dir: &Path) -> Result<(), Failure> {
     }
     let _ = std::fs::remove_file(dir.join(STATE_FILE));
     eprintln!("testnet in {} stopped", dir.display());
+    Ok(())
+}
+
+async fn run_scenario(
+    path: PathBuf,
+    out: Option<PathBuf>,
+    duration: Option<String>,
+    anvil: Option<PathBuf>,
+) -> Result<(), Failure> {
+    use rpcmesh_testnet::scenario;
+    let mut sc = scenario::load(&path).map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+    if let Some(d) = duration {
+        let d = scenario::parse_duration(&d).map_err(|e| Failure::Usage(anyhow::anyhow!("--duration: {e}")))?;
+        let factor = d.as_secs_f64() / sc.duration.as_secs_f64().max(0.001);
+        for e in &mut sc.timeline {
+            e.at = e.at.mul_f64(factor);
+        }
+        sc.duration = d;
+    }
+    let out = match out {
+        Some(o) => o,
+        None => PathBuf::from("scenario-runs").join(format!("{}-{}", sc.name, rpcmesh_node::clock::now_ms() / 1000)),
+    };
+    let opts = scenario::RunOptions {
+        out: std::path::absolute(&out).context("resolving --out")?,
+        bin: std::env::current_exe().context("locating the rpcmesh binary")?,
+        anvil: anvil
+            .or_else(|| std::env::var_os("RPCMESH_ANVIL").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("anvil")),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("\ninterrupted: writing a partial report...");
+        s2.cancel();
+    });
+    eprintln!(
+        "scenario {} ({} nodes, {:?}), output in {}",
+        sc.name,
+        sc.topology.nodes,
+        sc.duration,
+        opts.out.display()
+    );
+    let report = scenario::run_scenario(&sc, &opts, stop).await.map_err(anyhow::Error::msg)?;
+    println!("{}", report.display());
     Ok(())
 }

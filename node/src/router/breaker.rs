@@ -51,6 +51,11 @@ impl Breaker {
         self.probation_in_flight = true;
     }
 
+    /// Frees the probation slot of an attempt that ended without an outcome (cancelled).
+    pub fn release_probation(&mut self) {
+        self.probation_in_flight = false;
+    }
+
     /// Records a success.
     pub fn success(&mut self, latency: Duration) {
         self.consecutive_failures = 0;

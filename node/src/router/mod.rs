@@ -203,7 +203,14 @@ impl Router {
                 *attempts += 1;
                 let hedge_delay = Duration::from_micros((c.latency_us * 3.0) as u64).clamp(HEDGE_MIN, HEDGE_MAX);
                 pending.push((c.target.clone(), Instant::now(), hedge_delay));
-                inflight.push(self.attempt(chain_id, c.target.clone(), req.raw.clone(), deadline, is_send));
+                inflight.push(self.attempt(
+                    chain_id,
+                    c.target.clone(),
+                    req.raw.clone(),
+                    deadline,
+                    is_send,
+                    req.is_notification(),
+                ));
                 return Some(hedge_delay);
             }
             None
@@ -341,8 +348,12 @@ impl Router {
         body: Bytes,
         deadline: Instant,
         is_send: bool,
+        notification: bool,
     ) -> AttemptResult {
         let started = Instant::now();
+        // If this attempt is dropped unfinished (lost to a hedge, deadline, client gone), its
+        // probation slot must not stay taken: the guard frees it.
+        let mut guard = InFlight { router: self, chain_id, target: target.clone(), finished: false };
         let remaining = deadline.saturating_duration_since(started).max(Duration::from_millis(1));
         let (body, verdict) = match &target {
             Target::Own(i) => match self.inner.upstreams.for_chain(chain_id).get(*i) {
@@ -374,6 +385,33 @@ impl Router {
                 },
             },
         };
+        guard.finished = true;
+        // A notification has no answer: an empty body with a 2xx status is the correct one.
+        let verdict = match verdict {
+            Verdict::Retry(r) if notification && r == "malformed response" && body.trim_ascii().is_empty() => {
+                Verdict::Success
+            }
+            v => v,
+        };
         AttemptResult { target, started, body, verdict }
+    }
+}
+
+/// Frees a reserved probation slot when an attempt is dropped before its outcome is recorded.
+struct InFlight<'a> {
+    router: &'a Router,
+    chain_id: u64,
+    target: Target,
+    finished: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut map = self.router.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = map.get_mut(&(self.chain_id, self.target.clone())) {
+                b.release_probation();
+            }
+        }
     }
 }

@@ -65,7 +65,14 @@ impl Router {
             }
             if self.admit(chain_id, &c.target) {
                 attempts += 1;
-                inflight.push(self.attempt(chain_id, c.target.clone(), req.raw.clone(), deadline, true));
+                inflight.push(self.attempt(
+                    chain_id,
+                    c.target.clone(),
+                    req.raw.clone(),
+                    deadline,
+                    true,
+                    req.is_notification(),
+                ));
             }
         }
         let mut caller_error: Option<Routed> = None;

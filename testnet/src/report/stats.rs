@@ -1,0 +1,126 @@
+//! Percentiles and request counts.
+//!
+//! Percentiles are **nearest-rank**: the p-th percentile of n sorted values is the value at
+//! 1-based rank ⌈p/100 · n⌉ (at least 1). It is always one of the measured values, never an
+//! interpolation, and the p100 is the maximum. No data gives no percentile (`None`).
+
+use serde::Serialize;
+
+use crate::record::{Outcome, Request};
+
+/// Nearest-rank percentile of ascending `sorted` values; `p` in (0, 100], two decimals at most
+/// (e.g. 99.9). `None` if `sorted` is empty.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    let n = sorted.len() as u64;
+    if n == 0 {
+        return None;
+    }
+    // Integer arithmetic in basis points, so 95 % of 1000 is exactly rank 950.
+    let bp = (p * 100.0).round().clamp(1.0, 10_000.0) as u64;
+    let rank = (bp * n).div_ceil(10_000).clamp(1, n);
+    sorted.get((rank - 1) as usize).copied()
+}
+
+/// Counts and latency percentiles of a set of requests.
+///
+/// Latencies cover **all** requests, failed and wrong ones included: a client waited that long
+/// whatever came back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestStats {
+    /// Requests sent.
+    pub requests: u64,
+    /// Correct answers.
+    pub ok: u64,
+    /// Failures (no answer, or an error the truth would not give).
+    pub error: u64,
+    /// Answers that disagree with the chain's truth.
+    pub wrong: u64,
+    /// Fraction answered correctly, `ok / requests`; `None` without requests.
+    pub availability: Option<f64>,
+    /// Median latency, µs.
+    pub p50_us: Option<u64>,
+    /// 95th percentile latency, µs.
+    pub p95_us: Option<u64>,
+    /// 99th percentile latency, µs.
+    pub p99_us: Option<u64>,
+    /// Slowest request, µs.
+    pub max_us: Option<u64>,
+}
+
+impl RequestStats {
+    /// Counts and percentiles of `requests`.
+    pub fn of<'a>(requests: impl IntoIterator<Item = &'a Request>) -> Self {
+        let mut stats = RequestStats::default();
+        let mut latencies = Vec::new();
+        for r in requests {
+            stats.requests += 1;
+            match r.outcome {
+                Outcome::Ok => stats.ok += 1,
+                Outcome::Error => stats.error += 1,
+                Outcome::Wrong => stats.wrong += 1,
+            }
+            latencies.push(r.latency_us);
+        }
+        latencies.sort_unstable();
+        stats.p50_us = percentile(&latencies, 50.0);
+        stats.p95_us = percentile(&latencies, 95.0);
+        stats.p99_us = percentile(&latencies, 99.0);
+        stats.max_us = latencies.last().copied();
+        stats.availability = (stats.requests > 0).then(|| stats.ok as f64 / stats.requests as f64);
+        stats
+    }
+}
+
+/// p50 and p99 (nearest-rank) of unsorted values, plus the maximum.
+pub(crate) fn p50_p99_max(mut values: Vec<u64>) -> (Option<u64>, Option<u64>, Option<u64>) {
+    values.sort_unstable();
+    (percentile(&values, 50.0), percentile(&values, 99.0), values.last().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Transport;
+
+    #[test]
+    fn nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 95.0), Some(95));
+        assert_eq!(percentile(&v, 99.0), Some(99));
+        assert_eq!(percentile(&v, 100.0), Some(100));
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 99.9), Some(999));
+        assert_eq!(percentile(&v, 95.0), Some(950));
+        // Small samples: the rank rounds up, so p99 of 10 values is the maximum.
+        assert_eq!(percentile(&[10, 20, 30], 50.0), Some(20));
+        assert_eq!(percentile(&[10, 20, 30, 40], 50.0), Some(20));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        let ten: Vec<u64> = (1..=10).collect();
+        assert_eq!(percentile(&ten, 99.0), Some(10));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn request_stats() {
+        let req = |latency_us, outcome| Request {
+            t_ms: 0,
+            latency_us,
+            gateway: 0,
+            transport: Transport::Http,
+            method: "m".into(),
+            outcome,
+            served_by: None,
+            served_by_node: None,
+            attempts: 1,
+            detail: None,
+        };
+        let rs = [req(300, Outcome::Ok), req(100, Outcome::Error), req(200, Outcome::Wrong), req(400, Outcome::Ok)];
+        let s = RequestStats::of(&rs);
+        assert_eq!((s.requests, s.ok, s.error, s.wrong), (4, 2, 1, 1));
+        assert_eq!((s.p50_us, s.p95_us, s.p99_us, s.max_us), (Some(200), Some(400), Some(400), Some(400)));
+        assert_eq!(s.availability, Some(0.5));
+        assert_eq!(RequestStats::of(&[]).availability, None);
+    }
+}
