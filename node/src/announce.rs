@@ -104,6 +104,27 @@ impl Announcer {
         material
     }
 
+    /// Feeds our own upstreams' current heads into our view as observations, so this node's
+    /// own entry is as fresh as its upstreams (announced heads move in buckets).
+    async fn observe_self(&self) {
+        let now = now_ms();
+        for c in &self.chains {
+            if let Some(u) = self.upstreams.best(c.id) {
+                let state = u.state();
+                let Some(head) = state.head else { continue };
+                let latency_us = state.window.ewma_us().unwrap_or(0);
+                let _ = self.mesh.try_send(MeshInput::Probe {
+                    key: self.identity.public_key(),
+                    chain_id: c.id,
+                    latency_us,
+                    ok: true,
+                    head: Some(head.number),
+                    at_ms: now,
+                });
+            }
+        }
+    }
+
     /// Runs until cancelled. `upstream_changed` ticks whenever an upstream's status or head moves.
     pub async fn run(self, mut upstream_changed: watch::Receiver<u64>, cancel: CancellationToken) {
         let mut p2p_status = self.p2p.watch_status();
@@ -130,6 +151,7 @@ impl Announcer {
                 subscriptions = subs;
                 forced = true;
             }
+            self.observe_self().await;
             if forced || self.build().1 != last {
                 last = self.announce().await;
                 last_at = tokio::time::Instant::now();

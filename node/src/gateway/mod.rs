@@ -313,7 +313,9 @@ async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: 
         Some(b) => json_response(StatusCode::OK, b),
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&served.join(",")) {
+    if !served.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&served.join(","))
+    {
         resp.headers_mut().insert(SERVED_BY, v);
     }
     resp.headers_mut().insert(ATTEMPTS, HeaderValue::from(attempts));

@@ -388,7 +388,7 @@ fn one_liar_among_three_trusted_cannot_move_reference_head() {
 }
 
 #[test]
-fn reference_heads_are_per_chain_and_use_fresh_probe_heads() {
+fn reference_heads_are_per_chain_and_skip_providers_announcing_no_head() {
     let (me, a, b) = (id(1), id(2), id(3));
     let mut s = federated(&me, &[&a, &b], &[]);
     s.apply_announcement(
@@ -398,13 +398,18 @@ fn reference_heads_are_per_chain_and_use_fresh_probe_heads() {
     );
     s.apply_announcement(announce(&a, 1, T0, vec![chain(POLYGON, Some(5_002))], None), T0, Source::Gossip);
     s.apply_announcement(ann(&b, 1, T0, None), T0, Source::Gossip);
-    // b announces no head on CHAIN, but our probe saw 104: a fresh probe head counts.
+    // b announces no head on CHAIN (its nodes are down): even a fresh probe of it is history,
+    // so it does not count.
     s.apply_probe(&b.public_key(), CHAIN, 500, true, Some(104), T0);
     assert_eq!(s.reference_heads(T0), BTreeMap::from([(CHAIN, 100), (POLYGON, 5_000)]));
     s.apply_announcement(ann(&a, 2, T0, Some(102)), T0, Source::Gossip); // a leaves POLYGON
-    assert_eq!(s.reference_heads(T0 + 1), BTreeMap::from([(CHAIN, 102), (POLYGON, 5_000)]));
-    // Once the probe is stale, b has no head at all: (100, 102) -> 100.
-    assert_eq!(s.reference_heads(T0 + PROBE_FRESH + 1).get(&CHAIN), Some(&100));
+    // (100, 102) -> lower median 100; b's 104 would have made it 102.
+    assert_eq!(s.reference_heads(T0 + 1), BTreeMap::from([(CHAIN, 100), (POLYGON, 5_000)]));
+    // A fresh probe of a serving provider does count: a probed at 110 -> (100, 110) -> 100,
+    // and with b back at 108: (100, 108, 110) -> 108.
+    s.apply_probe(&a.public_key(), CHAIN, 500, true, Some(110), T0 + 2);
+    s.apply_announcement(ann(&b, 2, T0 + 3, Some(108)), T0 + 3, Source::Gossip);
+    assert_eq!(s.reference_heads(T0 + 4).get(&CHAIN), Some(&108));
 }
 
 // ---------------------------------------------------------------- health
