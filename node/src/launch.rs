@@ -31,7 +31,7 @@ use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
 use crate::router::Router;
 use crate::store::{IdentityMeta, Store, StoreConfig};
 use crate::trust::{TrustPolicy, cert_file};
-use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
+use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober, run_ws_heads};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +252,13 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     for (_, ups) in &upstreams.chains {
         for u in ups {
             let (u, tx, c) = (u.clone(), upstream_changed_tx.clone(), cancel.clone());
+            if u.ws.is_some() {
+                let (u, tx, c) = (u.clone(), tx.clone(), c.clone());
+                tasks.spawn(async move {
+                    run_ws_heads(u, tx, c).await;
+                    ("upstream newHeads", Ok(()))
+                });
+            }
             tasks.spawn(async move {
                 run_prober(u, prober_settings, tx, c).await;
                 ("upstream prober", Ok(()))

@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry per daemon, holding rpcmesh's own families (`rpcmesh_*`)
-//! and libp2p's (transport bandwidth `libp2p_bandwidth_*`, and gossipsub's own families, which
-//! carry no prefix, e.g. `topic_peers_counts`). Served as text at the admin `/metrics`.
+//! and libp2p's: `libp2p_*` (bandwidth, swarm connections, identify, kad, ping) and
+//! gossipsub's own families, which carry no prefix (e.g. `topic_peers_counts`). Served as text
+//! at the admin `/metrics`.
 
 use std::sync::{Arc, Mutex};
 

@@ -303,3 +303,59 @@ async fn websocket_subscription_survives_a_killed_and_a_frozen_upstream() {
     assert!(answers > 0);
     assert!(heads.len() >= 9);
 }
+
+/// newPendingTransactions over A's gateway: a transaction sent through the mesh is notified,
+/// also after A's own node went down and the filter moved to a peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_transactions_subscription_moves_with_failover() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut m = three_providers("gw-pending").await;
+    let url = format!("ws://{}/", m.nodes[0].gateway_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket connects");
+    ws.send(Message::text(r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newPendingTransactions"]}"#))
+        .await
+        .unwrap();
+    let client = RpcClient::new(&m.nodes[0].gateway_addr);
+    let send = async || {
+        let a = client
+            .call(
+                "eth_sendTransaction",
+                serde_json::json!([{
+                    "from": "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+                    "to": "0x70997970c51812dc3a010c7d01b50e0d4c4db467",
+                    "value": "0x1"
+                }]),
+            )
+            .await;
+        a.body["result"].as_str().unwrap_or_else(|| panic!("send failed: {}", a.body)).to_string()
+    };
+    let mut sub = String::new();
+    for phase in 0..2 {
+        if phase == 1 {
+            m.forwarders[0].kill();
+        }
+        // Transactions are sent until one is notified: the filter may be made between sends.
+        let mut sent: Vec<String> = Vec::new();
+        let deadline = std::time::Instant::now() + WAIT;
+        'found: loop {
+            assert!(std::time::Instant::now() < deadline, "phase {phase}: no pending-transaction notification");
+            sent.push(send().await);
+            let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+            while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+                let Message::Text(t) = msg else { continue };
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert!(v.get("error").is_none(), "{v}");
+                if v["id"] == 1 {
+                    sub = v["result"].as_str().unwrap().to_string();
+                } else if v["method"] == "eth_subscription" {
+                    assert_eq!(v["params"]["subscription"], sub.as_str());
+                    if sent.iter().any(|h| v["params"]["result"] == h.as_str()) {
+                        break 'found;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -255,3 +255,44 @@ async fn upstream_on_the_wrong_chain_is_marked_unusable() {
         rpcmesh_node::admin::client::get(&format!("{}/ready", d.admin_url), Duration::from_secs(5)).await.unwrap();
     assert_eq!(ready.0, 503);
 }
+
+/// With a `ws` URL on its upstream, the daemon follows the head over `newHeads`: here HTTP
+/// polling is made rare (10 min), so only the subscription can move the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_head_follows_newheads_over_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(31337).await;
+    let mut sets = fast_sets();
+    sets.push("prober.interval_ms=600000".into());
+    let mut d = rpcmesh_testnet::daemon::Daemon::init(spec(
+        dir.path(),
+        "ws",
+        "mesh-ws",
+        vec![(31337, anvil.url())],
+        vec![],
+        sets,
+    ))
+    .unwrap();
+    let config = d.home().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with_ws = text.replace(
+        &format!("{{ http = \"{}\" }}", anvil.url()),
+        &format!("{{ http = \"{}\", ws = \"ws://127.0.0.1:{}\" }}", anvil.url(), anvil.port),
+    );
+    assert_ne!(text, with_ws, "the upstream line was rewritten");
+    std::fs::write(&config, with_ws).unwrap();
+    d.launch().unwrap();
+    d.wait_up(WAIT).await.unwrap();
+    let head = async || {
+        d.admin_json("/status").await.ok().and_then(|s: Value| s["chains"][0]["upstreams"][0]["head"].as_u64())
+    };
+    let mut first = None;
+    wait("a first head", async || {
+        first = head().await;
+        first.is_some()
+    })
+    .await;
+    let first = first.unwrap();
+    wait("the head to advance 3 blocks without HTTP polls", async || head().await.is_some_and(|h| h >= first + 3))
+        .await;
+}

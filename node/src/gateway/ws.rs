@@ -6,9 +6,12 @@
 //! as available as the mesh: when the provider serving it fails, the next poll fails over and
 //! the client keeps its subscription id, sees no error, and gets no duplicate head; a gap of
 //! missed blocks is filled from the blocks in between (up to [`MAX_BACKFILL`]).
-//! `newPendingTransactions` needs a provider's mempool stream and is refused with a clear error.
+//! `newPendingTransactions` is served from a pending-transaction filter on one provider (a
+//! mempool is per provider): polled with `eth_getFilterChanges`; when that provider fails, a new
+//! filter is made on the next best one under the same subscription id, and hashes already sent
+//! are not sent again (a few transactions may be missed during the switch).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,11 +26,14 @@ use tokio::task::JoinHandle;
 use super::Gateway;
 use super::jsonrpc::{self, Call, INVALID_PARAMS, Item, Request};
 use crate::router::RouteOptions;
+use crate::router::select::Target;
 
 /// Poll period of synthesized subscriptions.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Most missed blocks filled in after a gap (older ones are skipped).
 pub const MAX_BACKFILL: u64 = 64;
+/// Pending transaction hashes remembered to avoid sending one twice after a provider switch.
+const PENDING_DEDUP: usize = 10_000;
 /// Subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Outgoing messages queued per connection; when full, producers wait (backpressure on the
@@ -144,18 +150,12 @@ fn subscribe(
             }
             tokio::spawn(poller.run(Feed::Logs(filter)))
         }
-        "newPendingTransactions" => {
-            return jsonrpc::error_response(
-                id,
-                -32601,
-                "newPendingTransactions is not available through rpcmesh: mempool streams are provider-specific",
-            );
-        }
+        "newPendingTransactions" => tokio::spawn(poller.run_pending()),
         other => {
             return jsonrpc::error_response(
                 id,
                 INVALID_PARAMS,
-                &format!("unknown subscription {other:?}; use newHeads or logs"),
+                &format!("unknown subscription {other:?}; use newHeads, logs or newPendingTransactions"),
             );
         }
     };
@@ -194,6 +194,73 @@ impl Poller {
     async fn notify(&self, result: Value) -> bool {
         let msg = json!({ "jsonrpc": "2.0", "method": "eth_subscription", "params": { "subscription": self.sub_id, "result": result } });
         self.out.send(Bytes::from(msg.to_string())).await.is_ok()
+    }
+
+    /// Calls `method` on exactly `target`; `Err` when the target failed or answered an error.
+    async fn call_on(&self, target: &Target, method: &str, params: Value) -> Result<Value, String> {
+        let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
+        let req = Request { raw, method: method.into(), id: Some(Bytes::from_static(b"1")) };
+        let body = self.gw.inner.router.call_target(self.chain, target, &req).await?;
+        let mut v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if let Some(e) = v.get("error") {
+            return Err(format!("error {e}"));
+        }
+        v.get_mut("result").map(Value::take).ok_or_else(|| "no result".to_string())
+    }
+
+    /// Pending transaction hashes from a filter on one provider, moved to another when it fails.
+    async fn run_pending(self) {
+        let mut filter: Option<(Target, String)> = None;
+        let mut failed: Vec<Target> = Vec::new();
+        let mut sent: VecDeque<String> = VecDeque::new();
+        let mut sent_set: HashSet<String> = HashSet::new();
+        let mut ticker = tokio::time::interval(POLL_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if filter.is_none() {
+                let router = &self.gw.inner.router;
+                let target = router
+                    .best_target(self.chain, "eth_newPendingTransactionFilter", self.opts.failover, &failed)
+                    .or_else(|| {
+                        failed.clear();
+                        router.best_target(self.chain, "eth_newPendingTransactionFilter", self.opts.failover, &[])
+                    });
+                let Some(target) = target else { continue };
+                match self.call_on(&target, "eth_newPendingTransactionFilter", json!([])).await {
+                    Ok(Value::String(id)) => filter = Some((target, id)),
+                    _ => {
+                        failed.push(target);
+                        continue;
+                    }
+                }
+            }
+            let Some((target, id)) = filter.clone() else { continue };
+            match self.call_on(&target, "eth_getFilterChanges", json!([id])).await {
+                Ok(Value::Array(hashes)) => {
+                    for h in hashes {
+                        let Some(h) = h.as_str().map(str::to_string) else { continue };
+                        if !sent_set.insert(h.clone()) {
+                            continue;
+                        }
+                        if !self.notify(Value::String(h.clone())).await {
+                            return;
+                        }
+                        sent.push_back(h);
+                        if sent.len() > PENDING_DEDUP
+                            && let Some(old) = sent.pop_front()
+                        {
+                            sent_set.remove(&old);
+                        }
+                    }
+                }
+                _ => {
+                    // The provider failed or forgot the filter: make one elsewhere.
+                    failed.push(target);
+                    filter = None;
+                }
+            }
+        }
     }
 
     async fn block(&self, n: u64) -> Option<Value> {

@@ -134,6 +134,7 @@ pub struct P2pEventLoop {
     bootstrap: Vec<BootstrapPeer>,
     connected: HashSet<PeerId>,
     announcement_subscriptions: u64,
+    libp2p_metrics: libp2p::metrics::Metrics,
 }
 
 /// Builds the swarm and its loop. The loop does nothing until [`P2pEventLoop::run`].
@@ -151,6 +152,7 @@ pub fn build(
     let transport =
         transport::build(&keypair, settings.loopback_only, registry).map_err(|e| format!("transport: {e}"))?;
     let behaviour = Behaviour::new(&keypair, &settings.behaviour, &topics, registry)?;
+    let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
     let swarm = Swarm::new(
         transport,
         behaviour,
@@ -189,6 +191,7 @@ pub fn build(
         bootstrap,
         connected: HashSet::new(),
         announcement_subscriptions: 0,
+        libp2p_metrics,
     };
     Ok((P2pHandle::new(peer_id, tx, status_rx), event_loop))
 }
@@ -350,6 +353,16 @@ impl P2pEventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        {
+            use libp2p::metrics::Recorder as _;
+            match &event {
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.libp2p_metrics.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p_metrics.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p_metrics.record(e),
+                _ => {}
+            }
+            self.libp2p_metrics.record(&event);
+        }
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -281,6 +281,32 @@ impl Router {
         }
     }
 
+    /// The best eligible provider for `method` on `chain_id`, skipping `exclude`: for state that
+    /// lives on one provider (filters), which must then be asked with [`Router::call_target`].
+    pub fn best_target(&self, chain_id: u64, method: &str, failover: bool, exclude: &[Target]) -> Option<Target> {
+        self.explain(chain_id, method, failover)
+            .into_iter()
+            .find(|c| c.eligible && !exclude.contains(&c.target))
+            .map(|c| c.target)
+    }
+
+    /// Sends `req` to exactly `target` (no failover) and returns the body of a successful or
+    /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones.
+    pub async fn call_target(&self, chain_id: u64, target: &Target, req: &Request) -> Result<Bytes, String> {
+        let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
+        let r = self.attempt(chain_id, target.clone(), req.raw.clone(), deadline, false, req.is_notification()).await;
+        match r.verdict {
+            Verdict::Success | Verdict::CallerError => {
+                self.record(chain_id, target, r.started.elapsed(), true);
+                Ok(r.body)
+            }
+            Verdict::Retry(reason) => {
+                self.record(chain_id, target, r.started.elapsed(), false);
+                Err(reason)
+            }
+        }
+    }
+
     /// Whether a candidate may take a request now; reserves a probation slot if half-open.
     fn admit(&self, chain_id: u64, target: &Target) -> bool {
         let mut map = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());

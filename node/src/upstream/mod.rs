@@ -18,7 +18,7 @@ use rpcmesh_protocol::messages::BlockRef;
 use serde::Serialize;
 
 pub use client::{HttpClient, HttpReply, TransportError};
-pub use prober::{ProberSettings, run_prober};
+pub use prober::{ProberSettings, run_prober, run_ws_heads};
 pub use rpc::{RpcCallError, rpc_call};
 pub use window::{LatencyWindow, Sample, WindowStats, percentile};
 

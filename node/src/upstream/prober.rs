@@ -149,3 +149,62 @@ async fn is_syncing(upstream: &Upstream, timeout: Duration) -> bool {
         _ => false,
     }
 }
+
+/// Longest wait between reconnects of the `newHeads` subscription.
+const WS_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Follows `upstream`'s head over its WebSocket (`eth_subscribe("newHeads")`) when it has
+/// one: heads arrive when blocks do instead of at the next poll. The HTTP prober keeps
+/// judging health; this only makes the head fresher. Reconnects with backoff until `cancel`.
+pub async fn run_ws_heads(upstream: Arc<Upstream>, changed: watch::Sender<u64>, cancel: CancellationToken) {
+    let Some(url) = upstream.ws.clone() else { return };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = follow_heads(&upstream, &url, &changed) => r,
+        };
+        if let Err(e) = result {
+            tracing::debug!(upstream = %url, error = %e, "newHeads subscription ended; reconnecting");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(WS_BACKOFF_MAX);
+    }
+}
+
+async fn follow_heads(upstream: &Upstream, url: &str, changed: &watch::Sender<u64>) -> Result<(), String> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    ws.send(Message::text(r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#))
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(msg) = ws.next().await {
+        let text = match msg.map_err(|e| e.to_string())? {
+            Message::Text(t) => t,
+            Message::Close(_) => return Err("closed by the upstream".into()),
+            _ => continue,
+        };
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+        if let Some(err) = v.get("error") {
+            return Err(format!("eth_subscribe refused: {err}"));
+        }
+        let Some(head) = v.pointer("/params/result") else { continue };
+        let (Some(number), Some(hash)) =
+            (head.get("number").and_then(parse_quantity), head.get("hash").and_then(parse_hash))
+        else {
+            continue;
+        };
+        // Only advance: a lagging notification must not move the head back.
+        if upstream.head().is_none_or(|h| number > h.number) && upstream.set_head(BlockRef { number, hash }) {
+            changed.send_modify(|v| *v += 1);
+        }
+    }
+    Err("stream ended".into())
+}
