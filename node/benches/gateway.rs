@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rpcmesh_node::gateway::jsonrpc::{self, Call, Item, ResponseKind};
+use serde::de::IgnoredAny;
 
 const MIB: usize = 1024 * 1024;
 
@@ -94,6 +95,10 @@ fn bench_parse(c: &mut Criterion) {
         assert!(n > 0 && (*expected == 0 || n == *expected), "{name}: parsed {n} requests");
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(format!("{name} ({} B, {n} req)", body.len()), |b| b.iter(|| jsonrpc::parse(black_box(body))));
+        // Baseline: one validating pass over the same bytes, building nothing.
+        g.bench_function(format!("{name} baseline: serde_json IgnoredAny"), |b| {
+            b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(body)).is_ok())
+        });
     }
     g.finish();
 }
@@ -129,6 +134,15 @@ fn bench_response_kind(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(format!("{name} ({} B)", body.len()), |b| b.iter(|| jsonrpc::response_kind(black_box(body))));
     }
+    // Baselines on the 1 MiB success body: the same `"error"` search with memchr's SIMD
+    // substring finder, and one full validating parse (what the byte search is meant to avoid).
+    g.throughput(Throughput::Bytes(large.len() as u64));
+    g.bench_function("1MiB result baseline: memchr::memmem::find", |b| {
+        b.iter(|| memchr::memmem::find(black_box(&large), b"\"error\""))
+    });
+    g.bench_function("1MiB result baseline: serde_json IgnoredAny", |b| {
+        b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&large)).is_ok())
+    });
     g.finish();
 }
 

@@ -2,10 +2,14 @@
 //!
 //! Local testnets for researchers and end-to-end tests (see issue "Local testnets").
 //!
+//! - [`bench`]: `rpcmesh testnet bench`: latency, throughput, failover gap, gossip convergence,
+//!   memory and CPU of the daemon, each against a baseline measured in the same run.
 //! - [`daemon`]: `rpcmesh` daemons as child processes (own process group, loopback only).
 //! - [`net`]: a whole local testnet: daemons, backends, federation, faults, partitions.
 //! - [`control`]: the runner's control API used by `testnet down|fault|partition|restart`.
 //! - [`faults`]: fault specifications (`down`, `slow=200ms`, ...).
+//! - [`fault_proxy`]: an HTTP JSON-RPC fault proxy in front of a real node (anvil), one per
+//!   provider, so every fault kind works on a real chain as it does on the simulated backend.
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
 //! - [`report`]: `report.md` and SVG plots computed from those records.
@@ -14,8 +18,10 @@
 //!   deterministic chain, with fault injection (down, freeze, slow, errors, stale, lie, censor).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod control;
 pub mod daemon;
+pub mod fault_proxy;
 pub mod faults;
 pub mod forward;
 pub mod net;

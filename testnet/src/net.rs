@@ -1,10 +1,11 @@
 //! A local testnet: N `rpcmesh` daemons as separate processes on 127.0.0.1, each with its own
 //! backend, a generated federation (root key and membership certificates), bootstrap wiring
 //! and free ports. Backends are simulated nodes ([`crate::sim`], in this process) or, with
-//! `anvil`, one anvil per chain that every provider reaches through its own forwarder process.
+//! `anvil`, one anvil per chain that every provider reaches through its own fault proxy
+//! ([`crate::fault_proxy`], in this process), so every fault kind works on both backends.
 //!
-//! Daemons run in their own process groups and die with this process (PR_SET_PDEATHSIG), so
-//! neither a crash nor `kill -9` of the runner leaves an orphan.
+//! Daemons and anvils run in their own process groups and die with this process
+//! (PR_SET_PDEATHSIG), so neither a crash nor `kill -9` of the runner leaves an orphan.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::daemon::{Daemon, DaemonSpec, free_port, wait_for};
+use crate::fault_proxy::{FaultProxy, FaultProxyConfig, FaultProxyHandle};
 use crate::sim::{Fault, SimBackend, SimChain, SimHandle};
 
 /// Which backend every provider gets.
@@ -22,7 +24,7 @@ use crate::sim::{Fault, SimBackend, SimChain, SimHandle};
 pub enum BackendKind {
     /// Simulated nodes, one per provider and chain (cheap: dozens of providers).
     Sim,
-    /// One real anvil per chain; each provider reaches it through its own forwarder.
+    /// One real anvil per chain; each provider reaches it through its own fault proxy.
     Anvil {
         /// The anvil binary.
         path: PathBuf,
@@ -117,7 +119,7 @@ impl TestnetState {
 
 enum NodeBackend {
     Sim(SimHandle),
-    Forwarder { child: Option<Child>, port: u16, target: u16, bin: PathBuf },
+    Proxy(FaultProxyHandle),
 }
 
 struct AnvilChain {
@@ -164,67 +166,28 @@ impl NodeBackend {
     fn url(&self) -> String {
         match self {
             NodeBackend::Sim(h) => h.http_url(),
-            NodeBackend::Forwarder { port, .. } => format!("http://127.0.0.1:{port}"),
+            NodeBackend::Proxy(h) => h.http_url(),
         }
     }
 
     fn describe(&self) -> String {
         match self {
             NodeBackend::Sim(h) => format!("sim {}", h.addr()),
-            NodeBackend::Forwarder { port, target, .. } => format!("anvil :{target} via :{port}"),
+            NodeBackend::Proxy(h) => format!("anvil :{} via proxy :{}", h.target().port(), h.addr().port()),
         }
-    }
-
-    fn spawn_forwarder(bin: &Path, port: u16, target: u16) -> Result<Child, String> {
-        spawn_in_group(Command::new(bin).args([
-            "testnet",
-            "forward",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--to",
-            &format!("127.0.0.1:{target}"),
-        ]))
-        .map_err(|e| format!("starting a forwarder: {e}"))
     }
 
     async fn apply(&mut self, fault: Fault) -> Result<(), String> {
         match self {
             NodeBackend::Sim(h) => h.apply(fault).await.map_err(|e| e.to_string()),
-            NodeBackend::Forwarder { child, port, target, bin } => match fault {
-                Fault::None => {
-                    if let Some(c) = child.as_ref() {
-                        kill_group(c, libc::SIGCONT);
-                    } else {
-                        *child = Some(Self::spawn_forwarder(bin, *port, *target)?);
-                    }
-                    Ok(())
-                }
-                Fault::Down => {
-                    if let Some(mut c) = child.take() {
-                        kill_group(&c, libc::SIGKILL);
-                        let _ = c.wait();
-                    }
-                    Ok(())
-                }
-                Fault::Freeze => {
-                    if let Some(c) = child.as_ref() {
-                        kill_group(c, libc::SIGSTOP);
-                    }
-                    Ok(())
-                }
-                other => Err(format!(
-                    "fault {} needs --backend sim (anvil providers support down, freeze and heal)",
-                    other.name()
-                )),
-            },
+            NodeBackend::Proxy(h) => h.apply(fault).await.map_err(|e| e.to_string()),
         }
     }
 
-    fn stop(&mut self) {
-        if let NodeBackend::Forwarder { child: Some(c), .. } = self {
-            kill_group(c, libc::SIGCONT);
-            kill_group(c, libc::SIGKILL);
-            let _ = c.wait();
+    async fn shutdown(self) {
+        match self {
+            NodeBackend::Sim(h) => h.shutdown().await,
+            NodeBackend::Proxy(h) => h.shutdown().await,
         }
     }
 }
@@ -285,7 +248,7 @@ impl Testnet {
                 testnet.sim_chains.insert(chain, SimChain::with_history(chain, spec.block_time_ms, 1_000));
             }
         }
-        for _ in 0..spec.nodes {
+        for i in 0..spec.nodes {
             let mut per_node = BTreeMap::new();
             for &chain in &spec.chains {
                 let backend = match &spec.backend {
@@ -295,10 +258,16 @@ impl Testnet {
                         NodeBackend::Sim(SimBackend::spawn(sc, addr).await.map_err(|e| format!("sim backend: {e}"))?)
                     }
                     BackendKind::Anvil { .. } => {
-                        let target = anvil_ports[&chain];
-                        let port = free_port().map_err(|e| e.to_string())?;
-                        let child = NodeBackend::spawn_forwarder(&spec.bin, port, target)?;
-                        NodeBackend::Forwarder { child: Some(child), port, target, bin: spec.bin.clone() }
+                        let target = std::net::SocketAddr::from(([127, 0, 0, 1], anvil_ports[&chain]));
+                        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                        // A seed per provider and chain: their `errors`/`slow` draws differ.
+                        let base = FaultProxyConfig::default().seed;
+                        let config =
+                            FaultProxyConfig { seed: base ^ ((i as u64) << 32) ^ chain, ..FaultProxyConfig::default() };
+                        let proxy = FaultProxy::spawn_with(target, addr, config)
+                            .await
+                            .map_err(|e| format!("fault proxy for anvil :{}: {e}", target.port()))?;
+                        NodeBackend::Proxy(proxy)
                     }
                 };
                 per_node.insert(chain, backend);
@@ -492,32 +461,21 @@ impl Testnet {
         for d in &mut self.daemons {
             d.stop(Duration::from_secs(10));
         }
-        for per_node in &mut self.backends {
-            for b in per_node.values_mut() {
-                b.stop();
+        for per_node in std::mem::take(&mut self.backends) {
+            for (_, b) in per_node {
+                b.shutdown().await;
             }
         }
         for a in &mut self.anvils {
             kill_group(&a.child, libc::SIGKILL);
             let _ = a.child.wait();
         }
-        for per_node in std::mem::take(&mut self.backends) {
-            for (_, b) in per_node {
-                if let NodeBackend::Sim(h) = b {
-                    h.shutdown().await;
-                }
-            }
-        }
     }
 }
 
 impl Drop for Testnet {
     fn drop(&mut self) {
-        for per_node in &mut self.backends {
-            for b in per_node.values_mut() {
-                b.stop();
-            }
-        }
+        // Simulated backends and fault proxies stop when their handles drop.
         for a in &mut self.anvils {
             kill_group(&a.child, libc::SIGKILL);
             let _ = a.child.wait();

@@ -66,6 +66,28 @@ struct UpArgs {
     runner: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+struct BenchArgs {
+    /// Output directory [default: ./bench-runs/<unix time>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Measured window of each latency cell
+    #[arg(long, value_name = "DURATION", default_value = "4s")]
+    cell: String,
+    /// Warm-up before each latency cell
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    warmup: String,
+    /// Client concurrencies of the latency cells
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Mesh sizes for gossip convergence (the smallest also runs failover, the largest memory)
+    #[arg(long, value_delimiter = ',', default_value = "10,30")]
+    mesh_sizes: Vec<usize>,
+    /// How long gossip is observed per mesh
+    #[arg(long, value_name = "DURATION", default_value = "20s")]
+    gossip_window: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum TestnetCommand {
     /// Start a local testnet (runs until Ctrl-C, or in the background with --detach)
@@ -119,6 +141,9 @@ enum TestnetCommand {
         #[arg(long, value_name = "PATH")]
         anvil: Option<PathBuf>,
     },
+    /// Measure the daemon on this machine: latency and req/s of direct vs local daemon vs relay,
+    /// failover gap, gossip convergence, RSS and CPU; writes DIR/bench.md and DIR/bench.json
+    Bench(BenchArgs),
     /// Forward TCP from one local address to another (a provider's killable path to a shared
     /// node: kill or SIGSTOP this process to take that provider's node down or freeze it)
     Forward {
@@ -175,6 +200,7 @@ pub fn run(args: TestnetArgs) -> Result<(), Failure> {
         TestnetCommand::Run { scenario, out, duration, anvil } => {
             runtime()?.block_on(run_scenario(scenario, out, duration, anvil))
         }
+        TestnetCommand::Bench(args) => runtime()?.block_on(bench(args)),
         TestnetCommand::Forward { listen, to } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
             rt.block_on(rpcmesh_testnet::forward::run(listen, to))
@@ -431,5 +457,46 @@ async fn run_scenario(
     );
     let report = scenario::run_scenario(&sc, &opts, stop).await.map_err(anyhow::Error::msg)?;
     println!("{}", report.display());
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Failure> {
+    use rpcmesh_testnet::bench::{BENCH_JSON, BENCH_MD, BenchOptions, run_bench};
+    use rpcmesh_testnet::scenario::parse_duration;
+    let duration =
+        |flag: &str, v: &str| parse_duration(v).map_err(|e| Failure::Usage(anyhow::anyhow!("--{flag}: {e}")));
+    if args.concurrency.contains(&0) {
+        return Err(Failure::Usage(anyhow::anyhow!("--concurrency: every value must be at least 1")));
+    }
+    if args.mesh_sizes.iter().any(|n| *n < 2) {
+        return Err(Failure::Usage(anyhow::anyhow!("--mesh-sizes: a mesh needs at least 2 nodes")));
+    }
+    let out = match args.out {
+        Some(o) => o,
+        None => PathBuf::from("bench-runs").join(format!("{}", rpcmesh_node::clock::now_ms() / 1000)),
+    };
+    let mut opts = BenchOptions::new(
+        std::path::absolute(&out).context("resolving --out")?,
+        std::env::current_exe().context("locating the rpcmesh binary")?,
+    );
+    opts.cell = duration("cell", &args.cell)?;
+    opts.warmup = duration("warmup", &args.warmup)?;
+    opts.gossip_window = duration("gossip-window", &args.gossip_window)?;
+    opts.concurrency = args.concurrency;
+    opts.mesh_sizes = args.mesh_sizes;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("\ninterrupted: stopping the bench and writing a partial report...");
+        s2.cancel();
+    });
+    eprintln!("bench: output in {}", opts.out.display());
+    let report = run_bench(&opts, stop).await.map_err(anyhow::Error::msg)?;
+    println!("{}", opts.out.join(BENCH_MD).display());
+    println!("{}", opts.out.join(BENCH_JSON).display());
+    if !report.errors.is_empty() {
+        return Err(Failure::Runtime(anyhow::anyhow!("some sections failed: {}", report.errors.join("; "))));
+    }
     Ok(())
 }

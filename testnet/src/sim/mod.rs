@@ -59,6 +59,7 @@ pub use chain::{
     SIM_ACCOUNTS, SIM_CONTRACTS, SimChain, TRANSFER_GAS, TRANSFER_TOPIC, WEI_PER_ETH, now_ms, transaction_hash,
 };
 pub use fault::Fault;
+pub(crate) use fault::SplitMix64;
 pub use pool::{SimTxPool, TXPOOL_CAPACITY};
 pub use rpc::{
     MAX_BATCH_CALLS, MAX_LOG_BLOCK_RANGE, MAX_LOGS_PER_QUERY, MAX_SUBSCRIPTIONS_PER_CONNECTION, REVERT_SELECTOR,
