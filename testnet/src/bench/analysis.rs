@@ -1,0 +1,156 @@
+//! Numbers from raw samples: latency summaries of a cell, client-visible stalls around a fault,
+//! gossip delivery and convergence.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::load::Sample;
+use crate::report::stats::percentile;
+
+/// Latency percentiles (nearest rank, exact) of a set of samples, µs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: Option<u64>,
+    /// 90th percentile.
+    pub p90_us: Option<u64>,
+    /// 99th percentile.
+    pub p99_us: Option<u64>,
+    /// Slowest.
+    pub max_us: Option<u64>,
+}
+
+impl Latency {
+    /// Percentiles of every sample's latency (failed ones included: the client waited that long).
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
+        let mut v: Vec<u64> = samples.into_iter().map(|s| s.latency_us).collect();
+        v.sort_unstable();
+        Latency {
+            p50_us: percentile(&v, 50.0),
+            p90_us: percentile(&v, 90.0),
+            p99_us: percentile(&v, 99.0),
+            max_us: v.last().copied(),
+        }
+    }
+}
+
+/// The longest time a client waited for a correct answer, over requests sent in `[from_us, to_us)`.
+///
+/// For each such request: from its send until the first correct answer *on the same client loop*
+/// completes, at or after that request (a failed request therefore stalls its client until a
+/// later one succeeds). A loop with no later success is counted until `run_end_us`.
+/// Returns `(stall_us, censored)`; `censored` says the longest stall ran to the end of the run.
+pub fn longest_stall(samples: &[Sample], from_us: u64, to_us: u64, run_end_us: u64) -> (u64, bool) {
+    let mut by_worker: HashMap<u16, Vec<&Sample>> = HashMap::new();
+    for s in samples {
+        by_worker.entry(s.worker).or_default().push(s);
+    }
+    let mut worst = (0u64, false);
+    for list in by_worker.values_mut() {
+        list.sort_by_key(|s| s.sent_us);
+        // Walking backwards: the completion time of the next success at or after index i.
+        let mut next_ok_end: Option<u64> = None;
+        for s in list.iter().rev() {
+            if s.ok {
+                next_ok_end = Some(s.sent_us + s.latency_us);
+            }
+            if s.sent_us < from_us || s.sent_us >= to_us {
+                continue;
+            }
+            let (end, censored) = match next_ok_end {
+                Some(e) => (e, false),
+                None => (run_end_us.max(s.sent_us + s.latency_us), true),
+            };
+            let stall = end - s.sent_us;
+            if stall > worst.0 {
+                worst = (stall, censored);
+            }
+        }
+    }
+    worst
+}
+
+/// One announcement seen at one observer: `(observer, publisher, seq) → publish → accept, ms`.
+pub type Deliveries = HashMap<(usize, usize, u64), u64>;
+
+/// Gossip figures from deliveries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GossipStats {
+    /// Deliveries observed (one announcement accepted by one node).
+    pub deliveries: usize,
+    /// Distinct announcements observed at one node at least.
+    pub messages: usize,
+    /// Announcements observed at every other node (convergence is measured on these).
+    pub messages_complete: usize,
+    /// Publish → accept at one node, median, ms.
+    pub delivery_p50_ms: Option<u64>,
+    /// Publish → accept at one node, 99th percentile, ms.
+    pub delivery_p99_ms: Option<u64>,
+    /// Publish → accepted by every other node, median over announcements, ms.
+    pub convergence_p50_ms: Option<u64>,
+    /// Publish → accepted by every other node, 99th percentile, ms.
+    pub convergence_p99_ms: Option<u64>,
+    /// Slowest convergence, ms.
+    pub convergence_max_ms: Option<u64>,
+}
+
+/// Delivery and convergence percentiles of `deliveries` in a mesh of `nodes`.
+pub fn gossip_stats(deliveries: &Deliveries, nodes: usize) -> GossipStats {
+    let mut all: Vec<u64> = deliveries.values().copied().collect();
+    all.sort_unstable();
+    let mut per_message: HashMap<(usize, u64), Vec<u64>> = HashMap::new();
+    for ((_, publisher, seq), d) in deliveries {
+        per_message.entry((*publisher, *seq)).or_default().push(*d);
+    }
+    let mut convergence: Vec<u64> =
+        per_message.values().filter(|v| v.len() + 1 >= nodes).map(|v| v.iter().copied().max().unwrap_or(0)).collect();
+    convergence.sort_unstable();
+    GossipStats {
+        deliveries: all.len(),
+        messages: per_message.len(),
+        messages_complete: convergence.len(),
+        delivery_p50_ms: percentile(&all, 50.0),
+        delivery_p99_ms: percentile(&all, 99.0),
+        convergence_p50_ms: percentile(&convergence, 50.0),
+        convergence_p99_ms: percentile(&convergence, 99.0),
+        convergence_max_ms: convergence.last().copied(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(worker: u16, sent_us: u64, latency_us: u64, ok: bool) -> Sample {
+        Sample { worker, sent_us, latency_us, ok, served: 0, bytes: 0 }
+    }
+
+    #[test]
+    fn stall_spans_failures_until_the_next_success() {
+        let samples = vec![
+            s(0, 0, 10, true),
+            s(0, 100, 50, false), // fails at 150
+            s(0, 160, 500, true), // succeeds at 660: the request sent at 100 stalled 560
+            s(1, 100, 20, true),
+            s(1, 1_000, 30, false), // no later success: censored to the run end
+        ];
+        assert_eq!(longest_stall(&samples, 50, 900, 2_000), (560, false));
+        assert_eq!(longest_stall(&samples, 50, 2_000, 2_000), (1_000, true));
+        assert_eq!(longest_stall(&samples, 0, 50, 2_000), (10, false));
+        assert_eq!(longest_stall(&[], 0, 50, 2_000), (0, false));
+    }
+
+    #[test]
+    fn convergence_needs_every_observer() {
+        let mut d = Deliveries::new();
+        // 3 nodes: message (0, 1) reached both others, (0, 2) only one.
+        d.insert((1, 0, 1), 10);
+        d.insert((2, 0, 1), 30);
+        d.insert((1, 0, 2), 5);
+        let g = gossip_stats(&d, 3);
+        assert_eq!((g.deliveries, g.messages, g.messages_complete), (3, 2, 1));
+        assert_eq!(g.convergence_p99_ms, Some(30));
+        assert_eq!(g.delivery_p50_ms, Some(10));
+    }
+}

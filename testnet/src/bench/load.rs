@@ -1,0 +1,311 @@
+//! The bench's own HTTP load generator: fixed concurrency, one keep-alive HTTP/1.1 connection per
+//! worker (reconnected after an error), one request in flight per connection, every latency kept
+//! (exact nearest-rank percentiles from the sorted samples, no histogram buckets).
+//!
+//! Two shapes:
+//! - [`closed_loop`]: `concurrency` workers send back to back for a warm-up, then for the measured
+//!   window; only requests *sent* inside the window count. Gives req/s and latency percentiles.
+//! - [`paced`]: `loops` workers each send at a fixed rate until stopped, recording every request
+//!   with its send time, loop and server, for the failover analysis.
+//!
+//! Every answer is checked: HTTP 200, a JSON-RPC `"result"` near the start of the body (not an
+//! `"error"`), and `x-rpcmesh-served-by` matched against the expected servers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
+
+/// Header naming who served an answer (the daemon's gateway sets it).
+const SERVED_BY: &str = "x-rpcmesh-served-by";
+
+/// Pause after a failed connect, so a refusing target does not turn a worker into a busy loop.
+const CONNECT_ERROR_PAUSE: Duration = Duration::from_millis(1);
+
+/// Where to send, and what.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `host:port` of the HTTP server (a daemon's gateway or a backend).
+    pub addr: SocketAddr,
+    /// Extra request headers, e.g. `x-rpcmesh-failover: off`.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The JSON-RPC request body, sent unchanged every time.
+    pub body: Bytes,
+    /// Client timeout per request.
+    pub timeout: Duration,
+    /// PeerIds to recognise in `x-rpcmesh-served-by` (index = the `served` value of a sample).
+    pub known_servers: Arc<Vec<String>>,
+}
+
+/// Who served one answer.
+pub const SERVED_NONE: i16 = -1;
+/// `x-rpcmesh-served-by` named a server not in [`Target::known_servers`].
+pub const SERVED_OTHER: i16 = -2;
+
+/// One request as the client saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Worker (client loop) that sent it.
+    pub worker: u16,
+    /// Send time, µs since the run's start instant.
+    pub sent_us: u64,
+    /// Send to last body byte, µs.
+    pub latency_us: u64,
+    /// A JSON-RPC result came back with HTTP 200.
+    pub ok: bool,
+    /// Index into [`Target::known_servers`], [`SERVED_NONE`] or [`SERVED_OTHER`].
+    pub served: i16,
+    /// Response body bytes.
+    pub bytes: u32,
+}
+
+/// Outcome of one request, before it becomes a [`Sample`].
+struct Answer {
+    ok: bool,
+    served: i16,
+    bytes: u32,
+    error: Option<String>,
+}
+
+/// One worker's connection.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+async fn connect(addr: SocketAddr) -> Result<Conn, String> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Conn { sender })
+}
+
+fn has_result(body: &[u8]) -> bool {
+    // Backends and the gateway write `{"jsonrpc":"2.0","id":1,"result":...}`: the key is near the
+    // start. An error answer has `"error"` there instead.
+    let head = &body[..body.len().min(96)];
+    head.windows(8).any(|w| w == b"\"result\"")
+}
+
+/// Sends one request on `conn` (connecting first if needed); drops the connection on failure.
+async fn call(conn: &mut Option<Conn>, target: &Target) -> Answer {
+    let fail = |e: String| Answer { ok: false, served: SERVED_NONE, bytes: 0, error: Some(e) };
+    if conn.is_none() {
+        match connect(target.addr).await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => {
+                tokio::time::sleep(CONNECT_ERROR_PAUSE).await;
+                return fail(e);
+            }
+        }
+    }
+    let Some(c) = conn.as_mut() else { return fail("no connection".into()) };
+    let mut builder = hyper::Request::post("/")
+        .header(hyper::header::HOST, target.addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    for (k, v) in &target.headers {
+        builder = builder.header(*k, *v);
+    }
+    let req = match builder.body(Full::new(target.body.clone())) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let exchange = async {
+        c.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
+        let resp = c.sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
+        let status = resp.status().as_u16();
+        let served = match resp.headers().get(SERVED_BY).map(|v| v.as_bytes()) {
+            None => SERVED_NONE,
+            Some(v) => target.known_servers.iter().position(|s| s.as_bytes() == v).map_or(SERVED_OTHER, |i| i as i16),
+        };
+        let body = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        Ok::<_, String>((status, served, body))
+    };
+    match tokio::time::timeout(target.timeout, exchange).await {
+        Ok(Ok((status, served, body))) => {
+            let ok = status == 200 && has_result(&body);
+            let error = (!ok)
+                .then(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]).trim()));
+            Answer { ok, served, bytes: body.len().min(u32::MAX as usize) as u32, error }
+        }
+        Ok(Err(e)) => {
+            *conn = None;
+            fail(e)
+        }
+        Err(_) => {
+            *conn = None;
+            fail(format!("client timeout after {} ms", target.timeout.as_millis()))
+        }
+    }
+}
+
+/// Sends one request on a fresh connection: `Ok(served)` (see [`Sample::served`]) for a
+/// JSON-RPC result, else why not.
+pub async fn once(target: &Target) -> Result<i16, String> {
+    let mut conn = None;
+    let a = call(&mut conn, target).await;
+    if a.ok { Ok(a.served) } else { Err(a.error.unwrap_or_else(|| "no result".into())) }
+}
+
+/// What a worker hands back.
+#[derive(Default)]
+struct WorkerOut {
+    samples: Vec<Sample>,
+    first_errors: Vec<String>,
+}
+
+fn keep_error(out: &mut WorkerOut, e: Option<String>) {
+    if let Some(e) = e
+        && out.first_errors.len() < 3
+    {
+        out.first_errors.push(e);
+    }
+}
+
+/// Result of a [`closed_loop`] run.
+#[derive(Debug, Default)]
+pub struct ClosedLoopResult {
+    /// Every request sent in the measured window.
+    pub samples: Vec<Sample>,
+    /// Length of the measured window.
+    pub window: Duration,
+    /// A few error messages (at most 3 per worker).
+    pub first_errors: Vec<String>,
+}
+
+/// Instants of a closed-loop run: warm-up starts at `start`, measuring at `measure_from`,
+/// workers stop sending at `measure_until`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// When the workers start (warm-up).
+    pub start: Instant,
+    /// Start of the measured window.
+    pub measure_from: Instant,
+    /// End of the measured window.
+    pub measure_until: Instant,
+}
+
+impl Window {
+    /// A window starting now.
+    pub fn from_now(warmup: Duration, measure: Duration) -> Self {
+        let start = Instant::now();
+        Window { start, measure_from: start + warmup, measure_until: start + warmup + measure }
+    }
+}
+
+/// Runs `concurrency` back-to-back workers against `target` over `window`; returns the requests
+/// sent inside the measured part. Awaits in-flight requests at the end (their latency counts).
+pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) -> ClosedLoopResult {
+    let mut tasks = Vec::with_capacity(concurrency);
+    for w in 0..concurrency {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = WorkerOut { samples: Vec::with_capacity(4096), first_errors: Vec::new() };
+            let mut conn = None;
+            loop {
+                let sent = Instant::now();
+                if sent >= window.measure_until {
+                    break;
+                }
+                let a = call(&mut conn, &target).await;
+                let latency = sent.elapsed();
+                if sent >= window.measure_from {
+                    keep_error(&mut out, a.error);
+                    out.samples.push(Sample {
+                        worker: w as u16,
+                        sent_us: sent.duration_since(window.start).as_micros() as u64,
+                        latency_us: latency.as_micros() as u64,
+                        ok: a.ok,
+                        served: a.served,
+                        bytes: a.bytes,
+                    });
+                }
+            }
+            out
+        }));
+    }
+    let mut result = ClosedLoopResult { window: window.measure_until - window.measure_from, ..Default::default() };
+    for t in tasks {
+        if let Ok(out) = t.await {
+            result.samples.extend(out.samples);
+            result.first_errors.extend(out.first_errors);
+        }
+    }
+    result
+}
+
+/// Runs `loops` workers each sending `rate` requests/s (a worker waits for its answer before the
+/// next send, like a real client) until `stop`. Send times are relative to `start`.
+pub async fn paced(
+    target: &Target,
+    loops: usize,
+    rate: f64,
+    start: Instant,
+    stop: CancellationToken,
+) -> (Vec<Sample>, Vec<String>) {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tasks = Vec::with_capacity(loops);
+    for w in 0..loops {
+        let target = target.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = WorkerOut::default();
+            let mut conn = None;
+            // Spread the loops over one interval.
+            let mut next_at = Instant::now() + interval.mul_f64(w as f64 / loops.max(1) as f64);
+            while !stop.is_cancelled() {
+                let now = Instant::now();
+                if next_at > now {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(next_at - now) => {}
+                    }
+                }
+                // Behind schedule (a slow answer): send now, do not burst to catch up.
+                next_at = (next_at + interval).max(Instant::now());
+                let sent = Instant::now();
+                let a = call(&mut conn, &target).await;
+                keep_error(&mut out, a.error);
+                out.samples.push(Sample {
+                    worker: w as u16,
+                    sent_us: sent.duration_since(start).as_micros() as u64,
+                    latency_us: sent.elapsed().as_micros() as u64,
+                    ok: a.ok,
+                    served: a.served,
+                    bytes: a.bytes,
+                });
+            }
+            out
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut errors = Vec::new();
+    for t in tasks {
+        if let Ok(out) = t.await {
+            samples.extend(out.samples);
+            errors.extend(out.first_errors);
+        }
+    }
+    samples.sort_by_key(|s| s.sent_us);
+    (samples, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_detection() {
+        assert!(has_result(br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#));
+        assert!(!has_result(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x"}}"#));
+        assert!(!has_result(b""));
+    }
+}

@@ -1,0 +1,384 @@
+//! `bench.md`: the tables of a bench run and the floors of the performance issue, met or missed.
+
+use std::fmt::Write as _;
+
+use super::{BenchReport, Cell, Floor};
+
+/// Floors from the performance issue (compared, never asserted).
+const FLOOR_B_ADDED_P50_US: f64 = 30.0;
+const FLOOR_B_RPS_RATIO: f64 = 0.70;
+const FLOOR_C_ADDED_P50_US: f64 = 150.0;
+const FLOOR_KILLED_STALL_US: u64 = 50_000;
+const FLOOR_FROZEN_STALL_US: u64 = 1_000_000;
+const FLOOR_GOSSIP_P99_MS: u64 = 500;
+const FLOOR_GOSSIP_NODES: usize = 30;
+const FLOOR_RSS_BYTES: u64 = 40_000_000;
+
+fn find<'a>(r: &'a BenchReport, workload: &str, c: usize, case: &str) -> Option<&'a Cell> {
+    r.cells.iter().find(|x| x.workload == workload && x.concurrency == c && x.case == case)
+}
+
+/// A latency in µs as `850 µs` or `12.3 ms`.
+fn lat(us: Option<u64>) -> String {
+    match us {
+        None => "–".into(),
+        Some(v) if v < 10_000 => format!("{v} µs"),
+        Some(v) => format!("{:.1} ms", v as f64 / 1000.0),
+    }
+}
+
+/// A signed difference in µs.
+fn added(us: f64) -> String {
+    if us.abs() < 10_000.0 { format!("{us:+.0} µs") } else { format!("{:+.1} ms", us / 1000.0) }
+}
+
+fn ratio(x: f64, base: f64) -> String {
+    if base > 0.0 { format!("{:.2}×", x / base) } else { "–".into() }
+}
+
+fn mb(kib: Option<u64>) -> String {
+    kib.map_or("–".into(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6))
+}
+
+fn opt_ms(v: Option<u64>) -> String {
+    v.map_or("–".into(), |x| format!("{x} ms"))
+}
+
+fn met(m: Option<bool>) -> &'static str {
+    match m {
+        Some(true) => "**met**",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// Added p50 of `case` over (a) at concurrency `c`, µs, with both p50s.
+fn added_p50(r: &BenchReport, w: &str, c: usize, case: &str) -> Option<(f64, u64, u64)> {
+    let a = find(r, w, c, "a")?.latency.p50_us?;
+    let x = find(r, w, c, case)?.latency.p50_us?;
+    Some((x as f64 - a as f64, a, x))
+}
+
+/// The floors of the performance issue, evaluated on `r`.
+pub fn floors(r: &BenchReport) -> Vec<Floor> {
+    let mut out = Vec::new();
+    let workloads: Vec<String> = {
+        let mut w: Vec<String> = r.cells.iter().filter(|c| c.case == "a").map(|c| c.workload.clone()).collect();
+        w.dedup();
+        w
+    };
+    let lowest = r.settings.concurrency.iter().copied().min().unwrap_or(1);
+    let highest = r.settings.concurrency.iter().copied().max().unwrap_or(64);
+    for w in &workloads {
+        for (case, limit) in [("b", FLOOR_B_ADDED_P50_US), ("c", FLOOR_C_ADDED_P50_US)] {
+            let m = added_p50(r, w, 1, case);
+            out.push(Floor {
+                name: format!("({case}) added p50 over direct at c=1, {w}"),
+                target: format!("≤ {limit:.0} µs"),
+                measured: m.map_or("–".into(), |(d, a, x)| format!("{} (direct {a} µs, ({case}) {x} µs)", added(d))),
+                met: m.map(|(d, _, _)| d <= limit),
+            });
+        }
+        let rps = find(r, w, 64, "a").zip(find(r, w, 64, "b")).map(|(a, b)| (b.req_per_sec, a.req_per_sec));
+        out.push(Floor {
+            name: format!("(b) req/s at c=64 vs direct, {w}"),
+            target: format!("≥ {:.0} %", FLOOR_B_RPS_RATIO * 100.0),
+            measured: rps.map_or("–".into(), |(b, a)| {
+                format!("{:.0} % ({b:.0} vs {a:.0} req/s)", if a > 0.0 { b * 100.0 / a } else { 0.0 })
+            }),
+            met: rps.map(|(b, a)| a > 0.0 && b / a >= FLOOR_B_RPS_RATIO),
+        });
+    }
+    if lowest != 1 || highest != 64 {
+        out.push(Floor {
+            name: "concurrency 1 and 64".into(),
+            target: "measured".into(),
+            measured: format!("concurrencies run: {:?}", r.settings.concurrency),
+            met: None,
+        });
+    }
+    for (fault, name, limit) in
+        [("down", "upstream killed", FLOOR_KILLED_STALL_US), ("freeze", "upstream frozen", FLOOR_FROZEN_STALL_US)]
+    {
+        let f = r.failover.iter().find(|f| f.fault == fault);
+        out.push(Floor {
+            name: format!("{name}: failed requests and longest stall"),
+            target: format!("0 failed, stall ≤ {}", lat(Some(limit))),
+            measured: f.map_or("–".into(), |f| {
+                format!(
+                    "{} failed of {}, stall {}{}",
+                    f.failed,
+                    f.requests,
+                    lat(Some(f.longest_stall_us)),
+                    if f.stall_censored { " (until the end of the run)" } else { "" }
+                )
+            }),
+            met: f.map(|f| f.failed == 0 && f.longest_stall_us <= limit),
+        });
+    }
+    let g = r.gossip.iter().find(|g| g.nodes == FLOOR_GOSSIP_NODES);
+    out.push(Floor {
+        name: format!("gossip convergence p99 at {FLOOR_GOSSIP_NODES} nodes"),
+        target: format!("≤ {FLOOR_GOSSIP_P99_MS} ms"),
+        measured: g.map_or("–".into(), |g| {
+            format!(
+                "{} (p50 {}, {} announcements)",
+                opt_ms(g.stats.convergence_p99_ms),
+                opt_ms(g.stats.convergence_p50_ms),
+                g.stats.messages_complete
+            )
+        }),
+        met: g.and_then(|g| g.stats.convergence_p99_ms).map(|p| p <= FLOOR_GOSSIP_P99_MS),
+    });
+    let m = r.memory.iter().find(|m| m.setup.starts_with(&format!("{FLOOR_GOSSIP_NODES}-node")));
+    out.push(Floor {
+        name: format!("daemon RSS under load, {FLOOR_GOSSIP_NODES}-node mesh"),
+        target: format!("≤ {} MB", FLOOR_RSS_BYTES / 1_000_000),
+        measured: m.map_or("–".into(), |m| {
+            format!(
+                "{} peak ({} providers known; idle {})",
+                mb(m.load_rss_max_kib),
+                m.providers_known,
+                mb(m.idle_rss_kib)
+            )
+        }),
+        met: m.and_then(|m| m.load_rss_max_kib).map(|k| k * 1024 <= FLOOR_RSS_BYTES),
+    });
+    out
+}
+
+/// Renders `bench.md`.
+pub fn render_markdown(r: &BenchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# rpcmesh bench\n");
+    let _ = writeln!(
+        s,
+        "Machine: {} CPUs (`nproc`), {}. Started {} UTC, took {:.0} s{}. Backend: {}. \
+         Latency cells: {} ms warm-up, then {} ms measured.\n",
+        r.machine.cpus,
+        r.machine.cpu_model,
+        crate::report::fmt::utc(r.started_at_unix_ms),
+        r.duration_ms as f64 / 1000.0,
+        if r.interrupted { " (**interrupted**: partial results)" } else { "" },
+        r.settings.backend,
+        r.settings.warmup_ms,
+        r.settings.cell_ms,
+    );
+    if !r.errors.is_empty() {
+        let _ = writeln!(s, "**Sections that failed:**\n");
+        for e in &r.errors {
+            let _ = writeln!(s, "- {}", e.replace('\n', " "));
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Floors\n\n| floor | target | measured | |\n|---|---|---|---|");
+    for f in &r.floors {
+        let _ = writeln!(s, "| {} | {} | {} | {} |", f.name, f.target, f.measured, met(f.met));
+    }
+    s.push('\n');
+
+    let _ = writeln!(
+        s,
+        "## 1. Latency and throughput\n\n\
+         (a) client → sim backend directly (the floor); (b) client → daemon B → its own upstream (that \
+         same backend; `x-rpcmesh-failover: off`); (c) client → daemon A (no upstream) → libp2p relay → \
+         daemon B → the same backend. `routing.hedge=false`. Closed loop: each of *c* clients has one \
+         keep-alive connection and one request in flight. req/s counts correct answers; latencies are \
+         exact nearest-rank percentiles over every request sent in the window. \"vs (a)\" is the ratio to \
+         the direct path at the same concurrency; \"added\" is the difference. CPU is the daemons on \
+         the path (A + B for (c)) per 1000 answers; the bench process (client + sim backend) is shown \
+         separately."
+    );
+    if let Some((from, to)) = r.settings.logs_range {
+        let _ = writeln!(s, "\n`eth_getLogs` range: blocks {from}..={to} (unfiltered).");
+    }
+    let mut workloads: Vec<&str> = r.cells.iter().filter(|c| c.case != "b30").map(|c| c.workload.as_str()).collect();
+    workloads.dedup();
+    for w in workloads {
+        let _ = writeln!(
+            s,
+            "\n### {w}\n\n| c | path | req/s | vs (a) | p50 | added p50 | p50 vs (a) | p99 | added p99 | p99 vs (a) \
+             | failed | resp. bytes | daemon CPU ms/1k | bench CPU ms/1k | peak daemon RSS |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for c in r.cells.iter().filter(|c| c.workload == w && c.case != "b30") {
+            let a = find(r, w, c.concurrency, "a");
+            let (rps_r, p50_add, p50_r, p99_add, p99_r) = match (a, c.case.as_str()) {
+                (Some(a), "b" | "c") => {
+                    let d = |x: Option<u64>, y: Option<u64>| {
+                        x.zip(y).map(|(x, y)| (x as f64 - y as f64, x as f64, y as f64))
+                    };
+                    let p50 = d(c.latency.p50_us, a.latency.p50_us);
+                    let p99 = d(c.latency.p99_us, a.latency.p99_us);
+                    (
+                        ratio(c.req_per_sec, a.req_per_sec),
+                        p50.map_or("–".into(), |v| added(v.0)),
+                        p50.map_or("–".into(), |v| ratio(v.1, v.2)),
+                        p99.map_or("–".into(), |v| added(v.0)),
+                        p99.map_or("–".into(), |v| ratio(v.1, v.2)),
+                    )
+                }
+                _ => ("1×".into(), "".into(), "".into(), "".into(), "".into()),
+            };
+            let rss: Vec<String> = c.daemon_rss_max_kib.iter().map(|k| mb(Some(*k))).collect();
+            let _ = writeln!(
+                s,
+                "| {} | ({}) {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} |",
+                c.concurrency,
+                c.case,
+                c.path,
+                c.req_per_sec,
+                rps_r,
+                lat(c.latency.p50_us),
+                p50_add,
+                p50_r,
+                lat(c.latency.p99_us),
+                p99_add,
+                p99_r,
+                c.failed,
+                if c.served_unexpected > 0 {
+                    format!(" ({} served elsewhere)", c.served_unexpected)
+                } else {
+                    String::new()
+                },
+                c.mean_response_bytes,
+                c.daemon_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
+                c.bench_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
+                if rss.is_empty() { "–".into() } else { rss.join(" + ") },
+            );
+        }
+    }
+    let errors: Vec<String> = r
+        .cells
+        .iter()
+        .filter(|c| !c.first_errors.is_empty())
+        .map(|c| format!("- {} c={} ({}): {}", c.workload, c.concurrency, c.case, c.first_errors[0].replace('\n', " ")))
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\nFirst error of each cell with failures:\n\n{}", errors.join("\n"));
+    }
+    if let Some(n) = &r.no_upstream_daemon {
+        let _ = writeln!(
+            s,
+            "\nDaemon without any upstream (A): {}. {}",
+            if n.runs { "runs" } else { "**does not run**" },
+            n.detail.replace('\n', " ")
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## 2. Failover gap\n\n\
+         Node 0 of a mesh with default settings (hedging on) serves {} client loops of `eth_blockNumber` \
+         at {} req/s each on its gateway; its own backend is then killed (`down`: connections refused \
+         and dropped) or frozen (`freeze`: accepts, never answers) for the window, then healed. *Longest \
+         stall*: over requests sent in the window, the longest time from a request's send until its \
+         client loop got a correct answer (a failed request stalls its loop until a later success). \
+         *Baseline*: the same figure over the {} s before the fault.\n\n\
+         | fault | mesh | window | requests | failed | longest stall | baseline stall | p50 / p99 / max in window | first answer from a peer after | served by peers |\n\
+         |---|---|---|---|---|---|---|---|---|---|",
+        super::FAILOVER_LOOPS,
+        super::FAILOVER_RATE,
+        super::FAILOVER_BASELINE.as_secs()
+    );
+    for f in &r.failover {
+        let _ = writeln!(
+            s,
+            "| {} | {} nodes | {} ms | {} | {} (whole run {}) | {}{} | {} | {} / {} / {} | {} | {} |",
+            f.fault,
+            f.nodes,
+            f.window_ms,
+            f.requests,
+            f.failed,
+            f.failed_whole_run,
+            lat(Some(f.longest_stall_us)),
+            if f.stall_censored { " (censored)" } else { "" },
+            lat(Some(f.baseline_stall_us)),
+            lat(f.latency.p50_us),
+            lat(f.latency.p99_us),
+            lat(f.latency.max_us),
+            f.first_peer_answer_ms.map_or("–".into(), |v| format!("{v:.1} ms")),
+            f.served_by_peers,
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## 3. Gossip convergence\n\n\
+         Every node's `/peers` is polled every {} ms; each capacity announcement seen at a node gives \
+         `received_at_ms − announced_at_ms` (publish → accepted by that node's p2p loop, one machine \
+         clock). *Convergence* of an announcement is its slowest delivery, over announcements that every \
+         other node accepted (heartbeats every 2 s plus material changes). Idle CPU: all daemons during \
+         the observation, no client load.\n\n\
+         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon |\n\
+         |---|---|---|---|---|---|",
+        super::GOSSIP_POLL.as_millis()
+    );
+    for g in &r.gossip {
+        let _ = writeln!(
+            s,
+            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} |",
+            g.nodes,
+            g.stats.messages_complete,
+            g.stats.messages,
+            opt_ms(g.stats.delivery_p50_ms),
+            opt_ms(g.stats.delivery_p99_ms),
+            opt_ms(g.stats.convergence_p50_ms),
+            opt_ms(g.stats.convergence_p99_ms),
+            opt_ms(g.stats.convergence_max_ms),
+            g.converged_after_ms as f64 / 1000.0,
+            g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.1} % of a core")),
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## 4. Memory and CPU\n\n\
+         RSS is `VmRSS` from `/proc/PID/status` (sampled every 100 ms under load); VmHWM is the peak \
+         since the daemon started. MB = 10⁶ bytes.\n\n\
+         | setup | daemon | providers known | idle RSS | idle RSS, all daemons (median / max) | peak RSS under load | VmHWM | load |\n\
+         |---|---|---|---|---|---|---|---|"
+    );
+    for m in &r.memory {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.setup,
+            m.node,
+            m.providers_known,
+            mb(m.idle_rss_kib),
+            if m.idle_rss_median_all_kib.is_some() {
+                format!("{} / {}", mb(m.idle_rss_median_all_kib), mb(m.idle_rss_max_all_kib))
+            } else {
+                "–".into()
+            },
+            mb(m.load_rss_max_kib),
+            mb(m.hwm_kib),
+            m.load
+        );
+    }
+    let loaded: Vec<&Cell> = r.cells.iter().filter(|c| c.case == "b30").collect();
+    if !loaded.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nNode 0 of the large mesh under that load:\n\n| workload | c | req/s | p50 | p99 | failed | daemon CPU ms/1k | peak RSS |\n|---|---|---|---|---|---|---|---|"
+        );
+        for c in loaded {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+                c.workload,
+                c.concurrency,
+                c.req_per_sec,
+                lat(c.latency.p50_us),
+                lat(c.latency.p99_us),
+                c.failed,
+                c.daemon_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
+                mb(c.daemon_rss_max_kib.first().copied())
+            );
+        }
+    }
+    let _ = writeln!(s, "\nRaw numbers: `bench.json`. Reproduce: `rpcmesh testnet bench --out DIR`.");
+    s
+}

@@ -1,0 +1,1238 @@
+//! An in-process HTTP JSON-RPC fault proxy in front of a real node (anvil): one per provider, so
+//! every [`Fault`] kind works on a shared real chain with the same meaning as on the simulated
+//! backend ([`crate::sim`]), where that meaning makes sense for a real node.
+//!
+//! - [`Fault::None`]: requests are forwarded as they are (pooled keep-alive client, body bytes
+//!   untouched, the node's status and body returned as they are).
+//! - [`Fault::Down`]: the listener is closed and open connections are dropped (connecting is
+//!   refused); leaving `Down` binds the same port again.
+//! - [`Fault::Freeze`]: requests are accepted and read but not answered until the fault changes;
+//!   held requests are then answered under the new fault.
+//! - [`Fault::Slow`]: every request is answered after `delay_ms` plus a seeded random
+//!   `0..=jitter_ms`.
+//! - [`Fault::Errors`]: that fraction of requests fails (seeded draws): half a bare HTTP 500, half a
+//!   JSON-RPC `-32603` for every call of the request.
+//! - [`Fault::Stale`]: a node `blocks` behind the real head `H` (its head `h = H - blocks`):
+//!   `eth_blockNumber` answers `h`; block tags `latest`/`pending` (and a missing block parameter)
+//!   of block and state queries mean `h`; blocks above `h` are `null` (by number, by hash, and the
+//!   block of a transaction or receipt); state queries (`eth_getBalance`, `eth_call`,
+//!   `eth_getTransactionCount`, `eth_getCode`, `eth_getStorageAt`, `eth_estimateGas`) at a number
+//!   above `h` fail with `-32000 header not found` (`eth_feeHistory`: `request beyond head
+//!   block`); `eth_getLogs` stops at `h`.
+//! - [`Fault::Lie`]: block objects get a consistent fake `hash` and `parentHash` (the true hash
+//!   XOR [`LIE_MASK`], so block `n`'s fake `parentHash` is block `n-1`'s fake `hash`, and the liar
+//!   finds its own fake hashes in `eth_getBlockByHash` and `eth_getLogs` `blockHash` filters);
+//!   log `blockHash`es are faked the same way; balances are doubled. Everything else is untouched.
+//! - [`Fault::Censor`]: `eth_sendRawTransaction` whose raw bytes contain the address fails with
+//!   `-32003 transaction rejected`; its `eth_getBalance` reads `0`; logs emitted by it or
+//!   mentioning it in a topic are left out of `eth_getLogs`.
+//!
+//! Content faults (`Stale`, `Lie`, `Censor`) act on every call of a batch on its own; ids are
+//! echoed byte for byte, calls without an id (notifications) get no answer. They send one batch
+//! to the node per client request (plus one `eth_blockNumber` under `Stale`).
+//!
+//! Transport: the accept loop and per-connection control are the simulated backend's
+//! ([`crate::sim::SimHandle`]): connections of one listening period share a
+//! [`CancellationToken`] and a [`TaskTracker`], so `Down` and shutdown drop them all.
+//! Bounds: connections ([`FaultProxyConfig::max_connections`], more are closed on accept),
+//! request bodies ([`FaultProxyConfig::max_body_bytes`], larger get HTTP 413), node answers
+//! ([`FaultProxyConfig::max_response_bytes`]), batch size ([`crate::sim::MAX_BATCH_CALLS`] under
+//! content faults). HTTP only (`POST`, any path); WebSocket is not proxied.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rpcmesh_node::upstream::{HttpClient, TransportError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use crate::sim::{Address, Fault, MAX_BATCH_CALLS, SplitMix64};
+
+/// What a lying proxy XORs into every block hash: an involution, so faking a fake hash gives the
+/// true one back, and a chain of true hashes becomes a consistent chain of fake ones.
+pub const LIE_MASK: [u8; 32] = *b"rpcmesh-fault-proxy/lie-mask/v1!";
+
+/// Pause before retrying to bind the port again after leaving [`Fault::Down`] failed.
+const REBIND_RETRY: Duration = Duration::from_millis(100);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Longest wait for dropped connections to finish when going down or shutting down.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Listen backlog of the proxy socket.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Options of a fault proxy beyond its target and address.
+#[derive(Clone, Debug)]
+pub struct FaultProxyConfig {
+    /// Seed of the PRNG behind `Slow` jitter and `Errors` draws.
+    pub seed: u64,
+    /// Most simultaneous client connections; more are closed on accept.
+    pub max_connections: usize,
+    /// Largest request body accepted, in bytes; larger bodies get HTTP 413.
+    pub max_body_bytes: usize,
+    /// Largest answer read from the node, in bytes; larger ones get HTTP 502.
+    pub max_response_bytes: usize,
+    /// Deadline of one exchange with the node; past it the client gets HTTP 502.
+    pub upstream_timeout: Duration,
+}
+
+impl Default for FaultProxyConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0x5151_0000_0000_0002,
+            max_connections: 256,
+            max_body_bytes: crate::sim::MAX_REQUEST_BYTES,
+            max_response_bytes: 32 * 1024 * 1024,
+            upstream_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters of a fault proxy since it was spawned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultProxyStats {
+    /// Client connections accepted.
+    pub connections: u64,
+    /// Client connections closed at once because `max_connections` were open.
+    pub rejected_connections: u64,
+    /// HTTP requests received (counted on arrival, before any fault holds or fails them).
+    pub http_requests: u64,
+    /// HTTP requests sent to the node.
+    pub upstream_requests: u64,
+    /// Exchanges with the node that failed (transport error, timeout, oversized answer).
+    pub upstream_failures: u64,
+    /// Requests failed by `Fault::Errors`.
+    pub injected_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicU64,
+    rejected_connections: AtomicU64,
+    http_requests: AtomicU64,
+    upstream_requests: AtomicU64,
+    upstream_failures: AtomicU64,
+    injected_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> FaultProxyStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FaultProxyStats {
+            connections: get(&self.connections),
+            rejected_connections: get(&self.rejected_connections),
+            http_requests: get(&self.http_requests),
+            upstream_requests: get(&self.upstream_requests),
+            upstream_failures: get(&self.upstream_failures),
+            injected_errors: get(&self.injected_errors),
+        }
+    }
+}
+
+/// The fault currently set and how many times a fault was set.
+#[derive(Clone, Debug, Default)]
+struct FaultState {
+    generation: u64,
+    fault: Fault,
+}
+
+/// Connections of one listening period: dropped together when the proxy goes down.
+#[derive(Clone, Debug)]
+struct Period {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// What the accept loop has put into effect.
+#[derive(Clone, Debug, Default)]
+struct SocketState {
+    generation: u64,
+    bind_error: Option<(io::ErrorKind, String)>,
+}
+
+struct Shared {
+    target: hyper::Uri,
+    client: HttpClient,
+    config: FaultProxyConfig,
+    fault: watch::Sender<FaultState>,
+    stats: Counters,
+    rng: Mutex<SplitMix64>,
+    period: Mutex<Period>,
+}
+
+/// How one request is answered after the transport faults had their say.
+enum Admission {
+    /// Forward / answer under this fault.
+    Answer(Fault),
+    /// Answer every call with `-32603`.
+    Internal,
+    /// Fail the request with a bare HTTP 500.
+    Http500,
+}
+
+/// Why the node could not be asked.
+struct Upstream(String);
+
+impl Shared {
+    fn current_period(&self) -> Period {
+        self.period.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn with_rng<T>(&self, f: impl FnOnce(&mut SplitMix64) -> T) -> T {
+        f(&mut self.rng.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Waits while requests are held (`Freeze`, `Down`), then returns the fault to answer under.
+    async fn usable_fault(&self) -> Fault {
+        let mut rx = self.fault.subscribe();
+        let usable = rx.wait_for(|s| !s.fault.holds_requests()).await.map(|state| state.fault.clone());
+        match usable {
+            Ok(fault) => fault,
+            // The sender lives in `self`: cannot happen while we hold `self`; hold like Freeze.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Applies `Freeze`/`Down` (wait), `Slow` (sleep) and `Errors` (draw) to one request.
+    async fn admit(&self) -> Admission {
+        let fault = self.usable_fault().await;
+        match fault {
+            Fault::Slow { delay_ms, jitter_ms } => {
+                let extra = self.with_rng(|r| r.up_to(jitter_ms));
+                tokio::time::sleep(Duration::from_millis(delay_ms.saturating_add(extra))).await;
+            }
+            Fault::Errors { rate } => {
+                let (fail, as_500) = self.with_rng(|r| (r.chance(rate), r.next_u64() & 1 == 0));
+                if fail {
+                    bump(&self.stats.injected_errors);
+                    return if as_500 { Admission::Http500 } else { Admission::Internal };
+                }
+            }
+            _ => {}
+        }
+        Admission::Answer(fault)
+    }
+
+    /// One HTTP exchange with the node.
+    async fn post(&self, body: Bytes) -> Result<(u16, Bytes), Upstream> {
+        bump(&self.stats.upstream_requests);
+        match self.client.post_json(&self.target, body, self.config.upstream_timeout).await {
+            Ok(reply) => Ok((reply.status, reply.body)),
+            Err(e) => {
+                bump(&self.stats.upstream_failures);
+                let why = match e {
+                    TransportError::TooLarge(n) => format!("the node's answer is over {n} bytes"),
+                    other => other.to_string(),
+                };
+                Err(Upstream(why))
+            }
+        }
+    }
+}
+
+/// Spawns fault proxies.
+#[derive(Debug)]
+pub struct FaultProxy;
+
+impl FaultProxy {
+    /// Binds `addr` (`127.0.0.1:0` for any free port) and forwards to the node at `target`
+    /// (`http://target/`) with default options.
+    pub async fn spawn(target: SocketAddr, addr: SocketAddr) -> io::Result<FaultProxyHandle> {
+        Self::spawn_with(target, addr, FaultProxyConfig::default()).await
+    }
+
+    /// Binds `addr` and forwards to `target` with `config`. Must be called inside a tokio runtime.
+    pub async fn spawn_with(
+        target: SocketAddr,
+        addr: SocketAddr,
+        config: FaultProxyConfig,
+    ) -> io::Result<FaultProxyHandle> {
+        let target_uri: hyper::Uri =
+            format!("http://{target}/").parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = bind(addr)?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            target: target_uri,
+            client: HttpClient::new(config.max_response_bytes),
+            rng: Mutex::new(SplitMix64::new(config.seed)),
+            fault: watch::Sender::new(FaultState::default()),
+            stats: Counters::default(),
+            period: Mutex::new(Period { token: shutdown.child_token(), tracker: TaskTracker::new() }),
+            config,
+        });
+        let (socket_tx, socket_rx) = watch::channel(SocketState::default());
+        let accept = AcceptLoop {
+            router: router(shared.clone()),
+            connections: Arc::new(Semaphore::new(shared.config.max_connections)),
+            shared: shared.clone(),
+            addr,
+            socket: socket_tx,
+            shutdown: shutdown.clone(),
+        };
+        let task = tokio::spawn(accept.run(listener));
+        tracing::debug!(%addr, %target, "fault proxy listening");
+        Ok(FaultProxyHandle {
+            inner: Arc::new(HandleInner {
+                shared,
+                addr,
+                target,
+                socket: socket_rx,
+                task: Mutex::new(Some(task)),
+                shutdown: shutdown.clone(),
+                _stop_on_drop: shutdown.drop_guard(),
+            }),
+        })
+    }
+}
+
+/// Cloneable control of a running fault proxy. The proxy stops when [`shutdown`] is called or the
+/// last clone is dropped.
+///
+/// [`shutdown`]: FaultProxyHandle::shutdown
+#[derive(Clone)]
+pub struct FaultProxyHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    target: SocketAddr,
+    socket: watch::Receiver<SocketState>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    shutdown: CancellationToken,
+    _stop_on_drop: DropGuard,
+}
+
+impl std::fmt::Debug for FaultProxyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxyHandle")
+            .field("addr", &self.inner.addr)
+            .field("target", &self.inner.target)
+            .field("fault", &self.fault())
+            .finish()
+    }
+}
+
+impl FaultProxyHandle {
+    /// The bound address (the same across `Down` and heal).
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The node it forwards to.
+    pub fn target(&self) -> SocketAddr {
+        self.inner.target
+    }
+
+    /// `http://ip:port/`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}/", self.inner.addr)
+    }
+
+    /// Switches the proxy to `fault` at once for requests that arrive from now on (held `Freeze`
+    /// requests are released under the new fault). Closing or rebinding the listener for
+    /// [`Fault::Down`] happens moments later in the accept loop; await [`FaultProxyHandle::ready`].
+    pub fn set_fault(&self, fault: Fault) {
+        tracing::debug!(addr = %self.inner.addr, fault = fault.name(), "fault proxy fault");
+        self.inner.shared.fault.send_modify(|s| {
+            s.generation += 1;
+            s.fault = fault;
+        });
+    }
+
+    /// Sets [`Fault::None`].
+    pub fn heal(&self) {
+        self.set_fault(Fault::None);
+    }
+
+    /// The fault currently set.
+    pub fn fault(&self) -> Fault {
+        self.inner.shared.fault.borrow().fault.clone()
+    }
+
+    /// Waits until the last fault set is in effect at the socket too: after `Down` the port
+    /// refuses connections and earlier connections are closed; after leaving `Down` it listens on
+    /// the same port again. Errs if that rebinding fails (it is retried in the background) or the
+    /// proxy has stopped.
+    pub async fn ready(&self) -> io::Result<()> {
+        let stopped = || io::Error::new(io::ErrorKind::NotConnected, "fault proxy has stopped");
+        if self.inner.shutdown.is_cancelled() {
+            return Err(stopped());
+        }
+        let wanted = self.inner.shared.fault.borrow().generation;
+        let mut rx = self.inner.socket.clone();
+        let state = rx.wait_for(|s| s.generation >= wanted).await.map_err(|_| stopped())?;
+        match &state.bind_error {
+            Some((kind, message)) => Err(io::Error::new(*kind, message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets `fault` and waits until it is in effect (see [`FaultProxyHandle::ready`]).
+    pub async fn apply(&self, fault: Fault) -> io::Result<()> {
+        self.set_fault(fault);
+        self.ready().await
+    }
+
+    /// Counters since spawn.
+    pub fn stats(&self) -> FaultProxyStats {
+        self.inner.shared.stats.snapshot()
+    }
+
+    /// Stops the proxy: closes the port, drops all connections and waits for its accept loop.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.cancel();
+        let task = self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "fault proxy task failed");
+        }
+    }
+}
+
+/// A listening socket with `SO_REUSEADDR`, so the same port can be bound again right after `Down`.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.max_body_bytes;
+    Router::new()
+        .route("/", post(http_rpc))
+        .route("/{*path}", post(http_rpc))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+}
+
+fn bad_gateway(why: &Upstream) -> Response {
+    (StatusCode::BAD_GATEWAY, format!("bad gateway: {}\n", why.0)).into_response()
+}
+
+async fn http_rpc(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    bump(&shared.stats.http_requests);
+    let fault = match shared.admit().await {
+        Admission::Http500 => return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response(),
+        Admission::Internal => {
+            return match internal_errors(&body) {
+                Some(text) => json_response(StatusCode::OK, text),
+                None => StatusCode::OK.into_response(),
+            };
+        }
+        Admission::Answer(fault) => fault,
+    };
+    let content = match fault {
+        Fault::Stale { blocks } => match stale_head(&shared, blocks).await {
+            Ok(head) => Content::Stale(head),
+            Err(why) => return bad_gateway(&why),
+        },
+        Fault::Lie => Content::Lie,
+        Fault::Censor { address } => Content::Censor(address),
+        Fault::None | Fault::Down | Fault::Freeze | Fault::Slow { .. } | Fault::Errors { .. } => {
+            return match shared.post(body).await {
+                Ok((status, body)) => {
+                    json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body)
+                }
+                Err(why) => bad_gateway(&why),
+            };
+        }
+    };
+    match answer_content(&shared, &content, &body).await {
+        Ok(Some(text)) => json_response(StatusCode::OK, text),
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(why) => bad_gateway(&why),
+    }
+}
+
+/// The head of a node `blocks` behind the real one.
+async fn stale_head(shared: &Shared, blocks: u64) -> Result<u64, Upstream> {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    let (status, reply) = shared.post(Bytes::from_static(body.as_bytes())).await?;
+    let head = serde_json::from_slice::<Value>(&reply)
+        .ok()
+        .and_then(|v| v.get("result").and_then(Value::as_str).and_then(parse_quantity))
+        .ok_or_else(|| Upstream(format!("the node answered eth_blockNumber with HTTP {status} and no head")))?;
+    Ok(head.saturating_sub(blocks))
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON-RPC framing.
+
+#[derive(Deserialize)]
+struct Call<'a> {
+    /// `None` if absent (a notification); `Some("null")` for an explicit null id.
+    #[serde(default, borrow, deserialize_with = "raw_present")]
+    id: Option<&'a RawValue>,
+    method: String,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(default, borrow, deserialize_with = "raw_present")]
+    id: Option<&'a RawValue>,
+}
+
+/// One answer of the node to a call the proxy sent with id `id`.
+#[derive(Deserialize)]
+struct Reply<'a> {
+    #[serde(default)]
+    id: Value,
+    /// `None` for an absent or `null` result.
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+fn raw_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
+}
+
+/// A call's outcome as JSON text: `Ok(result)` or `Err(error object)`.
+type Outcome = Result<String, String>;
+
+fn error_text(code: i64, message: &str) -> String {
+    json!({ "code": code, "message": message }).to_string()
+}
+
+fn render(id: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+        Err(error) => format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#),
+    }
+}
+
+/// The items of a request body: `(is_batch, items)`, or an error answer for the whole body.
+fn split(body: &[u8]) -> Result<(bool, Vec<&RawValue>), String> {
+    let whole = |code, message: &str| render("null", &Err(error_text(code, message)));
+    let Ok(text) = std::str::from_utf8(body) else { return Err(whole(-32700, "parse error")) };
+    if text.trim_start().starts_with('[') {
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) else { return Err(whole(-32700, "parse error")) };
+        if items.is_empty() {
+            return Err(whole(-32600, "invalid request: empty batch"));
+        }
+        if items.len() > MAX_BATCH_CALLS {
+            return Err(whole(-32600, "invalid request: batch too large"));
+        }
+        Ok((true, items))
+    } else {
+        match serde_json::from_str::<&RawValue>(text) {
+            Ok(item) => Ok((false, vec![item])),
+            Err(_) => Err(whole(-32700, "parse error")),
+        }
+    }
+}
+
+/// Joins the answers of a request: `None` when every call was a notification.
+fn join(batch: bool, answers: Vec<String>) -> Option<String> {
+    if batch { (!answers.is_empty()).then(|| format!("[{}]", answers.join(","))) } else { answers.into_iter().next() }
+}
+
+/// The `Fault::Errors` answer: `-32603` for every call.
+fn internal_errors(body: &[u8]) -> Option<String> {
+    let internal: Outcome = Err(error_text(-32603, "internal error"));
+    let (batch, items) = match split(body) {
+        Ok(split) => split,
+        Err(_) => return Some(render("null", &internal)),
+    };
+    let answers = items
+        .iter()
+        .filter_map(|item| match serde_json::from_str::<IdOnly<'_>>(item.get()) {
+            Ok(IdOnly { id: Some(id) }) => Some(render(id.get(), &internal)),
+            Ok(IdOnly { id: None }) => None,
+            Err(_) => Some(render("null", &internal)),
+        })
+        .collect();
+    join(batch, answers)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content faults.
+
+/// A content fault with what it needs to know.
+enum Content {
+    /// The stale node's head.
+    Stale(u64),
+    Lie,
+    Censor(Address),
+}
+
+/// What to do with the node's result of one call.
+#[derive(Clone, Copy, Debug)]
+enum Post {
+    None,
+    /// A block (or block count) above the head is `null`.
+    StaleBlock(u64),
+    /// Logs above the head are dropped.
+    StaleLogs(u64),
+    /// A transaction or receipt in a block above the head is `null`.
+    StaleTx(u64),
+    LieBlock,
+    LieBalance,
+    LieLogs,
+    Zero,
+    CensorLogs(Address),
+}
+
+/// How one call is answered.
+enum Plan {
+    /// Without asking the node.
+    Local(Outcome),
+    /// Ask the node `method(params)` (params as JSON text), then apply `post` to the result.
+    Ask { params: Option<String>, post: Post },
+}
+
+fn pass(post: Post) -> Plan {
+    Plan::Ask { params: None, post }
+}
+
+fn ask(params: Vec<Value>, post: Post) -> Plan {
+    Plan::Ask { params: Some(Value::Array(params).to_string()), post }
+}
+
+/// Answers a body under a content fault: plans every call, asks the node the remaining calls in
+/// one batch (with the proxy's own ids), post-processes, renders with the client's ids.
+async fn answer_content(shared: &Shared, content: &Content, body: &[u8]) -> Result<Option<String>, Upstream> {
+    let (batch, items) = match split(body) {
+        Ok(split) => split,
+        Err(answer) => return Ok(Some(answer)),
+    };
+    let mut calls: Vec<(Option<&RawValue>, Plan)> = Vec::with_capacity(items.len());
+    let mut upstream = String::from("[");
+    for item in &items {
+        let Ok(call) = serde_json::from_str::<Call<'_>>(item.get()) else {
+            let id = serde_json::from_str::<IdOnly<'_>>(item.get()).ok().and_then(|r| r.id).unwrap_or(RawValue::NULL);
+            let invalid = Err(error_text(-32600, "invalid request: not a JSON-RPC call object"));
+            calls.push((Some(id), Plan::Local(invalid)));
+            continue;
+        };
+        let plan = plan(content, &call.method, call.params);
+        if let Plan::Ask { params, .. } = &plan {
+            if upstream.len() > 1 {
+                upstream.push(',');
+            }
+            let params = params.as_deref().or(call.params.map(RawValue::get)).unwrap_or("[]");
+            let method = Value::from(call.method.as_str());
+            upstream
+                .push_str(&format!(r#"{{"jsonrpc":"2.0","id":{},"method":{method},"params":{params}}}"#, calls.len()));
+        }
+        calls.push((call.id, plan));
+    }
+    upstream.push(']');
+    let mut replies: Vec<Option<Outcome>> = vec![None; calls.len()];
+    if upstream.len() > 2 {
+        let (status, reply) = shared.post(Bytes::from(upstream)).await?;
+        collect_replies(status, &reply, &mut replies);
+    }
+    let mut answers = Vec::with_capacity(calls.len());
+    for (k, (id, plan)) in calls.into_iter().enumerate() {
+        let outcome = match plan {
+            Plan::Local(outcome) => outcome,
+            Plan::Ask { post, .. } => match replies[k].take() {
+                Some(Ok(result)) => Ok(post_process(post, result)),
+                Some(Err(error)) => Err(error),
+                None => Err(error_text(-32603, "internal error: no answer from the node")),
+            },
+        };
+        if let Some(id) = id {
+            answers.push(render(id.get(), &outcome));
+        }
+    }
+    Ok(join(batch, answers))
+}
+
+/// Files the node's answers to a batch by the proxy's ids.
+fn collect_replies(status: u16, body: &[u8], replies: &mut [Option<Outcome>]) {
+    let fill_all = |replies: &mut [Option<Outcome>], error: String| {
+        for r in replies.iter_mut() {
+            *r = Some(Err(error.clone()));
+        }
+    };
+    if let Ok(list) = serde_json::from_slice::<Vec<Reply<'_>>>(body) {
+        for reply in list {
+            let Some(slot) = reply.id.as_u64().and_then(|k| replies.get_mut(k as usize)) else { continue };
+            *slot = Some(match reply.error {
+                Some(error) => Err(error.get().to_string()),
+                None => Ok(reply.result.map_or_else(|| "null".to_string(), |r| r.get().to_string())),
+            });
+        }
+    } else if let Ok(Reply { error: Some(error), .. }) = serde_json::from_slice::<Reply<'_>>(body) {
+        fill_all(replies, error.get().to_string());
+    } else {
+        fill_all(
+            replies,
+            error_text(-32603, &format!("internal error: the node answered HTTP {status} without JSON-RPC")),
+        );
+    }
+}
+
+/// State queries and the index of their block parameter.
+fn state_block_index(method: &str) -> Option<usize> {
+    match method {
+        "eth_getBalance" | "eth_getTransactionCount" | "eth_getCode" | "eth_call" | "eth_estimateGas" => Some(1),
+        "eth_getStorageAt" => Some(2),
+        _ => None,
+    }
+}
+
+fn plan(content: &Content, method: &str, params: Option<&RawValue>) -> Plan {
+    let list = match params.map(|p| serde_json::from_str::<Value>(p.get())) {
+        None | Some(Ok(Value::Null)) => Vec::new(),
+        Some(Ok(Value::Array(list))) => list,
+        // Not positional params: the node judges them.
+        Some(_) => return pass(Post::None),
+    };
+    match content {
+        Content::Stale(head) => plan_stale(*head, method, list),
+        Content::Lie => plan_lie(method, list),
+        Content::Censor(address) => plan_censor(address, method, list),
+    }
+}
+
+/// A block parameter as a stale node resolves it.
+enum Tag {
+    /// `latest`, `pending` or absent: the node's head.
+    Head,
+    Number(u64),
+    /// Another tag, a block hash, or something the node will judge.
+    Other,
+}
+
+fn tag(v: Option<&Value>) -> Tag {
+    match v {
+        None | Some(Value::Null) => Tag::Head,
+        Some(Value::String(s)) => match s.as_str() {
+            "latest" | "pending" => Tag::Head,
+            other => parse_quantity(other).map_or(Tag::Other, Tag::Number),
+        },
+        Some(_) => Tag::Other,
+    }
+}
+
+/// Moves the block parameter at `p[i]` (absent, a tag, a number or an EIP-1898 object) to the
+/// stale head `head`; `Err` if it names a block above it.
+fn stale_block_param(p: &mut Vec<Value>, i: usize, head: u64) -> Result<(), ()> {
+    if p.len() < i {
+        return Ok(()); // Missing earlier params: the node judges the call.
+    }
+    if p.len() == i {
+        p.push(Value::Null);
+    }
+    let slot = match &mut p[i] {
+        Value::Object(obj) => {
+            if obj.get("blockHash").is_some_and(|h| !h.is_null()) {
+                return Ok(());
+            }
+            obj.entry("blockNumber").or_insert(Value::Null)
+        }
+        other => other,
+    };
+    match tag(Some(slot)) {
+        Tag::Head => {
+            *slot = qty(head);
+            Ok(())
+        }
+        Tag::Number(n) if n > head => Err(()),
+        Tag::Number(_) | Tag::Other => Ok(()),
+    }
+}
+
+fn plan_stale(head: u64, method: &str, mut p: Vec<Value>) -> Plan {
+    if let Some(i) = state_block_index(method) {
+        return match stale_block_param(&mut p, i, head) {
+            Ok(()) => ask(p, Post::None),
+            Err(()) => Plan::Local(Err(error_text(-32000, "header not found"))),
+        };
+    }
+    match method {
+        "eth_blockNumber" => Plan::Local(Ok(qty(head).to_string())),
+        "eth_getBlockByNumber" | "eth_getBlockTransactionCountByNumber" | "eth_getUncleCountByBlockNumber" => {
+            match stale_block_param(&mut p, 0, head) {
+                Ok(()) => ask(p, Post::StaleBlock(head)),
+                Err(()) => Plan::Local(Ok("null".into())),
+            }
+        }
+        "eth_getBlockByHash" => pass(Post::StaleBlock(head)),
+        "eth_feeHistory" => match stale_block_param(&mut p, 1, head) {
+            Ok(()) => ask(p, Post::None),
+            Err(()) => Plan::Local(Err(error_text(-32000, "request beyond head block"))),
+        },
+        "eth_getTransactionByHash" | "eth_getTransactionReceipt" => pass(Post::StaleTx(head)),
+        "eth_getLogs" => {
+            let Some(Value::Object(filter)) = p.get_mut(0) else { return pass(Post::StaleLogs(head)) };
+            if filter.get("blockHash").is_some_and(|h| !h.is_null()) {
+                return pass(Post::StaleLogs(head));
+            }
+            let number = |t: &Tag| match t {
+                Tag::Head => Some(head),
+                Tag::Number(n) => Some(*n),
+                Tag::Other => None,
+            };
+            let (from, to) = (tag(filter.get("fromBlock")), tag(filter.get("toBlock")));
+            let (from_n, to_n) = (number(&from), number(&to));
+            if let (Tag::Number(a), Tag::Number(b)) = (&from, &to)
+                && a > b
+            {
+                // An inverted range: the node judges the original.
+                return pass(Post::StaleLogs(head));
+            }
+            if from_n.is_some_and(|a| a > head) {
+                return Plan::Local(Ok("[]".into()));
+            }
+            if matches!(from, Tag::Head) {
+                filter.insert("fromBlock".into(), qty(head));
+            }
+            if to_n.is_some_and(|b| b >= head) {
+                filter.insert("toBlock".into(), qty(head));
+            }
+            ask(p, Post::StaleLogs(head))
+        }
+        _ => pass(Post::None),
+    }
+}
+
+/// Swaps a true and a fake block hash (given as a JSON string) in place.
+fn swap_hash_value(v: &mut Value) {
+    if let Some(s) = v.as_str()
+        && let Some(swapped) = fake_hash(s)
+    {
+        *v = Value::String(swapped);
+    }
+}
+
+fn plan_lie(method: &str, mut p: Vec<Value>) -> Plan {
+    match method {
+        "eth_getBlockByNumber" => pass(Post::LieBlock),
+        "eth_getBlockByHash" => match p.get_mut(0) {
+            Some(hash) => {
+                swap_hash_value(hash);
+                ask(p, Post::LieBlock)
+            }
+            None => pass(Post::LieBlock),
+        },
+        "eth_getBalance" => {
+            if let Some(Value::Object(obj)) = p.get_mut(1)
+                && let Some(hash) = obj.get_mut("blockHash")
+            {
+                swap_hash_value(hash);
+                return ask(p, Post::LieBalance);
+            }
+            pass(Post::LieBalance)
+        }
+        "eth_getLogs" => {
+            if let Some(Value::Object(filter)) = p.get_mut(0)
+                && let Some(hash) = filter.get_mut("blockHash")
+            {
+                swap_hash_value(hash);
+                return ask(p, Post::LieLogs);
+            }
+            pass(Post::LieLogs)
+        }
+        _ => pass(Post::None),
+    }
+}
+
+fn plan_censor(address: &Address, method: &str, p: Vec<Value>) -> Plan {
+    match method {
+        "eth_sendRawTransaction" => {
+            let raw = p.first().and_then(Value::as_str).and_then(|s| strip_0x(s)).and_then(|h| hex::decode(h).ok());
+            match raw {
+                Some(raw) if raw.windows(address.len()).any(|w| w == address) => {
+                    Plan::Local(Err(error_text(-32003, "transaction rejected")))
+                }
+                _ => pass(Post::None),
+            }
+        }
+        "eth_getBalance" => {
+            let censored = p.first().and_then(Value::as_str).and_then(parse_address).is_some_and(|a| a == *address);
+            pass(if censored { Post::Zero } else { Post::None })
+        }
+        "eth_getLogs" => pass(Post::CensorLogs(*address)),
+        _ => pass(Post::None),
+    }
+}
+
+/// Applies `post` to a result (JSON text); results it does not apply to are returned as they are.
+fn post_process(post: Post, result: String) -> String {
+    if matches!(post, Post::None) {
+        return result;
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(&result) else { return result };
+    let above = |v: &Value, head: u64| {
+        v.get("blockNumber")
+            .or_else(|| v.get("number"))
+            .and_then(Value::as_str)
+            .and_then(parse_quantity)
+            .is_some_and(|n| n > head)
+    };
+    match post {
+        Post::None => return result,
+        Post::StaleBlock(head) | Post::StaleTx(head) => {
+            if v.is_object() && above(&v, head) {
+                v = Value::Null;
+            } else {
+                return result;
+            }
+        }
+        Post::StaleLogs(head) => match &mut v {
+            Value::Array(logs) => logs.retain(|log| !above(log, head)),
+            _ => return result,
+        },
+        Post::LieBlock => match &mut v {
+            Value::Object(block) => {
+                for key in ["hash", "parentHash"] {
+                    if let Some(h) = block.get_mut(key) {
+                        swap_hash_value(h);
+                    }
+                }
+            }
+            _ => return result,
+        },
+        Post::LieBalance => match v.as_str().and_then(double_quantity) {
+            Some(doubled) => v = Value::String(doubled),
+            None => return result,
+        },
+        Post::LieLogs => match &mut v {
+            Value::Array(logs) => {
+                for log in logs.iter_mut() {
+                    if let Some(h) = log.get_mut("blockHash") {
+                        swap_hash_value(h);
+                    }
+                }
+            }
+            _ => return result,
+        },
+        Post::Zero => {
+            if v.is_string() {
+                v = Value::from("0x0");
+            } else {
+                return result;
+            }
+        }
+        Post::CensorLogs(address) => match &mut v {
+            Value::Array(logs) => logs.retain(|log| !mentions(log, &address)),
+            _ => return result,
+        },
+    }
+    v.to_string()
+}
+
+/// Whether a log was emitted by `address` or names it in a topic (as a left-padded word).
+fn mentions(log: &Value, address: &Address) -> bool {
+    let emitted = log.get("address").and_then(Value::as_str).and_then(parse_address).is_some_and(|a| a == *address);
+    let in_topics = log.get("topics").and_then(Value::as_array).is_some_and(|topics| {
+        topics
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(parse_hash)
+            .any(|t| t[..12] == [0u8; 12] && t[12..] == *address)
+    });
+    emitted || in_topics
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hex helpers.
+
+fn strip_0x(s: &str) -> Option<&str> {
+    s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
+}
+
+fn parse_quantity(s: &str) -> Option<u64> {
+    let digits = strip_0x(s)?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+fn parse_fixed<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(strip_0x(s)?, &mut out).ok()?;
+    Some(out)
+}
+
+fn parse_address(s: &str) -> Option<Address> {
+    parse_fixed(s)
+}
+
+fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    parse_fixed(s)
+}
+
+fn qty(n: u64) -> Value {
+    Value::String(format!("{n:#x}"))
+}
+
+/// The fake of a true block hash and the true hash of a fake one (`0x` + 64 hex digits): XOR
+/// [`LIE_MASK`]. The zero hash (genesis' parent) stays zero. `None` if `s` is not a hash.
+pub fn fake_hash(s: &str) -> Option<String> {
+    let mut h = parse_hash(s)?;
+    if h != [0u8; 32] {
+        for (b, m) in h.iter_mut().zip(LIE_MASK) {
+            *b ^= m;
+        }
+    }
+    Some(format!("0x{}", hex::encode(h)))
+}
+
+/// Twice a 256-bit quantity (saturating), as a quantity.
+fn double_quantity(s: &str) -> Option<String> {
+    let digits = strip_0x(s)?;
+    if digits.is_empty() || digits.len() > 64 {
+        return None;
+    }
+    let mut word = [0u8; 32];
+    let padded = format!("{digits:0>64}");
+    hex::decode_to_slice(padded, &mut word).ok()?;
+    if word[0] & 0x80 != 0 {
+        word = [0xff; 32];
+    } else {
+        let mut carry = 0u8;
+        for b in word.iter_mut().rev() {
+            let next = *b >> 7;
+            *b = (*b << 1) | carry;
+            carry = next;
+        }
+    }
+    let text = hex::encode(word);
+    let trimmed = text.trim_start_matches('0');
+    Some(format!("0x{}", if trimmed.is_empty() { "0" } else { trimmed }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accept loop (as the simulated backend's).
+
+struct AcceptLoop {
+    shared: Arc<Shared>,
+    router: Router,
+    connections: Arc<Semaphore>,
+    addr: SocketAddr,
+    socket: watch::Sender<SocketState>,
+    shutdown: CancellationToken,
+}
+
+enum Step {
+    Stop,
+    FaultChanged,
+    RetryBind,
+    Accepted(io::Result<(TcpStream, SocketAddr)>),
+}
+
+impl AcceptLoop {
+    /// Owns the listener: serves connections, closes it for `Down`, rebinds after. Ends on
+    /// shutdown, dropping all connections.
+    async fn run(self, listener: TcpListener) {
+        let mut fault_rx = self.shared.fault.subscribe();
+        let mut listener = Some(listener);
+        let mut bind_error: Option<io::Error> = None;
+        let retry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(retry);
+        loop {
+            let (generation, down) = {
+                let state = fault_rx.borrow_and_update();
+                (state.generation, state.fault == Fault::Down)
+            };
+            if down {
+                bind_error = None;
+                if listener.take().is_some() {
+                    self.drop_connections().await;
+                    tracing::debug!(addr = %self.addr, "fault proxy down");
+                }
+            } else if listener.is_none() {
+                match bind(self.addr) {
+                    Ok(bound) => {
+                        listener = Some(bound);
+                        bind_error = None;
+                        *self.shared.period.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Period { token: self.shutdown.child_token(), tracker: TaskTracker::new() };
+                        tracing::debug!(addr = %self.addr, "fault proxy up again");
+                    }
+                    Err(e) => {
+                        tracing::warn!(addr = %self.addr, error = %e, "fault proxy cannot rebind its port; retrying");
+                        bind_error = Some(e);
+                        retry.as_mut().reset(tokio::time::Instant::now() + REBIND_RETRY);
+                    }
+                }
+            }
+            self.socket.send_replace(SocketState {
+                generation,
+                bind_error: bind_error.as_ref().map(|e| (e.kind(), e.to_string())),
+            });
+            let rebinding = listener.is_none() && !down;
+            let step = tokio::select! {
+                () = self.shutdown.cancelled() => Step::Stop,
+                changed = fault_rx.changed() => if changed.is_ok() { Step::FaultChanged } else { Step::Stop },
+                () = &mut retry, if rebinding => Step::RetryBind,
+                accepted = accept(listener.as_ref()) => Step::Accepted(accepted),
+            };
+            match step {
+                Step::Stop => break,
+                Step::FaultChanged | Step::RetryBind => {}
+                Step::Accepted(Ok((stream, _peer))) => self.serve(stream),
+                Step::Accepted(Err(e)) => {
+                    tracing::debug!(error = %e, "fault proxy accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            }
+        }
+        drop(listener);
+        self.drop_connections().await;
+    }
+
+    /// Cancels every connection of the current period and waits until they are gone.
+    async fn drop_connections(&self) {
+        let period = self.shared.current_period();
+        period.token.cancel();
+        period.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, period.tracker.wait()).await.is_err() {
+            tracing::warn!(addr = %self.addr, "fault proxy connections did not stop in time");
+        }
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+            bump(&self.shared.stats.rejected_connections);
+            return;
+        };
+        bump(&self.shared.stats.connections);
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
+        }
+        let period = self.shared.current_period();
+        let token = period.token.clone();
+        let service = TowerToHyperService::new(self.router.clone());
+        period.tracker.spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::trace!(error = %e, "fault proxy connection ended with error");
+                    }
+                }
+                () = token.cancelled() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_hashes_are_an_involution_and_keep_zero() {
+        let h = format!("0x{}", "ab".repeat(32));
+        let fake = fake_hash(&h).unwrap();
+        assert_ne!(fake, h);
+        assert_eq!(fake_hash(&fake).unwrap(), h);
+        let zero = format!("0x{}", "00".repeat(32));
+        assert_eq!(fake_hash(&zero).unwrap(), zero);
+        assert!(fake_hash("0x12").is_none());
+    }
+
+    #[test]
+    fn doubles_quantities() {
+        assert_eq!(double_quantity("0x0").unwrap(), "0x0");
+        assert_eq!(double_quantity("0x21e19e0c9bab2400000").unwrap(), "0x43c33c1937564800000");
+        assert_eq!(double_quantity(&format!("0x8{}", "0".repeat(63))).unwrap(), format!("0x{}", "f".repeat(64)));
+        assert!(double_quantity("12").is_none());
+    }
+
+    #[test]
+    fn stale_plans() {
+        let head = 10;
+        let local = |p: Plan| match p {
+            Plan::Local(o) => Some(o),
+            Plan::Ask { .. } => None,
+        };
+        let asked = |p: Plan| match p {
+            Plan::Ask { params, .. } => params.map(|s| serde_json::from_str::<Value>(&s).unwrap()),
+            Plan::Local(_) => panic!("local"),
+        };
+        assert_eq!(local(plan_stale(head, "eth_blockNumber", vec![])), Some(Ok("\"0xa\"".into())));
+        assert_eq!(
+            local(plan_stale(head, "eth_getBlockByNumber", vec![json!("0xb"), json!(false)])),
+            Some(Ok("null".into()))
+        );
+        assert_eq!(
+            asked(plan_stale(head, "eth_getBlockByNumber", vec![json!("latest"), json!(false)])),
+            Some(json!(["0xa", false]))
+        );
+        assert_eq!(asked(plan_stale(head, "eth_getBalance", vec![json!("0x00")])), Some(json!(["0x00", "0xa"])));
+        assert_eq!(
+            asked(plan_stale(head, "eth_call", vec![json!({}), json!({"blockNumber": "pending"})])),
+            Some(json!([{}, {"blockNumber": "0xa"}]))
+        );
+        let err = local(plan_stale(head, "eth_getStorageAt", vec![json!("0x00"), json!("0x0"), json!("0xb")]));
+        assert!(err.unwrap().unwrap_err().contains("header not found"));
+        assert_eq!(local(plan_stale(head, "eth_getLogs", vec![json!({"fromBlock": "0xb"})])), Some(Ok("[]".into())));
+        assert_eq!(
+            asked(plan_stale(head, "eth_getLogs", vec![json!({"fromBlock": "0x1", "toBlock": "0x20"})])),
+            Some(json!([{"fromBlock": "0x1", "toBlock": "0xa"}]))
+        );
+        assert_eq!(
+            asked(plan_stale(head, "eth_getLogs", vec![json!({})])),
+            Some(json!([{"fromBlock": "0xa", "toBlock": "0xa"}]))
+        );
+        assert_eq!(post_process(Post::StaleBlock(head), r#"{"number":"0xb"}"#.into()), "null");
+        assert_eq!(post_process(Post::StaleBlock(head), r#"{"number":"0xa"}"#.into()), r#"{"number":"0xa"}"#);
+        assert_eq!(
+            post_process(Post::StaleLogs(head), r#"[{"blockNumber":"0xa"},{"blockNumber":"0xb"}]"#.into()),
+            r#"[{"blockNumber":"0xa"}]"#
+        );
+    }
+
+    #[test]
+    fn censor_matches_address_and_topics() {
+        let a: Address = [0x11; 20];
+        let by = json!({"address": format!("0x{}", "11".repeat(20)), "topics": []});
+        let topic = json!({"address": format!("0x{}", "22".repeat(20)), "topics": [format!("0x{}{}", "00".repeat(12), "11".repeat(20))]});
+        let other = json!({"address": format!("0x{}", "22".repeat(20)), "topics": [format!("0x{}", "11".repeat(32))]});
+        assert!(mentions(&by, &a) && mentions(&topic, &a) && !mentions(&other, &a));
+    }
+}
