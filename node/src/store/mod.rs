@@ -55,6 +55,9 @@ pub use records::{EvidenceRecord, IdentityMeta, PeerRecord};
 /// Bump it, and add a step to `Store::migrate`, whenever any of them changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How long [`Store::open`] keeps retrying a store locked by a handle that is still closing.
+pub const LOCK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Tuning for a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -172,11 +175,23 @@ impl Store {
     pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
         let path = dir.to_path_buf();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: path.clone(), source })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cfg.cache_capacity_bytes)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+        // sled closes a database on background threads: a handle dropped a moment ago (a
+        // restart in the same process, a previous owner still exiting) may hold the lock
+        // briefly. Retry for a bounded time before reporting the store as locked.
+        let deadline = std::time::Instant::now() + LOCK_RETRY_FOR;
+        let db = loop {
+            match sled::Config::new().path(dir).cache_capacity(cfg.cache_capacity_bytes).open() {
+                Ok(db) => break db,
+                Err(e) => {
+                    let err = open_error(&path, e);
+                    if matches!(err, StoreError::Locked { .. }) && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(&path, e));
         let store = Store {
             inner: Arc::new(Inner {
