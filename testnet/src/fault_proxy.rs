@@ -31,9 +31,9 @@
 //! echoed byte for byte, calls without an id (notifications) get no answer. They send one batch
 //! to the node per client request (plus one `eth_blockNumber` under `Stale`).
 //!
-//! Transport: the accept loop and per-connection control are the simulated backend's
-//! ([`crate::sim::SimHandle`]): connections of one listening period share a
-//! [`CancellationToken`] and a [`TaskTracker`], so `Down` and shutdown drop them all.
+//! Transport: the accept loop, per-connection control and transport faults are the simulated
+//! backend's (`crate::transport`): connections of one listening period share a cancellation
+//! token and a task tracker, so `Down` and shutdown drop them all.
 //! Bounds: connections ([`FaultProxyConfig::max_connections`], more are closed on accept),
 //! request bodies ([`FaultProxyConfig::max_body_bytes`], larger get HTTP 413), node answers
 //! ([`FaultProxyConfig::max_response_bytes`]), batch size ([`crate::sim::MAX_BATCH_CALLS`] under
@@ -41,8 +41,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -51,36 +51,17 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rpcmesh_node::upstream::{HttpClient, TransportError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
 
-use crate::sim::{Address, Fault, MAX_BATCH_CALLS, SplitMix64};
+use crate::sim::{Address, Fault, MAX_BATCH_CALLS};
+use crate::transport::{Admission, Call, IdOnly, Listener, Switch, Upgrades};
 
 /// What a lying proxy XORs into every block hash: an involution, so faking a fake hash gives the
 /// true one back, and a chain of true hashes becomes a consistent chain of fake ones.
 pub const LIE_MASK: [u8; 32] = *b"rpcmesh-fault-proxy/lie-mask/v1!";
-
-/// Pause before retrying to bind the port again after leaving [`Fault::Down`] failed.
-const REBIND_RETRY: Duration = Duration::from_millis(100);
-
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
-
-/// Longest wait for dropped connections to finish when going down or shutting down.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Listen backlog of the proxy socket.
-const LISTEN_BACKLOG: u32 = 1024;
 
 /// Options of a fault proxy beyond its target and address.
 #[derive(Clone, Debug)]
@@ -126,14 +107,13 @@ pub struct FaultProxyStats {
     pub injected_errors: u64,
 }
 
+/// Counters of what the proxy forwards; connections and injected errors are counted by its
+/// [`Switch`].
 #[derive(Debug, Default)]
 struct Counters {
-    connections: AtomicU64,
-    rejected_connections: AtomicU64,
     http_requests: AtomicU64,
     upstream_requests: AtomicU64,
     upstream_failures: AtomicU64,
-    injected_errors: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -141,103 +121,32 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
-    fn snapshot(&self) -> FaultProxyStats {
+    fn snapshot(&self, switch: &Switch) -> FaultProxyStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         FaultProxyStats {
-            connections: get(&self.connections),
-            rejected_connections: get(&self.rejected_connections),
+            connections: get(&switch.connections),
+            rejected_connections: get(&switch.rejected_connections),
             http_requests: get(&self.http_requests),
             upstream_requests: get(&self.upstream_requests),
             upstream_failures: get(&self.upstream_failures),
-            injected_errors: get(&self.injected_errors),
+            injected_errors: get(&switch.injected_errors),
         }
     }
-}
-
-/// The fault currently set and how many times a fault was set.
-#[derive(Clone, Debug, Default)]
-struct FaultState {
-    generation: u64,
-    fault: Fault,
-}
-
-/// Connections of one listening period: dropped together when the proxy goes down.
-#[derive(Clone, Debug)]
-struct Period {
-    token: CancellationToken,
-    tracker: TaskTracker,
-}
-
-/// What the accept loop has put into effect.
-#[derive(Clone, Debug, Default)]
-struct SocketState {
-    generation: u64,
-    bind_error: Option<(io::ErrorKind, String)>,
 }
 
 struct Shared {
     target: hyper::Uri,
     client: HttpClient,
     config: FaultProxyConfig,
-    fault: watch::Sender<FaultState>,
+    /// Fault, listening period and connection counters.
+    switch: Arc<Switch>,
     stats: Counters,
-    rng: Mutex<SplitMix64>,
-    period: Mutex<Period>,
-}
-
-/// How one request is answered after the transport faults had their say.
-enum Admission {
-    /// Forward / answer under this fault.
-    Answer(Fault),
-    /// Answer every call with `-32603`.
-    Internal,
-    /// Fail the request with a bare HTTP 500.
-    Http500,
 }
 
 /// Why the node could not be asked.
 struct Upstream(String);
 
 impl Shared {
-    fn current_period(&self) -> Period {
-        self.period.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn with_rng<T>(&self, f: impl FnOnce(&mut SplitMix64) -> T) -> T {
-        f(&mut self.rng.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Waits while requests are held (`Freeze`, `Down`), then returns the fault to answer under.
-    async fn usable_fault(&self) -> Fault {
-        let mut rx = self.fault.subscribe();
-        let usable = rx.wait_for(|s| !s.fault.holds_requests()).await.map(|state| state.fault.clone());
-        match usable {
-            Ok(fault) => fault,
-            // The sender lives in `self`: cannot happen while we hold `self`; hold like Freeze.
-            Err(_) => std::future::pending().await,
-        }
-    }
-
-    /// Applies `Freeze`/`Down` (wait), `Slow` (sleep) and `Errors` (draw) to one request.
-    async fn admit(&self) -> Admission {
-        let fault = self.usable_fault().await;
-        match fault {
-            Fault::Slow { delay_ms, jitter_ms } => {
-                let extra = self.with_rng(|r| r.up_to(jitter_ms));
-                tokio::time::sleep(Duration::from_millis(delay_ms.saturating_add(extra))).await;
-            }
-            Fault::Errors { rate } => {
-                let (fail, as_500) = self.with_rng(|r| (r.chance(rate), r.next_u64() & 1 == 0));
-                if fail {
-                    bump(&self.stats.injected_errors);
-                    return if as_500 { Admission::Http500 } else { Admission::Internal };
-                }
-            }
-            _ => {}
-        }
-        Admission::Answer(fault)
-    }
-
     /// One HTTP exchange with the node.
     async fn post(&self, body: Bytes) -> Result<(u16, Bytes), Upstream> {
         bump(&self.stats.upstream_requests);
@@ -274,40 +183,19 @@ impl FaultProxy {
     ) -> io::Result<FaultProxyHandle> {
         let target_uri: hyper::Uri =
             format!("http://{target}/").parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let listener = bind(addr)?;
-        let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
+        let switch = Arc::new(Switch::new("fault proxy", config.seed));
         let shared = Arc::new(Shared {
             target: target_uri,
             client: HttpClient::new(config.max_response_bytes),
-            rng: Mutex::new(SplitMix64::new(config.seed)),
-            fault: watch::Sender::new(FaultState::default()),
+            switch: switch.clone(),
             stats: Counters::default(),
-            period: Mutex::new(Period { token: shutdown.child_token(), tracker: TaskTracker::new() }),
             config,
         });
-        let (socket_tx, socket_rx) = watch::channel(SocketState::default());
-        let accept = AcceptLoop {
-            router: router(shared.clone()),
-            connections: Arc::new(Semaphore::new(shared.config.max_connections)),
-            shared: shared.clone(),
-            addr,
-            socket: socket_tx,
-            shutdown: shutdown.clone(),
-        };
-        let task = tokio::spawn(accept.run(listener));
+        let max_connections = shared.config.max_connections;
+        let listener = Listener::spawn(switch, addr, router(shared.clone()), max_connections, Upgrades::Refused)?;
+        let addr = listener.addr();
         tracing::debug!(%addr, %target, "fault proxy listening");
-        Ok(FaultProxyHandle {
-            inner: Arc::new(HandleInner {
-                shared,
-                addr,
-                target,
-                socket: socket_rx,
-                task: Mutex::new(Some(task)),
-                shutdown: shutdown.clone(),
-                _stop_on_drop: shutdown.drop_guard(),
-            }),
-        })
+        Ok(FaultProxyHandle { inner: Arc::new(HandleInner { shared, target, listener }) })
     }
 }
 
@@ -322,18 +210,14 @@ pub struct FaultProxyHandle {
 
 struct HandleInner {
     shared: Arc<Shared>,
-    addr: SocketAddr,
     target: SocketAddr,
-    socket: watch::Receiver<SocketState>,
-    task: Mutex<Option<JoinHandle<()>>>,
-    shutdown: CancellationToken,
-    _stop_on_drop: DropGuard,
+    listener: Listener,
 }
 
 impl std::fmt::Debug for FaultProxyHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FaultProxyHandle")
-            .field("addr", &self.inner.addr)
+            .field("addr", &self.addr())
             .field("target", &self.inner.target)
             .field("fault", &self.fault())
             .finish()
@@ -343,7 +227,7 @@ impl std::fmt::Debug for FaultProxyHandle {
 impl FaultProxyHandle {
     /// The bound address (the same across `Down` and heal).
     pub fn addr(&self) -> SocketAddr {
-        self.inner.addr
+        self.inner.listener.addr()
     }
 
     /// The node it forwards to.
@@ -353,18 +237,14 @@ impl FaultProxyHandle {
 
     /// `http://ip:port/`.
     pub fn http_url(&self) -> String {
-        format!("http://{}/", self.inner.addr)
+        format!("http://{}/", self.addr())
     }
 
     /// Switches the proxy to `fault` at once for requests that arrive from now on (held `Freeze`
     /// requests are released under the new fault). Closing or rebinding the listener for
     /// [`Fault::Down`] happens moments later in the accept loop; await [`FaultProxyHandle::ready`].
     pub fn set_fault(&self, fault: Fault) {
-        tracing::debug!(addr = %self.inner.addr, fault = fault.name(), "fault proxy fault");
-        self.inner.shared.fault.send_modify(|s| {
-            s.generation += 1;
-            s.fault = fault;
-        });
+        self.inner.listener.set_fault(fault);
     }
 
     /// Sets [`Fault::None`].
@@ -374,7 +254,7 @@ impl FaultProxyHandle {
 
     /// The fault currently set.
     pub fn fault(&self) -> Fault {
-        self.inner.shared.fault.borrow().fault.clone()
+        self.inner.shared.switch.fault()
     }
 
     /// Waits until the last fault set is in effect at the socket too: after `Down` the port
@@ -382,17 +262,7 @@ impl FaultProxyHandle {
     /// the same port again. Errs if that rebinding fails (it is retried in the background) or the
     /// proxy has stopped.
     pub async fn ready(&self) -> io::Result<()> {
-        let stopped = || io::Error::new(io::ErrorKind::NotConnected, "fault proxy has stopped");
-        if self.inner.shutdown.is_cancelled() {
-            return Err(stopped());
-        }
-        let wanted = self.inner.shared.fault.borrow().generation;
-        let mut rx = self.inner.socket.clone();
-        let state = rx.wait_for(|s| s.generation >= wanted).await.map_err(|_| stopped())?;
-        match &state.bind_error {
-            Some((kind, message)) => Err(io::Error::new(*kind, message.clone())),
-            None => Ok(()),
-        }
+        self.inner.listener.ready().await
     }
 
     /// Sets `fault` and waits until it is in effect (see [`FaultProxyHandle::ready`]).
@@ -403,27 +273,13 @@ impl FaultProxyHandle {
 
     /// Counters since spawn.
     pub fn stats(&self) -> FaultProxyStats {
-        self.inner.shared.stats.snapshot()
+        self.inner.shared.stats.snapshot(&self.inner.shared.switch)
     }
 
     /// Stops the proxy: closes the port, drops all connections and waits for its accept loop.
     pub async fn shutdown(self) {
-        self.inner.shutdown.cancel();
-        let task = self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(task) = task
-            && let Err(e) = task.await
-        {
-            tracing::warn!(error = %e, "fault proxy task failed");
-        }
+        self.inner.listener.shutdown().await;
     }
-}
-
-/// A listening socket with `SO_REUSEADDR`, so the same port can be bound again right after `Down`.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -445,9 +301,9 @@ fn bad_gateway(why: &Upstream) -> Response {
 
 async fn http_rpc(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     bump(&shared.stats.http_requests);
-    let fault = match shared.admit().await {
+    let fault = match shared.switch.admit(true).await {
         Admission::Http500 => return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response(),
-        Admission::Internal => {
+        Admission::Internal(_) => {
             return match internal_errors(&body) {
                 Some(text) => json_response(StatusCode::OK, text),
                 None => StatusCode::OK.into_response(),
@@ -492,22 +348,6 @@ async fn stale_head(shared: &Shared, blocks: u64) -> Result<u64, Upstream> {
 // ---------------------------------------------------------------------------------------------
 // JSON-RPC framing.
 
-#[derive(Deserialize)]
-struct Call<'a> {
-    /// `None` if absent (a notification); `Some("null")` for an explicit null id.
-    #[serde(default, borrow, deserialize_with = "raw_present")]
-    id: Option<&'a RawValue>,
-    method: String,
-    #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct IdOnly<'a> {
-    #[serde(default, borrow, deserialize_with = "raw_present")]
-    id: Option<&'a RawValue>,
-}
-
 /// One answer of the node to a call the proxy sent with id `id`.
 #[derive(Deserialize)]
 struct Reply<'a> {
@@ -518,10 +358,6 @@ struct Reply<'a> {
     result: Option<&'a RawValue>,
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
-}
-
-fn raw_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// A call's outcome as JSON text: `Ok(result)` or `Err(error object)`.
@@ -1033,131 +869,6 @@ fn double_quantity(s: &str) -> Option<String> {
     let text = hex::encode(word);
     let trimmed = text.trim_start_matches('0');
     Some(format!("0x{}", if trimmed.is_empty() { "0" } else { trimmed }))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Accept loop (as the simulated backend's).
-
-struct AcceptLoop {
-    shared: Arc<Shared>,
-    router: Router,
-    connections: Arc<Semaphore>,
-    addr: SocketAddr,
-    socket: watch::Sender<SocketState>,
-    shutdown: CancellationToken,
-}
-
-enum Step {
-    Stop,
-    FaultChanged,
-    RetryBind,
-    Accepted(io::Result<(TcpStream, SocketAddr)>),
-}
-
-impl AcceptLoop {
-    /// Owns the listener: serves connections, closes it for `Down`, rebinds after. Ends on
-    /// shutdown, dropping all connections.
-    async fn run(self, listener: TcpListener) {
-        let mut fault_rx = self.shared.fault.subscribe();
-        let mut listener = Some(listener);
-        let mut bind_error: Option<io::Error> = None;
-        let retry = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(retry);
-        loop {
-            let (generation, down) = {
-                let state = fault_rx.borrow_and_update();
-                (state.generation, state.fault == Fault::Down)
-            };
-            if down {
-                bind_error = None;
-                if listener.take().is_some() {
-                    self.drop_connections().await;
-                    tracing::debug!(addr = %self.addr, "fault proxy down");
-                }
-            } else if listener.is_none() {
-                match bind(self.addr) {
-                    Ok(bound) => {
-                        listener = Some(bound);
-                        bind_error = None;
-                        *self.shared.period.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Period { token: self.shutdown.child_token(), tracker: TaskTracker::new() };
-                        tracing::debug!(addr = %self.addr, "fault proxy up again");
-                    }
-                    Err(e) => {
-                        tracing::warn!(addr = %self.addr, error = %e, "fault proxy cannot rebind its port; retrying");
-                        bind_error = Some(e);
-                        retry.as_mut().reset(tokio::time::Instant::now() + REBIND_RETRY);
-                    }
-                }
-            }
-            self.socket.send_replace(SocketState {
-                generation,
-                bind_error: bind_error.as_ref().map(|e| (e.kind(), e.to_string())),
-            });
-            let rebinding = listener.is_none() && !down;
-            let step = tokio::select! {
-                () = self.shutdown.cancelled() => Step::Stop,
-                changed = fault_rx.changed() => if changed.is_ok() { Step::FaultChanged } else { Step::Stop },
-                () = &mut retry, if rebinding => Step::RetryBind,
-                accepted = accept(listener.as_ref()) => Step::Accepted(accepted),
-            };
-            match step {
-                Step::Stop => break,
-                Step::FaultChanged | Step::RetryBind => {}
-                Step::Accepted(Ok((stream, _peer))) => self.serve(stream),
-                Step::Accepted(Err(e)) => {
-                    tracing::debug!(error = %e, "fault proxy accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                }
-            }
-        }
-        drop(listener);
-        self.drop_connections().await;
-    }
-
-    /// Cancels every connection of the current period and waits until they are gone.
-    async fn drop_connections(&self) {
-        let period = self.shared.current_period();
-        period.token.cancel();
-        period.tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, period.tracker.wait()).await.is_err() {
-            tracing::warn!(addr = %self.addr, "fault proxy connections did not stop in time");
-        }
-    }
-
-    fn serve(&self, stream: TcpStream) {
-        let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-            bump(&self.shared.stats.rejected_connections);
-            return;
-        };
-        bump(&self.shared.stats.connections);
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "set_nodelay failed");
-        }
-        let period = self.shared.current_period();
-        let token = period.token.clone();
-        let service = TowerToHyperService::new(self.router.clone());
-        period.tracker.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = connection => {
-                    if let Err(e) = result {
-                        tracing::trace!(error = %e, "fault proxy connection ended with error");
-                    }
-                }
-                () = token.cancelled() => {}
-            }
-            drop(permit);
-        });
-    }
-}
-
-async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -29,3 +29,4 @@ pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+mod transport;

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -16,6 +16,7 @@ use super::chain::{
     qty, qty128, transaction_hash,
 };
 use super::pool::SimTxPool;
+use crate::transport::{Call, IdOnly};
 
 /// Most calls in one batch (geth's default limit); larger batches get one `-32600` error.
 pub const MAX_BATCH_CALLS: usize = 1000;
@@ -133,26 +134,6 @@ pub(crate) struct Engine<'a> {
     pub inject_internal: bool,
 }
 
-#[derive(Deserialize)]
-struct Request<'a> {
-    /// `None` if absent (a notification); `Some("null")` for an explicit null id.
-    #[serde(default, borrow, deserialize_with = "raw_present")]
-    id: Option<&'a RawValue>,
-    method: String,
-    #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct IdOnly<'a> {
-    #[serde(default, borrow, deserialize_with = "raw_present")]
-    id: Option<&'a RawValue>,
-}
-
-fn raw_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
-}
-
 /// Renders one response object.
 pub(crate) fn render(id: &RawValue, result: Result<Value, RpcError>) -> String {
     #[derive(Serialize)]
@@ -217,7 +198,7 @@ impl Engine<'_> {
     }
 
     fn one(&self, item: &RawValue, subs: Option<&mut Subscriptions>) -> Option<String> {
-        let Ok(req) = serde_json::from_str::<Request<'_>>(item.get()) else {
+        let Ok(req) = serde_json::from_str::<Call<'_>>(item.get()) else {
             // Echo the id if one can be found in the broken call, as JSON-RPC 2.0 asks.
             let id = serde_json::from_str::<IdOnly<'_>>(item.get()).ok().and_then(|r| r.id).unwrap_or(RawValue::NULL);
             return Some(render(id, Err(RpcError::invalid_request("not a JSON-RPC call object"))));
@@ -226,7 +207,7 @@ impl Engine<'_> {
         req.id.map(|id| render(id, result))
     }
 
-    fn call(&self, req: &Request<'_>, subs: Option<&mut Subscriptions>) -> Result<Value, RpcError> {
+    fn call(&self, req: &Call<'_>, subs: Option<&mut Subscriptions>) -> Result<Value, RpcError> {
         let p = Params::parse(req.params)?;
         let head = self.view.head;
         let chain = self.view.chain;
