@@ -72,7 +72,7 @@ struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Measured window of each latency cell
-    #[arg(long, value_name = "DURATION", default_value = "4s")]
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
     cell: String,
     /// Warm-up before each latency cell
     #[arg(long, value_name = "DURATION", default_value = "1s")]
@@ -86,6 +86,9 @@ struct BenchArgs {
     /// How long gossip is observed per mesh
     #[arg(long, value_name = "DURATION", default_value = "20s")]
     gossip_window: String,
+    /// Sections to run: latency (direct vs daemon vs relay), mesh (gossip, failover, memory)
+    #[arg(long, value_delimiter = ',', default_value = "latency,mesh", value_parser = ["latency", "mesh"])]
+    sections: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +486,8 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     opts.warmup = duration("warmup", &args.warmup)?;
     opts.gossip_window = duration("gossip-window", &args.gossip_window)?;
     opts.concurrency = args.concurrency;
+    opts.latency = args.sections.iter().any(|s| s == "latency");
+    opts.mesh = args.sections.iter().any(|s| s == "mesh");
     opts.mesh_sizes = args.mesh_sizes;
     let stop = tokio_util::sync::CancellationToken::new();
     let s2 = stop.clone();

@@ -40,13 +40,14 @@ impl Latency {
 /// For each such request: from its send until the first correct answer *on the same client loop*
 /// completes, at or after that request (a failed request therefore stalls its client until a
 /// later one succeeds). A loop with no later success is counted until `run_end_us`.
-/// Returns `(stall_us, censored)`; `censored` says the longest stall ran to the end of the run.
-pub fn longest_stall(samples: &[Sample], from_us: u64, to_us: u64, run_end_us: u64) -> (u64, bool) {
+/// Returns `(stall_us, censored, sent_us)`: `censored` says the longest stall ran to the end of the
+/// run; `sent_us` is when the request that waited longest was sent.
+pub fn longest_stall(samples: &[Sample], from_us: u64, to_us: u64, run_end_us: u64) -> (u64, bool, u64) {
     let mut by_worker: HashMap<u16, Vec<&Sample>> = HashMap::new();
     for s in samples {
         by_worker.entry(s.worker).or_default().push(s);
     }
-    let mut worst = (0u64, false);
+    let mut worst = (0u64, false, from_us);
     for list in by_worker.values_mut() {
         list.sort_by_key(|s| s.sent_us);
         // Walking backwards: the completion time of the next success at or after index i.
@@ -64,7 +65,7 @@ pub fn longest_stall(samples: &[Sample], from_us: u64, to_us: u64, run_end_us: u
             };
             let stall = end - s.sent_us;
             if stall > worst.0 {
-                worst = (stall, censored);
+                worst = (stall, censored, s.sent_us);
             }
         }
     }
@@ -135,10 +136,10 @@ mod tests {
             s(1, 100, 20, true),
             s(1, 1_000, 30, false), // no later success: censored to the run end
         ];
-        assert_eq!(longest_stall(&samples, 50, 900, 2_000), (560, false));
-        assert_eq!(longest_stall(&samples, 50, 2_000, 2_000), (1_000, true));
-        assert_eq!(longest_stall(&samples, 0, 50, 2_000), (10, false));
-        assert_eq!(longest_stall(&[], 0, 50, 2_000), (0, false));
+        assert_eq!(longest_stall(&samples, 50, 900, 2_000), (560, false, 100));
+        assert_eq!(longest_stall(&samples, 50, 2_000, 2_000), (1_000, true, 1_000));
+        assert_eq!(longest_stall(&samples, 0, 50, 2_000), (10, false, 0));
+        assert_eq!(longest_stall(&[], 0, 50, 2_000), (0, false, 0));
     }
 
     #[test]

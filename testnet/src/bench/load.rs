@@ -1,5 +1,5 @@
 //! The bench's own HTTP load generator: fixed concurrency, one keep-alive HTTP/1.1 connection per
-//! worker (reconnected after an error), one request in flight per connection, every latency kept
+//! worker (a minimal client, see [`http1`]; reconnected after an error), one request in flight per connection, every latency kept
 //! (exact nearest-rank percentiles from the sorted samples, no histogram buckets).
 //!
 //! Two shapes:
@@ -16,13 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
-/// Header naming who served an answer (the daemon's gateway sets it).
-const SERVED_BY: &str = "x-rpcmesh-served-by";
+use super::http1::{self, Conn};
 
 /// Pause after a failed connect, so a refusing target does not turn a worker into a busy loop.
 const CONNECT_ERROR_PAUSE: Duration = Duration::from_millis(1);
@@ -72,22 +68,6 @@ struct Answer {
     error: Option<String>,
 }
 
-/// One worker's connection.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-async fn connect(addr: SocketAddr) -> Result<Conn, String> {
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(Conn { sender })
-}
-
 fn has_result(body: &[u8]) -> bool {
     // Backends and the gateway write `{"jsonrpc":"2.0","id":1,"result":...}`: the key is near the
     // start. An error answer has `"error"` there instead.
@@ -95,63 +75,59 @@ fn has_result(body: &[u8]) -> bool {
     head.windows(8).any(|w| w == b"\"result\"")
 }
 
+/// The request of `target` as it goes on the wire.
+fn wire(target: &Target) -> Vec<u8> {
+    http1::request_bytes(&target.addr, &target.headers, &target.body)
+}
+
 /// Sends one request on `conn` (connecting first if needed); drops the connection on failure.
-async fn call(conn: &mut Option<Conn>, target: &Target) -> Answer {
+async fn call(conn: &mut Option<Conn>, target: &Target, wire: &[u8]) -> Answer {
     let fail = |e: String| Answer { ok: false, served: SERVED_NONE, bytes: 0, error: Some(e) };
     if conn.is_none() {
-        match connect(target.addr).await {
+        match Conn::connect(target.addr).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
                 tokio::time::sleep(CONNECT_ERROR_PAUSE).await;
-                return fail(e);
+                return fail(format!("connect {}: {e}", target.addr));
             }
         }
     }
     let Some(c) = conn.as_mut() else { return fail("no connection".into()) };
-    let mut builder = hyper::Request::post("/")
-        .header(hyper::header::HOST, target.addr.to_string())
-        .header(hyper::header::CONTENT_TYPE, "application/json");
-    for (k, v) in &target.headers {
-        builder = builder.header(*k, *v);
-    }
-    let req = match builder.body(Full::new(target.body.clone())) {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
-    };
-    let exchange = async {
-        c.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
-        let resp = c.sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
-        let status = resp.status().as_u16();
-        let served = match resp.headers().get(SERVED_BY).map(|v| v.as_bytes()) {
-            None => SERVED_NONE,
-            Some(v) => target.known_servers.iter().position(|s| s.as_bytes() == v).map_or(SERVED_OTHER, |i| i as i16),
-        };
-        let body = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-        Ok::<_, String>((status, served, body))
-    };
-    match tokio::time::timeout(target.timeout, exchange).await {
-        Ok(Ok((status, served, body))) => {
-            let ok = status == 200 && has_result(&body);
-            let error = (!ok)
-                .then(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]).trim()));
+    let answer = match tokio::time::timeout(target.timeout, c.exchange(wire)).await {
+        Ok(Ok(resp)) => {
+            let served = match resp.served_by {
+                None => SERVED_NONE,
+                Some(v) => {
+                    target.known_servers.iter().position(|s| s.as_bytes() == v).map_or(SERVED_OTHER, |i| i as i16)
+                }
+            };
+            let body = &resp.body;
+            let ok = resp.status == 200 && has_result(body);
+            let error = (!ok).then(|| {
+                format!("HTTP {}: {}", resp.status, String::from_utf8_lossy(&body[..body.len().min(200)]).trim())
+            });
             Answer { ok, served, bytes: body.len().min(u32::MAX as usize) as u32, error }
         }
         Ok(Err(e)) => {
             *conn = None;
-            fail(e)
+            return fail(e);
         }
         Err(_) => {
             *conn = None;
-            fail(format!("client timeout after {} ms", target.timeout.as_millis()))
+            return fail(format!("client timeout after {} ms", target.timeout.as_millis()));
         }
+    };
+    if conn.as_ref().is_some_and(|c| c.closed) {
+        *conn = None;
     }
+    answer
 }
 
 /// Sends one request on a fresh connection: `Ok(served)` (see [`Sample::served`]) for a
 /// JSON-RPC result, else why not.
 pub async fn once(target: &Target) -> Result<i16, String> {
     let mut conn = None;
-    let a = call(&mut conn, target).await;
+    let a = call(&mut conn, target, &wire(target)).await;
     if a.ok { Ok(a.served) } else { Err(a.error.unwrap_or_else(|| "no result".into())) }
 }
 
@@ -201,21 +177,61 @@ impl Window {
     }
 }
 
+/// Client threads of the load generator (like `wrk -t2`). Each runs its own single-threaded tokio
+/// runtime and a share of the connections, apart from the runtime that serves the simulated
+/// backends: client and backend then meet only through sockets and thread wake-ups, as a real
+/// client and node in separate processes do. (Sharing one runtime lets a worker thread answer
+/// its own request without ever sleeping, which makes the direct path unrealistically cheap.)
+pub const CLIENT_THREADS: usize = 2;
+
+/// Runs `workers` futures made by `make(worker index)` on [`CLIENT_THREADS`] (at most `workers`)
+/// dedicated threads; returns their outputs.
+async fn on_client_threads<F, Fut>(workers: usize, make: F) -> Vec<WorkerOut>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = WorkerOut> + 'static,
+{
+    let threads = CLIENT_THREADS.min(workers).max(1);
+    let make = Arc::new(make);
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let make = make.clone();
+        let spawned = std::thread::Builder::new().name(format!("bench-client-{t}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    return vec![WorkerOut { samples: Vec::new(), first_errors: vec![format!("client runtime: {e}")] }];
+                }
+            };
+            let mine = (0..workers).filter(|w| w % threads == t).map(|w| make(w));
+            rt.block_on(futures::future::join_all(mine))
+        });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => tracing::warn!(error = %e, "could not start a bench client thread"),
+        }
+    }
+    tokio::task::spawn_blocking(move || handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect())
+        .await
+        .unwrap_or_default()
+}
+
 /// Runs `concurrency` back-to-back workers against `target` over `window`; returns the requests
 /// sent inside the measured part. Awaits in-flight requests at the end (their latency counts).
 pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) -> ClosedLoopResult {
-    let mut tasks = Vec::with_capacity(concurrency);
-    for w in 0..concurrency {
+    let target = target.clone();
+    let outs = on_client_threads(concurrency, move |w| {
         let target = target.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut out = WorkerOut { samples: Vec::with_capacity(4096), first_errors: Vec::new() };
             let mut conn = None;
+            let wire = wire(&target);
             loop {
                 let sent = Instant::now();
                 if sent >= window.measure_until {
                     break;
                 }
-                let a = call(&mut conn, &target).await;
+                let a = call(&mut conn, &target, &wire).await;
                 let latency = sent.elapsed();
                 if sent >= window.measure_from {
                     keep_error(&mut out, a.error);
@@ -230,14 +246,13 @@ pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) ->
                 }
             }
             out
-        }));
-    }
-    let mut result = ClosedLoopResult { window: window.measure_until - window.measure_from, ..Default::default() };
-    for t in tasks {
-        if let Ok(out) = t.await {
-            result.samples.extend(out.samples);
-            result.first_errors.extend(out.first_errors);
         }
+    })
+    .await;
+    let mut result = ClosedLoopResult { window: window.measure_until - window.measure_from, ..Default::default() };
+    for out in outs {
+        result.samples.extend(out.samples);
+        result.first_errors.extend(out.first_errors);
     }
     result
 }
@@ -252,13 +267,14 @@ pub async fn paced(
     stop: CancellationToken,
 ) -> (Vec<Sample>, Vec<String>) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut tasks = Vec::with_capacity(loops);
-    for w in 0..loops {
+    let target = target.clone();
+    let outs = on_client_threads(loops, move |w| {
         let target = target.clone();
         let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut out = WorkerOut::default();
             let mut conn = None;
+            let wire = wire(&target);
             // Spread the loops over one interval.
             let mut next_at = Instant::now() + interval.mul_f64(w as f64 / loops.max(1) as f64);
             while !stop.is_cancelled() {
@@ -272,7 +288,7 @@ pub async fn paced(
                 // Behind schedule (a slow answer): send now, do not burst to catch up.
                 next_at = (next_at + interval).max(Instant::now());
                 let sent = Instant::now();
-                let a = call(&mut conn, &target).await;
+                let a = call(&mut conn, &target, &wire).await;
                 keep_error(&mut out, a.error);
                 out.samples.push(Sample {
                     worker: w as u16,
@@ -284,15 +300,14 @@ pub async fn paced(
                 });
             }
             out
-        }));
-    }
+        }
+    })
+    .await;
     let mut samples = Vec::new();
     let mut errors = Vec::new();
-    for t in tasks {
-        if let Ok(out) = t.await {
-            samples.extend(out.samples);
-            errors.extend(out.first_errors);
-        }
+    for out in outs {
+        samples.extend(out.samples);
+        errors.extend(out.first_errors);
     }
     samples.sort_by_key(|s| s.sent_us);
     (samples, errors)

@@ -26,6 +26,7 @@
 //! number), plus the testnets' homes and daemon logs under `DIR/testnet-*`.
 
 pub mod analysis;
+pub mod http1;
 pub mod load;
 pub mod procfs;
 mod report;
@@ -96,6 +97,10 @@ pub struct BenchOptions {
     pub mesh_sizes: Vec<usize>,
     /// How long gossip is observed per mesh.
     pub gossip_window: Duration,
+    /// Run section 1 (latency and throughput).
+    pub latency: bool,
+    /// Run the mesh sections (gossip, failover, memory).
+    pub mesh: bool,
 }
 
 impl BenchOptions {
@@ -105,10 +110,12 @@ impl BenchOptions {
             out,
             bin,
             warmup: Duration::from_secs(1),
-            cell: Duration::from_secs(4),
+            cell: Duration::from_secs(5),
             concurrency: vec![1, 16, 64],
             mesh_sizes: vec![10, 30],
             gossip_window: Duration::from_secs(20),
+            latency: true,
+            mesh: true,
         }
     }
 }
@@ -174,6 +181,9 @@ pub struct Cell {
     pub bench_cpu_ms_per_1k: Option<f64>,
     /// Peak RSS of each daemon on the path during the cell, KiB.
     pub daemon_rss_max_kib: Vec<u64>,
+    /// CPU used by everything else on the machine during the window (other processes, idle
+    /// daemons), percent of all CPUs: a noise indicator.
+    pub other_cpu_pct: Option<f64>,
     /// A few of the errors.
     pub first_errors: Vec<String>,
 }
@@ -210,6 +220,11 @@ pub struct FailoverResult {
     pub longest_stall_us: u64,
     /// The stall ran until the end of the run (no later success on that client).
     pub stall_censored: bool,
+    /// When the request that stalled longest was sent, ms after the injection.
+    pub longest_stall_at_ms: f64,
+    /// Longest stall of requests sent in the first second after the injection (the switch-over
+    /// itself), µs.
+    pub transition_stall_us: u64,
     /// The same figure over the baseline window before the fault (what is normal here), µs.
     pub baseline_stall_us: u64,
     /// Latency of requests sent in the fault window.
@@ -238,6 +253,8 @@ pub struct GossipResult {
     pub idle_cpu_pct_per_daemon: Option<f64>,
     /// Mesh start to every node seeing every provider healthy, ms.
     pub converged_after_ms: u64,
+    /// Whole machine busy during the observation, percent of all CPUs (saturation shows here).
+    pub machine_busy_pct: Option<f64>,
 }
 
 /// Memory of one daemon.
@@ -249,16 +266,21 @@ pub struct MemoryResult {
     pub providers_known: usize,
     /// Which daemon.
     pub node: String,
-    /// RSS before load, KiB.
-    pub idle_rss_kib: Option<u64>,
-    /// Median idle RSS over every daemon of the setup, KiB.
+    /// Before load.
+    pub idle: Option<procfs::Memory>,
+    /// Median idle `VmRSS` over every daemon of the setup, KiB.
     pub idle_rss_median_all_kib: Option<u64>,
-    /// Largest idle RSS over every daemon of the setup, KiB.
+    /// Largest idle `VmRSS` over every daemon of the setup, KiB.
     pub idle_rss_max_all_kib: Option<u64>,
-    /// Peak RSS sampled during load, KiB.
+    /// Growth of the idle daemon's private memory (`RssAnon`) while the mesh ran without
+    /// clients, KiB per minute.
+    pub idle_anon_growth_kib_per_min: Option<f64>,
+    /// The daemon's CPU while idle (no clients), percent of one core.
+    pub idle_cpu_pct: Option<f64>,
+    /// Peak `VmRSS` sampled during load, KiB.
     pub load_rss_max_kib: Option<u64>,
-    /// `VmHWM` (peak RSS since start) after the load, KiB.
-    pub hwm_kib: Option<u64>,
+    /// After the load.
+    pub after_load: Option<procfs::Memory>,
     /// The load.
     pub load: String,
 }
@@ -285,6 +307,8 @@ pub struct BenchReport {
     pub duration_ms: u64,
     /// The machine.
     pub machine: Machine,
+    /// 1-minute load average when the run started and ended (other work on the machine shows here).
+    pub loadavg: (Option<f64>, Option<f64>),
     /// Settings.
     pub settings: Settings,
     /// Does a daemon with no upstream run.
@@ -324,6 +348,7 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
         started_at_unix_ms: crate::sim::now_ms(),
         duration_ms: 0,
         machine: Machine { cpus, cpu_model },
+        loadavg: (procfs::loadavg(), None),
         settings: Settings {
             warmup_ms: opts.warmup.as_millis() as u64,
             cell_ms: opts.cell.as_millis() as u64,
@@ -342,11 +367,13 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
         errors: Vec::new(),
         interrupted: false,
     };
-    if let Err(e) = pair_section(opts, &mut report, &stop).await {
+    if opts.latency
+        && let Err(e) = pair_section(opts, &mut report, &stop).await
+    {
         progress(&format!("latency section failed: {e}"));
         report.errors.push(format!("latency section: {e}"));
     }
-    let mut sizes = opts.mesh_sizes.clone();
+    let mut sizes = if opts.mesh { opts.mesh_sizes.clone() } else { Vec::new() };
     sizes.sort_unstable();
     sizes.dedup();
     for (i, &n) in sizes.iter().enumerate() {
@@ -362,6 +389,7 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
     report.interrupted = stop.is_cancelled();
     report.floors = report::floors(&report);
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.loadavg.1 = procfs::loadavg();
     write_outputs(&opts.out, &report)?;
     Ok(report)
 }
@@ -471,9 +499,9 @@ async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Ce
     let load = tokio::spawn(async move { closed_loop(&target, concurrency, window).await });
     let me = std::process::id();
     tokio::time::sleep_until(window.measure_from.into()).await;
-    let (d0, b0) = (procfs::cpu_time_of(&spec.pids), procfs::cpu_time(me));
+    let (d0, b0, m0) = (procfs::cpu_time_of(&spec.pids), procfs::cpu_time(me), procfs::machine_busy());
     tokio::time::sleep_until(window.measure_until.into()).await;
-    let (d1, b1) = (procfs::cpu_time_of(&spec.pids), procfs::cpu_time(me));
+    let (d1, b1, m1) = (procfs::cpu_time_of(&spec.pids), procfs::cpu_time(me), procfs::machine_busy());
     let result = load.await.unwrap_or_default();
     sampler_stop.cancel();
     let rss = sampler.await.unwrap_or_default();
@@ -483,6 +511,12 @@ async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Ce
     let secs = result.window.as_secs_f64().max(1e-9);
     let per_1k = |cpu: Duration| (ok > 0).then(|| cpu.as_secs_f64() * 1000.0 * 1000.0 / ok as f64);
     let daemon_cpu = (!spec.pids.is_empty()).then(|| d1.saturating_sub(d0));
+    let bench_cpu = b0.zip(b1).map(|(a, b)| b.saturating_sub(a));
+    let other_cpu_pct = m0.zip(m1).zip(bench_cpu).map(|((m0, m1), bench)| {
+        let other = m1.saturating_sub(m0).saturating_sub(bench).saturating_sub(d1.saturating_sub(d0));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        other.as_secs_f64() * 100.0 / (secs * cpus)
+    });
     Cell {
         workload: spec.workload.name.into(),
         concurrency: spec.concurrency,
@@ -501,8 +535,9 @@ async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Ce
         served_unexpected: spec.expect.map_or(0, |e| s.iter().filter(|x| x.ok && x.served != e).count() as u64),
         daemon_cpu_ms: daemon_cpu.map(|d| d.as_secs_f64() * 1000.0),
         daemon_cpu_ms_per_1k: daemon_cpu.and_then(per_1k),
-        bench_cpu_ms_per_1k: b0.zip(b1).and_then(|(a, b)| per_1k(b.saturating_sub(a))),
+        bench_cpu_ms_per_1k: bench_cpu.and_then(per_1k),
         daemon_rss_max_kib: rss,
+        other_cpu_pct,
         first_errors: result.first_errors,
     }
 }
@@ -616,6 +651,47 @@ async fn start_relay_only(testnet: &Testnet) -> Result<Daemon, String> {
     Ok(d)
 }
 
+/// A `rpcmesh testnet forward` process in front of a backend: the reference cost of one bare
+/// extra process hop (TCP copy, no HTTP). Killed when dropped.
+struct Forwarder {
+    child: std::process::Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Forwarder {
+    fn start(bin: &Path, to: SocketAddr) -> Result<Forwarder, String> {
+        let port = crate::daemon::free_port().map_err(|e| e.to_string())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new(bin);
+        cmd.args(["testnet", "forward", "--listen", &addr.to_string(), "--to", &to.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt as _;
+            // The kernel kills the forwarder if the bench dies: no orphans.
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().map_err(|e| format!("starting the forwarder: {e}"))?;
+        Ok(Forwarder { pid: child.id(), child, addr })
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn log_tail(d: &Daemon, lines: usize) -> String {
     let log = d.log();
     let all: Vec<&str> = log.lines().collect();
@@ -670,14 +746,21 @@ async fn pair_measure(
     }
     progress("latency: all paths serve; measuring");
 
-    let idle = |pid: u32| procfs::memory_kib(pid).map(|m| m.0);
-    let (b_idle, a_idle) = (idle(b_pid), a_pid.and_then(idle));
+    let (b_idle, a_idle) = (procfs::memory(b_pid), a_pid.and_then(procfs::memory));
+    let forwarder = Forwarder::start(&opts.bin, backend_addr(b)?)?;
+    let forward = target(forwarder.addr, vec![], block_number_body());
+    wait_serving(&forward, None, Duration::from_secs(10)).await?;
+    let (c_min, c_max) =
+        (opts.concurrency.iter().copied().min().unwrap_or(1), opts.concurrency.iter().copied().max().unwrap_or(1));
     for w in &workloads {
         for &c in &opts.concurrency {
-            for case in ["a", "b", "c"] {
+            for case in ["a", "f", "b", "c"] {
                 if stop.is_cancelled() {
                     a.kill();
                     return Ok(());
+                }
+                if case == "f" && c != c_min && c != c_max {
+                    continue;
                 }
                 let spec = match case {
                     "a" => CellSpec {
@@ -687,6 +770,15 @@ async fn pair_measure(
                         path: "client → backend".into(),
                         target: Target { body: w.body.clone(), ..direct.clone() },
                         pids: vec![],
+                        expect: None,
+                    },
+                    "f" => CellSpec {
+                        workload: w,
+                        concurrency: c,
+                        case: "f",
+                        path: "client → TCP forwarder process → backend (reference)".into(),
+                        target: Target { body: w.body.clone(), ..forward.clone() },
+                        pids: vec![forwarder.pid],
                         expect: None,
                     },
                     "b" => CellSpec {
@@ -720,36 +812,51 @@ async fn pair_measure(
     let peak = |case: &str, i: usize| {
         report.cells.iter().filter(|c| c.case == case).filter_map(|c| c.daemon_rss_max_kib.get(i).copied()).max()
     };
-    report.memory.push(MemoryResult {
+    let pair_memory = |node: &str, idle, load_rss_max_kib, after_load, load: &str| MemoryResult {
         setup: "pair (section 1)".into(),
         providers_known: 2,
-        node: "B (own upstream; serves (b) and the relays of (c))".into(),
-        idle_rss_kib: b_idle,
+        node: node.into(),
+        idle,
         idle_rss_median_all_kib: None,
         idle_rss_max_all_kib: None,
-        load_rss_max_kib: peak("b", 0).max(peak("c", 1)),
-        hwm_kib: procfs::memory_kib(b_pid).map(|m| m.1),
-        load: "the (b) and (c) cells".into(),
-    });
+        idle_anon_growth_kib_per_min: None,
+        idle_cpu_pct: None,
+        load_rss_max_kib,
+        after_load,
+        load: load.into(),
+    };
+    let b_mem = pair_memory(
+        "B (own upstream; serves (b) and the relays of (c))",
+        b_idle,
+        peak("b", 0).max(peak("c", 1)),
+        procfs::memory(b_pid),
+        "the (b) and (c) cells",
+    );
+    report.memory.push(b_mem);
     if let Some(a_pid) = a_pid {
-        report.memory.push(MemoryResult {
-            setup: "pair (section 1)".into(),
-            providers_known: 2,
-            node: "A (no upstream; relays everything)".into(),
-            idle_rss_kib: a_idle,
-            idle_rss_median_all_kib: None,
-            idle_rss_max_all_kib: None,
-            load_rss_max_kib: peak("c", 0),
-            hwm_kib: procfs::memory_kib(a_pid).map(|m| m.1),
-            load: "the (c) cells".into(),
-        });
+        let a_mem = pair_memory(
+            "A (no upstream; relays everything)",
+            a_idle,
+            peak("c", 0),
+            procfs::memory(a_pid),
+            "the (c) cells",
+        );
+        report.memory.push(a_mem);
     }
+    drop(forwarder);
     a.stop(Duration::from_secs(10));
     Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
 // Sections 2-4: meshes
+
+/// Memory of every daemon of a mesh at the start and the end of the idle gossip observation.
+struct IdleMemory {
+    before: Vec<Option<procfs::Memory>>,
+    after: Vec<Option<procfs::Memory>>,
+    minutes: f64,
+}
 
 #[derive(Clone, Copy, Debug)]
 struct MeshRoles {
@@ -833,11 +940,18 @@ async fn mesh_measure(
     progress(&format!("mesh of {n}: converged after {converged_after_ms} ms; observing gossip"));
 
     // Gossip (and the idle cost of the mesh meanwhile).
-    let cpu0 = procfs::cpu_time_of(&pids);
+    let idle_before: Vec<Option<procfs::Memory>> = pids.iter().map(|p| procfs::memory(*p)).collect();
+    let (cpu0, busy0) = (procfs::cpu_time_of(&pids), procfs::machine_busy());
     let t0 = Instant::now();
     let deliveries = observe_gossip(&nodes, opts.gossip_window).await;
+    let elapsed = t0.elapsed().as_secs_f64();
     let idle_cpu = procfs::cpu_time_of(&pids).saturating_sub(cpu0);
-    let idle_pct = idle_cpu.as_secs_f64() * 100.0 / t0.elapsed().as_secs_f64() / n.max(1) as f64;
+    let idle_pct = idle_cpu.as_secs_f64() * 100.0 / elapsed / n.max(1) as f64;
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let machine_busy_pct =
+        busy0.zip(procfs::machine_busy()).map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / (elapsed * cpus));
+    let idle_after: Vec<Option<procfs::Memory>> = pids.iter().map(|p| procfs::memory(*p)).collect();
+    let idle = IdleMemory { before: idle_before, after: idle_after, minutes: elapsed / 60.0 };
     let stats = gossip_stats(&deliveries, n);
     progress(&format!(
         "mesh of {n}: {} announcements ({} reached every node), convergence p50 {:?} ms p99 {:?} ms",
@@ -849,10 +963,11 @@ async fn mesh_measure(
         stats,
         idle_cpu_pct_per_daemon: Some(idle_pct),
         converged_after_ms,
+        machine_busy_pct,
     });
 
     if roles.memory && !stop.is_cancelled() {
-        memory_with_peers(opts, testnet, &nodes, report).await?;
+        memory_with_peers(opts, testnet, &nodes, &idle, report).await?;
     }
     if roles.failover {
         for fault in ["down", "freeze"] {
@@ -860,12 +975,15 @@ async fn mesh_measure(
                 break;
             }
             progress(&format!("mesh of {n}: failover, node 0's upstream {fault}"));
-            let r = failover(testnet, &nodes, fault).await?;
+            let r = failover(testnet, &nodes, fault, &opts.out).await?;
             progress(&format!(
-                "  {} requests in the fault window, {} failed, longest stall {:.1} ms (baseline {:.1} ms)",
+                "  {} requests in the fault window, {} failed, longest stall {:.1} ms at +{:.0} ms \
+                 (switch-over {:.1} ms, baseline {:.1} ms)",
                 r.requests,
                 r.failed,
                 r.longest_stall_us as f64 / 1000.0,
+                r.longest_stall_at_ms,
+                r.transition_stall_us as f64 / 1000.0,
                 r.baseline_stall_us as f64 / 1000.0
             ));
             report.failover.push(r);
@@ -923,20 +1041,32 @@ async fn memory_with_peers(
     opts: &BenchOptions,
     testnet: &Testnet,
     nodes: &[NodeInfo],
+    idle: &IdleMemory,
     report: &mut BenchReport,
 ) -> Result<(), String> {
     let n = nodes.len();
     let node0 = nodes.first().ok_or("no node")?;
     let pid0 = node0.pid.ok_or("node 0 has no pid")?;
-    let mut idle: Vec<u64> =
-        nodes.iter().filter_map(|x| x.pid).filter_map(|p| procfs::memory_kib(p)).map(|m| m.0).collect();
-    idle.sort_unstable();
-    let idle0 = procfs::memory_kib(pid0).map(|m| m.0);
+    let mut idle_rss: Vec<u64> = idle.after.iter().flatten().map(|m| m.rss_kib).collect();
+    idle_rss.sort_unstable();
+    let growth = match (idle.before.first(), idle.after.first()) {
+        (Some(Some(a)), Some(Some(b))) if idle.minutes > 0.0 => {
+            Some((b.anon_kib as f64 - a.anon_kib as f64) / idle.minutes)
+        }
+        _ => None,
+    };
     let providers_known = crate::net::admin(node0, "/peers")
         .await
         .ok()
         .and_then(|v| v["providers"].as_array().map(Vec::len))
         .unwrap_or(0);
+    // Node 0's own background CPU (gossip, probes, snapshots), to read the loaded cells against.
+    let (c0, t0) = (procfs::cpu_time(pid0), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_cpu_pct = c0
+        .zip(procfs::cpu_time(pid0))
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / t0.elapsed().as_secs_f64());
+    let idle0 = procfs::memory(pid0);
     let chain = testnet.sim_chains.get(&CHAIN).copied().ok_or("no sim chain")?;
     let (workloads, _) = workloads(&chain);
     let c = opts.concurrency.iter().copied().max().unwrap_or(64);
@@ -965,18 +1095,25 @@ async fn memory_with_peers(
         setup: format!("{n}-node mesh (section 4)"),
         providers_known,
         node: "node 0".into(),
-        idle_rss_kib: idle0,
-        idle_rss_median_all_kib: idle.get(idle.len() / 2).copied(),
-        idle_rss_max_all_kib: idle.last().copied(),
+        idle: idle0,
+        idle_rss_median_all_kib: idle_rss.get(idle_rss.len() / 2).copied(),
+        idle_rss_max_all_kib: idle_rss.last().copied(),
+        idle_anon_growth_kib_per_min: growth,
+        idle_cpu_pct,
         load_rss_max_kib: load_max,
-        hwm_kib: procfs::memory_kib(pid0).map(|m| m.1),
+        after_load: procfs::memory(pid0),
         load: format!("c={c} on its gateway: eth_blockNumber, then eth_getLogs 100KiB"),
     });
     Ok(())
 }
 
 /// Section 3: paced load on node 0's gateway while node 0's own backend suffers `fault`.
-async fn failover(testnet: &mut Testnet, nodes: &[NodeInfo], fault: &str) -> Result<FailoverResult, String> {
+async fn failover(
+    testnet: &mut Testnet,
+    nodes: &[NodeInfo],
+    fault: &str,
+    out: &Path,
+) -> Result<FailoverResult, String> {
     let node0 = nodes.first().ok_or("no node")?;
     let known = Arc::new(nodes.iter().map(|x| x.peer_id.clone()).collect::<Vec<_>>());
     let target = Target {
@@ -1010,14 +1147,16 @@ async fn failover(testnet: &mut Testnet, nodes: &[NodeInfo], fault: &str) -> Res
     let run_end = us(start.elapsed());
     applied?;
     heal?;
+    write_samples(&out.join(format!("failover-{fault}.csv")), &samples, injected, healed)?;
     // Let node 0 take its own upstream back before whatever runs next.
     let _ = wait_serving(&own_only, Some(0), Duration::from_secs(30)).await;
 
     let in_window: Vec<&Sample> = samples.iter().filter(|s| (injected..healed).contains(&s.sent_us)).collect();
     let baseline_from = injected.saturating_sub(us(FAILOVER_BASELINE));
     let before: Vec<&Sample> = samples.iter().filter(|s| (baseline_from..injected).contains(&s.sent_us)).collect();
-    let (stall, censored) = longest_stall(&samples, injected, healed, run_end);
-    let (baseline_stall, _) = longest_stall(&samples, baseline_from, injected, injected);
+    let (stall, censored, stall_at) = longest_stall(&samples, injected, healed, run_end);
+    let (transition_stall, _, _) = longest_stall(&samples, injected, (injected + 1_000_000).min(healed), run_end);
+    let (baseline_stall, _, _) = longest_stall(&samples, baseline_from, injected, injected);
     let by_peer = |s: &Sample| s.ok && s.served != 0 && s.served != SERVED_NONE;
     Ok(FailoverResult {
         fault: fault.into(),
@@ -1030,6 +1169,8 @@ async fn failover(testnet: &mut Testnet, nodes: &[NodeInfo], fault: &str) -> Res
         failed_whole_run: samples.iter().filter(|s| !s.ok).count() as u64,
         longest_stall_us: stall,
         stall_censored: censored,
+        longest_stall_at_ms: stall_at.saturating_sub(injected) as f64 / 1000.0,
+        transition_stall_us: transition_stall,
         baseline_stall_us: baseline_stall,
         latency: Latency::of(in_window.iter().copied()),
         baseline_latency: Latency::of(before.iter().copied()),
@@ -1041,4 +1182,16 @@ async fn failover(testnet: &mut Testnet, nodes: &[NodeInfo], fault: &str) -> Res
         served_by_peers: in_window.iter().filter(|s| by_peer(s)).count() as u64,
         first_errors,
     })
+}
+
+/// Raw failover samples: one line per request (`served`: node index, -1 none, -2 unknown).
+fn write_samples(path: &Path, samples: &[Sample], injected_us: u64, healed_us: u64) -> Result<(), String> {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "# fault injected at {injected_us} us, healed at {healed_us} us\nworker,sent_us,latency_us,ok,served\n"
+    );
+    for x in samples {
+        let _ = writeln!(s, "{},{},{},{},{}", x.worker, x.sent_us, x.latency_us, x.ok, x.served);
+    }
+    std::fs::write(path, s).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -4,8 +4,21 @@
 
 use std::time::Duration;
 
-/// `VmRSS` and `VmHWM` (peak RSS) of `pid`, in KiB.
-pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+/// Resident memory of one process, KiB (from `/proc/PID/status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Memory {
+    /// `VmRSS`: resident set, shared file pages (the executable) included.
+    pub rss_kib: u64,
+    /// `VmHWM`: peak `VmRSS` since the process started.
+    pub hwm_kib: u64,
+    /// `RssAnon`: private anonymous memory (heap, stacks).
+    pub anon_kib: u64,
+    /// `RssFile`: file-backed pages (mostly the executable's code, shared between daemons).
+    pub file_kib: u64,
+}
+
+/// Resident memory of `pid`.
+pub fn memory(pid: u32) -> Option<Memory> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         text.lines()
@@ -13,7 +26,17 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<u64>().ok())
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+        anon_kib: field("RssAnon:").unwrap_or(0),
+        file_kib: field("RssFile:").unwrap_or(0),
+    })
+}
+
+/// `VmRSS` and `VmHWM` (peak RSS) of `pid`, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    memory(pid).map(|m| (m.rss_kib, m.hwm_kib))
 }
 
 /// CPU time (user + system, all threads) `pid` has used so far.
@@ -31,6 +54,21 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
 /// Summed CPU time of several processes (missing ones count 0).
 pub fn cpu_time_of(pids: &[u32]) -> Duration {
     pids.iter().filter_map(|p| cpu_time(*p)).sum()
+}
+
+/// Busy CPU time of the whole machine so far (all CPUs: user, nice, system, irq, softirq, steal).
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).copied().unwrap_or(0);
+    Some(Duration::from_secs_f64(busy as f64 / clock_ticks_per_sec()))
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -63,7 +101,10 @@ mod tests {
         let me = std::process::id();
         let (rss, hwm) = memory_kib(me).unwrap();
         assert!(rss > 0 && hwm >= rss);
+        let m = memory(me).unwrap();
+        assert!(m.anon_kib > 0 && m.anon_kib + m.file_kib <= m.rss_kib + 4);
         assert!(cpu_time(me).is_some());
         assert!(memory_kib(u32::MAX).is_none());
+        assert!(machine_busy().is_some() && loadavg().is_some());
     }
 }

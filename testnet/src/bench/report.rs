@@ -106,11 +106,13 @@ pub fn floors(r: &BenchReport) -> Vec<Floor> {
             target: format!("0 failed, stall ≤ {}", lat(Some(limit))),
             measured: f.map_or("–".into(), |f| {
                 format!(
-                    "{} failed of {}, stall {}{}",
+                    "{} failed of {}, stall {}{} at +{:.0} ms (switch-over {})",
                     f.failed,
                     f.requests,
                     lat(Some(f.longest_stall_us)),
-                    if f.stall_censored { " (until the end of the run)" } else { "" }
+                    if f.stall_censored { " (until the end of the run)" } else { "" },
+                    f.longest_stall_at_ms,
+                    lat(Some(f.transition_stall_us)),
                 )
             }),
             met: f.map(|f| f.failed == 0 && f.longest_stall_us <= limit),
@@ -139,7 +141,7 @@ pub fn floors(r: &BenchReport) -> Vec<Floor> {
                 "{} peak ({} providers known; idle {})",
                 mb(m.load_rss_max_kib),
                 m.providers_known,
-                mb(m.idle_rss_kib)
+                mb(m.idle.map(|x| x.rss_kib))
             )
         }),
         met: m.and_then(|m| m.load_rss_max_kib).map(|k| k * 1024 <= FLOOR_RSS_BYTES),
@@ -153,10 +155,12 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(s, "# rpcmesh bench\n");
     let _ = writeln!(
         s,
-        "Machine: {} CPUs (`nproc`), {}. Started {} UTC, took {:.0} s{}. Backend: {}. \
-         Latency cells: {} ms warm-up, then {} ms measured.\n",
+        "Machine: {} CPUs (`nproc`), {}; 1-minute load average {} at the start, {} at the end. Started {}, \
+         took {:.0} s{}. Backend: {}. Latency cells: {} ms warm-up, then {} ms measured.\n",
         r.machine.cpus,
         r.machine.cpu_model,
+        r.loadavg.0.map_or("?".into(), |l| format!("{l:.2}")),
+        r.loadavg.1.map_or("?".into(), |l| format!("{l:.2}")),
         crate::report::fmt::utc(r.started_at_unix_ms),
         r.duration_ms as f64 / 1000.0,
         if r.interrupted { " (**interrupted**: partial results)" } else { "" },
@@ -188,7 +192,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
          exact nearest-rank percentiles over every request sent in the window. \"vs (a)\" is the ratio to \
          the direct path at the same concurrency; \"added\" is the difference. CPU is the daemons on \
          the path (A + B for (c)) per 1000 answers; the bench process (client + sim backend) is shown \
-         separately."
+         separately. *Other CPU*: what the rest of the machine used meanwhile, in percent of all CPUs \
+         (other processes, idle daemons): a high value means a noisy cell."
     );
     if let Some((from, to)) = r.settings.logs_range {
         let _ = writeln!(s, "\n`eth_getLogs` range: blocks {from}..={to} (unfiltered).");
@@ -199,13 +204,13 @@ pub fn render_markdown(r: &BenchReport) -> String {
         let _ = writeln!(
             s,
             "\n### {w}\n\n| c | path | req/s | vs (a) | p50 | added p50 | p50 vs (a) | p99 | added p99 | p99 vs (a) \
-             | failed | resp. bytes | daemon CPU ms/1k | bench CPU ms/1k | peak daemon RSS |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             | failed | resp. bytes | daemon CPU ms/1k | bench CPU ms/1k | peak daemon RSS | other CPU |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for c in r.cells.iter().filter(|c| c.workload == w && c.case != "b30") {
             let a = find(r, w, c.concurrency, "a");
             let (rps_r, p50_add, p50_r, p99_add, p99_r) = match (a, c.case.as_str()) {
-                (Some(a), "b" | "c") => {
+                (Some(a), "b" | "c" | "f") => {
                     let d = |x: Option<u64>, y: Option<u64>| {
                         x.zip(y).map(|(x, y)| (x as f64 - y as f64, x as f64, y as f64))
                     };
@@ -224,7 +229,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
             let rss: Vec<String> = c.daemon_rss_max_kib.iter().map(|k| mb(Some(*k))).collect();
             let _ = writeln!(
                 s,
-                "| {} | ({}) {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} |",
+                "| {} | ({}) {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
                 c.concurrency,
                 c.case,
                 c.path,
@@ -246,6 +251,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
                 c.daemon_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
                 c.bench_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
                 if rss.is_empty() { "–".into() } else { rss.join(" + ") },
+                c.other_cpu_pct.map_or("–".into(), |v| format!("{v:.0} %")),
             );
         }
     }
@@ -275,9 +281,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
          and dropped) or frozen (`freeze`: accepts, never answers) for the window, then healed. *Longest \
          stall*: over requests sent in the window, the longest time from a request's send until its \
          client loop got a correct answer (a failed request stalls its loop until a later success). \
-         *Baseline*: the same figure over the {} s before the fault.\n\n\
-         | fault | mesh | window | requests | failed | longest stall | baseline stall | p50 / p99 / max in window | first answer from a peer after | served by peers |\n\
-         |---|---|---|---|---|---|---|---|---|---|",
+         *Switch-over*: the same over requests sent in the first second after the injection. *Baseline*: \
+         the same figure over the {} s before the fault.\n\n\
+         | fault | mesh | window | requests | failed | longest stall (sent at) | switch-over stall | baseline stall | p50 / p99 / max in window | first answer from a peer after | served by peers |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|",
         super::FAILOVER_LOOPS,
         super::FAILOVER_RATE,
         super::FAILOVER_BASELINE.as_secs()
@@ -285,7 +292,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
     for f in &r.failover {
         let _ = writeln!(
             s,
-            "| {} | {} nodes | {} ms | {} | {} (whole run {}) | {}{} | {} | {} / {} / {} | {} | {} |",
+            "| {} | {} nodes | {} ms | {} | {} (whole run {}) | {}{} (+{:.0} ms) | {} | {} | {} / {} / {} | {} | {} |",
             f.fault,
             f.nodes,
             f.window_ms,
@@ -294,6 +301,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
             f.failed_whole_run,
             lat(Some(f.longest_stall_us)),
             if f.stall_censored { " (censored)" } else { "" },
+            f.longest_stall_at_ms,
+            lat(Some(f.transition_stall_us)),
             lat(Some(f.baseline_stall_us)),
             lat(f.latency.p50_us),
             lat(f.latency.p99_us),
@@ -310,15 +319,15 @@ pub fn render_markdown(r: &BenchReport) -> String {
          `received_at_ms − announced_at_ms` (publish → accepted by that node's p2p loop, one machine \
          clock). *Convergence* of an announcement is its slowest delivery, over announcements that every \
          other node accepted (heartbeats every 2 s plus material changes). Idle CPU: all daemons during \
-         the observation, no client load.\n\n\
-         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon |\n\
-         |---|---|---|---|---|---|",
+         the observation, no client load; *machine busy*: all processes, percent of all CPUs.\n\n\
+         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | machine busy |\n\
+         |---|---|---|---|---|---|---|",
         super::GOSSIP_POLL.as_millis()
     );
     for g in &r.gossip {
         let _ = writeln!(
             s,
-            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} |",
+            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} |",
             g.nodes,
             g.stats.messages_complete,
             g.stats.messages,
@@ -329,32 +338,43 @@ pub fn render_markdown(r: &BenchReport) -> String {
             opt_ms(g.stats.convergence_max_ms),
             g.converged_after_ms as f64 / 1000.0,
             g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.1} % of a core")),
+            g.machine_busy_pct.map_or("–".into(), |v| format!("{v:.0} %")),
         );
     }
 
     let _ = writeln!(
         s,
         "\n## 4. Memory and CPU\n\n\
-         RSS is `VmRSS` from `/proc/PID/status` (sampled every 100 ms under load); VmHWM is the peak \
-         since the daemon started. MB = 10⁶ bytes.\n\n\
-         | setup | daemon | providers known | idle RSS | idle RSS, all daemons (median / max) | peak RSS under load | VmHWM | load |\n\
-         |---|---|---|---|---|---|---|---|"
+         RSS is `VmRSS` from `/proc/PID/status` (sampled every 100 ms under load): private memory \
+         (`RssAnon`) plus file pages (`RssFile`, mostly the executable's code, which all daemons of \
+         a machine share). MB = 10⁶ bytes. *Growth*: change of `RssAnon` while the mesh ran without \
+         clients during the gossip observation.\n\n\
+         | setup | daemon | providers known | idle RSS (anon + file) | idle RSS, all daemons (median / max) | idle anon growth | idle CPU | peak RSS under load | after load (anon + file), VmHWM | load |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
     );
+    let mem = |m: &Option<super::procfs::Memory>| {
+        m.map_or("–".into(), |m| {
+            format!("{} ({} + {})", mb(Some(m.rss_kib)), mb(Some(m.anon_kib)), mb(Some(m.file_kib)))
+        })
+    };
     for m in &r.memory {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {}, {} | {} |",
             m.setup,
             m.node,
             m.providers_known,
-            mb(m.idle_rss_kib),
+            mem(&m.idle),
             if m.idle_rss_median_all_kib.is_some() {
                 format!("{} / {}", mb(m.idle_rss_median_all_kib), mb(m.idle_rss_max_all_kib))
             } else {
                 "–".into()
             },
+            m.idle_anon_growth_kib_per_min.map_or("–".into(), |g| format!("{:+.1} MB/min", g * 1024.0 / 1e6)),
+            m.idle_cpu_pct.map_or("–".into(), |v| format!("{v:.1} % of a core")),
             mb(m.load_rss_max_kib),
-            mb(m.hwm_kib),
+            mem(&m.after_load),
+            mb(m.after_load.map(|x| x.hwm_kib)),
             m.load
         );
     }
