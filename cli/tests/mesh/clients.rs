@@ -8,11 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rpcmesh_testnet::daemon::Daemon;
 use serde_json::Value;
 
-use crate::failover::{Forwarder, RpcClient};
-use crate::support::*;
+use crate::failover::{Mesh, RpcClient, three_providers};
 
 /// Upper bound for one run of the suite (it takes about 25 s).
 const SUITE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -22,38 +20,6 @@ fn clients_dir() -> PathBuf {
     std::env::var_os("RPCMESH_TEST_CLIENTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients"))
-}
-
-struct Mesh {
-    dir: tempfile::TempDir,
-    anvil: Anvil,
-    forwarders: Vec<Forwarder>,
-    nodes: Vec<Daemon>,
-}
-
-/// One anvil (chain 31337, a block a second); providers A, B, C each reach it through their own
-/// forwarder; A bootstraps B and C and sees both healthy.
-async fn three_providers(net: &str) -> Mesh {
-    let dir = tempfile::tempdir().unwrap();
-    let anvil = Anvil::start(31337).await;
-    let forwarders: Vec<Forwarder> = (0..3).map(|_| Forwarder::start(anvil.port)).collect();
-    let a = start(spec(dir.path(), "a", net, vec![(31337, forwarders[0].url())], vec![], fast_sets())).await;
-    let boot = a.p2p_addr().await.unwrap();
-    let mut nodes = vec![a];
-    for (i, f) in forwarders.iter().enumerate().skip(1) {
-        nodes.push(
-            start(spec(dir.path(), &format!("p{i}"), net, vec![(31337, f.url())], vec![boot.clone()], fast_sets()))
-                .await,
-        );
-    }
-    let a = &nodes[0];
-    let others: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
-    wait("A to see B and C healthy", async || {
-        let p = peers(a).await;
-        others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
-    })
-    .await;
-    Mesh { dir, anvil, forwarders, nodes }
 }
 
 struct SuiteRun {

@@ -155,14 +155,21 @@ async fn drive(client: &RpcClient, n: usize, phase: &str) -> Vec<String> {
     served
 }
 
-struct Mesh {
-    _dir: tempfile::TempDir,
-    _anvil: Anvil,
-    forwarders: Vec<Forwarder>,
-    nodes: Vec<Daemon>,
+/// One anvil (chain 31337, a block a second); providers A, B, C each reach it through their own
+/// forwarder; A bootstraps B and C.
+pub struct Mesh {
+    /// Homes of the daemons.
+    pub dir: tempfile::TempDir,
+    /// The chain.
+    pub anvil: Anvil,
+    /// A's, B's and C's paths to it.
+    pub forwarders: Vec<Forwarder>,
+    /// A, B, C.
+    pub nodes: Vec<Daemon>,
 }
 
-async fn three_providers(net: &str) -> Mesh {
+/// Starts the mesh and waits until A sees B and C healthy.
+pub async fn three_providers(net: &str) -> Mesh {
     let dir = tempfile::tempdir().unwrap();
     let anvil = Anvil::start(31337).await;
     let forwarders: Vec<Forwarder> = (0..3).map(|_| Forwarder::start(anvil.port)).collect();
@@ -183,7 +190,7 @@ async fn three_providers(net: &str) -> Mesh {
         others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
     })
     .await;
-    Mesh { _dir: dir, _anvil: anvil, forwarders, nodes }
+    Mesh { dir, anvil, forwarders, nodes }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
