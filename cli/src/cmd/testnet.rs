@@ -74,12 +74,15 @@ struct BenchArgs {
     /// Measured window of each latency cell
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     cell: String,
-    /// Warm-up before each latency cell
+    /// Warm-up of each latency cell (split between its rounds)
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     warmup: String,
     /// Client concurrencies of the latency cells
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
+    /// Rounds per latency cell, interleaved across the paths (the cell's time is split between them)
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Mesh sizes for gossip convergence (the smallest also runs failover, the largest memory)
     #[arg(long, value_delimiter = ',', default_value = "10,30")]
     mesh_sizes: Vec<usize>,
@@ -486,6 +489,7 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     opts.warmup = duration("warmup", &args.warmup)?;
     opts.gossip_window = duration("gossip-window", &args.gossip_window)?;
     opts.concurrency = args.concurrency;
+    opts.rounds = args.rounds.max(1);
     opts.latency = args.sections.iter().any(|s| s == "latency");
     opts.mesh = args.sections.iter().any(|s| s == "mesh");
     opts.mesh_sizes = args.mesh_sizes;

@@ -8,9 +8,13 @@
 //!    For `eth_blockNumber` and a ~100 KiB `eth_getLogs` answer, at each concurrency, three paths:
 //!    (a) client → B's backend directly (the floor), (b) client → B's gateway → B's own backend
 //!    (`x-rpcmesh-failover: off`, so only the own upstream may serve), (c) client → A's gateway →
-//!    libp2p relay → B → B's backend. The three paths end at the same backend. Both daemons run
-//!    with `routing.hedge=false`. Per cell: req/s, exact p50/p90/p99, daemon CPU per 1k requests
-//!    (`/proc/PID/stat`), peak daemon RSS, and a check of `x-rpcmesh-served-by` on every answer.
+//!    libp2p relay → B → B's backend; and, at the lowest and highest concurrency, (f) client → a
+//!    bare TCP forwarder process → the backend, the cost of any extra process hop. All paths end
+//!    at the same backend. Both daemons run with `routing.hedge=false`. Each cell is measured in
+//!    rounds interleaved with the other paths (a, f, b, c, a, f, …) so that other load on the
+//!    machine falls on every path alike. Per cell: req/s, exact p50/p90/p99, daemon CPU per 1k
+//!    requests (`/proc/PID/stat`), peak daemon RSS, other CPU on the machine, and a check of
+//!    `x-rpcmesh-served-by` on every answer.
 //! 2. **Gossip convergence** at each mesh size (default 10 and 30 nodes, default settings): every
 //!    node's `/peers` is polled and each announcement's `received_at_ms - announced_at_ms` (same
 //!    machine clock) is one delivery; convergence is the slowest delivery of an announcement that
@@ -22,8 +26,9 @@
 //! 4. **Memory and CPU with 30 peers known** (largest mesh): every daemon's idle RSS, then node 0's
 //!    RSS and CPU while its gateway is loaded at the highest concurrency.
 //!
-//! Output: `DIR/bench.md` (tables and the floors met or missed) and `DIR/bench.json` (every
-//! number), plus the testnets' homes and daemon logs under `DIR/testnet-*`.
+//! Output: `DIR/bench.md` (tables and the floors met or missed), `DIR/bench.json` (every
+//! number), `DIR/failover-*.csv` (every request of the failover runs), plus the testnets' homes
+//! and daemon logs under `DIR/testnet-*`. See `docs/performance.md`.
 
 pub mod analysis;
 pub mod http1;
@@ -92,6 +97,9 @@ pub struct BenchOptions {
     pub cell: Duration,
     /// Client concurrencies of the latency cells.
     pub concurrency: Vec<usize>,
+    /// Each latency cell is measured in this many rounds, interleaved with the other paths of
+    /// the same workload and concurrency (warm-up and window split between them).
+    pub rounds: usize,
     /// Mesh sizes for gossip convergence; the smallest also runs the failover tests, the
     /// largest the memory-with-peers test.
     pub mesh_sizes: Vec<usize>,
@@ -112,6 +120,7 @@ impl BenchOptions {
             warmup: Duration::from_secs(1),
             cell: Duration::from_secs(5),
             concurrency: vec![1, 16, 64],
+            rounds: 5,
             mesh_sizes: vec![10, 30],
             gossip_window: Duration::from_secs(20),
             latency: true,
@@ -138,6 +147,8 @@ pub struct Settings {
     pub cell_ms: u64,
     /// Concurrencies.
     pub concurrency: Vec<usize>,
+    /// Interleaved rounds per latency cell.
+    pub rounds: usize,
     /// Mesh sizes.
     pub mesh_sizes: Vec<usize>,
     /// Gossip observation window, ms.
@@ -235,6 +246,8 @@ pub struct FailoverResult {
     pub first_peer_answer_ms: Option<f64>,
     /// Answers in the fault window served by peers.
     pub served_by_peers: u64,
+    /// Whole machine busy during the run (baseline, fault, after), percent of all CPUs.
+    pub machine_busy_pct: Option<f64>,
     /// A few of the errors.
     pub first_errors: Vec<String>,
 }
@@ -353,6 +366,7 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
             warmup_ms: opts.warmup.as_millis() as u64,
             cell_ms: opts.cell.as_millis() as u64,
             concurrency: opts.concurrency.clone(),
+            rounds: opts.rounds,
             mesh_sizes: opts.mesh_sizes.clone(),
             gossip_window_ms: opts.gossip_window.as_millis() as u64,
             backend: "sim (in the bench process, one per provider)".into(),
@@ -490,7 +504,20 @@ struct CellSpec<'a> {
     expect: Option<i16>,
 }
 
-async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Cell {
+/// One measured round of a cell.
+#[derive(Default)]
+struct Round {
+    samples: Vec<Sample>,
+    window: Duration,
+    daemon_cpu: Duration,
+    bench_cpu: Option<Duration>,
+    /// Everything else on the machine.
+    other_cpu: Option<Duration>,
+    rss: Vec<u64>,
+    first_errors: Vec<String>,
+}
+
+async fn run_round(spec: &CellSpec<'_>, warmup: Duration, measure: Duration) -> Round {
     let window = Window::from_now(warmup, measure);
     let sampler_stop = CancellationToken::new();
     let sampler = spawn_rss_sampler(spec.pids.clone(), sampler_stop.clone());
@@ -505,28 +532,57 @@ async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Ce
     let result = load.await.unwrap_or_default();
     sampler_stop.cancel();
     let rss = sampler.await.unwrap_or_default();
-
-    let s = &result.samples;
-    let ok = s.iter().filter(|x| x.ok).count() as u64;
-    let secs = result.window.as_secs_f64().max(1e-9);
-    let per_1k = |cpu: Duration| (ok > 0).then(|| cpu.as_secs_f64() * 1000.0 * 1000.0 / ok as f64);
-    let daemon_cpu = (!spec.pids.is_empty()).then(|| d1.saturating_sub(d0));
+    let daemon_cpu = d1.saturating_sub(d0);
     let bench_cpu = b0.zip(b1).map(|(a, b)| b.saturating_sub(a));
-    let other_cpu_pct = m0.zip(m1).zip(bench_cpu).map(|((m0, m1), bench)| {
-        let other = m1.saturating_sub(m0).saturating_sub(bench).saturating_sub(d1.saturating_sub(d0));
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        other.as_secs_f64() * 100.0 / (secs * cpus)
-    });
+    let other_cpu = m0
+        .zip(m1)
+        .zip(bench_cpu)
+        .map(|((m0, m1), bench)| m1.saturating_sub(m0).saturating_sub(bench).saturating_sub(daemon_cpu));
+    Round {
+        samples: result.samples,
+        window: result.window,
+        daemon_cpu,
+        bench_cpu,
+        other_cpu,
+        rss,
+        first_errors: result.first_errors,
+    }
+}
+
+/// Merges the rounds of one cell (samples pooled, CPU and time summed, RSS the peak).
+fn finish_cell(spec: &CellSpec<'_>, rounds: Vec<Round>) -> Cell {
+    let mut s: Vec<Sample> = Vec::new();
+    let (mut window, mut daemon_cpu) = (Duration::ZERO, Duration::ZERO);
+    let (mut bench_cpu, mut other_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
+    let mut rss = vec![0u64; spec.pids.len()];
+    let mut first_errors = Vec::new();
+    for r in rounds {
+        s.extend(r.samples);
+        window += r.window;
+        daemon_cpu += r.daemon_cpu;
+        bench_cpu = bench_cpu.zip(r.bench_cpu).map(|(a, b)| a + b);
+        other_cpu = other_cpu.zip(r.other_cpu).map(|(a, b)| a + b);
+        for (m, x) in rss.iter_mut().zip(r.rss) {
+            *m = (*m).max(x);
+        }
+        first_errors.extend(r.first_errors);
+    }
+    first_errors.truncate(3);
+    let ok = s.iter().filter(|x| x.ok).count() as u64;
+    let secs = window.as_secs_f64().max(1e-9);
+    let per_1k = |cpu: Duration| (ok > 0).then(|| cpu.as_secs_f64() * 1000.0 * 1000.0 / ok as f64);
+    let daemon_cpu = (!spec.pids.is_empty()).then_some(daemon_cpu);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     Cell {
         workload: spec.workload.name.into(),
         concurrency: spec.concurrency,
         case: spec.case.into(),
-        path: spec.path,
+        path: spec.path.clone(),
         requests: s.len() as u64,
         ok,
         failed: s.len() as u64 - ok,
         req_per_sec: ok as f64 / secs,
-        latency: Latency::of(s),
+        latency: Latency::of(&s),
         mean_response_bytes: if s.is_empty() {
             0
         } else {
@@ -537,9 +593,15 @@ async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Ce
         daemon_cpu_ms_per_1k: daemon_cpu.and_then(per_1k),
         bench_cpu_ms_per_1k: bench_cpu.and_then(per_1k),
         daemon_rss_max_kib: rss,
-        other_cpu_pct,
-        first_errors: result.first_errors,
+        other_cpu_pct: other_cpu.map(|o| o.as_secs_f64() * 100.0 / (secs * cpus)),
+        first_errors,
     }
+}
+
+/// One cell in a single round.
+async fn run_cell(spec: CellSpec<'_>, warmup: Duration, measure: Duration) -> Cell {
+    let round = run_round(&spec, warmup, measure).await;
+    finish_cell(&spec, vec![round])
 }
 
 fn spawn_rss_sampler(pids: Vec<u32>, stop: CancellationToken) -> tokio::task::JoinHandle<Vec<u64>> {
@@ -752,17 +814,16 @@ async fn pair_measure(
     wait_serving(&forward, None, Duration::from_secs(10)).await?;
     let (c_min, c_max) =
         (opts.concurrency.iter().copied().min().unwrap_or(1), opts.concurrency.iter().copied().max().unwrap_or(1));
+    let rounds = opts.rounds.max(1);
+    let (warmup, measure) = (opts.warmup / rounds as u32, opts.cell / rounds as u32);
     for w in &workloads {
         for &c in &opts.concurrency {
+            let mut specs = Vec::new();
             for case in ["a", "f", "b", "c"] {
-                if stop.is_cancelled() {
-                    a.kill();
-                    return Ok(());
-                }
                 if case == "f" && c != c_min && c != c_max {
                     continue;
                 }
-                let spec = match case {
+                specs.push(match case {
                     "a" => CellSpec {
                         workload: w,
                         concurrency: c,
@@ -802,8 +863,22 @@ async fn pair_measure(
                             expect: Some(0),
                         }
                     }
-                };
-                let cell = run_cell(spec, opts.warmup, opts.cell).await;
+                });
+            }
+            // Interleaved rounds: a, f, b, c, a, f, b, c, ... so that whatever else the machine
+            // does meanwhile falls on every path alike.
+            let mut runs: Vec<Vec<Round>> = specs.iter().map(|_| Vec::new()).collect();
+            for _ in 0..rounds {
+                for (spec, runs) in specs.iter().zip(runs.iter_mut()) {
+                    if stop.is_cancelled() {
+                        a.kill();
+                        return Ok(());
+                    }
+                    runs.push(run_round(spec, warmup, measure).await);
+                }
+            }
+            for (spec, runs) in specs.iter().zip(runs) {
+                let cell = finish_cell(spec, runs);
                 progress(&cell_line(&cell));
                 report.cells.push(cell);
             }
@@ -1128,6 +1203,7 @@ async fn failover(
     wait_serving(&own_only, Some(0), Duration::from_secs(30)).await?;
 
     let start = Instant::now();
+    let busy0 = procfs::machine_busy();
     let stop = CancellationToken::new();
     let load = {
         let (t, s) = (target.clone(), stop.clone());
@@ -1145,6 +1221,10 @@ async fn failover(
     stop.cancel();
     let (samples, first_errors) = load.await.map_err(|e| e.to_string())?;
     let run_end = us(start.elapsed());
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let machine_busy_pct = busy0
+        .zip(procfs::machine_busy())
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / (start.elapsed().as_secs_f64() * cpus));
     applied?;
     heal?;
     write_samples(&out.join(format!("failover-{fault}.csv")), &samples, injected, healed)?;
@@ -1180,6 +1260,7 @@ async fn failover(
             .map(|s| (s.sent_us + s.latency_us - injected) as f64 / 1000.0)
             .reduce(f64::min),
         served_by_peers: in_window.iter().filter(|s| by_peer(s)).count() as u64,
+        machine_busy_pct,
         first_errors,
     })
 }

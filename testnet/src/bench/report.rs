@@ -156,7 +156,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(
         s,
         "Machine: {} CPUs (`nproc`), {}; 1-minute load average {} at the start, {} at the end. Started {}, \
-         took {:.0} s{}. Backend: {}. Latency cells: {} ms warm-up, then {} ms measured.\n",
+         took {:.0} s{}. Backend: {}. Latency cells: {} ms warm-up, then {} ms measured, split into {} rounds interleaved with \
+         the other paths.\n",
         r.machine.cpus,
         r.machine.cpu_model,
         r.loadavg.0.map_or("?".into(), |l| format!("{l:.2}")),
@@ -167,6 +168,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
         r.settings.backend,
         r.settings.warmup_ms,
         r.settings.cell_ms,
+        r.settings.rounds,
     );
     if !r.errors.is_empty() {
         let _ = writeln!(s, "**Sections that failed:**\n");
@@ -283,8 +285,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
          client loop got a correct answer (a failed request stalls its loop until a later success). \
          *Switch-over*: the same over requests sent in the first second after the injection. *Baseline*: \
          the same figure over the {} s before the fault.\n\n\
-         | fault | mesh | window | requests | failed | longest stall (sent at) | switch-over stall | baseline stall | p50 / p99 / max in window | first answer from a peer after | served by peers |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|",
+         | fault | mesh | window | requests | failed | longest stall (sent at) | switch-over stall | baseline stall | p50 / p99 / max in window | first answer from a peer after | served by peers | machine busy |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|",
         super::FAILOVER_LOOPS,
         super::FAILOVER_RATE,
         super::FAILOVER_BASELINE.as_secs()
@@ -292,7 +294,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
     for f in &r.failover {
         let _ = writeln!(
             s,
-            "| {} | {} nodes | {} ms | {} | {} (whole run {}) | {}{} (+{:.0} ms) | {} | {} | {} / {} / {} | {} | {} |",
+            "| {} | {} nodes | {} ms | {} | {} (whole run {}) | {}{} (+{:.0} ms) | {} | {} | {} / {} / {} | {} | {} | {} |",
             f.fault,
             f.nodes,
             f.window_ms,
@@ -309,6 +311,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
             lat(f.latency.max_us),
             f.first_peer_answer_ms.map_or("–".into(), |v| format!("{v:.1} ms")),
             f.served_by_peers,
+            f.machine_busy_pct.map_or("–".into(), |v| format!("{v:.0} %")),
         );
     }
 
