@@ -136,7 +136,8 @@ fn one_upstream() -> UpstreamSet {
 
 fn bench_candidates(c: &mut Criterion) {
     let own = identity(0);
-    let input = SelectInput { chain_id: CHAIN, namespace: "eth", failover: true, max_lag: 3, own: own.public_key() };
+    let own_peer = own.peer_id().to_string();
+    let input = SelectInput { chain_id: CHAIN, namespace: "eth", failover: true, max_lag: 3, own_peer: &own_peer };
     let upstream_sets = [("peers only", UpstreamSet::default()), ("own upstream + peers", one_upstream())];
 
     let mut g = c.benchmark_group("select_candidates");

@@ -7,6 +7,7 @@
 //! - [`daemon`]: `rpcmesh` daemons as child processes (own process group, loopback only).
 //! - [`net`]: a whole local testnet: daemons, backends, federation, faults, partitions.
 //! - [`control`]: the runner's control API used by `testnet down|fault|partition|restart`.
+//! - [`federation`]: a federation root and membership certificates, made with the binary.
 //! - [`faults`]: fault specifications (`down`, `slow=200ms`, ...).
 //! - [`fault_proxy`]: an HTTP JSON-RPC fault proxy in front of a real node (anvil), one per
 //!   provider, so every fault kind works on a real chain as it does on the simulated backend.
@@ -23,6 +24,7 @@ pub mod control;
 pub mod daemon;
 pub mod fault_proxy;
 pub mod faults;
+pub mod federation;
 pub mod forward;
 pub mod net;
 pub mod record;

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::daemon::{Daemon, DaemonSpec, free_port, wait_for};
 use crate::fault_proxy::{FaultProxy, FaultProxyConfig, FaultProxyHandle};
+use crate::federation::Federation;
 use crate::sim::{Fault, SimBackend, SimChain, SimHandle};
 
 /// Which backend every provider gets.
@@ -139,6 +140,7 @@ pub struct Testnet {
     partition: Option<Vec<Vec<usize>>>,
     /// Simulated chains (truth for wrong-answer detection), by chain id.
     pub sim_chains: BTreeMap<u64, SimChain>,
+    federation: Federation,
 }
 
 fn kill_group(child: &Child, sig: i32) {
@@ -200,18 +202,7 @@ impl Testnet {
         }
         std::fs::create_dir_all(&spec.dir).map_err(|e| format!("creating {}: {e}", spec.dir.display()))?;
         // Federation: a root key and one certificate per node.
-        let fed_dir = spec.dir.join("federation");
-        std::fs::create_dir_all(&fed_dir).map_err(|e| e.to_string())?;
-        let root_key = fed_dir.join("root.key");
-        let out = Command::new(&spec.bin)
-            .args(["federation", "init", "--force", "--out"])
-            .arg(&root_key)
-            .output()
-            .map_err(|e| format!("running {}: {e}", spec.bin.display()))?;
-        if !out.status.success() {
-            return Err(format!("federation init failed: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        let federation = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let federation = Federation::init(&spec.bin, &spec.dir.join("federation"))?;
 
         let mut testnet = Testnet {
             spec: spec.clone(),
@@ -221,6 +212,7 @@ impl Testnet {
             faults: BTreeMap::new(),
             partition: None,
             sim_chains: BTreeMap::new(),
+            federation: federation.clone(),
         };
         // Backends.
         let mut anvil_ports: BTreeMap<u64, u16> = BTreeMap::new();
@@ -288,7 +280,7 @@ impl Testnet {
         let mut specs = Vec::new();
         for i in 0..spec.nodes {
             let mut sets: Vec<String> = TESTNET_SETS.iter().map(|s| s.to_string()).collect();
-            sets.push(format!("trust.federations=[\"{federation}\"]"));
+            sets.push(federation.trust_set());
             sets.extend(spec.sets.iter().cloned());
             let bootstrap = if i == 0 { vec![] } else { vec![format!("/ip4/127.0.0.1/tcp/{}", p2p_ports[0])] };
             let rpc_port =
@@ -305,19 +297,7 @@ impl Testnet {
         }
         for (i, s) in specs.into_iter().enumerate() {
             let mut d = Daemon::init(s)?;
-            let cert = d.home().join("member.cert");
-            let out = Command::new(&spec.bin)
-                .args(["federation", "admit", "--root"])
-                .arg(&root_key)
-                .args(["--member", &d.peer_id, "--name", &format!("testnet-provider-{i}"), "--valid-for", "30d"])
-                .args(["--network-id", &spec.network_id, "--out"])
-                .arg(&cert)
-                .output()
-                .map_err(|e| e.to_string())?;
-            if !out.status.success() {
-                return Err(format!("federation admit failed: {}", String::from_utf8_lossy(&out.stderr)));
-            }
-            d.run_args = vec!["--set".into(), format!("trust.membership_cert={}", cert.display())];
+            federation.admit(&mut d, &format!("testnet-provider-{i}"), &spec.network_id, "30d")?;
             d.launch()?;
             testnet.daemons.push(d);
         }
@@ -348,6 +328,11 @@ impl Testnet {
     /// URL of the anvil serving `chain` (anvil backend).
     pub fn anvil_url(&self, chain: u64) -> Option<String> {
         self.anvils.iter().find(|a| a.chain == chain).map(|a| format!("http://127.0.0.1:{}", a.port))
+    }
+
+    /// The testnet's federation (to admit more daemons).
+    pub fn federation(&self) -> &Federation {
+        &self.federation
     }
 
     /// The spec it was started with.

@@ -1,9 +1,9 @@
 //! Federated trust: members route to and serve each other; a valid peer outside the
 //! federation is never routed to, and its relays are refused.
 
-use std::process::Command;
-
 use serde_json::Value;
+
+use rpcmesh_testnet::federation::Federation;
 
 use crate::failover::{Forwarder, RpcClient};
 use crate::support::*;
@@ -15,30 +15,16 @@ async fn outsider_is_never_routed_to_and_its_relays_are_refused() {
     let anvil = Anvil::start(31337).await;
     let mut fwd: Vec<Forwarder> = (0..3).map(|_| Forwarder::start(anvil.port)).collect();
 
-    let root_key = dir.path().join("root.key");
-    let out = Command::new(bin()).args(["federation", "init", "--out"]).arg(&root_key).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let federation = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(federation.len(), 64, "federation init prints the root public key alone: {federation:?}");
+    let federation = Federation::init(&bin(), dir.path()).unwrap();
+    assert_eq!(federation.id.len(), 64, "federation init prints the root public key alone: {:?}", federation.id);
 
     let mut sets: Vec<String> = fast_sets().into_iter().filter(|s| !s.starts_with("trust.mode")).collect();
-    sets.push(format!("trust.federations=[\"{federation}\"]"));
+    sets.push(federation.trust_set());
     let init = |name: &str, f: &Forwarder, boot: Vec<String>| {
         rpcmesh_testnet::daemon::Daemon::init(spec(dir.path(), name, net, vec![(31337, f.url())], boot, sets.clone()))
             .unwrap()
     };
-    let admit = |d: &mut rpcmesh_testnet::daemon::Daemon, name: &str| {
-        let cert = d.home().join("member.cert");
-        let out = Command::new(bin())
-            .args(["federation", "admit", "--root"])
-            .arg(&root_key)
-            .args(["--member", &d.peer_id, "--name", name, "--valid-for", "1d", "--network-id", net, "--out"])
-            .arg(&cert)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        d.run_args = vec!["--set".into(), format!("trust.membership_cert={}", cert.display())];
-    };
+    let admit = |d: &mut rpcmesh_testnet::daemon::Daemon, name: &str| federation.admit(d, name, net, "1d").unwrap();
 
     let mut a = init("a", &fwd[0], vec![]);
     admit(&mut a, "Alpha Nodes");

@@ -72,7 +72,6 @@ pub struct Router {
 }
 
 struct Inner {
-    own: PublicKey,
     own_peer: String,
     upstreams: Arc<UpstreamSet>,
     chains: HashMap<u64, ChainConfig>,
@@ -102,7 +101,6 @@ impl Router {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                own,
                 own_peer: own.to_peer_id().to_string(),
                 upstreams,
                 chains: chains.iter().map(|c| (c.id, c.clone())).collect(),
@@ -142,10 +140,11 @@ impl Router {
             namespace,
             failover,
             max_lag: self.inner.cfg.max_head_lag_blocks,
-            own: self.inner.own,
+            own_peer: &self.inner.own_peer,
         };
         let snap = self.inner.mesh.borrow().clone();
-        let breakers = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Held while ranking (no await inside): cheaper than copying every breaker per request.
+        let breakers = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
         candidates(
             &input,
             &self.inner.upstreams,

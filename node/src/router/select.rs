@@ -78,8 +78,8 @@ pub struct SelectInput<'a> {
     pub failover: bool,
     /// Most blocks behind the reference head.
     pub max_lag: u64,
-    /// This node.
-    pub own: PublicKey,
+    /// This node's PeerId (named as the server of own upstreams).
+    pub own_peer: &'a str,
 }
 
 /// All candidates for a request, ranked (eligible first, then by score).
@@ -91,7 +91,6 @@ pub fn candidates(
     now: Instant,
 ) -> Vec<Candidate> {
     let reference = snap.reference_heads.get(&input.chain_id).copied();
-    let own_peer = input.own.to_peer_id().to_string();
     let mut out = Vec::new();
     for (i, u) in upstreams.for_chain(input.chain_id).iter().enumerate() {
         let target = Target::Own(i);
@@ -117,7 +116,7 @@ pub fn candidates(
             Candidate {
                 target,
                 kind: "own",
-                peer_id: own_peer.clone(),
+                peer_id: input.own_peer.to_string(),
                 upstream: Some(u.http.to_string()),
                 eligible: true,
                 reasons,

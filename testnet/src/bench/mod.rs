@@ -659,27 +659,11 @@ async fn pair_section(opts: &BenchOptions, report: &mut BenchReport, stop: &Canc
     result
 }
 
-/// The federation root's public key, from a testnet node's config.
-fn federation_of(home: &Path) -> Result<String, String> {
-    let path = home.join("config.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    table
-        .get("trust")
-        .and_then(|t| t.get("federations"))
-        .and_then(|f| f.as_array())
-        .and_then(|f| f.first())
-        .and_then(|f| f.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| format!("{} has no trust.federations", path.display()))
-}
-
 /// Starts a daemon with no upstream, admitted to `testnet`'s federation and bootstrapped from
 /// node 0, with the testnet's settings.
 async fn start_relay_only(testnet: &Testnet) -> Result<Daemon, String> {
     let spec = testnet.spec();
     let b = testnet.daemons.first().ok_or("the testnet has no daemon")?;
-    let federation = federation_of(b.home())?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let bootstrap = loop {
         match b.p2p_addr().await {
@@ -689,26 +673,14 @@ async fn start_relay_only(testnet: &Testnet) -> Result<Daemon, String> {
         }
     };
     let mut sets: Vec<String> = TESTNET_SETS.iter().map(|s| s.to_string()).collect();
-    sets.push(format!("trust.federations=[\"{federation}\"]"));
+    sets.push(testnet.federation().trust_set());
     sets.extend(spec.sets.iter().cloned());
     let mut d = Daemon::init(DaemonSpec {
         bootstrap: vec![bootstrap],
         sets,
         ..DaemonSpec::new(spec.bin.clone(), spec.dir.join("relay-only"), spec.network_id.clone())
     })?;
-    let cert = d.home().join("member.cert");
-    let out = Command::new(&spec.bin)
-        .args(["federation", "admit", "--root"])
-        .arg(spec.dir.join("federation").join("root.key"))
-        .args(["--member", &d.peer_id, "--name", "bench-relay-only", "--valid-for", "30d"])
-        .args(["--network-id", &spec.network_id, "--out"])
-        .arg(&cert)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("federation admit failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    d.run_args = vec!["--set".into(), format!("trust.membership_cert={}", cert.display())];
+    testnet.federation().admit(&mut d, "bench-relay-only", &spec.network_id, "30d")?;
     d.launch()?;
     Ok(d)
 }
