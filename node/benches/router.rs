@@ -106,7 +106,7 @@ fn provider(id: &Identity, i: usize, is_self: bool) -> ProviderView {
 fn snapshot(own: &Identity, peers: usize) -> MeshSnapshot {
     let mut providers = vec![provider(own, 0, true)];
     providers.extend((0..peers).map(|i| provider(&identity(i as u32 + 1), i, false)));
-    MeshSnapshot::new(T0, BTreeMap::from([(CHAIN, REFERENCE_HEAD)]), providers)
+    MeshSnapshot::new(T0, BTreeMap::from([(CHAIN, REFERENCE_HEAD)]), providers.into_iter().map(Arc::new).collect())
 }
 
 /// Steady state: the router has a breaker (with a latency EWMA) for every peer.

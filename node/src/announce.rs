@@ -15,6 +15,7 @@ use crate::clock::{SeqGen, now_ms};
 use crate::config::ChainConfig;
 use crate::mesh::MeshInput;
 use crate::p2p::{P2pHandle, TopicKind};
+use crate::pacer::Pacer;
 use crate::relay::Capacity;
 use crate::upstream::UpstreamSet;
 
@@ -24,6 +25,8 @@ use crate::upstream::UpstreamSet;
 pub const HEAD_BUCKET_BLOCKS: u64 = 4;
 /// Utilisation bands (permille width) whose crossing is material.
 const UTILISATION_BAND: u16 = 250;
+/// Spread of heartbeats around their period (±), so restarted meshes do not beat in step.
+const HEARTBEAT_JITTER: f64 = 0.1;
 /// Least time between announcements triggered by new subscribers.
 const MIN_WELCOME_INTERVAL: Duration = Duration::from_millis(250);
 /// Software version announced.
@@ -128,8 +131,7 @@ impl Announcer {
     /// Runs until cancelled. `upstream_changed` ticks whenever an upstream's status or head moves.
     pub async fn run(self, mut upstream_changed: watch::Receiver<u64>, cancel: CancellationToken) {
         let mut p2p_status = self.p2p.watch_status();
-        let mut heartbeat = tokio::time::interval(self.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = Pacer::new(self.heartbeat, HEARTBEAT_JITTER, Duration::ZERO);
         // Utilisation is sampled, not evented: check it a few times per heartbeat.
         let mut sample = tokio::time::interval((self.heartbeat / 5).max(Duration::from_millis(100)));
         let mut last = self.announce().await;

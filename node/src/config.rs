@@ -59,6 +59,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The async runtime.
+    pub runtime: RuntimeConfig,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }
@@ -396,11 +399,20 @@ pub struct StoreConfig {
     pub max_attestations: usize,
     /// Most evidence records kept.
     pub max_evidence: usize,
+    /// Memory for the database's page cache, MiB. The store is small (the view, the latest
+    /// attestations, the peer book); a bigger cache only holds history nobody reads hot.
+    pub cache_mib: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: "store".into(), attestation_ttl_secs: 3_600, max_attestations: 100_000, max_evidence: 10_000 }
+        Self {
+            path: "store".into(),
+            attestation_ttl_secs: 3_600,
+            max_attestations: 20_000,
+            max_evidence: 10_000,
+            cache_mib: 8,
+        }
     }
 }
 
@@ -428,6 +440,16 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self { level: "info".into(), format: LogFormat::Text }
     }
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Async worker threads; 0 = one per CPU core. A request and its upstream call are often
+    /// handled on different workers, and every hand-over is a cross-thread wake-up: one worker
+    /// answers a single client fastest, more workers carry more concurrent load.
+    pub worker_threads: usize,
 }
 
 /// Where an override came from, for error messages.

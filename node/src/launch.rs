@@ -121,7 +121,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
             attestation_ttl_ms: config.store.attestation_ttl_secs * 1000,
             max_attestations: config.store.max_attestations,
             max_evidence: config.store.max_evidence,
-            ..StoreConfig::default()
+            cache_capacity_bytes: config.store.cache_mib.saturating_mul(1024 * 1024),
         },
     )?;
     match store.identity()? {

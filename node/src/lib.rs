@@ -26,7 +26,7 @@
 //! - [`mesh`]: the single-writer mesh view and its snapshots.
 //! - [`trust`]: federated/open trust decisions, certificate files.
 //! - [`relay`]: serving and sending relays.
-//! - [`announce`], [`peer_prober`]: what this node tells the mesh.
+//! - [`announce`], [`peer_prober`]: what this node tells the mesh; [`pacer`]: their jittered timers.
 //! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -39,6 +39,7 @@ pub mod launch;
 pub mod mesh;
 pub mod metrics;
 pub mod p2p;
+pub mod pacer;
 pub mod peer_prober;
 pub mod relay;
 pub mod router;

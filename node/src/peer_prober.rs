@@ -19,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{SeqGen, now_ms};
 use crate::mesh::{MeshInput, MeshSnapshot};
 use crate::p2p::{P2pHandle, TopicKind};
+use crate::pacer::Pacer;
 use crate::relay::RelayClient;
 use crate::upstream::{LatencyWindow, Sample, UpstreamSet};
+
+/// Spread of probe and attestation rounds around their period (±).
+const JITTER: f64 = 0.1;
 
 /// JSON-RPC body of a probe.
 const PROBE_BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
@@ -82,9 +86,9 @@ impl PeerProber {
         let own = self.identity.public_key();
         let mut series: HashMap<(PublicKey, u64), Series> = HashMap::new();
         let (done_tx, mut done_rx) = mpsc::channel::<ProbeResult>(256);
-        let mut probe_tick = tokio::time::interval(self.settings.peer_interval);
-        let mut attest_tick = tokio::time::interval(self.settings.attest_interval);
-        attest_tick.reset();
+        let mut probe_tick = Pacer::new(self.settings.peer_interval, JITTER, Duration::ZERO);
+        // The first attestation waits for probes to have filled a window.
+        let mut attest_tick = Pacer::new(self.settings.attest_interval, JITTER, self.settings.attest_interval / 2);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -28,8 +28,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     args.flags.apply_upstreams(&mut config);
     config.check()?;
     crate::logging::init(&config.log);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.worker_threads > 0 {
+        builder.worker_threads(config.runtime.worker_threads);
+    }
+    let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut node = rpcmesh_node::launch::launch(config, &home)
             .await

@@ -92,6 +92,9 @@ struct BenchArgs {
     /// Sections to run: latency (direct vs daemon vs relay), mesh (gossip, failover, memory)
     #[arg(long, value_delimiter = ',', default_value = "latency,mesh", value_parser = ["latency", "mesh"])]
     sections: Vec<String>,
+    /// Config override for every daemon the bench starts (repeatable), e.g. runtime.worker_threads=1
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,6 +496,7 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     opts.latency = args.sections.iter().any(|s| s == "latency");
     opts.mesh = args.sections.iter().any(|s| s == "mesh");
     opts.mesh_sizes = args.mesh_sizes;
+    opts.daemon_sets = args.sets;
     let stop = tokio_util::sync::CancellationToken::new();
     let s2 = stop.clone();
     tokio::spawn(async move {

@@ -128,12 +128,19 @@ attestation_ttl_secs = {att_ttl}
 max_attestations = {att_max}
 # Most evidence records kept.
 max_evidence = {ev_max}
+# Page cache of the database, MiB (resident memory grows up to about this much).
+cache_mib = {cache_mib}
 
 [log]
 # tracing filter, e.g. "info" or "info,rpcmesh_node::p2p=debug" (RUST_LOG wins if set).
 level = {log_level}
 # "text" or "json".
 format = {log_format}
+
+[runtime]
+# Async worker threads; 0 = one per CPU core. 1 gives the lowest latency to a single client
+# (no cross-thread hand-over per request); more carry more concurrent load.
+worker_threads = {worker_threads}
 "#,
         network_id = v(&c.network_id),
         key_file = v(&c.identity.key_file),
@@ -183,8 +190,10 @@ format = {log_format}
         att_ttl = c.store.attestation_ttl_secs,
         att_max = c.store.max_attestations,
         ev_max = c.store.max_evidence,
+        cache_mib = c.store.cache_mib,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
+        worker_threads = c.runtime.worker_threads,
     );
     s.push_str(
         "\n# Chains served, one [[chain]] table each. Upstreams are this provider's own nodes;\n\

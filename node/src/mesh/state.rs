@@ -29,6 +29,11 @@ pub struct MeshSettings {
 /// Fewer successful probes than this fraction make a provider unhealthy.
 const MIN_SUCCESS_RATE: f64 = 0.5;
 
+/// A provider's cached view is rebuilt at least this often, ms: its latency window ages even
+/// when no input touches it. Expiry and freshness flips are tracked exactly
+/// ([`MeshState::view_valid_until`]).
+const VIEW_MAX_AGE_MS: u64 = 250;
+
 #[derive(Debug, Clone)]
 struct LocalObs {
     window: LatencyWindow,
@@ -39,10 +44,29 @@ struct LocalObs {
 #[derive(Debug, Clone)]
 struct Entry {
     announcement: Arc<Signed<CapacityAnnouncement>>,
+    /// Its PeerId, encoded once: bs58 per snapshot dominated an idle daemon's CPU.
+    peer_id: String,
     received_at_ms: u64,
     source: Source,
     trust: TrustStatus,
     local: HashMap<u64, LocalObs>,
+    /// The last view built, when, and until when it holds; `None` once an input touched the
+    /// provider.
+    view: Option<CachedView>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedView {
+    view: Arc<ProviderView>,
+    built_at_ms: u64,
+    valid_until_ms: u64,
+}
+
+/// The latest attestation of one attester on one chain, with the attester's PeerId encoded once.
+#[derive(Debug, Clone)]
+struct HeldAttestation {
+    body: HealthAttestation,
+    attester_peer_id: String,
 }
 
 /// The mesh as known to this node; see the module docs.
@@ -53,14 +77,38 @@ pub struct MeshState {
     settings: MeshSettings,
     entries: HashMap<PublicKey, Entry>,
     /// Latest attestation per subject, attester and chain (kept even before the subject announces).
-    attestations: HashMap<PublicKey, HashMap<(PublicKey, u64), HealthAttestation>>,
+    attestations: HashMap<PublicKey, HashMap<(PublicKey, u64), HeldAttestation>>,
     connected: HashSet<PublicKey>,
+    /// Reference heads of the last snapshot: when they move, every provider's lag moves.
+    last_reference: BTreeMap<u64, u64>,
 }
 
 impl MeshState {
     /// An empty state.
     pub fn new(own: PublicKey, policy: TrustPolicy, settings: MeshSettings) -> Self {
-        Self { own, policy, settings, entries: HashMap::new(), attestations: HashMap::new(), connected: HashSet::new() }
+        Self {
+            own,
+            policy,
+            settings,
+            entries: HashMap::new(),
+            attestations: HashMap::new(),
+            connected: HashSet::new(),
+            last_reference: BTreeMap::new(),
+        }
+    }
+
+    /// Drops the cached view of `key` (an input touched it).
+    fn invalidate(&mut self, key: &PublicKey) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.view = None;
+        }
+    }
+
+    /// Drops every cached view (trust or reference heads moved).
+    fn invalidate_all(&mut self) {
+        for e in self.entries.values_mut() {
+            e.view = None;
+        }
     }
 
     /// Providers held.
@@ -88,8 +136,16 @@ impl MeshState {
             return false;
         }
         let trust = self.policy.judge(&key, msg.body.membership_cert.as_ref(), received_at_ms);
-        let local = self.entries.remove(&key).map(|e| e.local).unwrap_or_default();
-        self.entries.insert(key, Entry { announcement: Arc::new(msg), received_at_ms, source, trust, local });
+        let (local, peer_id, was_trusted) = match self.entries.remove(&key) {
+            Some(e) => (e.local, e.peer_id, Some(e.trust.is_trusted())),
+            None => (HashMap::new(), key.to_peer_id().to_string(), None),
+        };
+        // Attestation summaries elsewhere show whether their attester is trusted.
+        if was_trusted.is_some_and(|t| t != trust.is_trusted()) || was_trusted.is_none() {
+            self.invalidate_all();
+        }
+        let entry = Entry { announcement: Arc::new(msg), peer_id, received_at_ms, source, trust, local, view: None };
+        self.entries.insert(key, entry);
         true
     }
 
@@ -97,13 +153,18 @@ impl MeshState {
     pub fn apply_attestation(&mut self, msg: &Signed<HealthAttestation>) -> bool {
         let slot = self.attestations.entry(msg.body.subject).or_default();
         let key = (msg.signer, msg.body.chain_id);
-        match slot.get(&key) {
-            Some(held) if held.header.seq >= msg.body.header.seq => false,
-            _ => {
-                slot.insert(key, msg.body.clone());
-                true
-            }
-        }
+        let attester_peer_id = match slot.get(&key) {
+            Some(held) if held.body.header.seq >= msg.body.header.seq => return false,
+            Some(held) => held.attester_peer_id.clone(),
+            None => match self.entries.get(&msg.signer) {
+                Some(e) => e.peer_id.clone(),
+                None => msg.signer.to_peer_id().to_string(),
+            },
+        };
+        slot.insert(key, HeldAttestation { body: msg.body.clone(), attester_peer_id });
+        let subject = msg.body.subject;
+        self.invalidate(&subject);
+        true
     }
 
     /// Records one of our own probes of `key` on `chain_id`.
@@ -118,6 +179,7 @@ impl MeshState {
     ) {
         let window_ms = self.settings.probe_window_ms;
         let Some(entry) = self.entries.get_mut(key) else { return };
+        entry.view = None;
         let obs = entry.local.entry(chain_id).or_insert_with(|| LocalObs {
             window: LatencyWindow::new(256, window_ms),
             head: None,
@@ -134,7 +196,11 @@ impl MeshState {
 
     /// Marks a provider connected or not.
     pub fn set_connected(&mut self, key: PublicKey, connected: bool) -> bool {
-        if connected { self.connected.insert(key) } else { self.connected.remove(&key) }
+        let changed = if connected { self.connected.insert(key) } else { self.connected.remove(&key) };
+        if changed {
+            self.invalidate(&key);
+        }
+        changed
     }
 
     /// Re-judges trust (certificates expire) and forgets providers expired for long.
@@ -153,12 +219,26 @@ impl MeshState {
             self.entries.remove(k);
             self.attestations.remove(k);
         }
+        let mut trust_moved = false;
         for (key, e) in self.entries.iter_mut() {
-            e.trust = self.policy.judge(key, e.announcement.body.membership_cert.as_ref(), now_ms);
+            let trust = self.policy.judge(key, e.announcement.body.membership_cert.as_ref(), now_ms);
+            if trust != e.trust {
+                trust_moved = true;
+                e.trust = trust;
+            }
         }
         let fresh = self.settings.attestation_fresh_ms.max(1);
-        for slot in self.attestations.values_mut() {
-            slot.retain(|_, a| now_ms <= a.header.issued_at_ms.saturating_add(fresh.saturating_mul(10)));
+        for (subject, slot) in self.attestations.iter_mut() {
+            let before = slot.len();
+            slot.retain(|_, a| now_ms <= a.body.header.issued_at_ms.saturating_add(fresh.saturating_mul(10)));
+            if slot.len() != before
+                && let Some(e) = self.entries.get_mut(subject)
+            {
+                e.view = None;
+            }
+        }
+        if trust_moved || !forgotten.is_empty() {
+            self.invalidate_all();
         }
         forgotten
     }
@@ -168,6 +248,14 @@ impl MeshState {
         match self.entries.get(key) {
             Some(e) => e.trust.clone(),
             None => self.policy.judge(key, None, now_ms),
+        }
+    }
+
+    /// Whether `key` is trusted, without copying its trust decision.
+    fn is_trusted(&self, key: &PublicKey, now_ms: u64) -> bool {
+        match self.entries.get(key) {
+            Some(e) => e.trust.is_trusted(),
+            None => self.policy.judge(key, None, now_ms).is_trusted(),
         }
     }
 
@@ -221,23 +309,64 @@ impl MeshState {
             .collect()
     }
 
-    /// Builds the read-only view.
-    pub fn snapshot(&self, now_ms: u64) -> MeshSnapshot {
+    /// Builds the read-only view. Rebuilds only the providers an input touched since the last
+    /// call, or whose view is older than [`VIEW_MAX_AGE_MS`] or just expired: a gossip message
+    /// costs one provider's view, not the whole mesh's.
+    pub fn snapshot(&mut self, now_ms: u64) -> MeshSnapshot {
         let reference = self.reference_heads(now_ms);
-        let mut providers: Vec<ProviderView> =
-            self.entries.iter().map(|(key, e)| self.provider_view(key, e, &reference, now_ms)).collect();
+        if reference != self.last_reference {
+            self.invalidate_all();
+            self.last_reference = reference.clone();
+        }
+        let stale: Vec<PublicKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.view.as_ref().is_none_or(|c| now_ms < c.built_at_ms || now_ms >= c.valid_until_ms))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            if let Some(e) = self.entries.get(&key) {
+                let view = Arc::new(self.provider_view(&key, e, &reference, now_ms));
+                let valid_until_ms = self.view_valid_until(&key, e, now_ms);
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.view = Some(CachedView { view, built_at_ms: now_ms, valid_until_ms });
+                }
+            }
+        }
+        let mut providers: Vec<Arc<ProviderView>> =
+            self.entries.values().filter_map(|e| e.view.as_ref().map(|c| c.view.clone())).collect();
         providers.sort_by(|a, b| b.is_self.cmp(&a.is_self).then_with(|| a.peer_id.cmp(&b.peer_id)));
         MeshSnapshot::new(now_ms, reference, providers)
+    }
+
+    /// The first instant after `now_ms` at which a view built at `now_ms` could read
+    /// differently with no new input: the announcement expires, or one of our probes or an
+    /// attestation stops being fresh; at most [`VIEW_MAX_AGE_MS`] ahead.
+    fn view_valid_until(&self, key: &PublicKey, e: &Entry, now_ms: u64) -> u64 {
+        let mut until = now_ms.saturating_add(VIEW_MAX_AGE_MS);
+        let mut flips_after = |t: u64| {
+            if t >= now_ms {
+                until = until.min(t.saturating_add(1));
+            }
+        };
+        flips_after(e.announcement.body.header.expires_at_ms);
+        for o in e.local.values() {
+            flips_after(o.last_at_ms.saturating_add(self.settings.probe_fresh_ms));
+        }
+        for att in self.attestations.get(key).into_iter().flat_map(|m| m.values()) {
+            flips_after(att.body.header.issued_at_ms.saturating_add(self.settings.attestation_fresh_ms));
+        }
+        until
     }
 
     fn provider_view(&self, key: &PublicKey, e: &Entry, reference: &BTreeMap<u64, u64>, now_ms: u64) -> ProviderView {
         let a = &e.announcement.body;
         let expired = !Self::is_current(e, now_ms);
         let fresh_att = self.settings.attestation_fresh_ms;
-        let attestations: Vec<(&(PublicKey, u64), &HealthAttestation, bool)> = self
+        let attestations: Vec<(&(PublicKey, u64), &HeldAttestation, bool)> = self
             .attestations
             .get(key)
-            .map(|m| m.iter().map(|(k, att)| (k, att, self.trust_of(&k.0, now_ms).is_trusted())).collect())
+            .map(|m| m.iter().map(|(k, att)| (k, att, self.is_trusted(&k.0, now_ms))).collect())
             .unwrap_or_default();
         let chains = a
             .chains
@@ -256,9 +385,11 @@ impl MeshState {
                 let trusted_att: Vec<&HealthAttestation> = attestations
                     .iter()
                     .filter(|((_, chain), att, trusted)| {
-                        *chain == c.chain_id && *trusted && now_ms <= att.header.issued_at_ms.saturating_add(fresh_att)
+                        *chain == c.chain_id
+                            && *trusted
+                            && now_ms <= att.body.header.issued_at_ms.saturating_add(fresh_att)
                     })
-                    .map(|(_, att, _)| *att)
+                    .map(|(_, att, _)| &att.body)
                     .collect();
                 let (success_rate, p50, p95, evidence) = if let Some(s) = local_stats {
                     (
@@ -288,7 +419,11 @@ impl MeshState {
                     (None, None, None, "no probes yet; judged by its announcement".into())
                 };
                 let (health, reason) = if expired {
-                    (Health::Expired, format!("announcement expired {} ms ago", now_ms - a.header.expires_at_ms))
+                    // Names the instant, not the age: a view must not change with the clock alone.
+                    (
+                        Health::Expired,
+                        format!("announcement expired at {} (Unix ms), none newer received", a.header.expires_at_ms),
+                    )
                 } else if c.head.is_none() {
                     (Health::Down, "announces no head: its upstreams are down".into())
                 } else if success_rate.is_some_and(|r| r < MIN_SUCCESS_RATE) {
@@ -320,21 +455,21 @@ impl MeshState {
             .collect();
         let mut summaries: Vec<AttestationSummary> = attestations
             .iter()
-            .map(|((attester, chain), att, trusted)| AttestationSummary {
-                attester: attester.to_peer_id().to_string(),
+            .map(|((_, chain), att, trusted)| AttestationSummary {
+                attester: att.attester_peer_id.clone(),
                 attester_trusted: *trusted,
                 chain_id: *chain,
-                issued_at_ms: att.header.issued_at_ms,
-                probes_sent: att.probes_sent,
-                probes_ok: att.probes_ok,
-                latency_p50_us: att.latency_p50_us,
-                latency_p95_us: att.latency_p95_us,
-                head_lag_blocks: att.head_lag_blocks,
+                issued_at_ms: att.body.header.issued_at_ms,
+                probes_sent: att.body.probes_sent,
+                probes_ok: att.body.probes_ok,
+                latency_p50_us: att.body.latency_p50_us,
+                latency_p95_us: att.body.latency_p95_us,
+                head_lag_blocks: att.body.head_lag_blocks,
             })
             .collect();
         summaries.sort_by(|x, y| (x.chain_id, &x.attester).cmp(&(y.chain_id, &y.attester)));
         ProviderView {
-            peer_id: key.to_peer_id().to_string(),
+            peer_id: e.peer_id.clone(),
             public_key: key.to_hex(),
             is_self: *key == self.own,
             trust: e.trust.clone(),

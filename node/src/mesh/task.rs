@@ -1,12 +1,15 @@
 //! [`MeshTask`]: the only writer of the mesh state. It folds p2p events, our own messages and
 //! probe results into [`MeshState`], persists what it accepts, and publishes an
-//! `Arc<MeshSnapshot>` on a `watch` after each batch of inputs.
+//! `Arc<MeshSnapshot>` on a `watch` after each batch of inputs (at most one per
+//! [`MIN_PUBLISH_GAP`]).
 //!
 //! On start it loads the stored announcements and attestations, so a restarted node serves a
 //! warm (source `store`) view before it has reconnected.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use libp2p::PeerId;
 use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
@@ -51,6 +54,9 @@ const MAINTENANCE: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: u32 = 60;
 /// Inputs folded before a snapshot is published, at most.
 const MAX_BATCH: usize = 256;
+/// Snapshots are published at most this often: a burst of gossip (an attestation round of the
+/// whole mesh) becomes one snapshot, not one per message.
+const MIN_PUBLISH_GAP: Duration = Duration::from_millis(20);
 
 /// The mesh writer task.
 pub struct MeshTask {
@@ -109,9 +115,12 @@ impl MeshTask {
         let mut tick = tokio::time::interval(MAINTENANCE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u32 = 0;
+        let mut last_publish = Instant::now();
+        let mut pending = false;
         loop {
             let changed = tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(last_publish + MIN_PUBLISH_GAP), if pending => false,
                 Some(ev) = self.p2p_events.recv() => {
                     let mut changed = self.on_p2p(ev);
                     for _ in 0..MAX_BATCH {
@@ -150,8 +159,14 @@ impl MeshTask {
                     true
                 }
             };
-            if changed {
-                self.publish();
+            if changed || pending {
+                if last_publish.elapsed() >= MIN_PUBLISH_GAP {
+                    self.publish();
+                    last_publish = Instant::now();
+                    pending = false;
+                } else {
+                    pending = true;
+                }
             }
         }
         let store = self.store.clone();
@@ -162,7 +177,7 @@ impl MeshTask {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.metrics.known_providers.set(self.state.len() as i64);
         self.snapshot.send_replace(Arc::new(self.state.snapshot(now_ms())));
     }

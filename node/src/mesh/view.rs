@@ -155,26 +155,27 @@ pub struct MeshSnapshot {
     pub generated_at_ms: u64,
     /// Reference head per chain: median head of trusted, current providers.
     pub reference_heads: BTreeMap<u64, u64>,
-    /// Providers, this node first, then by PeerId.
-    pub providers: Vec<ProviderView>,
+    /// Providers, this node first, then by PeerId. Shared between snapshots: a provider no
+    /// input touched keeps its view.
+    pub providers: Vec<Arc<ProviderView>>,
     #[serde(skip)]
     index: HashMap<PublicKey, usize>,
 }
 
 impl MeshSnapshot {
     /// Builds the lookup index.
-    pub fn new(generated_at_ms: u64, reference_heads: BTreeMap<u64, u64>, providers: Vec<ProviderView>) -> Self {
+    pub fn new(generated_at_ms: u64, reference_heads: BTreeMap<u64, u64>, providers: Vec<Arc<ProviderView>>) -> Self {
         let index = providers.iter().enumerate().map(|(i, p)| (p.key, i)).collect();
         Self { generated_at_ms, reference_heads, providers, index }
     }
 
     /// A provider by key.
     pub fn provider(&self, key: &PublicKey) -> Option<&ProviderView> {
-        self.index.get(key).map(|&i| &self.providers[i])
+        self.index.get(key).map(|&i| &*self.providers[i])
     }
 
     /// Providers announcing `chain_id`.
     pub fn on_chain(&self, chain_id: u64) -> impl Iterator<Item = (&ProviderView, &ChainView)> {
-        self.providers.iter().filter_map(move |p| p.chain(chain_id).map(|c| (p, c)))
+        self.providers.iter().filter_map(move |p| p.chain(chain_id).map(|c| (&**p, c)))
     }
 }

@@ -65,12 +65,13 @@ pub struct StoreConfig {
     /// Default one hour: scoring looks at recent behaviour; older history is for researchers,
     /// who can raise it.
     pub attestation_ttl_ms: u64,
-    /// Most attestations kept; [`Store::prune`] drops the oldest beyond it. Default 100 000
-    /// (about 30 MB): 100 providers each attested by 100 peers every few minutes for an hour.
+    /// Most attestations kept; [`Store::prune`] drops the oldest beyond it. Default 20 000
+    /// (about 6 MB on disk): the view needs only the latest per attester, the rest is history
+    /// for researchers, who can raise it.
     pub max_attestations: usize,
     /// Most evidence records kept; [`Store::prune`] drops the oldest beyond it. Default 10 000.
     pub max_evidence: usize,
-    /// Memory sled may use for its page cache, in bytes. Default 64 MiB (sled's own default,
+    /// Memory sled may use for its page cache, in bytes. Default 8 MiB (sled's own default,
     /// 1 GiB, is far more than this data needs).
     pub cache_capacity_bytes: u64,
 }
@@ -79,9 +80,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             attestation_ttl_ms: 60 * 60 * 1000,
-            max_attestations: 100_000,
+            max_attestations: 20_000,
             max_evidence: 10_000,
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 8 * 1024 * 1024,
         }
     }
 }

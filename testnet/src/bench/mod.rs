@@ -109,6 +109,9 @@ pub struct BenchOptions {
     pub latency: bool,
     /// Run the mesh sections (gossip, failover, memory).
     pub mesh: bool,
+    /// Config overrides (`KEY=VALUE`, as `rpcmesh run --set`) for every daemon the bench starts,
+    /// after its own: to measure a setting (e.g. `runtime.worker_threads=1`) against the defaults.
+    pub daemon_sets: Vec<String>,
 }
 
 impl BenchOptions {
@@ -125,6 +128,7 @@ impl BenchOptions {
             gossip_window: Duration::from_secs(20),
             latency: true,
             mesh: true,
+            daemon_sets: Vec::new(),
         }
     }
 }
@@ -157,6 +161,8 @@ pub struct Settings {
     pub backend: String,
     /// The `eth_getLogs` block range used (inclusive).
     pub logs_range: Option<(u64, u64)>,
+    /// Config overrides given to every daemon (`--set`), beyond the bench's own.
+    pub daemon_sets: Vec<String>,
 }
 
 /// One latency/throughput measurement.
@@ -371,6 +377,7 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
             gossip_window_ms: opts.gossip_window.as_millis() as u64,
             backend: "sim (in the bench process, one per provider)".into(),
             logs_range: None,
+            daemon_sets: opts.daemon_sets.clone(),
         },
         no_upstream_daemon: None,
         cells: Vec::new(),
@@ -649,7 +656,7 @@ async fn pair_section(opts: &BenchOptions, report: &mut BenchReport, stop: &Canc
         bin: opts.bin.clone(),
         network_id: "rpcmesh-bench-pair".into(),
         block_time_ms: BLOCK_TIME_MS,
-        sets: vec!["routing.hedge=false".into()],
+        sets: std::iter::once("routing.hedge=false".to_string()).chain(opts.daemon_sets.iter().cloned()).collect(),
         prefer_8545: false,
     };
     progress("latency: starting daemon B (own sim backend) and relay-only daemon A (no upstream)");
@@ -926,7 +933,7 @@ async fn mesh_section(
         bin: opts.bin.clone(),
         network_id: format!("rpcmesh-bench-{n}"),
         block_time_ms: BLOCK_TIME_MS,
-        sets: vec![],
+        sets: opts.daemon_sets.clone(),
         prefer_8545: false,
     };
     progress(&format!("mesh of {n}: starting (default settings)"));

@@ -170,6 +170,9 @@ pub fn render_markdown(r: &BenchReport) -> String {
         r.settings.cell_ms,
         r.settings.rounds,
     );
+    if !r.settings.daemon_sets.is_empty() {
+        let _ = writeln!(s, "Every daemon ran with `--set {}`.\n", r.settings.daemon_sets.join(" --set "));
+    }
     if !r.errors.is_empty() {
         let _ = writeln!(s, "**Sections that failed:**\n");
         for e in &r.errors {
