@@ -313,10 +313,12 @@ pub struct RoutingConfig {
     pub max_head_lag_blocks: u64,
     /// Budget of one client request, retries and hedges included, milliseconds.
     pub request_timeout_ms: u64,
-    /// Most attempts per client request.
+    /// Most providers tried per client request (asking a `busy` provider again is bounded by
+    /// the deadline instead).
     pub max_attempts: u32,
     /// Send a second copy of a read to the next provider when the first has not answered
-    /// within 3 times its latency estimate (at least 25 ms, at most 1 s). Writes are never hedged.
+    /// within 3 times its latency estimate (at least 25 ms, at most 1 s); at most about one
+    /// request in ten is hedged. Writes are never hedged.
     pub hedge: bool,
     /// Send `eth_sendRawTransaction` to this many providers.
     pub broadcast_transactions: u32,

@@ -157,7 +157,13 @@ pub fn build(
         transport,
         behaviour,
         peer_id,
-        libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(settings.idle_timeout),
+        libp2p::swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(settings.idle_timeout)
+            // A stream for a single protocol (every relay opens one) carries its first frame
+            // with the protocol proposal instead of waiting a round trip for the
+            // acceptance. Peers are rpcmesh daemons speaking the same protocols; a refusal still
+            // fails the stream, as it would have.
+            .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy),
     );
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (status_tx, status_rx) = watch::channel(P2pStatus::default());

@@ -63,18 +63,37 @@ pub struct ReceiptRecord {
     pub signed: String,
 }
 
+impl ReceiptRecord {
+    fn render(receipt: &Signed<Receipt>) -> Self {
+        let r = &receipt.body;
+        Self {
+            provider: receipt.signer.to_peer_id().to_string(),
+            chain_id: r.chain_id,
+            seq: r.header.seq,
+            served_at_ms: r.header.issued_at_ms,
+            request_digest: hex::encode(r.request_digest),
+            response_digest: hex::encode(r.response_digest),
+            head: r.head,
+            signed: hex::encode(receipt.to_bytes()),
+        }
+    }
+}
+
 /// The most recent verified receipts, newest last: evidence of who answered what, should an
 /// answer later prove wrong.
+///
+/// Kept as the signed receipts themselves and rendered only when read: every relay adds one,
+/// and the PeerId string, the hex and the re-encoding are wasted on the ones nobody reads.
 #[derive(Debug, Clone, Default)]
 pub struct ReceiptLog {
-    inner: Arc<std::sync::Mutex<std::collections::VecDeque<ReceiptRecord>>>,
+    inner: Arc<std::sync::Mutex<std::collections::VecDeque<Signed<Receipt>>>>,
 }
 
 /// Receipts kept in memory.
 pub const RECEIPT_LOG_CAPACITY: usize = 1024;
 
 impl ReceiptLog {
-    fn push(&self, r: ReceiptRecord) {
+    fn push(&self, r: Signed<Receipt>) {
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() == RECEIPT_LOG_CAPACITY {
             q.pop_front();
@@ -84,8 +103,12 @@ impl ReceiptLog {
 
     /// The last `n` receipts, newest last.
     pub fn recent(&self, n: usize) -> Vec<ReceiptRecord> {
-        let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
+        // Copied out first: rendering is slow enough that relays should not wait on the lock.
+        let picked: Vec<Signed<Receipt>> = {
+            let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
+        };
+        picked.iter().map(ReceiptRecord::render).collect()
     }
 }
 
@@ -149,21 +172,10 @@ impl RelayClient {
         }
         if let Some(receipt) = &response.receipt {
             check_receipt_binds(&response, &request.body, &self.own, chain_id).map_err(|e| invalid(e.to_string()))?;
-            let signer_peer = receipt.signer.to_peer_id();
-            if signer_peer != peer {
+            if receipt.signer.to_peer_id() != peer {
                 return Err(invalid("receipt signed by another provider".into()));
             }
-            let r = &receipt.body;
-            self.receipts.push(ReceiptRecord {
-                provider: signer_peer.to_string(),
-                chain_id: r.chain_id,
-                seq: r.header.seq,
-                served_at_ms: r.header.issued_at_ms,
-                request_digest: hex::encode(r.request_digest),
-                response_digest: hex::encode(r.response_digest),
-                head: r.head,
-                signed: hex::encode(receipt.to_bytes()),
-            });
+            self.receipts.push(receipt.clone());
             self.metrics.receipts_verified.inc();
         }
         self.metrics.relay("outbound", status_label(response.status));
@@ -173,5 +185,56 @@ impl RelayClient {
             receipt: response.receipt,
             elapsed: start.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rpcmesh_protocol::Identity;
+
+    use super::*;
+
+    #[test]
+    fn receipt_log_keeps_the_newest_and_renders_them_on_read() {
+        let provider = Identity::from_secret_bytes([5; 32]);
+        let requester = Identity::from_secret_bytes([6; 32]).public_key();
+        let signed = Signed::sign(
+            Receipt {
+                header: MessageHeader::new("net", 0, 1_000, 60_000),
+                requester,
+                chain_id: 1,
+                request_digest: [1; 32],
+                response_digest: [2; 32],
+                head: Some(7),
+            },
+            &provider,
+        );
+        let log = ReceiptLog::default();
+        for seq in 0..RECEIPT_LOG_CAPACITY as u64 + 3 {
+            // Signatures are not checked by the log: one signing serves every entry.
+            let mut r = signed.clone();
+            r.body.header.seq = seq;
+            r.body.header.issued_at_ms = 1_000 + seq;
+            log.push(r);
+        }
+        let all = log.recent(usize::MAX);
+        assert_eq!(all.len(), RECEIPT_LOG_CAPACITY);
+        assert_eq!(all[0].seq, 3, "the oldest were dropped");
+        let last = log.recent(2);
+        assert_eq!(last.iter().map(|r| r.seq).collect::<Vec<_>>(), [1025, 1026]);
+        let r = &last[1];
+        assert_eq!(r.provider, provider.peer_id().to_string());
+        assert_eq!((r.chain_id, r.served_at_ms, r.head), (1, 2_026, Some(7)));
+        assert_eq!(r.request_digest, "01".repeat(32));
+        assert_eq!(r.response_digest, "02".repeat(32));
+        let decoded = Signed::<Receipt>::from_bytes(&hex::decode(&r.signed).unwrap()).unwrap();
+        assert_eq!(decoded.body.header.seq, 1026);
+        assert_eq!(decoded.signer, provider.public_key());
+        // Rendered from the receipt as received, the hex is what the provider signed.
+        let fresh = ReceiptLog::default();
+        fresh.push(signed.clone());
+        let rendered = Signed::<Receipt>::from_bytes(&hex::decode(&fresh.recent(1)[0].signed).unwrap()).unwrap();
+        rendered.verify().unwrap();
+        assert_eq!(rendered, signed);
     }
 }

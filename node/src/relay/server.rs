@@ -1,17 +1,18 @@
 //! The relay server task.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use libp2p::PeerId;
 use rpcmesh_protocol::messages::{MessageHeader, Receipt, RelayRequest, RelayResponse, RelayStatus};
 use rpcmesh_protocol::validate::{Limits, ValidationContext, decode_relay};
 use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{status_label, status_response};
+use super::{status_label, status_response, status_response_to};
 use crate::clock::now_ms;
 use crate::mesh::MeshSnapshot;
 use crate::metrics::NodeMetrics;
@@ -61,6 +62,44 @@ impl Capacity {
     }
 }
 
+/// Most requester keys remembered; far above `p2p.max_connections`, so in practice only peers
+/// that stopped relaying are forgotten.
+const KEY_CACHE_MAX: usize = 4096;
+
+/// Requesters' public keys by PeerId. Recovering a key from a PeerId decompresses a curve point
+/// and re-encodes the PeerId to check it is canonical, and the same few peers send every relay.
+/// Only keys that decoded are kept: a PeerId maps to one key for good, so entries never go stale.
+#[derive(Debug)]
+struct KeyCache {
+    keys: Mutex<HashMap<PeerId, PublicKey>>,
+    max: usize,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self { keys: Mutex::default(), max: KEY_CACHE_MAX }
+    }
+}
+
+impl KeyCache {
+    /// The ed25519 key of `peer`, `None` if it is not an ed25519 PeerId.
+    fn get(&self, peer: &PeerId) -> Option<PublicKey> {
+        if let Some(key) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(peer) {
+            return Some(*key);
+        }
+        // Decoded outside the lock: concurrent relays of other peers do not wait on it.
+        let key = PublicKey::from_peer_id(peer).ok()?;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= self.max
+            && let Some(old) = keys.keys().next().copied()
+        {
+            keys.remove(&old);
+        }
+        keys.insert(*peer, key);
+        Some(key)
+    }
+}
+
 /// Serves relays for peers; see the module docs.
 pub struct RelayServer {
     /// Signs receipts.
@@ -85,14 +124,16 @@ impl RelayServer {
     /// Serves until cancelled. Each relay runs in its own task, bounded by the per-chain permits.
     pub async fn run(self, mut inbound: mpsc::Receiver<InboundRelay>, cancel: CancellationToken) {
         let this = Arc::new(self);
+        let keys = Arc::new(KeyCache::default());
         loop {
             let relay = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = inbound.recv() => match r { Some(r) => r, None => return },
             };
             let this = this.clone();
+            let keys = keys.clone();
             tokio::spawn(async move {
-                let response = this.serve(&relay.peer, &relay.request).await;
+                let response = this.serve(&keys, &relay.peer, &relay.request).await;
                 let _ = this.p2p.respond(relay.channel, response).await;
             });
         }
@@ -103,7 +144,13 @@ impl RelayServer {
         status_response(request, &self.settings.network_id, status, reason)
     }
 
-    async fn serve(&self, peer: &libp2p::PeerId, raw: &[u8]) -> Vec<u8> {
+    /// [`Self::refuse`] once the request is decoded.
+    fn refuse_seq(&self, seq: u64, status: RelayStatus, reason: &str) -> Vec<u8> {
+        self.metrics.relay("inbound", status_label(status));
+        status_response_to(seq, &self.settings.network_id, status, reason)
+    }
+
+    async fn serve(&self, keys: &KeyCache, peer: &PeerId, raw: &[u8]) -> Vec<u8> {
         let now = now_ms();
         let ctx = ValidationContext {
             network_id: self.settings.network_id.clone(),
@@ -114,32 +161,33 @@ impl RelayServer {
             Ok(r) => r,
             Err(e) => return self.refuse(raw, RelayStatus::Refused, &format!("invalid relay request: {e}")),
         };
-        let Ok(requester) = PublicKey::from_peer_id(peer) else {
-            return self.refuse(raw, RelayStatus::Refused, "requester is not an ed25519 peer");
+        let seq = request.header.seq;
+        let Some(requester) = keys.get(peer) else {
+            return self.refuse_seq(seq, RelayStatus::Refused, "requester is not an ed25519 peer");
         };
         if !self.settings.open {
-            let trust = match self.mesh.borrow().provider(&requester) {
-                Some(p) => p.trust.clone(),
-                None => self.policy.judge(&requester, None, now),
+            let trusted = match self.mesh.borrow().provider(&requester) {
+                Some(p) => p.trust.is_trusted(),
+                None => self.policy.judge(&requester, None, now).is_trusted(),
             };
-            if !trust.is_trusted() {
-                return self.refuse(raw, RelayStatus::Refused, "requester is not trusted by this provider");
+            if !trusted {
+                return self.refuse_seq(seq, RelayStatus::Refused, "requester is not trusted by this provider");
             }
         }
         // Never queue past the announced capacity: the requester fails over faster than it waits.
         let _permit = match self.capacity.try_acquire(request.chain_id) {
             None => {
-                return self.refuse(
-                    raw,
+                return self.refuse_seq(
+                    seq,
                     RelayStatus::NotServingChain,
                     &format!("chain {} is not served here", request.chain_id),
                 );
             }
-            Some(None) => return self.refuse(raw, RelayStatus::Busy, "at capacity"),
+            Some(None) => return self.refuse_seq(seq, RelayStatus::Busy, "at capacity"),
             Some(Some(permit)) => permit,
         };
         let Some(upstream) = self.upstreams.best(request.chain_id).cloned() else {
-            return self.refuse(raw, RelayStatus::UpstreamError, "no healthy upstream");
+            return self.refuse_seq(seq, RelayStatus::UpstreamError, "no healthy upstream");
         };
         let timeout = Duration::from_millis(u64::from(request.timeout_ms));
         let body = Bytes::from(request.body);
@@ -151,11 +199,11 @@ impl RelayServer {
             Err(e) => (RelayStatus::UpstreamError, Bytes::from(e.to_string())),
         };
         self.metrics.relay("inbound", status_label(status));
-        let header = MessageHeader::new(self.settings.network_id.clone(), request.header.seq, now_ms(), 60_000);
+        let header = MessageHeader::new(self.settings.network_id.clone(), seq, now_ms(), 60_000);
         let receipt = (status == RelayStatus::Ok).then(|| {
             Signed::sign(
                 Receipt {
-                    header: MessageHeader { seq: request.header.seq, ..header.clone() },
+                    header: header.clone(),
                     requester,
                     chain_id: request.chain_id,
                     request_digest,
@@ -165,6 +213,39 @@ impl RelayServer {
                 &self.identity,
             )
         });
-        encoding::to_bytes(&RelayResponse { header, status, body: body.to_vec(), receipt })
+        // Takes the buffer over without a copy when this is its only reference (`to_vec` always
+        // copied); the digest above was computed first.
+        encoding::to_bytes(&RelayResponse { header, status, body: Vec::from(body), receipt })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rpcmesh_protocol::Identity;
+
+    use super::*;
+
+    #[test]
+    fn key_cache_answers_from_memory_and_stays_bounded() {
+        let cache = KeyCache { keys: Mutex::default(), max: 3 };
+        let a = Identity::from_secret_bytes([1; 32]);
+        assert_eq!(cache.get(&a.peer_id()), Some(a.public_key()));
+        // A hit is answered from the map, without decoding the PeerId again.
+        let other = Identity::from_secret_bytes([2; 32]).public_key();
+        cache.keys.lock().unwrap().insert(a.peer_id(), other);
+        assert_eq!(cache.get(&a.peer_id()), Some(other));
+
+        // A PeerId that is not an inline ed25519 key (a SHA-256 multihash) is refused, not kept.
+        let mut sha = vec![0x12, 0x20];
+        sha.extend_from_slice(&[7; 32]);
+        let hashed = PeerId::from_bytes(&sha).unwrap();
+        assert_eq!(cache.get(&hashed), None);
+        assert_eq!(cache.keys.lock().unwrap().len(), 1);
+
+        for n in 10..20 {
+            let id = Identity::from_secret_bytes([n; 32]);
+            assert_eq!(cache.get(&id.peer_id()), Some(id.public_key()));
+            assert!(cache.keys.lock().unwrap().len() <= 3);
+        }
     }
 }

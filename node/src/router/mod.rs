@@ -7,14 +7,26 @@
 //! [`classify`] for what is retried.
 //!
 //! State: one breaker per (chain, provider) and one sticky choice per client connection, each
-//! behind a short std `Mutex` (no `.await` while held).
+//! behind a short std `Mutex` (no `.await` while held), and a hedge budget (an atomic).
+//!
+//! What counts against a provider's breaker: a real error, no answer within the attempt's
+//! hard timeout, or losing to a hedge that answered in under half the hedge delay (the loser
+//! is the slow one, not the machine). Not counted: losing to a hedge that was slow too (under
+//! a CPU burst every answer is slow at once), and `Busy` (the provider
+//! protecting its announced capacity, as designed). A `Busy` provider is left for another
+//! candidate at once; when nobody else can serve, it is asked again after a short backoff,
+//! within the request's deadline (these asks are bounded by the deadline, not by
+//! `max_attempts`, which bounds failing over).
 
 pub mod breaker;
+pub mod budget;
 pub mod classify;
 pub mod select;
+#[cfg(test)]
+mod tests;
 mod tx;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +37,7 @@ use rpcmesh_protocol::messages::RelayStatus;
 use tokio::sync::watch;
 
 use self::breaker::{Admission, Breaker};
+use self::budget::{HedgeBudget, Jitter};
 use self::classify::{Verdict, judge_body, judge_status};
 use self::select::{Candidate, SelectInput, Target, candidates};
 use crate::config::{ChainConfig, RoutingConfig};
@@ -42,6 +55,23 @@ const STICKY_MAX: usize = 10_000;
 /// Bounds of the hedge delay.
 const HEDGE_MIN: Duration = Duration::from_millis(25);
 const HEDGE_MAX: Duration = Duration::from_millis(1000);
+/// With hedging on, an attempt unanswered after this many hedge delays has failed: the breaker
+/// counts it and the next candidate is launched. Slow answers below that are not failures.
+const HARD_TIMEOUT_FACTOR: u32 = 4;
+/// Floor of that hard timeout. Well above the 100–200 ms stalls of a CPU burst, so a burst does
+/// not eject healthy providers; low enough that a frozen provider is left within ~0.5 s when
+/// the hedge budget is spent.
+const HARD_TIMEOUT_MIN: Duration = Duration::from_millis(500);
+
+/// When to hedge an attempt on a candidate with this latency estimate.
+fn hedge_delay(latency_us: f64) -> Duration {
+    Duration::from_micros((latency_us * 3.0) as u64).clamp(HEDGE_MIN, HEDGE_MAX)
+}
+
+/// When an attempt with this hedge delay has failed for want of an answer.
+fn hard_timeout(hedge_delay: Duration) -> Duration {
+    (hedge_delay * HARD_TIMEOUT_FACTOR).max(HARD_TIMEOUT_MIN)
+}
 
 /// Per-request routing options.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +110,8 @@ struct Inner {
     cfg: RoutingConfig,
     breakers: Mutex<HashMap<BreakerKey, Breaker>>,
     sticky: Mutex<HashMap<(u64, u64), (Target, Instant)>>,
+    hedges: HedgeBudget,
+    jitter: Jitter,
 }
 
 struct AttemptResult {
@@ -87,6 +119,25 @@ struct AttemptResult {
     started: Instant,
     body: Bytes,
     verdict: Verdict,
+    /// The peer answered `Busy`: no outcome for its breaker (the verdict is a retry).
+    busy: bool,
+}
+
+/// An attempt of [`Router::route`] still in flight.
+struct Pending {
+    target: Target,
+    started: Instant,
+    hedge_delay: Duration,
+    /// `None` with hedging off: the attempt may use the whole deadline.
+    hard_timeout: Option<Duration>,
+    /// Already counted as a failure (hard timeout), so its outcome is not counted twice.
+    failed: bool,
+}
+
+impl Pending {
+    fn overdue_at(&self) -> Option<Instant> {
+        if self.failed { None } else { self.hard_timeout.map(|h| self.started + h) }
+    }
 }
 
 impl Router {
@@ -109,6 +160,8 @@ impl Router {
                 cfg,
                 breakers: Mutex::new(HashMap::new()),
                 sticky: Mutex::new(HashMap::new()),
+                hedges: HedgeBudget::default(),
+                jitter: Jitter::default(),
             }),
         }
     }
@@ -180,63 +233,107 @@ impl Router {
             return self.broadcast(chain_id, req, &order, deadline).await;
         }
         let hedging = self.inner.cfg.hedge && !is_send;
+        if hedging {
+            self.inner.hedges.earn();
+        }
         let max_attempts = self.inner.cfg.max_attempts as usize;
+        let notification = req.is_notification();
         let mut next = 0usize;
         let mut attempts = 0u32;
         let mut inflight = FuturesUnordered::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        // Providers that answered Busy, with their hedge delay: asked again, in turn, once
+        // nobody else is left to try.
+        let mut busy: VecDeque<(Target, Duration)> = VecDeque::new();
+        let mut busy_rounds = 0u32;
         let mut last_error = String::from("no eligible provider (see /explain)");
-        let mut hedge_at: Option<tokio::time::Instant> = None;
+        let mut hedge_at: Option<Instant> = None;
+        let mut retry_at: Option<Instant> = None;
 
-        let mut pending: Vec<(Target, Instant, Duration)> = Vec::new();
-        let launch = |next: &mut usize,
-                      attempts: &mut u32,
-                      inflight: &mut FuturesUnordered<_>,
-                      pending: &mut Vec<(Target, Instant, Duration)>|
-         -> Option<Duration> {
-            while *next < order.len() && (*attempts as usize) < max_attempts {
-                let c = order[*next].clone();
+        // The next candidate in order that the breaker admits, with its hedge delay.
+        let pick = |next: &mut usize, attempts: u32| -> Option<(Target, Duration)> {
+            while *next < order.len() && (attempts as usize) < max_attempts {
+                let c = &order[*next];
                 *next += 1;
-                if !self.admit(chain_id, &c.target) {
-                    continue;
+                if self.admit(chain_id, &c.target) {
+                    return Some((c.target.clone(), hedge_delay(c.latency_us)));
                 }
-                *attempts += 1;
-                let hedge_delay = Duration::from_micros((c.latency_us * 3.0) as u64).clamp(HEDGE_MIN, HEDGE_MAX);
-                pending.push((c.target.clone(), Instant::now(), hedge_delay));
-                inflight.push(self.attempt(
-                    chain_id,
-                    c.target.clone(),
-                    req.raw.clone(),
-                    deadline,
-                    is_send,
-                    req.is_notification(),
-                ));
-                return Some(hedge_delay);
             }
             None
         };
+        let start = |(target, delay): (Target, Duration),
+                     attempts: &mut u32,
+                     pending: &mut Vec<Pending>,
+                     inflight: &mut FuturesUnordered<_>,
+                     hedge_at: &mut Option<Instant>| {
+            *attempts += 1;
+            let now = Instant::now();
+            pending.push(Pending {
+                target: target.clone(),
+                started: now,
+                hedge_delay: delay,
+                hard_timeout: hedging.then(|| hard_timeout(delay)),
+                failed: false,
+            });
+            inflight.push(self.attempt(chain_id, target, req.raw.clone(), deadline, is_send, notification));
+            if hedging {
+                *hedge_at = Some(now + delay);
+            }
+        };
 
-        if let Some(d) = launch(&mut next, &mut attempts, &mut inflight, &mut pending) {
-            hedge_at = hedging.then(|| tokio::time::Instant::now() + d);
+        if let Some(c) = pick(&mut next, attempts) {
+            start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
         }
-        while !inflight.is_empty() {
-            let hedge_sleep = async {
-                match hedge_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
+        loop {
+            // Nobody left but providers that said Busy: they refused rather than queue past
+            // their capacity, and a permit frees within about a round trip, so wait a little
+            // and ask again rather than fail a request that still has budget.
+            if retry_at.is_none() && !busy.is_empty() && pending.iter().all(|p| p.failed) {
+                let at = Instant::now() + self.inner.jitter.busy_backoff(busy_rounds);
+                busy_rounds += 1;
+                if at < deadline {
+                    retry_at = Some(at);
+                } else {
+                    busy.clear();
+                }
+            }
+            if inflight.is_empty() && retry_at.is_none() {
+                break;
+            }
+            let overdue_at = pending.iter().filter_map(Pending::overdue_at).min();
+            let wake = [hedge_at, overdue_at, retry_at].into_iter().flatten().min();
+            let timer = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 Some(r) = inflight.next() => {
                     let r: AttemptResult = r;
+                    let (already_failed, delay) = match pending.iter().position(|p| p.target == r.target) {
+                        Some(i) => {
+                            let p = pending.swap_remove(i);
+                            (p.failed, p.hedge_delay)
+                        }
+                        None => (false, HEDGE_MIN),
+                    };
                     match r.verdict {
                         Verdict::Success | Verdict::CallerError => {
                             self.record(chain_id, &r.target, r.started.elapsed(), true);
                             drop(inflight);
-                            // Attempts still in flight lost to a hedge: a provider that slow is failing.
-                            pending.retain(|(t, _, _)| t != &r.target);
-                            for (t, started, hedge_delay) in pending {
-                                if started.elapsed() > hedge_delay {
-                                    self.record(chain_id, &t, started.elapsed(), false);
+                            // The others lost to this answer and are cancelled. Slower is not
+                            // broken: only a loser past its hard timeout, or one that was waited
+                            // on for its whole hedge delay while the winner took less than half
+                            // of that, has failed. Under a CPU burst the winner is slow too and
+                            // nobody is blamed; a frozen provider is blamed on every request.
+                            let now = Instant::now();
+                            let won_in = r.started.elapsed();
+                            for p in pending {
+                                let waited = now - p.started;
+                                let outrun = hedging && !p.failed && waited >= p.hedge_delay && won_in < p.hedge_delay / 2;
+                                if p.overdue_at().is_some_and(|t| t <= now) || outrun {
+                                    self.record(chain_id, &p.target, waited, false);
                                 }
                             }
                             self.set_sticky(chain_id, opts.client, &r.target);
@@ -244,22 +341,58 @@ impl Router {
                             return Routed { body, served_by: Some(self.served_by(&r.target)), attempts };
                         }
                         Verdict::Retry(reason) => {
-                            pending.retain(|(t, _, _)| t != &r.target);
-                            self.record(chain_id, &r.target, r.started.elapsed(), false);
+                            if r.busy {
+                                if !busy.iter().any(|(t, _)| t == &r.target) {
+                                    busy.push_back((r.target.clone(), delay));
+                                }
+                            } else if !already_failed {
+                                self.record(chain_id, &r.target, r.started.elapsed(), false);
+                            }
                             tracing::debug!(chain = chain_id, target = ?r.target, %reason, "attempt failed; failing over");
                             last_error = reason;
                             if Instant::now() < deadline
-                                && let Some(d) = launch(&mut next, &mut attempts, &mut inflight, &mut pending)
+                                && let Some(c) = pick(&mut next, attempts)
                             {
-                                hedge_at = hedging.then(|| tokio::time::Instant::now() + d);
+                                start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
                             }
                         }
                     }
                 }
-                _ = hedge_sleep => {
-                    hedge_at = None;
-                    if let Some(d) = launch(&mut next, &mut attempts, &mut inflight, &mut pending) {
-                        hedge_at = Some(tokio::time::Instant::now() + d);
+                _ = timer => {
+                    let now = Instant::now();
+                    if retry_at.is_some_and(|t| t <= now) {
+                        retry_at = None;
+                        while let Some((target, delay)) = busy.pop_front() {
+                            if self.admit(chain_id, &target) {
+                                start((target, delay), &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
+                                break;
+                            }
+                        }
+                    }
+                    let mut overdue = 0;
+                    for p in pending.iter_mut().filter(|p| p.overdue_at().is_some_and(|t| t <= now)) {
+                        p.failed = true;
+                        self.record(chain_id, &p.target, now - p.started, false);
+                        last_error = format!("no answer within {} ms", (now - p.started).as_millis());
+                        overdue += 1;
+                    }
+                    // An overdue attempt has failed: fail over as for an error, without
+                    // cancelling it (it may still answer first).
+                    for _ in 0..overdue {
+                        if let Some(c) = pick(&mut next, attempts) {
+                            start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
+                        }
+                    }
+                    if hedge_at.is_some_and(|t| t <= now) {
+                        hedge_at = None;
+                        // Without budget the hedge is skipped; the hard timeout still fails
+                        // over from a provider that does not answer at all.
+                        if self.inner.hedges.try_spend() {
+                            match pick(&mut next, attempts) {
+                                Some(c) => start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at),
+                                None => self.inner.hedges.refund(),
+                            }
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -290,18 +423,31 @@ impl Router {
     }
 
     /// Sends `req` to exactly `target` (no failover) and returns the body of a successful or
-    /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones.
+    /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones; a
+    /// `Busy` target is asked again after a short backoff while the deadline allows.
     pub async fn call_target(&self, chain_id: u64, target: &Target, req: &Request) -> Result<Bytes, String> {
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
-        let r = self.attempt(chain_id, target.clone(), req.raw.clone(), deadline, false, req.is_notification()).await;
-        match r.verdict {
-            Verdict::Success | Verdict::CallerError => {
-                self.record(chain_id, target, r.started.elapsed(), true);
-                Ok(r.body)
-            }
-            Verdict::Retry(reason) => {
-                self.record(chain_id, target, r.started.elapsed(), false);
-                Err(reason)
+        let mut round = 0u32;
+        loop {
+            let r =
+                self.attempt(chain_id, target.clone(), req.raw.clone(), deadline, false, req.is_notification()).await;
+            match r.verdict {
+                Verdict::Success | Verdict::CallerError => {
+                    self.record(chain_id, target, r.started.elapsed(), true);
+                    return Ok(r.body);
+                }
+                Verdict::Retry(reason) if r.busy => {
+                    let wait = self.inner.jitter.busy_backoff(round);
+                    round += 1;
+                    if Instant::now() + wait >= deadline {
+                        return Err(reason);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Retry(reason) => {
+                    self.record(chain_id, target, r.started.elapsed(), false);
+                    return Err(reason);
+                }
             }
         }
     }
@@ -345,9 +491,11 @@ impl Router {
         let Some(client) = client else { return };
         let Some(best) = order.first().map(|c| c.score) else { return };
         let sticky = self.inner.sticky.lock().unwrap_or_else(|p| p.into_inner()).get(&(client, chain_id)).cloned();
+        // A provider at capacity is not kept ahead of one with headroom.
         if let Some((target, _)) = sticky
             && let Some(pos) = order.iter().position(|c| c.target == target)
             && order[pos].score <= best * STICKY_HYSTERESIS
+            && order[pos].saturated == order[0].saturated
         {
             order[..=pos].rotate_right(1);
         }
@@ -380,6 +528,7 @@ impl Router {
         // probation slot must not stay taken: the guard frees it.
         let mut guard = InFlight { router: self, chain_id, target: target.clone(), finished: false };
         let remaining = deadline.saturating_duration_since(started).max(Duration::from_millis(1));
+        let mut busy = false;
         let (body, verdict) = match &target {
             Target::Own(i) => match self.inner.upstreams.for_chain(chain_id).get(*i) {
                 Some(u) => match u.forward(body, remaining).await {
@@ -399,18 +548,22 @@ impl Router {
             },
             Target::Peer(key) => match &self.inner.relay {
                 None => (Bytes::new(), Verdict::Retry("relay disabled".into())),
-                Some(relay) => match relay.call(key.to_peer_id(), chain_id, body.to_vec(), remaining).await {
+                Some(relay) => match relay.call(key.to_peer_id(), chain_id, Vec::from(body), remaining).await {
                     Ok(o) if o.status == RelayStatus::Ok => {
                         let b = Bytes::from(o.body);
                         let v = judge_body(&b, is_send);
                         (b, v)
                     }
-                    Ok(o) => (Bytes::new(), Verdict::Retry(format!("peer answered {}", status_label(o.status)))),
+                    Ok(o) => {
+                        busy = o.status == RelayStatus::Busy;
+                        (Bytes::new(), Verdict::Retry(format!("peer answered {}", status_label(o.status))))
+                    }
                     Err(e) => (Bytes::new(), Verdict::Retry(e.to_string())),
                 },
             },
         };
-        guard.finished = true;
+        // Busy is no outcome: the guard frees a probation slot it took, as for a cancelled attempt.
+        guard.finished = !busy;
         // A notification has no answer: an empty body with a 2xx status is the correct one.
         let verdict = match verdict {
             Verdict::Retry(r) if notification && r == "malformed response" && body.trim_ascii().is_empty() => {
@@ -418,7 +571,7 @@ impl Router {
             }
             v => v,
         };
-        AttemptResult { target, started, body, verdict }
+        AttemptResult { target, started, body, verdict, busy }
     }
 }
 

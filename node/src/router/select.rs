@@ -1,11 +1,17 @@
 //! Candidate selection: who may serve a request, and in which order.
 //!
 //! Eligible: healthy, not ejected, within the allowed head lag (against the median head of
-//! trusted providers), with capacity headroom, serving the method's namespace (peers: as
-//! announced; own upstreams take any method, their node answers for itself), trusted.
+//! trusted providers), serving the method's namespace (peers: as announced; own upstreams take
+//! any method, their node answers for itself), trusted.
 //! Ranked by a score (lower is better): latency (our own observations first, trusted
 //! attestations second, a pessimistic default last) × error penalty × utilisation, with a
 //! bonus for the own upstream so it serves whenever it is among the best.
+//!
+//! A peer announcing full utilisation stays eligible but ranks after every candidate with
+//! headroom: the announced figure is a sample of relay permits in use, so at full load it
+//! flaps, and excluding the peer turns a moment at capacity into a failed request when it is
+//! the only provider. If it really is full it answers `Busy`, which the router handles by
+//! failing over, or by waiting when nobody else can serve.
 
 use std::time::Instant;
 
@@ -56,6 +62,9 @@ pub struct Candidate {
     pub error_rate: f64,
     /// Announced utilisation, 0..1.
     pub utilisation: f64,
+    /// At its announced relay capacity (utilisation 100%): still eligible, ranked after every
+    /// candidate with headroom.
+    pub saturated: bool,
     /// Head lag vs the reference head, blocks.
     pub lag_blocks: Option<i64>,
     /// Own-upstream bonus factor applied.
@@ -82,7 +91,8 @@ pub struct SelectInput<'a> {
     pub own_peer: &'a str,
 }
 
-/// All candidates for a request, ranked (eligible first, then by score).
+/// All candidates for a request, ranked: eligible first, then those with capacity headroom,
+/// then by score.
 pub fn candidates(
     input: &SelectInput<'_>,
     upstreams: &UpstreamSet,
@@ -124,6 +134,7 @@ pub fn candidates(
                 latency_source: source,
                 error_rate: b.error_rate(),
                 utilisation: 0.0,
+                saturated: false,
                 lag_blocks: lag,
                 own_bonus: OWN_BONUS,
                 score: 0.0,
@@ -156,9 +167,6 @@ pub fn candidates(
         if c.lag_blocks.is_some_and(|l| l > input.max_lag as i64) {
             reasons.push(format!("{} blocks behind the median head", c.lag_blocks.unwrap_or(0)));
         }
-        if c.utilisation_permille >= 1000 {
-            reasons.push("no capacity headroom (utilisation 100%)".into());
-        }
         if !c.method_groups.iter().any(|g| g == input.namespace) {
             reasons.push(format!("namespace {} not served", input.namespace));
         }
@@ -178,7 +186,8 @@ pub fn candidates(
                 latency_us,
                 latency_source: source,
                 error_rate: b.error_rate(),
-                utilisation: f64::from(c.utilisation_permille) / 1000.0,
+                utilisation: f64::from(c.utilisation_permille.min(1000)) / 1000.0,
+                saturated: c.utilisation_permille >= 1000,
                 lag_blocks: c.lag_blocks,
                 own_bonus: 1.0,
                 score: 0.0,
@@ -189,7 +198,9 @@ pub fn candidates(
             now,
         ));
     }
-    out.sort_by(|a, b| b.eligible.cmp(&a.eligible).then(a.score.total_cmp(&b.score)));
+    out.sort_by(|a, b| {
+        b.eligible.cmp(&a.eligible).then(a.saturated.cmp(&b.saturated)).then(a.score.total_cmp(&b.score))
+    });
     out
 }
 
