@@ -7,6 +7,7 @@ mod cmd;
 mod flags;
 mod home;
 mod logging;
+mod memory;
 
 use std::process::ExitCode;
 

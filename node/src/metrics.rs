@@ -46,6 +46,8 @@ pub struct NodeMetrics {
     pub relays: Family<RelayLabels, Counter>,
     /// Relay receipts verified and recorded (outbound relays answered Ok).
     pub receipts_verified: Counter,
+    /// Relay receipts whose signature failed (the answer was used; the receipt is dropped).
+    pub receipts_invalid: Counter,
 }
 
 impl NodeMetrics {
@@ -63,6 +65,7 @@ impl NodeMetrics {
         r.register("known_providers", "Providers in the mesh view", m.known_providers.clone());
         r.register("relays", "Relays by direction and status", m.relays.clone());
         r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
+        r.register("receipts_invalid", "Relay receipts with a bad signature, dropped", m.receipts_invalid.clone());
         m
     }
 

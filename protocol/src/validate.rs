@@ -501,27 +501,55 @@ impl Validate for RelayResponse {
         limits.max_relay_body_bytes.saturating_add(4096)
     }
     fn validate_body(&self, _signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
-        check_len("body", self.body.len(), ctx.limits.max_relay_body_bytes)?;
-        match (&self.receipt, self.status) {
-            (Some(receipt), RelayStatus::Ok) => {
-                let r = &receipt.body;
-                if r.header.seq != self.header.seq {
-                    return Err(field("receipt.seq", "does not match the response"));
-                }
-                if r.header.version != PROTOCOL_VERSION || r.header.network_id != ctx.network_id {
-                    return Err(field("receipt.header", "another protocol version or network"));
-                }
-                if r.response_digest != crate::digest::sha256(&self.body) {
-                    return Err(field("receipt.response_digest", "is not the digest of the body"));
-                }
-                receipt.verify()?;
-            }
-            (Some(_), _) => return Err(field("receipt", "present on a response that is not Ok")),
-            (None, RelayStatus::Ok) => return Err(field("receipt", "missing on an Ok response")),
-            (None, _) => {}
+        check_relay_response(self, ctx)?;
+        if let Some(receipt) = &self.receipt {
+            receipt.verify()?;
         }
         Ok(())
     }
+}
+
+/// Every rule of a [`RelayResponse`] but the receipt's signature (rules 1 to 3.3 of the spec).
+fn check_relay_response(r: &RelayResponse, ctx: &ValidationContext) -> Result<(), ValidationError> {
+    check_len("body", r.body.len(), ctx.limits.max_relay_body_bytes)?;
+    match (&r.receipt, r.status) {
+        (Some(receipt), RelayStatus::Ok) => {
+            let b = &receipt.body;
+            if b.header.seq != r.header.seq {
+                return Err(field("receipt.seq", "does not match the response"));
+            }
+            if b.header.version != PROTOCOL_VERSION || b.header.network_id != ctx.network_id {
+                return Err(field("receipt.header", "another protocol version or network"));
+            }
+            if b.response_digest != crate::digest::sha256(&r.body) {
+                return Err(field("receipt.response_digest", "is not the digest of the body"));
+            }
+        }
+        (Some(_), _) => return Err(field("receipt", "present on a response that is not Ok")),
+        (None, RelayStatus::Ok) => return Err(field("receipt", "missing on an Ok response")),
+        (None, _) => {}
+    }
+    Ok(())
+}
+
+/// [`decode_relay`] for a [`RelayResponse`], except that the receipt's signature (rule 3.4) is
+/// left to the caller. For a requester that received the response over an authenticated
+/// channel from the provider it asked: the channel already proves who answered, and the
+/// signature only makes the receipt evidence for third parties, so it can be checked after the
+/// answer was used. The receipt MUST NOT be kept or shown as evidence before
+/// [`Signed::verify`] passed.
+pub fn decode_relay_response_signature_deferred(
+    bytes: &[u8],
+    ctx: &ValidationContext,
+) -> Result<RelayResponse, ValidationError> {
+    let limit = RelayResponse::max_bytes(&ctx.limits);
+    if bytes.len() > limit {
+        return Err(ValidationError::Oversized { size: bytes.len(), limit });
+    }
+    let msg: RelayResponse = encoding::from_bytes(bytes)?;
+    validate_header(&msg.header, ctx, RelayResponse::max_ttl_ms(&ctx.limits), ctx.limits.max_clock_skew_ms)?;
+    check_relay_response(&msg, ctx)?;
+    Ok(msg)
 }
 
 /// Checks that a validated relay response's receipt is about this exchange: the request the

@@ -28,6 +28,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     args.flags.apply_upstreams(&mut config);
     config.check()?;
     crate::logging::init(&config.log);
+    crate::memory::tune();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime.worker_threads > 0 {
         builder.worker_threads(config.runtime.worker_threads);
@@ -37,6 +38,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let mut node = rpcmesh_node::launch::launch(config, &home)
             .await
             .with_context(|| format!("starting the daemon of {}", home.display()))?;
+        let trim_stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::memory::trim_periodically(trim_stop.clone()));
         let outcome = tokio::select! {
             s = shutdown_signal() => { tracing::info!(signal = s, "shutting down"); Ok(()) }
             (task, result) = node.wait() => match result {
@@ -44,6 +47,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 Err(e) => Err(anyhow::anyhow!("the {task} task failed: {e}")),
             },
         };
+        trim_stop.cancel();
         node.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("stopped");
         outcome.map_err(Failure::Runtime)

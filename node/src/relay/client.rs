@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use rpcmesh_protocol::messages::{MessageHeader, Receipt, RelayRequest, RelayResponse, RelayStatus};
-use rpcmesh_protocol::validate::{Limits, ValidationContext, check_receipt_binds, decode_relay};
+use rpcmesh_protocol::messages::{MessageHeader, Receipt, RelayRequest, RelayStatus};
+use rpcmesh_protocol::validate::{
+    Limits, ValidationContext, check_receipt_binds, decode_relay_response_signature_deferred,
+};
 use rpcmesh_protocol::{PublicKey, Signed, encoding};
 
 use super::status_label;
@@ -82,31 +84,94 @@ impl ReceiptRecord {
 /// The most recent verified receipts, newest last: evidence of who answered what, should an
 /// answer later prove wrong.
 ///
-/// Kept as the signed receipts themselves and rendered only when read: every relay adds one,
-/// and the PeerId string, the hex and the re-encoding are wasted on the ones nobody reads.
-#[derive(Debug, Clone, Default)]
+/// A relayed answer reaches the client before its receipt's signature is checked: the Noise
+/// channel already proves which provider answered, and the signature (~35 µs) only makes the
+/// receipt evidence for third parties. Receipts wait in `pending` until a background task
+/// (or the next read) verifies them; only verified ones are kept and shown. Kept as the signed
+/// receipts themselves and rendered only when read.
+#[derive(Debug, Clone)]
 pub struct ReceiptLog {
-    inner: Arc<std::sync::Mutex<std::collections::VecDeque<Signed<Receipt>>>>,
+    inner: Arc<std::sync::Mutex<LogInner>>,
+    wake: Arc<tokio::sync::Notify>,
+    metrics: NodeMetrics,
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    pending: Vec<Signed<Receipt>>,
+    verified: std::collections::VecDeque<Signed<Receipt>>,
 }
 
 /// Receipts kept in memory.
 pub const RECEIPT_LOG_CAPACITY: usize = 1024;
 
 impl ReceiptLog {
-    fn push(&self, r: Signed<Receipt>) {
-        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() == RECEIPT_LOG_CAPACITY {
-            q.pop_front();
+    /// An empty log. Inside a tokio runtime it starts its verifier task, which ends when the
+    /// last clone of the log is dropped; outside one, receipts are verified when read.
+    pub fn new(metrics: NodeMetrics) -> Self {
+        let log = Self { inner: Arc::default(), wake: Arc::default(), metrics };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&log.inner);
+            let (wake, metrics) = (log.wake.clone(), log.metrics.clone());
+            rt.spawn(async move {
+                loop {
+                    wake.notified().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    Self::verify_pending(&inner, &metrics);
+                }
+            });
         }
-        q.push_back(r);
+        log
     }
 
-    /// The last `n` receipts, newest last.
+    /// Queues a receipt whose every rule but the signature was checked.
+    fn push_unverified(&self, r: Signed<Receipt>) {
+        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // A verifier that cannot keep up must not grow the queue without bound: the oldest
+        // unverified receipts go first, as verified ones do.
+        if q.pending.len() >= RECEIPT_LOG_CAPACITY {
+            q.pending.remove(0);
+        }
+        q.pending.push(r);
+        if q.pending.len() == 1 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Verifies the queued receipts (outside the lock) and keeps the good ones.
+    fn verify_pending(inner: &std::sync::Mutex<LogInner>, metrics: &NodeMetrics) {
+        let batch = std::mem::take(&mut inner.lock().unwrap_or_else(|p| p.into_inner()).pending);
+        if batch.is_empty() {
+            return;
+        }
+        let mut good = Vec::with_capacity(batch.len());
+        for r in batch {
+            match r.verify() {
+                Ok(()) => good.push(r),
+                Err(e) => {
+                    metrics.receipts_invalid.inc();
+                    tracing::warn!(provider = %r.signer.to_peer_id(), error = %e,
+                        "a relay receipt failed its signature check; the answer was served, the receipt is dropped");
+                }
+            }
+        }
+        metrics.receipts_verified.inc_by(good.len() as u64);
+        let mut q = inner.lock().unwrap_or_else(|p| p.into_inner());
+        for r in good {
+            if q.verified.len() == RECEIPT_LOG_CAPACITY {
+                q.verified.pop_front();
+            }
+            q.verified.push_back(r);
+        }
+    }
+
+    /// The last `n` verified receipts, newest last (receipts still queued are verified first).
     pub fn recent(&self, n: usize) -> Vec<ReceiptRecord> {
+        Self::verify_pending(&self.inner, &self.metrics);
         // Copied out first: rendering is slow enough that relays should not wait on the lock.
         let picked: Vec<Signed<Receipt>> = {
             let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
+            q.verified.iter().skip(q.verified.len().saturating_sub(n)).cloned().collect()
         };
         picked.iter().map(ReceiptRecord::render).collect()
     }
@@ -133,8 +198,8 @@ impl RelayClient {
             network_id,
             limits,
             seq: Arc::new(SeqGen::default()),
+            receipts: ReceiptLog::new(metrics.clone()),
             metrics,
-            receipts: ReceiptLog::default(),
         }
     }
 
@@ -166,7 +231,7 @@ impl RelayClient {
         let ctx =
             ValidationContext { network_id: self.network_id.clone(), now_ms: now_ms(), limits: self.limits.clone() };
         let invalid = |reason: String| RelayCallError::Invalid { peer, reason };
-        let response = decode_relay::<RelayResponse>(&raw, &ctx).map_err(|e| invalid(e.to_string()))?;
+        let response = decode_relay_response_signature_deferred(&raw, &ctx).map_err(|e| invalid(e.to_string()))?;
         if response.header.seq != request.header.seq {
             return Err(invalid("response to another request".into()));
         }
@@ -175,8 +240,7 @@ impl RelayClient {
             if receipt.signer.to_peer_id() != peer {
                 return Err(invalid("receipt signed by another provider".into()));
             }
-            self.receipts.push(receipt.clone());
-            self.metrics.receipts_verified.inc();
+            self.receipts.push_unverified(receipt.clone());
         }
         self.metrics.relay("outbound", status_label(response.status));
         Ok(RelayOutcome {
@@ -194,28 +258,26 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn receipt_log_keeps_the_newest_and_renders_them_on_read() {
-        let provider = Identity::from_secret_bytes([5; 32]);
-        let requester = Identity::from_secret_bytes([6; 32]).public_key();
-        let signed = Signed::sign(
+    fn receipt(provider: &Identity, seq: u64) -> Signed<Receipt> {
+        Signed::sign(
             Receipt {
-                header: MessageHeader::new("net", 0, 1_000, 60_000),
-                requester,
+                header: MessageHeader::new("net", seq, 1_000 + seq, 60_000),
+                requester: Identity::from_secret_bytes([6; 32]).public_key(),
                 chain_id: 1,
                 request_digest: [1; 32],
                 response_digest: [2; 32],
                 head: Some(7),
             },
-            &provider,
-        );
-        let log = ReceiptLog::default();
+            provider,
+        )
+    }
+
+    #[test]
+    fn receipt_log_keeps_the_newest_and_renders_them_on_read() {
+        let provider = Identity::from_secret_bytes([5; 32]);
+        let log = ReceiptLog::new(NodeMetrics::default());
         for seq in 0..RECEIPT_LOG_CAPACITY as u64 + 3 {
-            // Signatures are not checked by the log: one signing serves every entry.
-            let mut r = signed.clone();
-            r.body.header.seq = seq;
-            r.body.header.issued_at_ms = 1_000 + seq;
-            log.push(r);
+            log.push_unverified(receipt(&provider, seq));
         }
         let all = log.recent(usize::MAX);
         assert_eq!(all.len(), RECEIPT_LOG_CAPACITY);
@@ -227,14 +289,42 @@ mod tests {
         assert_eq!((r.chain_id, r.served_at_ms, r.head), (1, 2_026, Some(7)));
         assert_eq!(r.request_digest, "01".repeat(32));
         assert_eq!(r.response_digest, "02".repeat(32));
-        let decoded = Signed::<Receipt>::from_bytes(&hex::decode(&r.signed).unwrap()).unwrap();
-        assert_eq!(decoded.body.header.seq, 1026);
-        assert_eq!(decoded.signer, provider.public_key());
         // Rendered from the receipt as received, the hex is what the provider signed.
-        let fresh = ReceiptLog::default();
-        fresh.push(signed.clone());
-        let rendered = Signed::<Receipt>::from_bytes(&hex::decode(&fresh.recent(1)[0].signed).unwrap()).unwrap();
+        let rendered = Signed::<Receipt>::from_bytes(&hex::decode(&r.signed).unwrap()).unwrap();
         rendered.verify().unwrap();
-        assert_eq!(rendered, signed);
+        assert_eq!(rendered, receipt(&provider, 1026));
+    }
+
+    #[test]
+    fn a_receipt_with_a_bad_signature_is_dropped_and_counted() {
+        let provider = Identity::from_secret_bytes([5; 32]);
+        let metrics = NodeMetrics::default();
+        let log = ReceiptLog::new(metrics.clone());
+        let mut forged = receipt(&provider, 2);
+        forged.signature[0] ^= 1;
+        log.push_unverified(receipt(&provider, 1));
+        log.push_unverified(forged);
+        log.push_unverified(receipt(&provider, 3));
+        let seqs: Vec<u64> = log.recent(10).iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        assert_eq!((metrics.receipts_verified.get(), metrics.receipts_invalid.get()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn receipts_are_verified_in_the_background_without_a_read() {
+        let provider = Identity::from_secret_bytes([5; 32]);
+        let metrics = NodeMetrics::default();
+        let log = ReceiptLog::new(metrics.clone());
+        log.push_unverified(receipt(&provider, 1));
+        // Current-thread runtime: the verifier runs when this task yields.
+        for _ in 0..1000 {
+            if metrics.receipts_verified.get() == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.receipts_verified.get(), 1, "verified by the background task");
+        assert!(log.inner.lock().unwrap().pending.is_empty());
+        assert_eq!(log.inner.lock().unwrap().verified.len(), 1);
     }
 }

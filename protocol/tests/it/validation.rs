@@ -258,3 +258,34 @@ fn non_canonical_peer_id_is_refused() {
     assert!(rpcmesh_protocol::PublicKey::from_peer_id(&peer).is_err());
     assert_eq!(rpcmesh_protocol::PublicKey::from_peer_id(&key.to_peer_id()).unwrap(), key);
 }
+
+#[test]
+fn deferred_relay_response_decoding_applies_every_rule_but_the_signature() {
+    let enc = rpcmesh_protocol::encoding::to_bytes;
+    let decode = |r: &RelayResponse| decode_relay_response_signature_deferred(&enc(r), &ctx());
+    let ok = relay_response(&identity(1), &identity(2));
+    assert_eq!(decode(&ok).unwrap(), ok);
+
+    // A forged signature passes the deferred decode; the receipt then fails its own check.
+    let mut forged = ok.clone();
+    if let Some(r) = forged.receipt.as_mut() {
+        r.signature[0] ^= 1;
+    }
+    assert!(decode_relay::<RelayResponse>(&enc(&forged), &ctx()).is_err());
+    let decoded = decode(&forged).unwrap();
+    assert!(decoded.receipt.as_ref().is_some_and(|r| r.verify().is_err()));
+
+    // Everything else is still enforced.
+    let mut swapped_body = ok.clone();
+    swapped_body.body = br#"{"jsonrpc":"2.0","id":1,"result":"0x0"}"#.to_vec();
+    assert!(decode(&swapped_body).is_err());
+    let mut missing = ok.clone();
+    missing.receipt = None;
+    assert!(decode(&missing).is_err());
+    let mut other_seq = ok.clone();
+    other_seq.header.seq += 1;
+    assert!(decode(&other_seq).is_err());
+    let mut other_net = ok;
+    other_net.header.network_id = "elsewhere".into();
+    assert!(decode(&other_net).is_err());
+}
