@@ -355,14 +355,22 @@ pub fn latency(run: &Run<'_>) -> String {
     }
 
     let point = |r: &crate::record::Request| (x.map(r.t_ms as f64 / 1000.0), y.map(lat_ms(r.latency_us)));
-    // Correct answers: small translucent dots, one path.
+    // Correct answers: small translucent dots, one path. Each dot is a zero-length stroke with
+    // round caps (14 bytes, against 53 for two arcs), and a dot already drawn at the same 0.1 px
+    // is skipped: one path paints the union of its parts, so a repeat adds nothing but bytes.
     let mut d = String::new();
+    let mut drawn = std::collections::HashSet::new();
     for r in reqs.iter().filter(|r| r.outcome == Outcome::Ok).step_by(stride) {
         let (px, py) = point(r);
-        let _ = write!(d, "M{:.1} {py:.1}a1.8 1.8 0 1 0 3.6 0a1.8 1.8 0 1 0 -3.6 0", px - 1.8);
+        if drawn.insert(((px * 10.0).round() as i64, (py * 10.0).round() as i64)) {
+            let _ = write!(d, "M{px:.1} {py:.1}h0");
+        }
     }
     if !d.is_empty() {
-        let _ = writeln!(svg.out, r#"<path class="ok" d="{d}" fill="{OK_COLOR}" fill-opacity="0.45"/>"#);
+        let _ = writeln!(
+            svg.out,
+            r#"<path class="ok" d="{d}" fill="none" stroke="{OK_COLOR}" stroke-opacity="0.45" stroke-width="3.6" stroke-linecap="round"/>"#
+        );
     }
 
     // Per-bucket p50/p99 lines.
