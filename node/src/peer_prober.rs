@@ -145,8 +145,14 @@ impl PeerProber {
                         // A provider that does not trust us refuses our relays: that says nothing
                         // about its health, so it is neither a success nor a failure.
                         Ok(o) if o.status == RelayStatus::Refused => return,
-                        Ok(o) => (o.elapsed.as_micros().min(u32::MAX as u128) as u32, false, None),
-                        Err(_) => (timeout.as_micros().min(u32::MAX as u128) as u32, false, None),
+                        Ok(o) => {
+                            tracing::debug!(%peer, chain, status = ?o.status, "peer probe answered without a result");
+                            (o.elapsed.as_micros().min(u32::MAX as u128) as u32, false, None)
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, chain, error = %e, "peer probe failed");
+                            (timeout.as_micros().min(u32::MAX as u128) as u32, false, None)
+                        }
                     };
                     let _ = done.send((key, chain, latency_us, ok, head, at)).await;
                 });

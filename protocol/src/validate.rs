@@ -308,13 +308,22 @@ pub fn decode_relay<T: Validate + bincode::Decode<()>>(
     bytes: &[u8],
     ctx: &ValidationContext,
 ) -> Result<T, ValidationError> {
+    decode_relay_with(bytes, ctx, |msg: &T, ctx| msg.validate_body(None, ctx))
+}
+
+/// [`decode_relay`] with `check` in place of the message's body rules.
+fn decode_relay_with<T: Validate + bincode::Decode<()>>(
+    bytes: &[u8],
+    ctx: &ValidationContext,
+    check: impl FnOnce(&T, &ValidationContext) -> Result<(), ValidationError>,
+) -> Result<T, ValidationError> {
     let limit = T::max_bytes(&ctx.limits);
     if bytes.len() > limit {
         return Err(ValidationError::Oversized { size: bytes.len(), limit });
     }
     let msg: T = encoding::from_bytes(bytes)?;
     validate_header(msg.header(), ctx, T::max_ttl_ms(&ctx.limits), ctx.limits.max_clock_skew_ms)?;
-    msg.validate_body(None, ctx)?;
+    check(&msg, ctx)?;
     Ok(msg)
 }
 
@@ -542,14 +551,7 @@ pub fn decode_relay_response_signature_deferred(
     bytes: &[u8],
     ctx: &ValidationContext,
 ) -> Result<RelayResponse, ValidationError> {
-    let limit = RelayResponse::max_bytes(&ctx.limits);
-    if bytes.len() > limit {
-        return Err(ValidationError::Oversized { size: bytes.len(), limit });
-    }
-    let msg: RelayResponse = encoding::from_bytes(bytes)?;
-    validate_header(&msg.header, ctx, RelayResponse::max_ttl_ms(&ctx.limits), ctx.limits.max_clock_skew_ms)?;
-    check_relay_response(&msg, ctx)?;
-    Ok(msg)
+    decode_relay_with(bytes, ctx, check_relay_response)
 }
 
 /// Checks that a validated relay response's receipt is about this exchange: the request the

@@ -13,6 +13,33 @@ fn sim_addr() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// Providers A, B and C, each on its own simulated node of one chain, B and C bootstrapped from
+/// A, announcing every `heartbeat_ms`. The backends serve as long as the returned array lives.
+async fn three_sim_providers(
+    dir: &std::path::Path,
+    net: &str,
+    heartbeat_ms: u64,
+) -> (
+    [rpcmesh_testnet::sim::SimHandle; 3],
+    rpcmesh_testnet::daemon::Daemon,
+    rpcmesh_testnet::daemon::Daemon,
+    rpcmesh_testnet::daemon::Daemon,
+) {
+    let chain = SimChain::with_history(1, 1000, 100);
+    let sims = [
+        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
+        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
+        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
+    ];
+    let mut sets = fast_sets();
+    sets.push(format!("announce.heartbeat_ms={heartbeat_ms}"));
+    let a = start(spec(dir, "a", net, vec![(1, sims[0].http_url())], vec![], sets.clone())).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let b = start(spec(dir, "b", net, vec![(1, sims[1].http_url())], vec![boot.clone()], sets.clone())).await;
+    let c = start(spec(dir, "c", net, vec![(1, sims[2].http_url())], vec![boot], sets)).await;
+    (sims, a, b, c)
+}
+
 /// Five daemons on loopback, each with its own backend (node 0: a real anvil; the others:
 /// simulated nodes of chain 1, two of them also chain 137), all bootstrapped from node 0.
 /// Every node's view must list all five providers with the right chains and current heads.
@@ -163,19 +190,7 @@ async fn invalid_gossip_is_rejected_and_never_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_node_expires_in_other_views() {
     let dir = tempfile::tempdir().unwrap();
-    let net = "mesh-expire";
-    let chain = SimChain::with_history(1, 1000, 100);
-    let sims = [
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-    ];
-    let mut sets = fast_sets();
-    sets.push("announce.heartbeat_ms=500".into());
-    let a = start(spec(dir.path(), "a", net, vec![(1, sims[0].http_url())], vec![], sets.clone())).await;
-    let boot = a.p2p_addr().await.unwrap();
-    let b = start(spec(dir.path(), "b", net, vec![(1, sims[1].http_url())], vec![boot.clone()], sets.clone())).await;
-    let mut c = start(spec(dir.path(), "c", net, vec![(1, sims[2].http_url())], vec![boot], sets)).await;
+    let (_sims, a, b, mut c) = three_sim_providers(dir.path(), "mesh-expire", 500).await;
     for n in [&a, &b] {
         wait("C to be current in A's and B's views", async || {
             provider(&peers(n).await, &c.peer_id).is_some_and(|p| p["expired"] == false && p["connected"] == true)
@@ -198,21 +213,8 @@ async fn stopped_node_expires_in_other_views() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_node_serves_its_persisted_view_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let net = "mesh-restart";
-    let chain = SimChain::with_history(1, 1000, 100);
-    let sims = [
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-        SimBackend::spawn(chain, sim_addr()).await.unwrap(),
-    ];
     // Long-lived announcements, so the persisted ones are still current after the restart.
-    let mut sets = fast_sets();
-    sets.push("announce.heartbeat_ms=20000".into());
-    let mut a = start(spec(dir.path(), "a", net, vec![(1, sims[0].http_url())], vec![], sets.clone())).await;
-    let boot = a.p2p_addr().await.unwrap();
-    let mut b =
-        start(spec(dir.path(), "b", net, vec![(1, sims[1].http_url())], vec![boot.clone()], sets.clone())).await;
-    let mut c = start(spec(dir.path(), "c", net, vec![(1, sims[2].http_url())], vec![boot], sets)).await;
+    let (_sims, mut a, mut b, mut c) = three_sim_providers(dir.path(), "mesh-restart", 20_000).await;
     wait("B to see A and C", async || {
         let p = peers(&b).await;
         provider(&p, &a.peer_id).is_some() && provider(&p, &c.peer_id).is_some()

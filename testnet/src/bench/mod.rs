@@ -274,6 +274,18 @@ pub struct GossipResult {
     pub converged_after_ms: u64,
     /// Whole machine busy during the observation, percent of all CPUs (saturation shows here).
     pub machine_busy_pct: Option<f64>,
+    /// Median over the daemons at the end of the observation: `VmRSS` and its private part
+    /// (`RssAnon`), KiB.
+    pub idle_rss_median_kib: Option<u64>,
+    /// See `idle_rss_median_kib`.
+    pub idle_anon_median_kib: Option<u64>,
+}
+
+/// Median of the values present.
+fn median_of(values: impl Iterator<Item = u64>) -> Option<u64> {
+    let mut v: Vec<u64> = values.collect();
+    v.sort_unstable();
+    (!v.is_empty()).then(|| v[(v.len() - 1) / 2])
 }
 
 /// Memory of one daemon.
@@ -1018,6 +1030,8 @@ async fn mesh_measure(
         idle_cpu_pct_per_daemon: Some(idle_pct),
         converged_after_ms,
         machine_busy_pct,
+        idle_rss_median_kib: median_of(idle.after.iter().flatten().map(|m| m.rss_kib)),
+        idle_anon_median_kib: median_of(idle.after.iter().flatten().map(|m| m.anon_kib)),
     });
 
     if roles.memory && !stop.is_cancelled() {

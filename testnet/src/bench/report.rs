@@ -325,15 +325,17 @@ pub fn render_markdown(r: &BenchReport) -> String {
          `received_at_ms − announced_at_ms` (publish → accepted by that node's p2p loop, one machine \
          clock). *Convergence* of an announcement is its slowest delivery, over announcements that every \
          other node accepted (heartbeats every 2 s plus material changes). Idle CPU: all daemons during \
-         the observation, no client load; *machine busy*: all processes, percent of all CPUs.\n\n\
-         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | machine busy |\n\
-         |---|---|---|---|---|---|---|",
+         the observation, no client load; *machine busy*: all processes, percent of all CPUs. *Memory \
+         per daemon*: median `VmRSS` over the daemons at the end of the observation (private `RssAnon` \
+         in brackets; the rest is the shared executable).\n\n\
+         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | memory per daemon | machine busy |\n\
+         |---|---|---|---|---|---|---|---|",
         super::GOSSIP_POLL.as_millis()
     );
     for g in &r.gossip {
         let _ = writeln!(
             s,
-            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} |",
+            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} ({}) | {} |",
             g.nodes,
             g.stats.messages_complete,
             g.stats.messages,
@@ -344,6 +346,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
             opt_ms(g.stats.convergence_max_ms),
             g.converged_after_ms as f64 / 1000.0,
             g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.1} % of a core")),
+            mb(g.idle_rss_median_kib),
+            mb(g.idle_anon_median_kib),
             g.machine_busy_pct.map_or("–".into(), |v| format!("{v:.0} %")),
         );
     }
