@@ -448,9 +448,11 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
-    /// Async worker threads; 0 = one per CPU core. A request and its upstream call are often
-    /// handled on different workers, and every hand-over is a cross-thread wake-up: one worker
-    /// answers a single client fastest, more workers carry more concurrent load.
+    /// Async worker threads; 0 = half the CPU cores, at least one (the daemon shares its
+    /// machine with the chain node it fronts; `TOKIO_WORKER_THREADS` overrides). A request and
+    /// its upstream call are often handled on different workers, and every hand-over is a
+    /// cross-thread wake-up: one worker answers a single client fastest, more workers carry
+    /// more concurrent load.
     pub worker_threads: usize,
 }
 

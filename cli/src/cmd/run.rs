@@ -30,8 +30,16 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     crate::logging::init(&config.log);
     crate::memory::tune();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.runtime.worker_threads > 0 {
-        builder.worker_threads(config.runtime.worker_threads);
+    match config.runtime.worker_threads {
+        // TOKIO_WORKER_THREADS, if set, is read by the builder itself.
+        0 if std::env::var_os("TOKIO_WORKER_THREADS").is_some() => {}
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            builder.worker_threads((cores / 2).max(1));
+        }
+        n => {
+            builder.worker_threads(n);
+        }
     }
     let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {

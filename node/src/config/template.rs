@@ -138,8 +138,9 @@ level = {log_level}
 format = {log_format}
 
 [runtime]
-# Async worker threads; 0 = one per CPU core. 1 gives the lowest latency to a single client
-# (no cross-thread hand-over per request); more carry more concurrent load.
+# Async worker threads; 0 = half the CPU cores, at least 1 (the chain node needs the rest).
+# 1 gives the lowest latency to a single client (no cross-thread hand-over per request);
+# more carry more concurrent load.
 worker_threads = {worker_threads}
 "#,
         network_id = v(&c.network_id),
