@@ -43,9 +43,9 @@ impl Pacer {
     }
 }
 
-/// A uniform draw from [0, 1). Falls back to the clock's nanoseconds if the OS source fails:
-/// the point is dephasing, not secrecy.
-fn unit() -> f64 {
+/// A uniform draw from [0, 1), for jitter (also of the router's busy backoff). Falls back to
+/// the clock's nanoseconds if the OS source fails: the point is dephasing, not secrecy.
+pub(crate) fn unit() -> f64 {
     let bits = getrandom::u64().unwrap_or_else(|_| {
         u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos())
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)

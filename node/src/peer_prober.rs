@@ -115,17 +115,16 @@ impl PeerProber {
     ) {
         let snap = self.mesh.borrow().clone();
         let now = now_ms();
-        let mut by_chain: HashMap<u64, Vec<(u64, PublicKey, libp2p::PeerId)>> = HashMap::new();
+        let mut by_chain: HashMap<u64, Vec<(u64, PublicKey)>> = HashMap::new();
         for p in snap.providers.iter().filter(|p| p.key != own && !p.expired && p.trust.is_trusted()) {
-            let Ok(peer) = p.peer_id.parse() else { continue };
             for c in &p.chains {
                 let last = series.get(&(p.key, c.chain_id)).map(|s| s.last_probe_ms).unwrap_or(0);
-                by_chain.entry(c.chain_id).or_default().push((last, p.key, peer));
+                by_chain.entry(c.chain_id).or_default().push((last, p.key));
             }
         }
         for (chain, mut candidates) in by_chain {
-            candidates.sort_by_key(|(last, key, _)| (*last, *key));
-            for (_, key, peer) in candidates.into_iter().take(self.settings.peer_sample) {
+            candidates.sort_unstable();
+            for (_, key) in candidates.into_iter().take(self.settings.peer_sample) {
                 let window = self.settings.window.as_millis() as u64;
                 series
                     .entry((key, chain))
@@ -135,7 +134,7 @@ impl PeerProber {
                 let done = done.clone();
                 let timeout = self.settings.timeout;
                 tokio::spawn(async move {
-                    let result = relay.call(peer, chain, PROBE_BODY.to_vec(), timeout).await;
+                    let result = relay.call(key, chain, PROBE_BODY.to_vec(), timeout).await;
                     let at = now_ms();
                     let (latency_us, ok, head) = match result {
                         Ok(o) if o.status == RelayStatus::Ok => {
@@ -146,11 +145,11 @@ impl PeerProber {
                         // about its health, so it is neither a success nor a failure.
                         Ok(o) if o.status == RelayStatus::Refused => return,
                         Ok(o) => {
-                            tracing::debug!(%peer, chain, status = ?o.status, "peer probe answered without a result");
+                            tracing::debug!(peer = %key.to_peer_id(), chain, status = ?o.status, "peer probe answered without a result");
                             (o.elapsed.as_micros().min(u32::MAX as u128) as u32, false, None)
                         }
                         Err(e) => {
-                            tracing::debug!(%peer, chain, error = %e, "peer probe failed");
+                            tracing::debug!(peer = %key.to_peer_id(), chain, error = %e, "peer probe failed");
                             (timeout.as_micros().min(u32::MAX as u128) as u32, false, None)
                         }
                     };

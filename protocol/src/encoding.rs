@@ -42,6 +42,15 @@ pub fn encode_into<T: Encode>(value: &T, out: &mut Vec<u8>) {
     let _ = bincode::encode_into_std_write(value, out, CONFIG);
 }
 
+/// Decodes one `T` from the start of `bytes` and ignores the rest: a message's leading
+/// [`crate::MessageHeader`] without decoding (and copying) its body. Not for validation, which
+/// must see the whole message ([`from_bytes`]).
+pub fn from_prefix<T: Decode<()>>(bytes: &[u8]) -> Result<T, DecodeError> {
+    bincode::decode_from_slice::<T, _>(bytes, CONFIG)
+        .map(|(value, _)| value)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
 /// Decodes exactly one `T` from `bytes`, rejecting trailing data.
 pub fn from_bytes<T: Decode<()>>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, used) =

@@ -167,23 +167,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt as _;
-            cmd.process_group(0);
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt as _;
-            // The kernel kills the daemon if its parent dies, even by SIGKILL: no orphans.
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-        }
+        own_group_dying_with_parent(&mut cmd);
         self.child = Some(cmd.spawn().map_err(|e| format!("spawning the daemon: {e}"))?);
         Ok(())
     }
@@ -299,5 +283,27 @@ where
             return Err(format!("timed out after {} ms waiting for {what}", timeout.as_millis()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Puts the child started by `cmd` in a process group of its own (so it and its children are
+/// signalled together) and has the kernel kill it if its parent dies, even by SIGKILL: no
+/// orphans, however the testnet or bench ends.
+pub(crate) fn own_group_dying_with_parent(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
     }
 }

@@ -150,17 +150,9 @@ fn kill_group(child: &Child, sig: i32) {
     }
 }
 
-fn spawn_in_group(cmd: &mut Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt as _;
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl between fork and exec touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+pub(crate) fn spawn_in_group(cmd: &mut Command) -> std::io::Result<Child> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    crate::daemon::own_group_dying_with_parent(cmd);
     cmd.spawn()
 }
 

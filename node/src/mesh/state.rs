@@ -140,8 +140,9 @@ impl MeshState {
             Some(e) => (e.local, e.peer_id, Some(e.trust.is_trusted())),
             None => (HashMap::new(), key.to_peer_id().to_string(), None),
         };
-        // Attestation summaries elsewhere show whether their attester is trusted.
-        if was_trusted.is_some_and(|t| t != trust.is_trusted()) || was_trusted.is_none() {
+        // Attestation summaries elsewhere show whether their attester is trusted (a newcomer was
+        // judged without its certificate until now).
+        if was_trusted != Some(trust.is_trusted()) {
             self.invalidate_all();
         }
         let entry = Entry { announcement: Arc::new(msg), peer_id, received_at_ms, source, trust, local, view: None };

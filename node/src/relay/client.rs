@@ -208,15 +208,16 @@ impl RelayClient {
         &self.receipts
     }
 
-    /// Relays `body` to `peer` for `chain_id` within `timeout`, verifying the response.
+    /// Relays `body` to `provider` for `chain_id` within `timeout`, verifying the response.
     pub async fn call(
         &self,
-        peer: PeerId,
+        provider: PublicKey,
         chain_id: u64,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<RelayOutcome, RelayCallError> {
         let start = Instant::now();
+        let peer = provider.to_peer_id();
         let timeout_ms = timeout.as_millis().clamp(1, u128::from(self.limits.max_relay_timeout_ms)) as u32;
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), u64::from(timeout_ms));
         let request = RelayRequest { header, chain_id, timeout_ms, body };
@@ -237,7 +238,7 @@ impl RelayClient {
         }
         if let Some(receipt) = &response.receipt {
             check_receipt_binds(&response, &request.body, &self.own, chain_id).map_err(|e| invalid(e.to_string()))?;
-            if receipt.signer.to_peer_id() != peer {
+            if receipt.signer != provider {
                 return Err(invalid("receipt signed by another provider".into()));
             }
             self.receipts.push_unverified(receipt.clone());

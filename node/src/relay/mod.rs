@@ -12,19 +12,15 @@ pub use client::{RECEIPT_LOG_CAPACITY, ReceiptLog, ReceiptRecord, RelayCallError
 pub use server::{Capacity, RelayServer, RelayServerSettings};
 
 use rpcmesh_protocol::encoding;
-use rpcmesh_protocol::messages::{MessageHeader, RelayRequest, RelayResponse, RelayStatus};
+use rpcmesh_protocol::messages::{MessageHeader, RelayResponse, RelayStatus};
 
 use crate::clock::now_ms;
 
 /// An encoded response with `status` and a short reason, echoing the request's seq if readable.
+/// Reads only the request's header: refusals (above all `Busy`, which runs most when the server
+/// is loaded) must not decode and copy the body.
 pub fn status_response(request: &[u8], network_id: &str, status: RelayStatus, reason: &str) -> Vec<u8> {
-    let seq = encoding::from_bytes::<RelayRequest>(request).map(|r| r.header.seq).unwrap_or(0);
-    status_response_to(seq, network_id, status, reason)
-}
-
-/// [`status_response`] for a request already decoded: decoding it again would copy its body
-/// just to read the seq, on the `Busy` path that runs most when the server is loaded.
-pub fn status_response_to(seq: u64, network_id: &str, status: RelayStatus, reason: &str) -> Vec<u8> {
+    let seq = encoding::from_prefix::<MessageHeader>(request).map(|h| h.seq).unwrap_or(0);
     encoding::to_bytes(&RelayResponse {
         header: MessageHeader::new(network_id, seq, now_ms(), 10_000),
         status,
@@ -52,6 +48,8 @@ pub fn status_label(s: RelayStatus) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use rpcmesh_protocol::messages::RelayRequest;
+
     use super::*;
 
     #[test]
@@ -62,14 +60,10 @@ mod tests {
             timeout_ms: 5_000,
             body: b"{}".to_vec(),
         });
-        for raw in [
-            status_response(&request, "net", RelayStatus::Busy, "at capacity"),
-            status_response_to(41, "net", RelayStatus::Busy, "at capacity"),
-        ] {
-            let r = encoding::from_bytes::<RelayResponse>(&raw).unwrap();
-            assert_eq!((r.header.seq, r.status, r.body.as_slice()), (41, RelayStatus::Busy, &b"at capacity"[..]));
-            assert!(r.receipt.is_none());
-        }
+        let raw = status_response(&request, "net", RelayStatus::Busy, "at capacity");
+        let r = encoding::from_bytes::<RelayResponse>(&raw).unwrap();
+        assert_eq!((r.header.seq, r.status, r.body.as_slice()), (41, RelayStatus::Busy, &b"at capacity"[..]));
+        assert!(r.receipt.is_none());
         let unreadable = status_response(b"junk", "net", RelayStatus::Refused, "no");
         assert_eq!(encoding::from_bytes::<RelayResponse>(&unreadable).unwrap().header.seq, 0);
     }

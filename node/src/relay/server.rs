@@ -12,7 +12,7 @@ use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{status_label, status_response, status_response_to};
+use super::{status_label, status_response};
 use crate::clock::now_ms;
 use crate::mesh::MeshSnapshot;
 use crate::metrics::NodeMetrics;
@@ -144,12 +144,6 @@ impl RelayServer {
         status_response(request, &self.settings.network_id, status, reason)
     }
 
-    /// [`Self::refuse`] once the request is decoded.
-    fn refuse_seq(&self, seq: u64, status: RelayStatus, reason: &str) -> Vec<u8> {
-        self.metrics.relay("inbound", status_label(status));
-        status_response_to(seq, &self.settings.network_id, status, reason)
-    }
-
     async fn serve(&self, keys: &KeyCache, peer: &PeerId, raw: &[u8]) -> Vec<u8> {
         let now = now_ms();
         let ctx = ValidationContext {
@@ -163,7 +157,7 @@ impl RelayServer {
         };
         let seq = request.header.seq;
         let Some(requester) = keys.get(peer) else {
-            return self.refuse_seq(seq, RelayStatus::Refused, "requester is not an ed25519 peer");
+            return self.refuse(raw, RelayStatus::Refused, "requester is not an ed25519 peer");
         };
         if !self.settings.open {
             let trusted = match self.mesh.borrow().provider(&requester) {
@@ -171,23 +165,23 @@ impl RelayServer {
                 None => self.policy.judge(&requester, None, now).is_trusted(),
             };
             if !trusted {
-                return self.refuse_seq(seq, RelayStatus::Refused, "requester is not trusted by this provider");
+                return self.refuse(raw, RelayStatus::Refused, "requester is not trusted by this provider");
             }
         }
         // Never queue past the announced capacity: the requester fails over faster than it waits.
         let _permit = match self.capacity.try_acquire(request.chain_id) {
             None => {
-                return self.refuse_seq(
-                    seq,
+                return self.refuse(
+                    raw,
                     RelayStatus::NotServingChain,
                     &format!("chain {} is not served here", request.chain_id),
                 );
             }
-            Some(None) => return self.refuse_seq(seq, RelayStatus::Busy, "at capacity"),
+            Some(None) => return self.refuse(raw, RelayStatus::Busy, "at capacity"),
             Some(Some(permit)) => permit,
         };
         let Some(upstream) = self.upstreams.best(request.chain_id).cloned() else {
-            return self.refuse_seq(seq, RelayStatus::UpstreamError, "no healthy upstream");
+            return self.refuse(raw, RelayStatus::UpstreamError, "no healthy upstream");
         };
         let timeout = Duration::from_millis(u64::from(request.timeout_ms));
         let body = Bytes::from(request.body);

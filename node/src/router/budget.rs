@@ -2,7 +2,7 @@
 //! share of requests) and repeated asks of a provider that answered `Busy` (a growing,
 //! jittered backoff).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// One hedge, in thousandths of a token (integers keep the bucket a single atomic).
@@ -52,30 +52,13 @@ pub const BUSY_BACKOFF_MIN: Duration = Duration::from_millis(1);
 /// round trip, and a longer wait only adds latency to a request that is going to be served.
 pub const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(20);
 
-/// Jitter source for backoffs. Not for anything that needs unpredictability: it only keeps
-/// requests refused together from coming back together.
-#[derive(Debug, Default)]
-pub struct Jitter {
-    state: AtomicU64,
-}
-
-impl Jitter {
-    /// The wait before the `round`-th repeated ask (0-based) of a busy provider: doubling from
-    /// [`BUSY_BACKOFF_MIN`] up to [`BUSY_BACKOFF_MAX`], then drawn from its upper half.
-    pub fn busy_backoff(&self, round: u32) -> Duration {
-        let full = BUSY_BACKOFF_MIN.saturating_mul(1u32 << round.min(16)).min(BUSY_BACKOFF_MAX);
-        let half = full / 2;
-        let span = u64::try_from((full - half).as_micros()).unwrap_or(u64::MAX).max(1);
-        half + Duration::from_micros(self.next() % span)
-    }
-
-    /// splitmix64 over a shared counter.
-    fn next(&self) -> u64 {
-        let mut z = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// The wait before the `round`-th repeated ask (0-based) of a busy provider: doubling from
+/// [`BUSY_BACKOFF_MIN`] up to [`BUSY_BACKOFF_MAX`], drawn from the upper half of that value so
+/// requests refused together do not come back together.
+pub fn busy_backoff(round: u32) -> Duration {
+    let full = BUSY_BACKOFF_MIN.saturating_mul(1u32 << round.min(16)).min(BUSY_BACKOFF_MAX);
+    let half = full / 2;
+    half + (full - half).mul_f64(crate::pacer::unit())
 }
 
 #[cfg(test)]
@@ -111,14 +94,13 @@ mod tests {
 
     #[test]
     fn busy_backoff_grows_and_is_capped() {
-        let j = Jitter::default();
         for _ in 0..100 {
-            let first = j.busy_backoff(0);
+            let first = busy_backoff(0);
             assert!(first >= BUSY_BACKOFF_MIN / 2 && first <= BUSY_BACKOFF_MIN, "{first:?}");
-            let second = j.busy_backoff(1);
+            let second = busy_backoff(1);
             assert!(second >= BUSY_BACKOFF_MIN && second <= BUSY_BACKOFF_MIN * 2, "{second:?}");
             for round in [5, 10, 31, 1000] {
-                let d = j.busy_backoff(round);
+                let d = busy_backoff(round);
                 assert!(d >= BUSY_BACKOFF_MAX / 2 && d <= BUSY_BACKOFF_MAX, "round {round}: {d:?}");
             }
         }

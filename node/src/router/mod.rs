@@ -37,7 +37,7 @@ use rpcmesh_protocol::messages::RelayStatus;
 use tokio::sync::watch;
 
 use self::breaker::{Admission, Breaker};
-use self::budget::{HedgeBudget, Jitter};
+use self::budget::{HedgeBudget, busy_backoff};
 use self::classify::{Verdict, judge_body, judge_status};
 use self::select::{Candidate, SelectInput, Target, candidates};
 use crate::config::{ChainConfig, RoutingConfig};
@@ -111,7 +111,6 @@ struct Inner {
     breakers: Mutex<HashMap<BreakerKey, Breaker>>,
     sticky: Mutex<HashMap<(u64, u64), (Target, Instant)>>,
     hedges: HedgeBudget,
-    jitter: Jitter,
 }
 
 struct AttemptResult {
@@ -161,7 +160,6 @@ impl Router {
                 breakers: Mutex::new(HashMap::new()),
                 sticky: Mutex::new(HashMap::new()),
                 hedges: HedgeBudget::default(),
-                jitter: Jitter::default(),
             }),
         }
     }
@@ -289,7 +287,7 @@ impl Router {
             // their capacity, and a permit frees within about a round trip, so wait a little
             // and ask again rather than fail a request that still has budget.
             if retry_at.is_none() && !busy.is_empty() && pending.iter().all(|p| p.failed) {
-                let at = Instant::now() + self.inner.jitter.busy_backoff(busy_rounds);
+                let at = Instant::now() + busy_backoff(busy_rounds);
                 busy_rounds += 1;
                 if at < deadline {
                     retry_at = Some(at);
@@ -437,7 +435,7 @@ impl Router {
                     return Ok(r.body);
                 }
                 Verdict::Retry(reason) if r.busy => {
-                    let wait = self.inner.jitter.busy_backoff(round);
+                    let wait = busy_backoff(round);
                     round += 1;
                     if Instant::now() + wait >= deadline {
                         return Err(reason);
@@ -548,7 +546,7 @@ impl Router {
             },
             Target::Peer(key) => match &self.inner.relay {
                 None => (Bytes::new(), Verdict::Retry("relay disabled".into())),
-                Some(relay) => match relay.call(key.to_peer_id(), chain_id, Vec::from(body), remaining).await {
+                Some(relay) => match relay.call(*key, chain_id, Vec::from(body), remaining).await {
                     Ok(o) if o.status == RelayStatus::Ok => {
                         let b = Bytes::from(o.body);
                         let v = judge_body(&b, is_send);

@@ -26,7 +26,7 @@ use crate::gateway::jsonrpc::Request;
 use crate::mesh::{ChainView, Health, MeshSnapshot, ProviderView, Source};
 use crate::metrics::NodeMetrics;
 use crate::p2p::{Command, P2pHandle, P2pStatus};
-use crate::relay::{RelayClient, status_response_to};
+use crate::relay::{RelayClient, status_response};
 use crate::trust::TrustStatus;
 use crate::upstream::UpstreamSet;
 
@@ -171,7 +171,7 @@ fn provider(id: &Identity, spec: &Spec) -> ProviderView {
 /// A fake provider's answer to one relay request, as its relay server would encode it.
 fn respond(id: &Identity, requester: PublicKey, raw: &[u8]) -> Vec<u8> {
     let Ok(req) = encoding::from_bytes::<RelayRequest>(raw) else {
-        return status_response_to(0, NET, RelayStatus::Refused, "undecodable");
+        return status_response(raw, NET, RelayStatus::Refused, "undecodable");
     };
     let header = MessageHeader::new(NET, req.header.seq, now_ms(), 60_000);
     let receipt = Signed::sign(
@@ -205,10 +205,7 @@ fn serve_relays(mut commands: mpsc::Receiver<Command>, own: PublicKey, peers: Ha
             tokio::spawn(async move {
                 let answer = match p.next() {
                     Answer::Ok => respond(&p.id, own, &request),
-                    Answer::Busy => {
-                        let seq = encoding::from_bytes::<RelayRequest>(&request).map(|r| r.header.seq).unwrap_or(0);
-                        status_response_to(seq, NET, RelayStatus::Busy, "at capacity")
-                    }
+                    Answer::Busy => status_response(&request, NET, RelayStatus::Busy, "at capacity"),
                     Answer::Slow(d) => {
                         tokio::time::sleep(d).await;
                         respond(&p.id, own, &request)

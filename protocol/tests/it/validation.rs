@@ -289,3 +289,14 @@ fn deferred_relay_response_decoding_applies_every_rule_but_the_signature() {
     other_net.header.network_id = "elsewhere".into();
     assert!(decode(&other_net).is_err());
 }
+
+#[test]
+fn a_header_is_read_from_the_front_of_a_message() {
+    let request = relay_request();
+    let bytes = rpcmesh_protocol::encoding::to_bytes(&request);
+    let header = rpcmesh_protocol::encoding::from_prefix::<rpcmesh_protocol::MessageHeader>(&bytes).unwrap();
+    assert_eq!(header, request.header);
+    // The whole-message decoder refuses what the prefix decoder ignores.
+    assert!(rpcmesh_protocol::encoding::from_bytes::<rpcmesh_protocol::MessageHeader>(&bytes).is_err());
+    assert!(rpcmesh_protocol::encoding::from_prefix::<rpcmesh_protocol::MessageHeader>(&bytes[..3]).is_err());
+}

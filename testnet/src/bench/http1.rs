@@ -103,7 +103,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             let v = v.to_ascii_lowercase();
             close |= v.windows(5).any(|w| w == b"close");
             keep_alive |= v.windows(10).any(|w| w == b"keep-alive");
-        } else if name.eq_ignore_ascii_case(b"x-rpcmesh-served-by") {
+        } else if name.eq_ignore_ascii_case(rpcmesh_node::gateway::SERVED_BY.as_bytes()) {
             served_by = Some(value);
         }
     }
@@ -238,7 +238,11 @@ impl Conn {
                 }
             },
             BodyLen::UntilClose => {
-                while self.fill().await? > 0 {}
+                while self.fill().await? > 0 {
+                    if self.buf.len() - start > MAX_BODY {
+                        return Err(format!("body over {MAX_BODY} bytes"));
+                    }
+                }
                 self.closed = true;
                 self.consumed = self.buf.len();
                 let buf = &self.buf;

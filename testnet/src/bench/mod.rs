@@ -281,11 +281,11 @@ pub struct GossipResult {
     pub idle_anon_median_kib: Option<u64>,
 }
 
-/// Median of the values present.
+/// Median (nearest rank, as every other percentile of the bench) of the values present.
 fn median_of(values: impl Iterator<Item = u64>) -> Option<u64> {
     let mut v: Vec<u64> = values.collect();
     v.sort_unstable();
-    (!v.is_empty()).then(|| v[(v.len() - 1) / 2])
+    crate::report::stats::percentile(&v, 50.0)
 }
 
 /// Memory of one daemon.
@@ -591,7 +591,6 @@ fn finish_cell(spec: &CellSpec<'_>, rounds: Vec<Round>) -> Cell {
     let secs = window.as_secs_f64().max(1e-9);
     let per_1k = |cpu: Duration| (ok > 0).then(|| cpu.as_secs_f64() * 1000.0 * 1000.0 / ok as f64);
     let daemon_cpu = (!spec.pids.is_empty()).then_some(daemon_cpu);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     Cell {
         workload: spec.workload.name.into(),
         concurrency: spec.concurrency,
@@ -612,7 +611,7 @@ fn finish_cell(spec: &CellSpec<'_>, rounds: Vec<Round>) -> Cell {
         daemon_cpu_ms_per_1k: daemon_cpu.and_then(per_1k),
         bench_cpu_ms_per_1k: bench_cpu.and_then(per_1k),
         daemon_rss_max_kib: rss,
-        other_cpu_pct: other_cpu.map(|o| o.as_secs_f64() * 100.0 / (secs * cpus)),
+        other_cpu_pct: other_cpu.map(|o| procfs::pct_of_machine(o, window)),
         first_errors,
     }
 }
@@ -717,23 +716,8 @@ impl Forwarder {
         let port = crate::daemon::free_port().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut cmd = Command::new(bin);
-        cmd.args(["testnet", "forward", "--listen", &addr.to_string(), "--to", &to.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt as _;
-            // The kernel kills the forwarder if the bench dies: no orphans.
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-        }
-        let child = cmd.spawn().map_err(|e| format!("starting the forwarder: {e}"))?;
+        cmd.args(["testnet", "forward", "--listen", &addr.to_string(), "--to", &to.to_string()]);
+        let child = crate::net::spawn_in_group(&mut cmd).map_err(|e| format!("starting the forwarder: {e}"))?;
         Ok(Forwarder { pid: child.id(), child, addr })
     }
 }
@@ -1013,9 +997,7 @@ async fn mesh_measure(
     let elapsed = t0.elapsed().as_secs_f64();
     let idle_cpu = procfs::cpu_time_of(&pids).saturating_sub(cpu0);
     let idle_pct = idle_cpu.as_secs_f64() * 100.0 / elapsed / n.max(1) as f64;
-    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
-    let machine_busy_pct =
-        busy0.zip(procfs::machine_busy()).map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / (elapsed * cpus));
+    let machine_busy_pct = procfs::machine_busy_pct(busy0, procfs::machine_busy(), t0.elapsed());
     let idle_after: Vec<Option<procfs::Memory>> = pids.iter().map(|p| procfs::memory(*p)).collect();
     let idle = IdleMemory { before: idle_before, after: idle_after, minutes: elapsed / 60.0 };
     let stats = gossip_stats(&deliveries, n);
@@ -1164,7 +1146,7 @@ async fn memory_with_peers(
         providers_known,
         node: "node 0".into(),
         idle: idle0,
-        idle_rss_median_all_kib: idle_rss.get(idle_rss.len() / 2).copied(),
+        idle_rss_median_all_kib: crate::report::stats::percentile(&idle_rss, 50.0),
         idle_rss_max_all_kib: idle_rss.last().copied(),
         idle_anon_growth_kib_per_min: growth,
         idle_cpu_pct,
@@ -1214,10 +1196,7 @@ async fn failover(
     stop.cancel();
     let (samples, first_errors) = load.await.map_err(|e| e.to_string())?;
     let run_end = us(start.elapsed());
-    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
-    let machine_busy_pct = busy0
-        .zip(procfs::machine_busy())
-        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / (start.elapsed().as_secs_f64() * cpus));
+    let machine_busy_pct = procfs::machine_busy_pct(busy0, procfs::machine_busy(), start.elapsed());
     applied?;
     heal?;
     write_samples(&out.join(format!("failover-{fault}.csv")), &samples, injected, healed)?;

@@ -66,6 +66,23 @@ pub fn machine_busy() -> Option<Duration> {
     Some(Duration::from_secs_f64(busy as f64 / clock_ticks_per_sec()))
 }
 
+/// CPU time as a percentage of all the machine's CPUs over `elapsed`: the scale of
+/// [`machine_busy`], whose `/proc/stat` totals count every online CPU (not only those this
+/// process may run on).
+pub fn pct_of_machine(cpu: Duration, elapsed: Duration) -> f64 {
+    let online = std::fs::read_to_string("/proc/stat")
+        .map(|t| t.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count())
+        .unwrap_or(0);
+    let cpus = if online > 0 { online } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+    cpu.as_secs_f64() * 100.0 / (elapsed.as_secs_f64().max(1e-9) * cpus as f64)
+}
+
+/// Busy time of the whole machine between two [`machine_busy`] readings, as a percentage of
+/// all its CPUs over `elapsed`.
+pub fn machine_busy_pct(from: Option<Duration>, to: Option<Duration>, elapsed: Duration) -> Option<f64> {
+    from.zip(to).map(|(a, b)| pct_of_machine(b.saturating_sub(a), elapsed))
+}
+
 /// The 1-minute load average.
 pub fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
