@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rpcmesh_node::gateway::jsonrpc::{self, Call, Item, ResponseKind};
+use rpcmesh_node::jsonrpc::{self, Call, Item, ResponseKind};
 use serde::de::IgnoredAny;
 
 const MIB: usize = 1024 * 1024;
@@ -143,6 +143,17 @@ fn bench_response_kind(c: &mut Criterion) {
     g.bench_function("1MiB result baseline: serde_json IgnoredAny", |b| {
         b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&large)).is_ok())
     });
+    g.finish();
+
+    // Answer hygiene: the full check every upstream and peer answer passes (shape, id).
+    let mut g = c.benchmark_group("jsonrpc_parse_response");
+    for (name, body) in [("small result", &small), ("1MiB result", &large), ("error", &error)] {
+        assert!(jsonrpc::parse_response(body, b"1").is_ok());
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(format!("{name} ({} B)", body.len()), |b| {
+            b.iter(|| jsonrpc::parse_response(black_box(body), b"1"))
+        });
+    }
     g.finish();
 }
 

@@ -1,26 +1,56 @@
-//! Router candidate selection: `select::candidates` over a mesh snapshot of 10, 100 and 1000
-//! trusted, healthy peer providers on one chain, with no own upstream and with one; plus
-//! `Router::explain` (what `Router::route` runs first on every request) and the per-request
-//! clone of the breaker map it takes.
+//! The request path below the gateway: one routed request through every layer (policy →
+//! plan → attempts → check → forward) with a no-op `Forward` that answers at once, over a mesh
+//! snapshot of 10, 100 and 1000 trusted, healthy peers; its allocations per request (counted by
+//! a wrapping global allocator); and `Router::explain` (built on demand for `/explain`).
 //!
 //! Run: `cargo bench -p rpcmesh-node --bench router` (add `-- --quick` for a fast pass).
 //! See docs/benchmarks.md.
 
-use std::collections::{BTreeMap, HashMap};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rpcmesh_node::config::RoutingConfig;
+use rpcmesh_node::jsonrpc::{self, Answered, Call as RpcCall, Item, Request};
 use rpcmesh_node::mesh::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source};
-use rpcmesh_node::router::Router;
-use rpcmesh_node::router::breaker::Breaker;
-use rpcmesh_node::router::select::{self, SelectInput, Target};
+use rpcmesh_node::router::{
+    Answer, AttemptError, Call, Forward, MethodPolicy, RouteOptions, Router, SharedForward, Target,
+};
 use rpcmesh_node::trust::TrustStatus;
-use rpcmesh_node::upstream::{HttpClient, Upstream, UpstreamSet};
+use rpcmesh_node::upstream::UpstreamSet;
 use rpcmesh_protocol::messages::{CapacityAnnouncement, MessageHeader};
 use rpcmesh_protocol::{Identity, Signed};
+
+/// Counts allocations made through the global allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const CHAIN: u64 = 1;
 const NET: &str = "rpcmesh-bench";
@@ -109,75 +139,84 @@ fn snapshot(own: &Identity, peers: usize) -> MeshSnapshot {
     MeshSnapshot::new(T0, BTreeMap::from([(CHAIN, REFERENCE_HEAD)]), providers.into_iter().map(Arc::new).collect())
 }
 
-/// Steady state: the router has a breaker (with a latency EWMA) for every peer.
-fn breakers(snap: &MeshSnapshot) -> HashMap<(u64, Target), Breaker> {
-    snap.providers
-        .iter()
-        .filter(|p| !p.is_self)
-        .enumerate()
-        .map(|(i, p)| {
-            let mut b = Breaker::default();
-            b.success(Duration::from_micros(700 + (i as u64 * 29) % 4_000));
-            ((CHAIN, Target::Peer(p.key)), b)
-        })
-        .collect()
-}
+/// Answers every call at once with a fixed result, judged as a real reply would be.
+#[derive(Clone)]
+struct NoOp;
 
-/// One own upstream. It is never called; the client only needs to exist. Its status stays
-/// `Starting` (status setters are crate-private), so it is ranked but not eligible.
-fn one_upstream() -> UpstreamSet {
-    let uri = "http://127.0.0.1:8545".parse().expect("static uri");
-    let u = Upstream::new(CHAIN, uri, None, HttpClient::new(32 * 1024 * 1024), 60_000);
-    for i in 0..64 {
-        u.observe(Duration::from_micros(400 + i * 3), true);
+const RESULT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":"0x1406f40"}"#;
+
+impl Forward for NoOp {
+    fn forward<'a>(
+        &'a self,
+        _: &'a Call<'a>,
+        _: Target,
+        _: Duration,
+    ) -> impl std::future::Future<Output = Result<Answer, AttemptError>> + Send + 'a {
+        std::future::ready(Ok(Answer::new(Bytes::from_static(RESULT), Answered::Result(33..44))))
     }
-    UpstreamSet { chains: vec![(CHAIN, vec![Arc::new(u)])] }
 }
 
-fn bench_candidates(c: &mut Criterion) {
+fn request() -> Request {
+    let raw = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#);
+    match jsonrpc::parse(&raw) {
+        RpcCall::Single(Item::Request(r)) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn router(own: &Identity, snap: MeshSnapshot) -> (Router, tokio::sync::watch::Sender<Arc<MeshSnapshot>>) {
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(snap));
+    let router = Router::new(
+        own.public_key(),
+        Arc::new(UpstreamSet::default()),
+        &[],
+        rx,
+        SharedForward::new(NoOp),
+        RoutingConfig::default(),
+        MethodPolicy::default(),
+    );
+    (router, tx)
+}
+
+fn bench_route(c: &mut Criterion) {
     let own = identity(0);
-    let own_peer = own.peer_id().to_string();
-    let input = SelectInput { chain_id: CHAIN, namespace: "eth", failover: true, max_lag: 3, own_peer: &own_peer };
-    let upstream_sets = [("peers only", UpstreamSet::default()), ("own upstream + peers", one_upstream())];
-
-    let mut g = c.benchmark_group("select_candidates");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let req = request();
+    let opts = RouteOptions { failover: true, client: Some(1) };
+    let mut g = c.benchmark_group("route");
     for n in SIZES {
-        let snap = snapshot(&own, n);
-        let map = breakers(&snap);
-        let lookup = |t: &Target| map.get(&(CHAIN, t.clone())).cloned();
-        g.throughput(Throughput::Elements(n as u64));
-        for (label, ups) in &upstream_sets {
-            let out = select::candidates(&input, ups, &snap, &lookup, Instant::now());
-            let own_count = ups.for_chain(CHAIN).len();
-            assert_eq!(out.len(), n + own_count);
-            assert_eq!(out.iter().filter(|c| c.eligible).count(), n, "{label}: all peers must be eligible");
-            g.bench_with_input(BenchmarkId::new(*label, n), &snap, |b, snap| {
-                b.iter(|| select::candidates(&input, ups, black_box(snap), &lookup, Instant::now()))
-            });
+        let (router, _tx) = router(&own, snapshot(&own, n));
+        let routed = rt.block_on(router.route(CHAIN, &req, opts));
+        assert_eq!(&routed.body[..], RESULT, "{}", String::from_utf8_lossy(&routed.body));
+        // Allocations per request, steady state (tables built, sticky entry present).
+        let rounds = 1000u64;
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..rounds {
+            black_box(rt.block_on(router.route(CHAIN, &req, opts)));
         }
+        let per = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / rounds as f64;
+        println!("route with {n} peers: {per:.1} allocations per request");
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::new("one request, no-op forward", n), &n, |b, _| {
+            b.iter(|| rt.block_on(router.route(CHAIN, black_box(&req), opts)))
+        });
     }
+    // The same with the runtime's block_on alone, to subtract.
+    g.bench_function("baseline: block_on of a ready future", |b| {
+        b.iter(|| rt.block_on(std::future::ready(black_box(1))))
+    });
     g.finish();
 }
 
-/// `Router::explain` (snapshot from the watch channel, breaker map clone, `candidates`), with
-/// an empty breaker map (breakers are only filled by routing real traffic); plus the cost of
-/// cloning a full breaker map, which `explain` adds per request in steady state.
 fn bench_explain(c: &mut Criterion) {
     let own = identity(0);
     let mut g = c.benchmark_group("router_explain");
     for n in SIZES {
-        let snap = snapshot(&own, n);
-        let map = breakers(&snap);
-        let (_tx, rx) = tokio::sync::watch::channel(Arc::new(snap));
-        let router =
-            Router::new(own.public_key(), Arc::new(UpstreamSet::default()), &[], rx, None, RoutingConfig::default());
+        let (router, _tx) = router(&own, snapshot(&own, n));
         assert_eq!(router.explain(CHAIN, "eth_call", true).len(), n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("explain, peers only", n), &n, |b, _| {
             b.iter(|| router.explain(CHAIN, black_box("eth_call"), true))
-        });
-        g.bench_with_input(BenchmarkId::new("clone full breaker map", n), &map, |b, map| {
-            b.iter(|| black_box(map).clone())
         });
     }
     g.finish();
@@ -193,6 +232,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_candidates, bench_explain
+    targets = bench_route, bench_explain
 }
 criterion_main!(benches);

@@ -158,6 +158,11 @@ pub struct GatewayConfig {
     /// Most client requests in flight at once; beyond it the gateway answers HTTP 503 with
     /// JSON-RPC -32005 instead of queueing.
     pub max_connections: usize,
+    /// Methods clients may call (`*` wildcards); see `deny_methods`.
+    pub allow_methods: Vec<String>,
+    /// Methods refused even when allowed (deny wins): node admin, dev, debugging and
+    /// unlocked-account methods by default. Refused calls get JSON-RPC -32601.
+    pub deny_methods: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -169,6 +174,8 @@ impl Default for GatewayConfig {
             default_chain: 0,
             cors_origins: Vec::new(),
             max_connections: 4096,
+            allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
+            deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
         }
     }
 }
@@ -214,6 +221,12 @@ pub struct ChainConfig {
     /// Disclosures of filtering or alteration, announced to the mesh verbatim.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// Methods clients may call on this chain, replacing `gateway.allow_methods` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<String>>,
+    /// Methods refused on this chain, replacing `gateway.deny_methods` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_methods: Option<Vec<String>>,
 }
 
 impl ChainConfig {
@@ -228,6 +241,8 @@ impl ChainConfig {
             archive: false,
             method_groups: defaults::method_groups(),
             policies: Vec::new(),
+            allow_methods: None,
+            deny_methods: None,
         }
     }
 }
@@ -573,6 +588,23 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The gateway's method policy: gateway-wide rules, and a chain's own where it sets any.
+    pub fn method_policy(&self) -> crate::router::MethodPolicy {
+        use crate::router::MethodRules;
+        let g = &self.gateway;
+        let chains = self
+            .chains
+            .iter()
+            .filter(|c| c.allow_methods.is_some() || c.deny_methods.is_some())
+            .map(|c| {
+                let allow = c.allow_methods.as_ref().unwrap_or(&g.allow_methods);
+                let deny = c.deny_methods.as_ref().unwrap_or(&g.deny_methods);
+                (c.id, MethodRules::new(allow, deny))
+            })
+            .collect();
+        crate::router::MethodPolicy::new(MethodRules::new(&g.allow_methods, &g.deny_methods), chains)
+    }
+
     /// Parses the text of a config file; errors name the line and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Config =
@@ -672,6 +704,20 @@ impl Config {
         }
         if self.prober.interval_ms == 0 || self.prober.peer_interval_ms == 0 {
             return invalid("prober intervals must be positive".into());
+        }
+        let patterns = self
+            .gateway
+            .allow_methods
+            .iter()
+            .chain(&self.gateway.deny_methods)
+            .chain(self.chains.iter().flat_map(|c| c.allow_methods.iter().chain(&c.deny_methods).flatten()));
+        for p in patterns {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*') {
+                return invalid(format!(
+                    "method pattern {p:?} (gateway or [[chain]] allow_methods/deny_methods) must be letters, \
+                     digits, _ and * wildcards"
+                ));
+            }
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());

@@ -28,7 +28,8 @@ use crate::metrics::{NodeMetrics, SharedRegistry};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
-use crate::router::Router;
+use crate::router::check::{Checked, NoCheck};
+use crate::router::{Router, SharedForward, Targets};
 use crate::store::{IdentityMeta, Store, StoreConfig};
 use crate::trust::{TrustPolicy, cert_file};
 use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober, run_ws_heads};
@@ -315,13 +316,18 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
 
     let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
     let relay_receipts = relay_client.receipts().clone();
+    let forward = SharedForward::new(Checked {
+        inner: Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) },
+        check: NoCheck,
+    });
     let router = Router::new(
         own,
         upstreams.clone(),
         &config.chains,
         mesh.clone(),
-        Some(relay_client.clone()),
+        forward,
         config.routing.clone(),
+        config.method_policy(),
     );
     let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains);
     let c = cancel.clone();

@@ -27,6 +27,8 @@
 //! - [`trust`]: federated/open trust decisions, certificate files.
 //! - [`relay`]: serving and sending relays.
 //! - [`announce`], [`peer_prober`]: what this node tells the mesh; [`pacer`]: their jittered timers.
+//! - [`jsonrpc`]: JSON-RPC envelopes (a leaf: shared by gateway, router, relay, testnet).
+//! - [`gateway`] → [`router`]: the request path, a stack of layers (see [`router`]).
 //! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -35,6 +37,7 @@ pub mod announce;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod jsonrpc;
 pub mod launch;
 pub mod mesh;
 pub mod metrics;

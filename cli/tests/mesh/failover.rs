@@ -325,17 +325,23 @@ async fn pending_transactions_subscription_moves_with_failover() {
         .await
         .unwrap();
     let client = RpcClient::new(&m.nodes[0].gateway_addr);
+    // Signed by anvil's unlocked dev account directly (the gateway refuses account methods),
+    // sent raw through the mesh as a wallet would.
+    let signer = RpcClient::new(&format!("127.0.0.1:{}", m.anvil.port));
     let send = async || {
-        let a = client
+        let signed = signer
             .call(
-                "eth_sendTransaction",
+                "eth_signTransaction",
                 serde_json::json!([{
                     "from": "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
                     "to": "0x70997970c51812dc3a010c7d01b50e0d4c4db467",
-                    "value": "0x1"
+                    "value": "0x1",
+                    "gas": "0x5208"
                 }]),
             )
             .await;
+        let raw = signed.body["result"].as_str().unwrap_or_else(|| panic!("sign failed: {}", signed.body)).to_string();
+        let a = client.call("eth_sendRawTransaction", serde_json::json!([raw])).await;
         a.body["result"].as_str().unwrap_or_else(|| panic!("send failed: {}", a.body)).to_string()
     };
     let mut sub = String::new();

@@ -63,6 +63,13 @@ default_chain = {gw_default}
 cors_origins = {gw_cors}
 # Most client requests in flight; beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
 max_connections = {gw_conns}
+# Methods clients may call ("*" wildcards), minus those denied (deny wins). Refused calls get
+# JSON-RPC -32601. The default serves the public read/write surface and refuses node-admin,
+# dev-chain, debugging and unlocked-account methods (anvil_reset, debug_*, eth_sendTransaction,
+# eth_sign...). To serve e.g. debug_traceTransaction, add it to allow_methods and remove
+# "debug_*" from deny_methods. A [[chain]] can replace either list for itself.
+allow_methods = {gw_allow}
+deny_methods = {gw_deny}
 
 [admin]
 # Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
@@ -161,6 +168,8 @@ worker_threads = {worker_threads}
         gw_default = c.gateway.default_chain,
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
+        gw_allow = v(&c.gateway.allow_methods),
+        gw_deny = v(&c.gateway.deny_methods),
         admin_addr = v(&c.admin.addr),
         hb = c.announce.heartbeat_ms,
         expiry = c.announce.expiry_heartbeats,
@@ -225,7 +234,9 @@ worker_threads = {worker_threads}
              max_concurrent_relays = {relays}\n# Whether the nodes keep full history.\narchive = {archive}\n\
              # JSON-RPC namespaces served.\nmethod_groups = {groups}\n\
              # Disclosures of filtering, announced verbatim (e.g. \"filters transactions by sanctions list\").\n\
-             policies = {policies}\n",
+             policies = {policies}\n\
+             # Method policy of this chain, replacing gateway.allow_methods / deny_methods for it.\n\
+             {allow}{deny}",
             id = chain.id,
             aliases = v(&chain.aliases),
             ups = upstreams.join(", "),
@@ -234,6 +245,14 @@ worker_threads = {worker_threads}
             archive = chain.archive,
             groups = v(&chain.method_groups),
             policies = v(&chain.policies),
+            allow = match &chain.allow_methods {
+                Some(a) => format!("allow_methods = {}\n", v(a)),
+                None => "# allow_methods = [\"eth_*\", \"net_*\", \"web3_*\"]\n".into(),
+            },
+            deny = match &chain.deny_methods {
+                Some(d) => format!("deny_methods = {}\n", v(d)),
+                None => "# deny_methods = [\"debug_*\"]\n".into(),
+            },
         );
     }
     s

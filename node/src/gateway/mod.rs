@@ -1,18 +1,21 @@
 //! The JSON-RPC gateway clients point at (default 127.0.0.1:8545): Ethereum JSON-RPC 2.0 over
 //! HTTP POST (single, batch, notifications) and WebSocket, on `/` (default chain),
-//! `/{chain_id}` and `/{alias}`. Every answer says who served it (`x-rpcmesh-served-by`) and
-//! after how many attempts (`x-rpcmesh-attempts`).
+//! `/{chain_id}` and `/{alias}`. The outermost layer of the request path: HTTP/WS framing,
+//! batch splitting, ids; each request then goes through the [`Router`]'s stack.
 //!
-//! Bodies are forwarded as received; only the envelope (method, id) is read. Errors the
-//! gateway itself produces follow JSON-RPC 2.0 and echo the id byte for byte.
+//! Every answer says who served it (`x-rpcmesh-served-by`), after how many attempts
+//! (`x-rpcmesh-attempts`) and how far it was verified (`x-rpcmesh-verified`). Errors the gateway
+//! itself makes are mapped to responses in one place ([`respond`]) and echo the id byte for byte
+//! whenever it could be read.
 
-pub mod jsonrpc;
+pub mod body;
+pub mod respond;
 mod ws;
 
-use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest as _, Path, Request as HttpRequest, State};
@@ -20,18 +23,28 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
+use futures::StreamExt as _;
 
-use self::jsonrpc::{Call, INVALID_REQUEST, Item, RESOURCE_NOT_FOUND};
+use self::respond::{GatewayError, Ids, json_response};
 use crate::config::{ChainConfig, GatewayConfig};
-use crate::router::{RouteOptions, Routed, Router};
+use crate::jsonrpc::{self, Call, Item};
+use crate::router::{RouteOptions, Routed, Router, Verified};
 
 /// Header naming who served a response.
 pub const SERVED_BY: &str = "x-rpcmesh-served-by";
 /// Header with the number of attempts.
 pub const ATTEMPTS: &str = "x-rpcmesh-attempts";
+/// Header saying how far the answer was verified: `none`, `header`, `proof` or `quorum` (a batch:
+/// the least verified of its answers).
+pub const VERIFIED: &str = "x-rpcmesh-verified";
 /// Request header switching failover per request: `on` or `off`.
 pub const FAILOVER: &str = "x-rpcmesh-failover";
+
+/// Items of one batch routed at once: a batch of 1000 must not open 1000 upstream connections.
+pub const BATCH_CONCURRENCY: usize = 16;
+
+/// How long a request body may take to arrive when the config does not say.
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Gateway state shared by handlers.
 #[derive(Clone)]
@@ -41,13 +54,39 @@ pub struct Gateway {
 
 struct GatewayInner {
     router: Router,
-    aliases: HashMap<String, u64>,
+    aliases: std::collections::HashMap<String, u64>,
     default_chain: Option<u64>,
     max_body_bytes: usize,
     max_batch_len: usize,
+    body_timeout: Duration,
     cors: Vec<String>,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
+}
+
+/// What a call (single or batch) got.
+#[derive(Debug, Default)]
+pub struct Dispatched {
+    /// The answer; `None` for notifications only.
+    pub body: Option<Bytes>,
+    /// Who served, in order of first appearance.
+    pub served_by: Vec<Arc<str>>,
+    /// Attempts, summed over a batch.
+    pub attempts: u32,
+    /// The least verified answer (`None` when nothing was routed).
+    pub verified: Option<Verified>,
+}
+
+impl Dispatched {
+    fn add(&mut self, r: &Routed) {
+        self.attempts += r.attempts;
+        if let Some(s) = &r.served_by
+            && !self.served_by.contains(s)
+        {
+            self.served_by.push(s.clone());
+        }
+        self.verified = Some(self.verified.map_or(r.verified, |v| v.min(r.verified)));
+    }
 }
 
 impl Gateway {
@@ -63,6 +102,7 @@ impl Gateway {
                 default_chain,
                 max_body_bytes: cfg.max_body_bytes,
                 max_batch_len: cfg.max_batch_len,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
                 cors: cfg.cors_origins.clone(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
@@ -76,7 +116,7 @@ impl Gateway {
     }
 
     /// Resolves a path segment to a chain id, or the error listing what is served.
-    fn chain(&self, segment: Option<&str>) -> Result<u64, String> {
+    fn chain(&self, segment: Option<&str>) -> Result<u64, GatewayError> {
         let served = self.inner.router.served_chains();
         let chain = match segment {
             None | Some("") => self.inner.default_chain.or_else(|| served.first().copied()),
@@ -89,64 +129,62 @@ impl Gateway {
                 let mut aliases: Vec<String> = self.inner.aliases.iter().map(|(a, c)| format!("{a} ({c})")).collect();
                 aliases.sort();
                 names.extend(aliases);
-                Err(format!(
+                Err(GatewayError::UnknownChain(format!(
                     "unknown chain {:?}; served chains: {}",
                     segment.unwrap_or("/"),
                     if names.is_empty() { "none".into() } else { names.join(", ") }
-                ))
+                )))
             }
         }
     }
 
     /// Answers one call (single or batch) on `chain`.
-    pub async fn dispatch(&self, chain: u64, body: &Bytes, opts: RouteOptions) -> (Option<Bytes>, Vec<String>, u32) {
+    pub async fn dispatch(&self, chain: u64, body: &Bytes, opts: RouteOptions) -> Dispatched {
+        let mut out = Dispatched::default();
         match jsonrpc::parse(body) {
-            Call::Error { code, message } => (Some(jsonrpc::error_response(b"null", code, &message)), vec![], 0),
+            Call::Error { code, message } => {
+                out.body = Some(jsonrpc::error_response(b"null", code, &message));
+            }
             Call::Single(item) => {
                 let (resp, routed) = self.item(chain, item, opts).await;
-                let served = routed.as_ref().and_then(|r| r.served_by.clone()).into_iter().collect();
-                (resp, served, routed.map_or(0, |r| r.attempts))
+                if let Some(r) = &routed {
+                    out.add(r);
+                }
+                out.body = resp;
             }
-            Call::Batch(items) if items.len() > self.inner.max_batch_len => (
-                Some(jsonrpc::error_response(
-                    b"null",
-                    INVALID_REQUEST,
-                    &format!("batch of {} requests is over the limit of {}", items.len(), self.inner.max_batch_len),
-                )),
-                vec![],
-                0,
-            ),
+            Call::Batch(items) if items.len() > self.inner.max_batch_len => {
+                let err = GatewayError::BatchTooLarge { items: items.len(), limit: self.inner.max_batch_len };
+                out.body = Some(err.body(&Ids::Unknown));
+            }
             Call::Batch(items) => {
-                // Each element is routed on its own, concurrently; answers keep request order.
-                let results = futures::future::join_all(items.into_iter().map(|i| self.item(chain, i, opts))).await;
-                let mut out = Vec::with_capacity(
+                // Routed concurrently, at most BATCH_CONCURRENCY at a time; answers keep
+                // request order.
+                let results: Vec<(Option<Bytes>, Option<Routed>)> = futures::stream::iter(items)
+                    .map(|i| self.item(chain, i, opts))
+                    .buffered(BATCH_CONCURRENCY)
+                    .collect()
+                    .await;
+                let mut buf = Vec::with_capacity(
                     results.iter().map(|(r, _)| r.as_ref().map_or(0, |b| b.len() + 1)).sum::<usize>() + 2,
                 );
-                let mut served: Vec<String> = Vec::new();
-                let mut attempts = 0;
-                out.push(b'[');
+                buf.push(b'[');
                 for (resp, routed) in results {
-                    if let Some(r) = routed {
-                        attempts += r.attempts;
-                        if let Some(s) = r.served_by
-                            && !served.contains(&s)
-                        {
-                            served.push(s);
-                        }
+                    if let Some(r) = &routed {
+                        out.add(r);
                     }
                     if let Some(b) = resp {
-                        if out.len() > 1 {
-                            out.push(b',');
+                        if buf.len() > 1 {
+                            buf.push(b',');
                         }
-                        out.extend_from_slice(b.trim_ascii());
+                        buf.extend_from_slice(b.trim_ascii());
                     }
                 }
-                out.push(b']');
+                buf.push(b']');
                 // Only notifications: JSON-RPC says to return nothing at all.
-                let body = if out.len() == 2 { None } else { Some(Bytes::from(out)) };
-                (body, served, attempts)
+                out.body = if buf.len() == 2 { None } else { Some(Bytes::from(buf)) };
             }
         }
+        out
     }
 
     async fn item(&self, chain: u64, item: Item, opts: RouteOptions) -> (Option<Bytes>, Option<Routed>) {
@@ -179,19 +217,19 @@ impl Gateway {
             );
             out.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("x-rpcmesh-served-by, x-rpcmesh-attempts"),
+                HeaderValue::from_static("x-rpcmesh-served-by, x-rpcmesh-attempts, x-rpcmesh-verified"),
             );
             out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
             out.insert(header::VARY, HeaderValue::from_static("origin"));
         }
     }
 
-    fn failover(&self, headers: &HeaderMap) -> Result<bool, String> {
+    fn failover(&self, headers: &HeaderMap) -> Result<bool, GatewayError> {
         match headers.get(FAILOVER).map(|v| v.to_str().map(str::to_ascii_lowercase)) {
             None => Ok(self.inner.router.config().failover),
             Some(Ok(v)) if v == "on" => Ok(true),
             Some(Ok(v)) if v == "off" => Ok(false),
-            Some(_) => Err(format!("header {FAILOVER} must be \"on\" or \"off\"")),
+            Some(_) => Err(GatewayError::BadHeader { name: FAILOVER, expected: "\"on\" or \"off\"" }),
         }
     }
 }
@@ -200,13 +238,6 @@ fn client_key(addr: &SocketAddr) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     addr.hash(&mut h);
     h.finish()
-}
-
-fn json_response(status: StatusCode, body: Bytes) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 async fn handle_root(
@@ -227,97 +258,67 @@ async fn handle_chain(
 }
 
 async fn handle(gw: Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
-    // Refuse rather than queue past the limit: a client (or a load balancer) retries elsewhere.
-    let Ok(_permit) = gw.inner.in_flight.clone().try_acquire_owned() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            jsonrpc::error_response(
-                b"null",
-                -32005,
-                &format!("gateway busy: {} requests in flight (gateway.max_connections)", gw.inner.max_in_flight),
-            ),
-        );
-    };
     let req_headers = req.headers().clone();
     let mut resp = match *req.method() {
         Method::OPTIONS => StatusCode::NO_CONTENT.into_response(),
-        Method::GET if req_headers.get(header::UPGRADE).is_some() => {
-            match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
-                Ok(upgrade) => match gw.chain(segment.as_deref()) {
-                    Ok(chain) => {
-                        let failover = gw.failover(&req_headers).unwrap_or(gw.inner.router.config().failover);
-                        ws::upgrade(
-                            gw.clone(),
-                            chain,
-                            RouteOptions { failover, client: Some(client_key(&addr)) },
-                            upgrade,
-                        )
-                    }
-                    Err(msg) => {
-                        json_response(StatusCode::NOT_FOUND, jsonrpc::error_response(b"null", RESOURCE_NOT_FOUND, &msg))
-                    }
-                },
-                Err(rejection) => rejection.into_response(),
-            }
-        }
+        Method::GET if req_headers.get(header::UPGRADE).is_some() => upgrade(&gw, segment, addr, req).await,
         Method::POST => post(&gw, segment, addr, &req_headers, req.into_body()).await,
-        _ => json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            jsonrpc::error_response(
-                b"null",
-                INVALID_REQUEST,
-                "use POST for JSON-RPC over HTTP, or a WebSocket upgrade",
-            ),
-        ),
+        _ => GatewayError::HttpMethod.respond(&Ids::Unknown),
     };
     gw.cors_headers(&req_headers, resp.headers_mut());
     resp
 }
 
-async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
-    let limit = gw.inner.max_body_bytes;
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                jsonrpc::error_response(
-                    b"null",
-                    INVALID_REQUEST,
-                    &format!("request body is larger than the gateway limit of {limit} bytes (gateway.max_body_bytes)"),
-                ),
-            );
-        }
-        Err(e) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::error_response(b"null", INVALID_REQUEST, &format!("could not read the body: {e}")),
-            );
-        }
+async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
+    let headers = req.headers().clone();
+    let upgrade = match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
     };
     let chain = match gw.chain(segment.as_deref()) {
         Ok(c) => c,
-        Err(msg) => {
-            return json_response(StatusCode::NOT_FOUND, jsonrpc::error_response(b"null", RESOURCE_NOT_FOUND, &msg));
-        }
+        Err(e) => return e.respond(&Ids::Unknown),
+    };
+    let failover = match gw.failover(&headers) {
+        Ok(f) => f,
+        Err(e) => return e.respond(&Ids::Unknown),
+    };
+    ws::upgrade(gw.clone(), chain, RouteOptions { failover, client: Some(client_key(&addr)) }, upgrade)
+}
+
+async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let body = match body::read(body, gw.inner.max_body_bytes, gw.inner.body_timeout, length).await {
+        Ok(b) => b,
+        Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
+    };
+    // The in-flight slot is taken once the request is complete: a slow client holds a
+    // connection, never a slot.
+    let Ok(_permit) = gw.inner.in_flight.clone().try_acquire_owned() else {
+        return GatewayError::Busy { limit: gw.inner.max_in_flight }.respond(&body::ids_of(&body));
+    };
+    let chain = match gw.chain(segment.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.respond(&body::ids_of(&body)),
     };
     let failover = match gw.failover(headers) {
         Ok(f) => f,
-        Err(msg) => {
-            return json_response(StatusCode::BAD_REQUEST, jsonrpc::error_response(b"null", INVALID_REQUEST, &msg));
-        }
+        Err(e) => return e.respond(&body::ids_of(&body)),
     };
-    let (answer, served, attempts) =
-        gw.dispatch(chain, &body, RouteOptions { failover, client: Some(client_key(&addr)) }).await;
-    let mut resp = match answer {
+    let d = gw.dispatch(chain, &body, RouteOptions { failover, client: Some(client_key(&addr)) }).await;
+    let mut resp = match d.body {
         Some(b) => json_response(StatusCode::OK, b),
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    if !served.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&served.join(","))
+    let h = resp.headers_mut();
+    if !d.served_by.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&d.served_by.join(","))
     {
-        resp.headers_mut().insert(SERVED_BY, v);
+        h.insert(SERVED_BY, v);
     }
-    resp.headers_mut().insert(ATTEMPTS, HeaderValue::from(attempts));
+    h.insert(ATTEMPTS, HeaderValue::from(d.attempts));
+    if let Some(v) = d.verified {
+        h.insert(VERIFIED, HeaderValue::from_static(v.label()));
+    }
     resp
 }

@@ -24,9 +24,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Gateway;
-use super::jsonrpc::{self, Call, INVALID_PARAMS, Item, Request};
+use crate::jsonrpc::{self, Call, INVALID_PARAMS, Item, LIMIT_EXCEEDED, Request};
 use crate::router::RouteOptions;
-use crate::router::select::Target;
+use crate::router::Target;
 
 /// Poll period of synthesized subscriptions.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -100,7 +100,7 @@ async fn handle_message(
             _ => {}
         }
     }
-    gw.dispatch(chain, body, opts).await.0
+    gw.dispatch(chain, body, opts).await.body
 }
 
 fn params(req: &Request) -> Vec<Value> {
@@ -135,7 +135,7 @@ fn subscribe(
     if subs.len() >= MAX_SUBSCRIPTIONS {
         return jsonrpc::error_response(
             id,
-            -32005,
+            LIMIT_EXCEEDED,
             &format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
         );
     }
@@ -185,7 +185,7 @@ struct Poller {
 impl Poller {
     async fn call(&self, method: &str, params: Value) -> Option<Value> {
         let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
-        let req = Request { raw, method: method.into(), id: Some(Bytes::from_static(b"1")) };
+        let req = Request::new(raw, method, Some(Bytes::from_static(b"1")));
         let routed = self.gw.inner.router.route(self.chain, &req, self.opts).await;
         let mut v: Value = serde_json::from_slice(&routed.body).ok()?;
         v.get_mut("result").map(Value::take).filter(|r| !r.is_null())
@@ -199,8 +199,8 @@ impl Poller {
     /// Calls `method` on exactly `target`; `Err` when the target failed or answered an error.
     async fn call_on(&self, target: &Target, method: &str, params: Value) -> Result<Value, String> {
         let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
-        let req = Request { raw, method: method.into(), id: Some(Bytes::from_static(b"1")) };
-        let body = self.gw.inner.router.call_target(self.chain, target, &req).await?;
+        let req = Request::new(raw, method, Some(Bytes::from_static(b"1")));
+        let body = self.gw.inner.router.call_target(self.chain, *target, &req).await.map_err(|e| e.to_string())?;
         let mut v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         if let Some(e) = v.get("error") {
             return Err(format!("error {e}"));

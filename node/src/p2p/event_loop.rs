@@ -18,7 +18,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation, RelayResponse, RelayStatus};
 use rpcmesh_protocol::replay::SeqTracker;
 use rpcmesh_protocol::validate::{Limits, ValidationContext, ValidationError, Verdict, Verified, decode_and_validate};
 use rpcmesh_protocol::{Identity, PublicKey};
@@ -474,7 +474,13 @@ impl P2pEventLoop {
                             }
                         };
                         self.metrics.relay("inbound", "busy");
-                        let busy = crate::relay::busy_response(&request, &self.settings.behaviour.network_id);
+                        let busy = RelayResponse::refusal(
+                            &request,
+                            &self.settings.behaviour.network_id,
+                            RelayStatus::Busy,
+                            "relay queue full",
+                            now_ms(),
+                        );
                         let _ = self.swarm.behaviour_mut().relay.send_response(channel, busy);
                     }
                 }

@@ -10,7 +10,6 @@ use rpcmesh_protocol::validate::{
 };
 use rpcmesh_protocol::{PublicKey, Signed, encoding};
 
-use super::status_label;
 use crate::clock::{SeqGen, now_ms};
 use crate::metrics::NodeMetrics;
 use crate::p2p::{P2pError, P2pHandle};
@@ -243,7 +242,7 @@ impl RelayClient {
             }
             self.receipts.push_unverified(receipt.clone());
         }
-        self.metrics.relay("outbound", status_label(response.status));
+        self.metrics.relay("outbound", response.status.label());
         Ok(RelayOutcome {
             status: response.status,
             body: response.body,

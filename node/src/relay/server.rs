@@ -12,7 +12,7 @@ use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{status_label, status_response};
+use super::status_response;
 use crate::clock::now_ms;
 use crate::mesh::MeshSnapshot;
 use crate::metrics::NodeMetrics;
@@ -140,7 +140,7 @@ impl RelayServer {
     }
 
     fn refuse(&self, request: &[u8], status: RelayStatus, reason: &str) -> Vec<u8> {
-        self.metrics.relay("inbound", status_label(status));
+        self.metrics.relay("inbound", status.label());
         status_response(request, &self.settings.network_id, status, reason)
     }
 
@@ -192,7 +192,7 @@ impl RelayServer {
             Err(TransportError::Timeout(_)) => (RelayStatus::Timeout, Bytes::from_static(b"upstream timed out")),
             Err(e) => (RelayStatus::UpstreamError, Bytes::from(e.to_string())),
         };
-        self.metrics.relay("inbound", status_label(status));
+        self.metrics.relay("inbound", status.label());
         let header = MessageHeader::new(self.settings.network_id.clone(), seq, now_ms(), 60_000);
         let receipt = (status == RelayStatus::Ok).then(|| {
             Signed::sign(

@@ -2,7 +2,10 @@
 //! for `eject_for`, doubled on each re-ejection (capped), then gets one probation request
 //! (half-open): success closes the breaker, failure ejects it again.
 
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Longest ejection.
 const MAX_EJECT: Duration = Duration::from_secs(60);
@@ -94,6 +97,58 @@ impl Breaker {
     /// When ejected, until when.
     pub fn ejected_until(&self) -> Option<Instant> {
         self.ejected_until
+    }
+}
+
+/// One provider's breaker, shared by every request routed to it. Locked only to read or update
+/// a few numbers (never across an `.await`), so contention stays per provider, not global.
+#[derive(Debug, Default)]
+pub struct BreakerCell(Mutex<Breaker>);
+
+impl BreakerCell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        // Plain numbers: a panic while held cannot leave them inconsistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the state.
+    pub fn get(&self) -> Breaker {
+        self.lock().clone()
+    }
+
+    /// Admission now, with the latency estimate and error rate, in one lock.
+    pub fn peek(&self, now: Instant) -> (Admission, Option<f64>, f64) {
+        let b = self.lock();
+        (b.admission(now), b.ewma_us, b.error_rate())
+    }
+
+    /// Whether the provider may take a request now; reserves the probation slot if half-open.
+    pub fn admit(&self, now: Instant) -> bool {
+        let mut b = self.lock();
+        match b.admission(now) {
+            Admission::Open => true,
+            Admission::Probation => {
+                b.start_probation();
+                true
+            }
+            Admission::Ejected => false,
+        }
+    }
+
+    /// Records an outcome; returns whether the provider was (re-)ejected.
+    pub fn record(&self, now: Instant, latency: Duration, ok: bool, eject_after: u32, eject_for: Duration) -> bool {
+        let mut b = self.lock();
+        if ok {
+            b.success(latency);
+            false
+        } else {
+            b.failure(now, eject_after, eject_for)
+        }
+    }
+
+    /// Frees the probation slot of an attempt that ended without an outcome.
+    pub fn release_probation(&self) {
+        self.lock().release_probation();
     }
 }
 

@@ -1,22 +1,17 @@
-//! What to do with an attempt's outcome: keep it, or try another provider.
+//! What a target's reply means: an [`Answer`] (a result, or an error the caller caused, passed
+//! on unchanged) or an [`AttemptError`].
 //!
-//! Retry on transport errors, timeouts, HTTP 5xx/429, a peer's non-Ok relay status, and
-//! JSON-RPC errors that signal a bad node (lagging, pruned, overloaded, internal). Never on
-//! caller errors (-32600/-32601/-32602, execution reverted, nonce and balance errors): another
-//! provider would answer the same.
+//! Every reply is first checked to be one well-formed JSON-RPC response to this request (answer
+//! hygiene: truncated JSON, HTML, arrays, another request's id are the provider's fault).
+//! Retried: transport errors, timeouts, HTTP 5xx/429/408, and JSON-RPC errors that signal a bad
+//! node (lagging, pruned, overloaded, internal). Never retried: caller errors
+//! (-32600/-32601/-32602, execution reverted, nonce and balance errors): another provider would
+//! answer the same.
 
-use crate::gateway::jsonrpc::{ResponseKind, RpcError, response_kind};
+use bytes::Bytes;
 
-/// Decision about one attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// A result: return it.
-    Success,
-    /// An error the caller caused: return it unchanged, the provider is fine.
-    CallerError,
-    /// The provider failed: record it and try another.
-    Retry(String),
-}
+use super::outcome::{Answer, AttemptError};
+use crate::jsonrpc::{Answered, Request, RpcError, parse_response};
 
 /// Messages of `-32000` errors that mean "this node cannot answer now", not "bad request".
 const NODE_SIDE_MESSAGES: &[&str] = &[
@@ -52,35 +47,58 @@ pub fn is_already_known(e: &RpcError) -> bool {
     m.contains("already known") || m.contains("known transaction") || m.contains("already imported")
 }
 
-/// Judges an HTTP 200 body of a single request.
-pub fn judge_body(body: &[u8], is_send: bool) -> Verdict {
-    match response_kind(body) {
-        ResponseKind::Result => Verdict::Success,
-        ResponseKind::Error(e) if is_send && is_already_known(&e) => Verdict::Success,
-        ResponseKind::Error(e) if is_node_side(&e) => Verdict::Retry(format!("node error {}: {}", e.code, e.message)),
-        ResponseKind::Error(_) => Verdict::CallerError,
-        ResponseKind::Malformed => Verdict::Retry("malformed response".into()),
+/// Judges an HTTP status from an upstream: 5xx, 429 and 408 are the node's problem; other
+/// statuses carry the node's answer, judged by its body.
+pub fn judge_status(status: u16) -> Result<(), AttemptError> {
+    match status {
+        408 | 429 | 500..=599 => Err(AttemptError::Http(status)),
+        200..=299 | 400..=499 => Ok(()),
+        s => Err(AttemptError::Http(s)),
     }
 }
 
-/// Judges an HTTP status from an upstream: `None` means "judge the body". 5xx, 429 and 408
-/// are the node's problem; other 4xx answers carry the node's verdict on the request itself.
-pub fn judge_status(status: u16) -> Option<Verdict> {
-    match status {
-        200..=299 => None,
-        408 | 429 | 500..=599 => Some(Verdict::Retry(format!("HTTP {status}"))),
-        400..=499 => None,
-        s => Some(Verdict::Retry(format!("HTTP {s}"))),
+/// Judges the body a target returned for `req`.
+pub fn judge_body(req: &Request, body: Bytes) -> Result<Answer, AttemptError> {
+    let Some(expected_id) = req.upstream_id() else {
+        // A notification has no answer: an empty body (with a 2xx status) is the correct one.
+        return Ok(Answer::new(Bytes::new(), Answered::Result(0..0)));
+    };
+    let answered = parse_response(&body, expected_id).map_err(AttemptError::Malformed)?;
+    if let Answered::Error(e) = &answered {
+        if req.method == "eth_sendRawTransaction"
+            && is_already_known(e)
+            && let Some(known) = super::tx::already_known_answer(req, expected_id)
+        {
+            let answered = parse_response(&known, expected_id).map_err(AttemptError::Malformed)?;
+            return Ok(Answer::new(known, answered));
+        }
+        if is_node_side(e) {
+            return Err(AttemptError::Node(e.clone()));
+        }
     }
+    Ok(Answer::new(body, answered))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonrpc::Malformed;
+
+    fn req(method: &str) -> Request {
+        let raw = Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":[]}}"#));
+        match crate::jsonrpc::parse(&raw) {
+            crate::jsonrpc::Call::Single(crate::jsonrpc::Item::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn judge(method: &str, body: &str) -> Result<Answer, AttemptError> {
+        judge_body(&req(method), Bytes::from(body.to_string()))
+    }
 
     #[test]
     fn classifies_responses() {
-        assert_eq!(judge_body(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#, false), Verdict::Success);
+        assert!(judge("eth_blockNumber", r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#).is_ok());
         for caller in [
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"the method x does not exist"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"invalid argument 0"}}"#,
@@ -88,22 +106,26 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"nonce too low"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"execution reverted"}}"#,
         ] {
-            assert_eq!(judge_body(caller.as_bytes(), false), Verdict::CallerError, "{caller}");
+            let a = judge("eth_call", caller).expect(caller);
+            assert!(a.error().is_some(), "{caller}");
         }
         for node in [
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"header not found"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"boom"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"limit exceeded"}}"#,
-            "<html>bad gateway</html>",
         ] {
-            assert!(matches!(judge_body(node.as_bytes(), false), Verdict::Retry(_)), "{node}");
+            assert!(matches!(judge("eth_call", node), Err(AttemptError::Node(_))), "{node}");
         }
-        let known = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"already known"}}"#;
-        assert_eq!(judge_body(known, true), Verdict::Success);
-        assert_eq!(judge_body(known, false), Verdict::CallerError);
-        assert!(judge_status(200).is_none());
-        assert!(judge_status(400).is_none(), "a 4xx carries a JSON-RPC answer to judge");
-        assert!(matches!(judge_status(429), Some(Verdict::Retry(_))));
-        assert!(matches!(judge_status(503), Some(Verdict::Retry(_))));
+        assert!(matches!(judge("eth_call", "<html>bad gateway</html>"), Err(AttemptError::Malformed(_))));
+        assert_eq!(
+            judge("eth_call", r#"{"jsonrpc":"2.0","id":2,"result":"0x1"}"#).unwrap_err(),
+            AttemptError::Malformed(Malformed::IdMismatch)
+        );
+        let known = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"already known"}}"#;
+        assert!(judge("eth_sendRawTransaction", known).unwrap().error().is_some(), "no transaction to hash");
+        assert!(judge_status(200).is_ok());
+        assert!(judge_status(400).is_ok(), "a 4xx carries a JSON-RPC answer to judge");
+        assert_eq!(judge_status(429), Err(AttemptError::Http(429)));
+        assert_eq!(judge_status(503), Err(AttemptError::Http(503)));
     }
 }

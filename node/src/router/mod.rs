@@ -1,77 +1,67 @@
-//! The router: picks who serves each request and fails over.
+//! The request path below the gateway, as a stack of small layers composed once at start-up:
 //!
-//! Layers, outermost first: one **deadline** per client request → **attempts** (retries and an
-//! optional hedge, all spending that one budget) → **selection** (ranked eligible candidates,
-//! sticky per client with hysteresis, breaker admission) → **forward** (own upstream over HTTP,
-//! or a trusted peer over the libp2p relay). See [`select`] for eligibility and ranking and
-//! [`classify`] for what is retried.
+//! ```text
+//!  gateway (HTTP/WS framing, batch split, ids)          gateway/
+//!    │ one Request
+//!    ▼
+//!  policy      method allow/deny per chain              policy.rs
+//!    ▼
+//!  planning    eligible targets, ranked, hedge delays   plan.rs over table.rs (per snapshot)
+//!    ▼
+//!  attempts    retry · hedge · busy back-off ·          attempts.rs (+ breaker.rs, budget.rs)
+//!              breakers · one deadline
+//!    ▼
+//!  answer check  content checks (integrity)             check.rs
+//!    ▼
+//!  forward     own upstream (HTTP) | peer (relay)       forward.rs (+ classify.rs: answer hygiene)
+//! ```
 //!
-//! State: one breaker per (chain, provider) and one sticky choice per client connection, each
-//! behind a short std `Mutex` (no `.await` while held), and a hedge budget (an atomic).
+//! Each layer returns typed outcomes ([`outcome::AttemptError`] with its [`outcome::Class`]); a
+//! failed answer check is retryable, so the request goes to the next target exactly as after a
+//! transport error. Strings exist only for `/explain` and logs.
 //!
-//! What counts against a provider's breaker: a real error, no answer within the attempt's
-//! hard timeout, or losing to a hedge that answered in under half the hedge delay (the loser
-//! is the slow one, not the machine). Not counted: losing to a hedge that was slow too (under
-//! a CPU burst every answer is slow at once), and `Busy` (the provider
-//! protecting its announced capacity, as designed). A `Busy` provider is left for another
-//! candidate at once; when nobody else can serve, it is asked again after a short backoff,
-//! within the request's deadline (these asks are bounded by the deadline, not by
-//! `max_attempts`, which bounds failing over).
+//! Per request: one policy check, one plan (the per-chain table is rebuilt per mesh snapshot,
+//! not per request), one attempt run. State: one breaker per (chain, provider) behind its own
+//! short lock, sticky choices per client connection, a hedge budget (an atomic).
 
+pub mod attempts;
 pub mod breaker;
 pub mod budget;
+pub mod check;
 pub mod classify;
-pub mod select;
-#[cfg(test)]
-mod tests;
+pub mod forward;
+pub mod outcome;
+pub mod plan;
+pub mod policy;
+pub mod table;
 mod tx;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt as _};
 use rpcmesh_protocol::PublicKey;
-use rpcmesh_protocol::messages::RelayStatus;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use self::breaker::{Admission, Breaker};
-use self::budget::{HedgeBudget, busy_backoff};
-use self::classify::{Verdict, judge_body, judge_status};
-use self::select::{Candidate, SelectInput, Target, candidates};
+pub use self::attempts::{AttemptSettings, Attempts, Failure, Outcome, Plan, Planned};
+use self::breaker::BreakerCell;
+pub use self::forward::{Call, DynForward, Forward, SharedForward, Target, Targets};
+pub use self::outcome::{Answer, AttemptError, Class, Verified};
+pub use self::plan::Candidate;
+use self::plan::{PlanInput, Unplannable};
+pub use self::policy::{MethodPolicy, MethodRules};
+use self::table::{Breakers, TableCache};
 use crate::config::{ChainConfig, RoutingConfig};
-use crate::gateway::jsonrpc::{self, RESOURCE_UNAVAILABLE, Request};
+use crate::jsonrpc::{self, METHOD_NOT_FOUND, RESOURCE_UNAVAILABLE, Request};
 use crate::mesh::MeshSnapshot;
-use crate::relay::{RelayClient, status_label};
-use crate::upstream::{TransportError, UpstreamSet};
+use crate::upstream::UpstreamSet;
 
-/// Sticky choices are replaced when the best candidate scores this many times better.
-const STICKY_HYSTERESIS: f64 = 2.0;
 /// Sticky choices idle for this long are forgotten.
 const STICKY_IDLE: Duration = Duration::from_secs(300);
 /// Most sticky entries kept.
 const STICKY_MAX: usize = 10_000;
-/// Bounds of the hedge delay.
-const HEDGE_MIN: Duration = Duration::from_millis(25);
-const HEDGE_MAX: Duration = Duration::from_millis(1000);
-/// With hedging on, an attempt unanswered after this many hedge delays has failed: the breaker
-/// counts it and the next candidate is launched. Slow answers below that are not failures.
-const HARD_TIMEOUT_FACTOR: u32 = 4;
-/// Floor of that hard timeout. Well above the 100–200 ms stalls of a CPU burst, so a burst does
-/// not eject healthy providers; low enough that a frozen provider is left within ~0.5 s when
-/// the hedge budget is spent.
-const HARD_TIMEOUT_MIN: Duration = Duration::from_millis(500);
-
-/// When to hedge an attempt on a candidate with this latency estimate.
-fn hedge_delay(latency_us: f64) -> Duration {
-    Duration::from_micros((latency_us * 3.0) as u64).clamp(HEDGE_MIN, HEDGE_MAX)
-}
-
-/// When an attempt with this hedge delay has failed for want of an answer.
-fn hard_timeout(hedge_delay: Duration) -> Duration {
-    (hedge_delay * HARD_TIMEOUT_FACTOR).max(HARD_TIMEOUT_MIN)
-}
 
 /// Per-request routing options.
 #[derive(Debug, Clone, Copy)]
@@ -82,18 +72,44 @@ pub struct RouteOptions {
     pub client: Option<u64>,
 }
 
+/// How a routed request ended, for metrics and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteStatus {
+    /// A provider answered with a result.
+    Ok,
+    /// A provider answered with an error the caller caused, or the policy refused the method.
+    CallerError,
+    /// Nobody could answer.
+    NoProvider,
+}
+
 /// The outcome of routing one request.
 #[derive(Debug, Clone)]
 pub struct Routed {
-    /// The response body (a provider's, or our error).
+    /// The response body (a provider's, with the client's id, or our error).
     pub body: Bytes,
     /// PeerId of who served it (this node for own upstreams); `None` if nobody could.
-    pub served_by: Option<String>,
+    pub served_by: Option<Arc<str>>,
     /// Attempts made.
     pub attempts: u32,
+    /// How far the answer was verified.
+    pub verified: Verified,
+    /// How it ended.
+    pub status: RouteStatus,
 }
 
-type BreakerKey = (u64, Target);
+impl Routed {
+    fn error(req: &Request, code: i64, message: &str, attempts: u32) -> Self {
+        let status = if code == METHOD_NOT_FOUND { RouteStatus::CallerError } else { RouteStatus::NoProvider };
+        Self {
+            body: jsonrpc::error_response(req.id_or_null(), code, message),
+            served_by: None,
+            attempts,
+            verified: Verified::None,
+            status,
+        }
+    }
+}
 
 /// Clone-able router handle.
 #[derive(Clone)]
@@ -102,64 +118,57 @@ pub struct Router {
 }
 
 struct Inner {
-    own_peer: String,
+    own_peer: Arc<str>,
     upstreams: Arc<UpstreamSet>,
     chains: HashMap<u64, ChainConfig>,
+    /// Breakers of own upstreams, by chain, in upstream order (fixed at start).
+    own_cells: HashMap<u64, Vec<Arc<BreakerCell>>>,
     mesh: watch::Receiver<Arc<MeshSnapshot>>,
-    relay: Option<RelayClient>,
     cfg: RoutingConfig,
-    breakers: Mutex<HashMap<BreakerKey, Breaker>>,
+    policy: MethodPolicy,
+    breakers: Breakers,
+    tables: TableCache,
     sticky: Mutex<HashMap<(u64, u64), (Target, Instant)>>,
-    hedges: HedgeBudget,
-}
-
-struct AttemptResult {
-    target: Target,
-    started: Instant,
-    body: Bytes,
-    verdict: Verdict,
-    /// The peer answered `Busy`: no outcome for its breaker (the verdict is a retry).
-    busy: bool,
-}
-
-/// An attempt of [`Router::route`] still in flight.
-struct Pending {
-    target: Target,
-    started: Instant,
-    hedge_delay: Duration,
-    /// `None` with hedging off: the attempt may use the whole deadline.
-    hard_timeout: Option<Duration>,
-    /// Already counted as a failure (hard timeout), so its outcome is not counted twice.
-    failed: bool,
-}
-
-impl Pending {
-    fn overdue_at(&self) -> Option<Instant> {
-        if self.failed { None } else { self.hard_timeout.map(|h| self.started + h) }
-    }
+    attempts: Attempts<SharedForward>,
 }
 
 impl Router {
-    /// A router over our upstreams and, through `relay`, the mesh (`None`: own upstreams only).
+    /// A router over our upstreams and the mesh, forwarding through `forward` (the composed
+    /// forward and answer-check layers), refusing what `policy` refuses.
     pub fn new(
         own: PublicKey,
         upstreams: Arc<UpstreamSet>,
         chains: &[ChainConfig],
         mesh: watch::Receiver<Arc<MeshSnapshot>>,
-        relay: Option<RelayClient>,
+        forward: SharedForward,
         cfg: RoutingConfig,
+        policy: MethodPolicy,
     ) -> Self {
+        let breakers = Breakers::default();
+        let own_cells = upstreams
+            .chains
+            .iter()
+            .map(|(chain, ups)| (*chain, (0..ups.len()).map(|i| breakers.cell(*chain, Target::Own(i))).collect()))
+            .collect();
+        let settings = AttemptSettings {
+            max_attempts: cfg.max_attempts,
+            hedge: cfg.hedge,
+            eject_after_failures: cfg.eject_after_failures,
+            eject_for: Duration::from_millis(cfg.eject_ms),
+        };
         Self {
             inner: Arc::new(Inner {
-                own_peer: own.to_peer_id().to_string(),
+                own_peer: Arc::from(own.to_peer_id().to_string()),
                 upstreams,
                 chains: chains.iter().map(|c| (c.id, c.clone())).collect(),
+                own_cells,
+                tables: TableCache::new(mesh.clone(), cfg.max_head_lag_blocks),
                 mesh,
-                relay,
-                cfg,
-                breakers: Mutex::new(HashMap::new()),
+                policy,
+                breakers,
                 sticky: Mutex::new(HashMap::new()),
-                hedges: HedgeBudget::default(),
+                attempts: Attempts::new(forward, settings),
+                cfg,
             }),
         }
     }
@@ -183,324 +192,127 @@ impl Router {
         chains
     }
 
-    /// Ranked candidates with every score component (for `/explain` and routing).
-    pub fn explain(&self, chain_id: u64, method: &str, failover: bool) -> Vec<Candidate> {
-        let namespace = method.split('_').next().unwrap_or(method);
-        let input = SelectInput {
+    fn own_cells(&self, chain_id: u64) -> &[Arc<BreakerCell>] {
+        self.inner.own_cells.get(&chain_id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn input<'a>(&self, chain_id: u64, method: &'a str, failover: bool) -> PlanInput<'a> {
+        PlanInput {
             chain_id,
-            namespace,
+            namespace: method.split('_').next().unwrap_or(method),
             failover,
             max_lag: self.inner.cfg.max_head_lag_blocks,
-            own_peer: &self.inner.own_peer,
-        };
-        let snap = self.inner.mesh.borrow().clone();
-        // Held while ranking (no await inside): cheaper than copying every breaker per request.
-        let breakers = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        candidates(
-            &input,
+        }
+    }
+
+    /// Every candidate with its eligibility and score components (`/explain`).
+    pub fn explain(&self, chain_id: u64, method: &str, failover: bool) -> Vec<Candidate> {
+        let tables = self.inner.tables.get(&self.inner.breakers);
+        plan::explain(
+            &self.input(chain_id, method, failover),
+            &tables,
             &self.inner.upstreams,
-            &snap,
-            &|t| breakers.get(&(chain_id, t.clone())).cloned(),
+            self.own_cells(chain_id),
+            &self.inner.own_peer,
+            Instant::now(),
+        )
+    }
+
+    fn plan(&self, chain_id: u64, method: &str, opts: RouteOptions) -> Result<Plan, Unplannable> {
+        let tables = self.inner.tables.get(&self.inner.breakers);
+        let sticky = opts.client.and_then(|c| self.sticky(chain_id, c));
+        plan::plan(
+            &self.input(chain_id, method, opts.failover),
+            &tables,
+            &self.inner.upstreams,
+            self.own_cells(chain_id),
+            sticky,
             Instant::now(),
         )
     }
 
     /// Routes one request, failing over within one deadline.
     pub async fn route(&self, chain_id: u64, req: &Request, opts: RouteOptions) -> Routed {
-        let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
-        let is_send = req.method == "eth_sendRawTransaction";
-        let all = self.explain(chain_id, &req.method, opts.failover);
-        // With our own nodes unable to answer and no peer serving the method's namespace, the
-        // method is not found (the caller's error), not temporarily unavailable: answer as a
-        // node would.
-        let peers: Vec<&Candidate> = all.iter().filter(|c| c.kind == "peer").collect();
-        if !all.iter().any(|c| c.eligible)
-            && !peers.is_empty()
-            && peers.iter().all(|c| c.reasons.iter().any(|r| r.starts_with("namespace")))
-        {
-            let id = req.id.as_deref().unwrap_or(b"null");
-            return Routed {
-                body: jsonrpc::error_response(id, jsonrpc::METHOD_NOT_FOUND, "Method not found"),
-                served_by: None,
-                attempts: 0,
-            };
+        if let Err(refused) = self.inner.policy.check(chain_id, &req.method) {
+            let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
+            return Routed::error(req, METHOD_NOT_FOUND, &msg, 0);
         }
-        let mut order: Vec<Candidate> = all.into_iter().filter(|c| c.eligible).collect();
-        self.apply_sticky(chain_id, opts.client, &mut order);
-        if is_send && self.inner.cfg.broadcast_transactions > 1 {
-            return self.broadcast(chain_id, req, &order, deadline).await;
-        }
-        let hedging = self.inner.cfg.hedge && !is_send;
-        if hedging {
-            self.inner.hedges.earn();
-        }
-        let max_attempts = self.inner.cfg.max_attempts as usize;
-        let notification = req.is_notification();
-        let mut next = 0usize;
-        let mut attempts = 0u32;
-        let mut inflight = FuturesUnordered::new();
-        let mut pending: Vec<Pending> = Vec::new();
-        // Providers that answered Busy, with their hedge delay: asked again, in turn, once
-        // nobody else is left to try.
-        let mut busy: VecDeque<(Target, Duration)> = VecDeque::new();
-        let mut busy_rounds = 0u32;
-        let mut last_error = String::from("no eligible provider (see /explain)");
-        let mut hedge_at: Option<Instant> = None;
-        let mut retry_at: Option<Instant> = None;
-
-        // The next candidate in order that the breaker admits, with its hedge delay.
-        let pick = |next: &mut usize, attempts: u32| -> Option<(Target, Duration)> {
-            while *next < order.len() && (attempts as usize) < max_attempts {
-                let c = &order[*next];
-                *next += 1;
-                if self.admit(chain_id, &c.target) {
-                    return Some((c.target.clone(), hedge_delay(c.latency_us)));
-                }
-            }
-            None
+        let plan = match self.plan(chain_id, &req.method, opts) {
+            Ok(plan) => plan,
+            Err(Unplannable::MethodNotServed) => return Routed::error(req, METHOD_NOT_FOUND, "Method not found", 0),
         };
-        let start = |(target, delay): (Target, Duration),
-                     attempts: &mut u32,
-                     pending: &mut Vec<Pending>,
-                     inflight: &mut FuturesUnordered<_>,
-                     hedge_at: &mut Option<Instant>| {
-            *attempts += 1;
-            let now = Instant::now();
-            pending.push(Pending {
-                target: target.clone(),
-                started: now,
-                hedge_delay: delay,
-                hard_timeout: hedging.then(|| hard_timeout(delay)),
-                failed: false,
-            });
-            inflight.push(self.attempt(chain_id, target, req.raw.clone(), deadline, is_send, notification));
-            if hedging {
-                *hedge_at = Some(now + delay);
-            }
+        let budget_ms = self.inner.cfg.request_timeout_ms;
+        let deadline = Instant::now() + Duration::from_millis(budget_ms);
+        let call = Call { chain_id, req };
+        let broadcast = self.inner.cfg.broadcast_transactions as usize;
+        let outcome = if call.is_send() && broadcast > 1 {
+            self.inner.attempts.broadcast(&call, &plan, broadcast, deadline, budget_ms).await
+        } else {
+            self.inner.attempts.run(&call, &plan, deadline, budget_ms).await
         };
-
-        if let Some(c) = pick(&mut next, attempts) {
-            start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
-        }
-        loop {
-            // Nobody left but providers that said Busy: they refused rather than queue past
-            // their capacity, and a permit frees within about a round trip, so wait a little
-            // and ask again rather than fail a request that still has budget.
-            if retry_at.is_none() && !busy.is_empty() && pending.iter().all(|p| p.failed) {
-                let at = Instant::now() + busy_backoff(busy_rounds);
-                busy_rounds += 1;
-                if at < deadline {
-                    retry_at = Some(at);
-                } else {
-                    busy.clear();
+        match outcome.result {
+            Ok((target, answer)) => {
+                if let Some(c) = opts.client {
+                    self.set_sticky(chain_id, c, target);
+                }
+                let status = if answer.error().is_some() { RouteStatus::CallerError } else { RouteStatus::Ok };
+                let body = match &req.id {
+                    Some(id) => jsonrpc::with_client_id(answer.body, id),
+                    None => answer.body,
+                };
+                Routed {
+                    body,
+                    served_by: Some(self.served_by(chain_id, target)),
+                    attempts: outcome.attempts,
+                    verified: answer.verified,
+                    status,
                 }
             }
-            if inflight.is_empty() && retry_at.is_none() {
-                break;
+            Err(failure) => {
+                let msg =
+                    format!("no provider could serve the request after {} attempt(s): {failure}", outcome.attempts);
+                Routed::error(req, RESOURCE_UNAVAILABLE, &msg, outcome.attempts)
             }
-            let overdue_at = pending.iter().filter_map(Pending::overdue_at).min();
-            let wake = [hedge_at, overdue_at, retry_at].into_iter().flatten().min();
-            let timer = async {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                Some(r) = inflight.next() => {
-                    let r: AttemptResult = r;
-                    let (already_failed, delay) = match pending.iter().position(|p| p.target == r.target) {
-                        Some(i) => {
-                            let p = pending.swap_remove(i);
-                            (p.failed, p.hedge_delay)
-                        }
-                        None => (false, HEDGE_MIN),
-                    };
-                    match r.verdict {
-                        Verdict::Success | Verdict::CallerError => {
-                            self.record(chain_id, &r.target, r.started.elapsed(), true);
-                            drop(inflight);
-                            // The others lost to this answer and are cancelled. Slower is not
-                            // broken: only a loser past its hard timeout, or one that was waited
-                            // on for its whole hedge delay while the winner took less than half
-                            // of that, has failed. Under a CPU burst the winner is slow too and
-                            // nobody is blamed; a frozen provider is blamed on every request.
-                            let now = Instant::now();
-                            let won_in = r.started.elapsed();
-                            for p in pending {
-                                let waited = now - p.started;
-                                let outrun = hedging && !p.failed && waited >= p.hedge_delay && won_in < p.hedge_delay / 2;
-                                if p.overdue_at().is_some_and(|t| t <= now) || outrun {
-                                    self.record(chain_id, &p.target, waited, false);
-                                }
-                            }
-                            self.set_sticky(chain_id, opts.client, &r.target);
-                            let body = if is_send { tx::normalize_send(req, r.body) } else { r.body };
-                            return Routed { body, served_by: Some(self.served_by(&r.target)), attempts };
-                        }
-                        Verdict::Retry(reason) => {
-                            if r.busy {
-                                if !busy.iter().any(|(t, _)| t == &r.target) {
-                                    busy.push_back((r.target.clone(), delay));
-                                }
-                            } else if !already_failed {
-                                self.record(chain_id, &r.target, r.started.elapsed(), false);
-                            }
-                            tracing::debug!(chain = chain_id, target = ?r.target, %reason, "attempt failed; failing over");
-                            last_error = reason;
-                            if Instant::now() < deadline
-                                && let Some(c) = pick(&mut next, attempts)
-                            {
-                                start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
-                            }
-                        }
-                    }
-                }
-                _ = timer => {
-                    let now = Instant::now();
-                    if retry_at.is_some_and(|t| t <= now) {
-                        retry_at = None;
-                        while let Some((target, delay)) = busy.pop_front() {
-                            if self.admit(chain_id, &target) {
-                                start((target, delay), &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
-                                break;
-                            }
-                        }
-                    }
-                    let mut overdue = 0;
-                    for p in pending.iter_mut().filter(|p| p.overdue_at().is_some_and(|t| t <= now)) {
-                        p.failed = true;
-                        self.record(chain_id, &p.target, now - p.started, false);
-                        last_error = format!("no answer within {} ms", (now - p.started).as_millis());
-                        overdue += 1;
-                    }
-                    // An overdue attempt has failed: fail over as for an error, without
-                    // cancelling it (it may still answer first).
-                    for _ in 0..overdue {
-                        if let Some(c) = pick(&mut next, attempts) {
-                            start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at);
-                        }
-                    }
-                    if hedge_at.is_some_and(|t| t <= now) {
-                        hedge_at = None;
-                        // Without budget the hedge is skipped; the hard timeout still fails
-                        // over from a provider that does not answer at all.
-                        if self.inner.hedges.try_spend() {
-                            match pick(&mut next, attempts) {
-                                Some(c) => start(c, &mut attempts, &mut pending, &mut inflight, &mut hedge_at),
-                                None => self.inner.hedges.refund(),
-                            }
-                        }
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    last_error = format!("deadline of {} ms exceeded", self.inner.cfg.request_timeout_ms);
-                    break;
-                }
-            }
-        }
-        let id = req.id.as_deref().unwrap_or(b"null");
-        Routed {
-            body: jsonrpc::error_response(
-                id,
-                RESOURCE_UNAVAILABLE,
-                &format!("no provider could serve the request after {attempts} attempt(s): {last_error}"),
-            ),
-            served_by: None,
-            attempts,
         }
     }
 
     /// The best eligible provider for `method` on `chain_id`, skipping `exclude`: for state that
     /// lives on one provider (filters), which must then be asked with [`Router::call_target`].
     pub fn best_target(&self, chain_id: u64, method: &str, failover: bool, exclude: &[Target]) -> Option<Target> {
-        self.explain(chain_id, method, failover)
-            .into_iter()
-            .find(|c| c.eligible && !exclude.contains(&c.target))
-            .map(|c| c.target)
+        let opts = RouteOptions { failover, client: None };
+        self.plan(chain_id, method, opts).ok()?.into_iter().map(|p| p.target).find(|t| !exclude.contains(t))
     }
 
     /// Sends `req` to exactly `target` (no failover) and returns the body of a successful or
-    /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones; a
-    /// `Busy` target is asked again after a short backoff while the deadline allows.
-    pub async fn call_target(&self, chain_id: u64, target: &Target, req: &Request) -> Result<Bytes, String> {
+    /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones.
+    pub async fn call_target(&self, chain_id: u64, target: Target, req: &Request) -> Result<Bytes, AttemptError> {
+        let breaker = match target {
+            Target::Own(i) => self.own_cells(chain_id).get(i).cloned(),
+            Target::Peer(_) => Some(self.inner.breakers.cell(chain_id, target)),
+        }
+        .ok_or(AttemptError::Unavailable("upstream gone"))?;
+        let planned = Planned { target, hedge_delay: attempts::HEDGE_MAX, breaker };
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
-        let mut round = 0u32;
-        loop {
-            let r =
-                self.attempt(chain_id, target.clone(), req.raw.clone(), deadline, false, req.is_notification()).await;
-            match r.verdict {
-                Verdict::Success | Verdict::CallerError => {
-                    self.record(chain_id, target, r.started.elapsed(), true);
-                    return Ok(r.body);
-                }
-                Verdict::Retry(reason) if r.busy => {
-                    let wait = busy_backoff(round);
-                    round += 1;
-                    if Instant::now() + wait >= deadline {
-                        return Err(reason);
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Retry(reason) => {
-                    self.record(chain_id, target, r.started.elapsed(), false);
-                    return Err(reason);
-                }
-            }
-        }
+        let answer = self.inner.attempts.call_one(&Call { chain_id, req }, &planned, deadline).await?;
+        Ok(answer.body)
     }
 
-    /// Whether a candidate may take a request now; reserves a probation slot if half-open.
-    fn admit(&self, chain_id: u64, target: &Target) -> bool {
-        let mut map = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry((chain_id, target.clone())).or_default();
-        match b.admission(Instant::now()) {
-            Admission::Open => true,
-            Admission::Probation => {
-                b.start_probation();
-                true
-            }
-            Admission::Ejected => false,
-        }
-    }
-
-    fn record(&self, chain_id: u64, target: &Target, latency: Duration, ok: bool) {
-        let mut map = self.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry((chain_id, target.clone())).or_default();
-        if ok {
-            b.success(latency);
-        } else if b.failure(
-            Instant::now(),
-            self.inner.cfg.eject_after_failures,
-            Duration::from_millis(self.inner.cfg.eject_ms),
-        ) {
-            tracing::info!(chain = chain_id, target = ?target, "provider ejected after consecutive failures");
-        }
-    }
-
-    fn served_by(&self, target: &Target) -> String {
+    fn served_by(&self, chain_id: u64, target: Target) -> Arc<str> {
         match target {
             Target::Own(_) => self.inner.own_peer.clone(),
-            Target::Peer(k) => k.to_peer_id().to_string(),
+            Target::Peer(key) => {
+                let tables = self.inner.tables.get(&self.inner.breakers);
+                let known = tables.chain(chain_id).and_then(|t| t.peers.iter().find(|p| p.key == key));
+                known.map(|p| p.peer_id.clone()).unwrap_or_else(|| Arc::from(key.to_peer_id().to_string()))
+            }
         }
     }
 
-    fn apply_sticky(&self, chain_id: u64, client: Option<u64>, order: &mut [Candidate]) {
-        let Some(client) = client else { return };
-        let Some(best) = order.first().map(|c| c.score) else { return };
-        let sticky = self.inner.sticky.lock().unwrap_or_else(|p| p.into_inner()).get(&(client, chain_id)).cloned();
-        // A provider at capacity is not kept ahead of one with headroom.
-        if let Some((target, _)) = sticky
-            && let Some(pos) = order.iter().position(|c| c.target == target)
-            && order[pos].score <= best * STICKY_HYSTERESIS
-            && order[pos].saturated == order[0].saturated
-        {
-            order[..=pos].rotate_right(1);
-        }
+    fn sticky(&self, chain_id: u64, client: u64) -> Option<Target> {
+        self.inner.sticky.lock().unwrap_or_else(|p| p.into_inner()).get(&(client, chain_id)).map(|(t, _)| *t)
     }
 
-    fn set_sticky(&self, chain_id: u64, client: Option<u64>, target: &Target) {
-        let Some(client) = client else { return };
+    fn set_sticky(&self, chain_id: u64, client: u64, target: Target) {
         let mut map = self.inner.sticky.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if map.len() >= STICKY_MAX {
@@ -509,85 +321,11 @@ impl Router {
                 map.clear();
             }
         }
-        map.insert((client, chain_id), (target.clone(), now));
-    }
-
-    async fn attempt(
-        &self,
-        chain_id: u64,
-        target: Target,
-        body: Bytes,
-        deadline: Instant,
-        is_send: bool,
-        notification: bool,
-    ) -> AttemptResult {
-        let started = Instant::now();
-        // If this attempt is dropped unfinished (lost to a hedge, deadline, client gone), its
-        // probation slot must not stay taken: the guard frees it.
-        let mut guard = InFlight { router: self, chain_id, target: target.clone(), finished: false };
-        let remaining = deadline.saturating_duration_since(started).max(Duration::from_millis(1));
-        let mut busy = false;
-        let (body, verdict) = match &target {
-            Target::Own(i) => match self.inner.upstreams.for_chain(chain_id).get(*i) {
-                Some(u) => match u.forward(body, remaining).await {
-                    Ok(reply) => match judge_status(reply.status) {
-                        Some(v) => (reply.body, v),
-                        None => {
-                            let v = judge_body(&reply.body, is_send);
-                            (reply.body, v)
-                        }
-                    },
-                    Err(TransportError::Timeout(ms)) => {
-                        (Bytes::new(), Verdict::Retry(format!("own upstream timed out after {ms} ms")))
-                    }
-                    Err(e) => (Bytes::new(), Verdict::Retry(format!("own upstream: {e}"))),
-                },
-                None => (Bytes::new(), Verdict::Retry("upstream gone".into())),
-            },
-            Target::Peer(key) => match &self.inner.relay {
-                None => (Bytes::new(), Verdict::Retry("relay disabled".into())),
-                Some(relay) => match relay.call(*key, chain_id, Vec::from(body), remaining).await {
-                    Ok(o) if o.status == RelayStatus::Ok => {
-                        let b = Bytes::from(o.body);
-                        let v = judge_body(&b, is_send);
-                        (b, v)
-                    }
-                    Ok(o) => {
-                        busy = o.status == RelayStatus::Busy;
-                        (Bytes::new(), Verdict::Retry(format!("peer answered {}", status_label(o.status))))
-                    }
-                    Err(e) => (Bytes::new(), Verdict::Retry(e.to_string())),
-                },
-            },
-        };
-        // Busy is no outcome: the guard frees a probation slot it took, as for a cancelled attempt.
-        guard.finished = !busy;
-        // A notification has no answer: an empty body with a 2xx status is the correct one.
-        let verdict = match verdict {
-            Verdict::Retry(r) if notification && r == "malformed response" && body.trim_ascii().is_empty() => {
-                Verdict::Success
-            }
-            v => v,
-        };
-        AttemptResult { target, started, body, verdict, busy }
+        map.insert((client, chain_id), (target, now));
     }
 }
 
-/// Frees a reserved probation slot when an attempt is dropped before its outcome is recorded.
-struct InFlight<'a> {
-    router: &'a Router,
-    chain_id: u64,
-    target: Target,
-    finished: bool,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            let mut map = self.router.inner.breakers.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = map.get_mut(&(self.chain_id, self.target.clone())) {
-                b.release_probation();
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

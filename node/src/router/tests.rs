@@ -1,118 +1,35 @@
-//! Routing to peers through a real `RelayClient` whose p2p handle is answered by scripted fake
-//! providers (no swarm): each answers a relay `Ok` with a signed receipt, `Busy`, slowly, or
-//! never. Covers what the relay path changes: utilisation as a ranking penalty, `Busy`
-//! handling, hedge losers and the hedge budget.
+//! The router as a whole (policy → planning → attempts) over a mesh snapshot of peers and a
+//! scripted [`Forward`]: no p2p channel, no receipts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use libp2p::PeerId;
-use rpcmesh_protocol::messages::{
-    CapacityAnnouncement, MessageHeader, Receipt, RelayRequest, RelayResponse, RelayStatus,
-};
-use rpcmesh_protocol::validate::Limits;
-use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
-use tokio::sync::{mpsc, watch};
+use rpcmesh_protocol::messages::{CapacityAnnouncement, MessageHeader};
+use rpcmesh_protocol::{Identity, PublicKey, Signed};
+use tokio::sync::watch;
 
-use super::breaker::{Admission, Breaker};
-use super::select::Target;
-use super::{RouteOptions, Router};
+use super::testkit::{RESULT, Scripted, Step, request};
+use super::*;
 use crate::clock::now_ms;
-use crate::config::RoutingConfig;
-use crate::gateway::jsonrpc::Request;
-use crate::mesh::{ChainView, Health, MeshSnapshot, ProviderView, Source};
-use crate::metrics::NodeMetrics;
-use crate::p2p::{Command, P2pHandle, P2pStatus};
-use crate::relay::{RelayClient, status_response};
+use crate::mesh::{ChainView, Health, ProviderView, Source};
 use crate::trust::TrustStatus;
-use crate::upstream::UpstreamSet;
 
 const NET: &str = "rpcmesh-router-test";
 const CHAIN: u64 = 1;
 const HEAD: u64 = 100;
-const RESULT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":"0x64"}"#;
 
-/// How a fake provider answers one relay.
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Ok,
-    Busy,
-    /// `Ok`, after this long.
-    Slow(Duration),
-    /// Never.
-    Hang,
-}
-
-struct FakePeer {
-    id: Identity,
-    /// Answers for the next relays, in order; then `then`.
-    script: Mutex<VecDeque<Answer>>,
-    then: Answer,
-    calls: AtomicUsize,
-}
-
-impl FakePeer {
-    fn next(&self) -> Answer {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.script.lock().unwrap().pop_front().unwrap_or(self.then)
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-/// One fake provider: its latency estimate and announced utilisation as the mesh shows them,
-/// and how it answers.
+/// One fake peer as the mesh shows it.
 struct Spec {
     p50_us: u32,
     utilisation_permille: u16,
-    script: Vec<Answer>,
-    then: Answer,
+    groups: &'static [&'static str],
+    trust: TrustStatus,
 }
 
 impl Spec {
-    fn new(p50_us: u32, then: Answer) -> Self {
-        Self { p50_us, utilisation_permille: 0, script: Vec::new(), then }
-    }
-}
-
-struct Mesh {
-    router: Router,
-    peers: Vec<Arc<FakePeer>>,
-}
-
-impl Mesh {
-    fn key(&self, i: usize) -> PublicKey {
-        self.peers[i].id.public_key()
-    }
-
-    fn breaker(&self, i: usize) -> Breaker {
-        let map = self.router.inner.breakers.lock().unwrap();
-        map.get(&(CHAIN, Target::Peer(self.key(i)))).cloned().unwrap_or_default()
-    }
-
-    /// Nothing ever counted against peer `i`.
-    fn assert_no_failure(&self, i: usize) {
-        let b = self.breaker(i);
-        assert_eq!(b.recent_err, 0.0, "peer {i} has a failure recorded: {b:?}");
-        assert_eq!(b.admission(Instant::now()), Admission::Open, "peer {i}: {b:?}");
-    }
-
-    async fn route(&self) -> super::Routed {
-        let req = Request {
-            raw: Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#),
-            method: "eth_blockNumber".into(),
-            id: Some(Bytes::from_static(b"1")),
-        };
-        self.router.route(CHAIN, &req, RouteOptions { failover: true, client: None }).await
-    }
-
-    fn served_by(&self, i: usize) -> Option<String> {
-        Some(self.key(i).to_peer_id().to_string())
+    fn new(p50_us: u32) -> Self {
+        Self { p50_us, utilisation_permille: 0, groups: &["eth"], trust: TrustStatus::Open }
     }
 }
 
@@ -122,18 +39,12 @@ fn identity(n: u8) -> Identity {
 
 fn provider(id: &Identity, spec: &Spec) -> ProviderView {
     let key = id.public_key();
-    let ann = CapacityAnnouncement::new(
-        MessageHeader::new(NET, 1, now_ms(), 60_000),
-        vec![],
-        vec![],
-        None,
-        "rpcmesh/test".into(),
-    );
+    let ann = CapacityAnnouncement::new(MessageHeader::new(NET, 1, now_ms(), 60_000), vec![], vec![], None, "t".into());
     ProviderView {
         peer_id: key.to_peer_id().to_string(),
         public_key: key.to_hex(),
         is_self: false,
-        trust: TrustStatus::Open,
+        trust: spec.trust.clone(),
         connected: true,
         seq: 1,
         announced_at_ms: now_ms(),
@@ -142,7 +53,7 @@ fn provider(id: &Identity, spec: &Spec) -> ProviderView {
         expired: false,
         source: Source::Gossip,
         listen_addrs: vec![],
-        software_version: "rpcmesh/test".into(),
+        software_version: "t".into(),
         operator: None,
         chains: vec![ChainView {
             chain_id: CHAIN,
@@ -159,7 +70,7 @@ fn provider(id: &Identity, spec: &Spec) -> ProviderView {
             max_requests_per_sec: 1000,
             max_concurrent_relays: 64,
             archive: false,
-            method_groups: vec!["eth".into()],
+            method_groups: spec.groups.iter().map(|g| g.to_string()).collect(),
             policies: vec![],
         }],
         attestations: vec![],
@@ -168,239 +79,138 @@ fn provider(id: &Identity, spec: &Spec) -> ProviderView {
     }
 }
 
-/// A fake provider's answer to one relay request, as its relay server would encode it.
-fn respond(id: &Identity, requester: PublicKey, raw: &[u8]) -> Vec<u8> {
-    let Ok(req) = encoding::from_bytes::<RelayRequest>(raw) else {
-        return status_response(raw, NET, RelayStatus::Refused, "undecodable");
-    };
-    let header = MessageHeader::new(NET, req.header.seq, now_ms(), 60_000);
-    let receipt = Signed::sign(
-        Receipt {
-            header: header.clone(),
-            requester,
-            chain_id: req.chain_id,
-            request_digest: digest::sha256(&req.body),
-            response_digest: digest::sha256(RESULT),
-            head: Some(HEAD),
-        },
-        id,
-    );
-    encoding::to_bytes(&RelayResponse {
-        header,
-        status: RelayStatus::Ok,
-        body: RESULT.to_vec(),
-        receipt: Some(receipt),
-    })
+struct Mesh {
+    router: Router,
+    scripted: Scripted,
+    keys: Vec<PublicKey>,
 }
 
-/// Serves the relay commands of the router's p2p handle from the fake providers.
-fn serve_relays(mut commands: mpsc::Receiver<Command>, own: PublicKey, peers: HashMap<PeerId, Arc<FakePeer>>) {
-    tokio::spawn(async move {
-        while let Some(cmd) = commands.recv().await {
-            let Command::Relay { peer, request, reply } = cmd else { continue };
-            let Some(p) = peers.get(&peer).cloned() else {
-                let _ = reply.send(Err(crate::p2p::P2pError::Relay { peer, reason: "unknown peer".into() }));
-                continue;
-            };
-            tokio::spawn(async move {
-                let answer = match p.next() {
-                    Answer::Ok => respond(&p.id, own, &request),
-                    Answer::Busy => status_response(&request, NET, RelayStatus::Busy, "at capacity"),
-                    Answer::Slow(d) => {
-                        tokio::time::sleep(d).await;
-                        respond(&p.id, own, &request)
-                    }
-                    Answer::Hang => {
-                        // Holding the reply channel keeps the relay unanswered.
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        drop(reply);
-                        return;
-                    }
-                };
-                let _ = reply.send(Ok(answer));
-            });
-        }
-    });
+impl Mesh {
+    fn peer(&self, i: usize) -> Target {
+        Target::Peer(self.keys[i])
+    }
+
+    fn served_by(&self, i: usize) -> Option<Arc<str>> {
+        Some(Arc::from(self.keys[i].to_peer_id().to_string()))
+    }
+
+    async fn route(&self, method: &str) -> Routed {
+        self.router.route(CHAIN, &request(method), RouteOptions { failover: true, client: Some(7) }).await
+    }
 }
 
-/// A router with no own upstream, over a mesh of the given fake providers (peer `i` is
-/// `identity(i + 1)`).
+/// A router with no own upstream over peers `identity(i + 1)` answering `Step::Ok`.
 fn mesh(routing: RoutingConfig, specs: Vec<Spec>) -> Mesh {
     let own = identity(200);
-    let mut peers = Vec::new();
-    let mut views = Vec::new();
-    for (i, spec) in specs.into_iter().enumerate() {
-        let id = identity(i as u8 + 1);
-        views.push(provider(&id, &spec));
-        peers.push(Arc::new(FakePeer {
-            id,
-            script: Mutex::new(spec.script.into()),
-            then: spec.then,
-            calls: AtomicUsize::new(0),
-        }));
+    let views: Vec<Arc<ProviderView>> =
+        specs.iter().enumerate().map(|(i, s)| Arc::new(provider(&identity(i as u8 + 1), s))).collect();
+    let keys: Vec<PublicKey> = views.iter().map(|v| v.key).collect();
+    let scripted = Scripted::default();
+    for k in &keys {
+        scripted.script(Target::Peer(*k), vec![], Step::Ok);
     }
-    let snap =
-        MeshSnapshot::new(now_ms(), BTreeMap::from([(CHAIN, HEAD)]), views.into_iter().map(Into::into).collect());
-    let (commands_tx, commands_rx) = mpsc::channel(64);
-    let p2p = P2pHandle::new(own.peer_id(), commands_tx, watch::channel(P2pStatus::default()).1);
-    let metrics = NodeMetrics::register(&mut prometheus_client::registry::Registry::default());
-    let relay = RelayClient::new(p2p, own.public_key(), NET.into(), Limits::default(), metrics);
-    serve_relays(commands_rx, own.public_key(), peers.iter().map(|p| (p.id.peer_id(), p.clone())).collect());
+    let snap = MeshSnapshot::new(now_ms(), BTreeMap::from([(CHAIN, HEAD)]), views);
     let router = Router::new(
         own.public_key(),
         Arc::new(UpstreamSet::default()),
         &[],
         watch::channel(Arc::new(snap)).1,
-        Some(relay),
+        SharedForward::new(scripted.clone()),
         routing,
+        MethodPolicy::default(),
     );
-    Mesh { router, peers }
+    Mesh { router, scripted, keys }
 }
 
-fn is_error(body: &[u8]) -> bool {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    v["error"]["code"] == -32002
+fn error_code(body: &[u8]) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["error"]["code"].as_i64()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn full_utilisation_is_a_penalty_not_ineligibility() {
-    // Alone at full utilisation: still eligible, and it serves.
-    let alone =
-        mesh(RoutingConfig::default(), vec![Spec { utilisation_permille: 1000, ..Spec::new(1_000, Answer::Ok) }]);
+    let alone = mesh(RoutingConfig::default(), vec![Spec { utilisation_permille: 1000, ..Spec::new(1_000) }]);
     let c = alone.router.explain(CHAIN, "eth_blockNumber", true);
     assert!(c[0].eligible && c[0].saturated, "{c:?}");
-    let r = alone.route().await;
+    let r = alone.route("eth_blockNumber").await;
     assert_eq!(r.served_by, alone.served_by(0), "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.body, Bytes::from_static(RESULT));
+    assert_eq!(r.status, RouteStatus::Ok);
 
     // Next to a peer with headroom: ranked after it, even though it is far faster.
-    let two = mesh(
-        RoutingConfig::default(),
-        vec![Spec { utilisation_permille: 1000, ..Spec::new(100, Answer::Ok) }, Spec::new(40_000, Answer::Ok)],
-    );
+    let two =
+        mesh(RoutingConfig::default(), vec![Spec { utilisation_permille: 1000, ..Spec::new(100) }, Spec::new(40_000)]);
     let c = two.router.explain(CHAIN, "eth_blockNumber", true);
     assert!(c.iter().all(|c| c.eligible), "{c:?}");
-    assert_eq!(c[0].target, Target::Peer(two.key(1)), "the peer with headroom first: {c:?}");
-    assert_eq!(c[1].target, Target::Peer(two.key(0)));
+    assert_eq!((c[0].target, c[1].target), (two.peer(1), two.peer(0)), "the peer with headroom first: {c:?}");
     assert!(c[1].score < c[0].score, "by score alone it would have been first");
-    let r = two.route().await;
-    assert_eq!(r.served_by, two.served_by(1));
+    assert_eq!(two.route("eth_blockNumber").await.served_by, two.served_by(1));
 }
 
-#[tokio::test]
-async fn busy_sole_peer_is_asked_again_within_the_deadline() {
-    let m =
-        mesh(RoutingConfig::default(), vec![Spec { script: vec![Answer::Busy; 3], ..Spec::new(1_000, Answer::Ok) }]);
-    let r = m.route().await;
-    assert_eq!(r.served_by, m.served_by(0), "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.body, Bytes::from_static(RESULT));
-    assert_eq!(r.attempts, 4, "three busy answers, then served");
-    assert_eq!(m.peers[0].calls(), 4);
-    let b = m.breaker(0);
-    assert_eq!(b.recent_err, 0.0, "busy is not a failure: {b:?}");
-    assert!(b.ewma_us.is_some(), "the success was recorded");
-}
-
-#[tokio::test]
-async fn busy_peer_is_left_at_once_for_another_and_not_counted() {
-    // 1 µs: still first once the other has a measured latency.
-    let m = mesh(RoutingConfig::default(), vec![Spec::new(1, Answer::Busy), Spec::new(5_000, Answer::Ok)]);
-    assert_eq!(m.router.explain(CHAIN, "eth_blockNumber", true)[0].target, Target::Peer(m.key(0)));
-    for _ in 0..5 {
-        let r = m.route().await;
-        assert_eq!(r.served_by, m.served_by(1));
-        assert_eq!(r.attempts, 2);
+#[tokio::test(start_paused = true)]
+async fn refused_methods_never_reach_a_provider() {
+    let m = mesh(RoutingConfig::default(), vec![Spec { groups: &["eth", "anvil", "debug"], ..Spec::new(1_000) }]);
+    for method in ["anvil_reset", "eth_sendTransaction", "eth_sign", "debug_traceTransaction", "evm_mine"] {
+        let r = m.route(method).await;
+        assert_eq!(error_code(&r.body), Some(-32601), "{method}: {}", String::from_utf8_lossy(&r.body));
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert!(text.contains("gateway.allow_methods"), "names the setting: {text}");
+        assert_eq!((r.attempts, r.status), (0, RouteStatus::CallerError));
     }
-    assert_eq!(m.peers[0].calls(), 5, "asked once per request, then left for the other");
-    m.assert_no_failure(0);
+    assert!(m.scripted.calls().is_empty());
 }
 
-#[tokio::test]
-async fn busy_until_the_deadline_fails_at_the_deadline_without_ejecting() {
-    let routing = RoutingConfig { request_timeout_ms: 300, ..RoutingConfig::default() };
-    let m = mesh(routing, vec![Spec::new(1_000, Answer::Busy)]);
-    let started = Instant::now();
-    let r = m.route().await;
-    let took = started.elapsed();
-    assert!(is_error(&r.body), "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.served_by, None);
-    assert!(took >= Duration::from_millis(250), "gave up early: {took:?}");
-    assert!(took < Duration::from_secs(2), "overran the deadline: {took:?}");
-    let calls = m.peers[0].calls();
-    assert!(calls >= 5, "asked again with a short backoff: {calls} calls");
-    assert!(calls <= 100, "the backoff grows: {calls} calls in 300 ms");
-    assert_eq!(r.attempts as usize, calls);
-    m.assert_no_failure(0);
+#[tokio::test(start_paused = true)]
+async fn a_namespace_no_peer_serves_is_method_not_found() {
+    let m = mesh(RoutingConfig::default(), vec![Spec::new(1_000)]);
+    let router = Router::new(
+        identity(200).public_key(),
+        Arc::new(UpstreamSet::default()),
+        &[],
+        m.router.inner.mesh.clone(),
+        SharedForward::new(m.scripted.clone()),
+        RoutingConfig::default(),
+        MethodPolicy::new(MethodRules::allow_all(), Default::default()),
+    );
+    let r =
+        router.route(CHAIN, &request("debug_traceTransaction"), RouteOptions { failover: true, client: None }).await;
+    assert_eq!(error_code(&r.body), Some(-32601), "{}", String::from_utf8_lossy(&r.body));
+    assert!(m.scripted.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_cancelled_hedge_loser_is_not_a_failure_when_the_winner_was_slow_too() {
-    // The first peer answers correctly but slower than its hedge delay (25 ms); the second,
-    // slow as well (a CPU burst slows everyone), wins the hedge and the first is cancelled.
+#[tokio::test(start_paused = true)]
+async fn untrusted_peers_are_never_planned_and_explain_says_why() {
     let m = mesh(
         RoutingConfig::default(),
-        vec![
-            Spec::new(1_000, Answer::Slow(Duration::from_millis(300))),
-            Spec::new(20_000, Answer::Slow(Duration::from_millis(15))),
-        ],
+        vec![Spec { trust: TrustStatus::Untrusted { reason: "no certificate".into() }, ..Spec::new(1_000) }],
     );
-    assert_eq!(m.router.explain(CHAIN, "eth_blockNumber", true)[0].target, Target::Peer(m.key(0)));
-    let r = m.route().await;
-    assert_eq!(r.served_by, m.served_by(1));
-    assert_eq!(r.attempts, 2);
-    let b = m.breaker(0);
-    assert_eq!(b.recent_err, 0.0, "a cancelled loser is not a failure: {b:?}");
-    assert_eq!(b.recent_ok, 0.0, "nor a success: it never answered: {b:?}");
-    assert!(b.ewma_us.is_none(), "{b:?}");
-    assert_eq!(b.admission(Instant::now()), Admission::Open);
+    let c = m.router.explain(CHAIN, "eth_blockNumber", true);
+    assert_eq!(c[0].reasons, vec!["not trusted".to_string()]);
+    let r = m.route("eth_blockNumber").await;
+    assert_eq!(error_code(&r.body), Some(-32002));
+    assert!(String::from_utf8_lossy(&r.body).contains("no eligible provider"));
+    assert!(m.scripted.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_silent_peer_outrun_by_a_fast_hedge_is_blamed() {
-    // A frozen provider: waited on for its whole hedge delay (25 ms) while the hedge answered
-    // at once. That is a failure (three eject it), unlike losing to a hedge that was slow too.
-    let m = mesh(RoutingConfig::default(), vec![Spec::new(1_000, Answer::Hang), Spec::new(20_000, Answer::Ok)]);
-    let r = m.route().await;
-    assert_eq!((r.served_by.clone(), r.attempts), (m.served_by(1), 2), "hedged to the second peer");
-    let b = m.breaker(0);
-    assert!(b.recent_err > 0.0, "the outrun loser is blamed: {b:?}");
-    m.assert_no_failure(1);
-}
-
-#[tokio::test]
-async fn without_hedge_budget_a_silent_peer_is_failed_over_at_its_hard_timeout() {
-    let m = mesh(RoutingConfig::default(), vec![Spec::new(1_000, Answer::Hang), Spec::new(20_000, Answer::Ok)]);
-    while m.router.inner.hedges.try_spend() {}
-    let started = Instant::now();
-    let r = m.route().await;
-    let took = started.elapsed();
-    assert_eq!(r.served_by, m.served_by(1));
-    assert_eq!(r.attempts, 2);
-    // Hedge delay 25 ms (3 × 1 ms, floored); hard timeout max(4 × 25 ms, 500 ms).
-    assert!(took >= super::HARD_TIMEOUT_MIN, "no hedge without budget: served after {took:?}");
-    let b = m.breaker(0);
-    assert!(b.recent_err > 0.0, "no answer within the hard timeout is a failure: {b:?}");
-    m.assert_no_failure(1);
-}
-
-#[tokio::test]
-async fn hedges_are_capped_per_router() {
-    // Nobody answers within the 100 ms deadline, so every request reaches its hedge delay
-    // (25 ms), and the ranking never changes (relays that time out with the deadline count as
-    // failures, but never eject and never outweigh the 500× latency gap): each request is
-    // hedged exactly when the budget allows.
-    let routing = RoutingConfig { request_timeout_ms: 100, eject_after_failures: u32::MAX, ..RoutingConfig::default() };
-    let m = mesh(routing, vec![Spec::new(100, Answer::Hang), Spec::new(50_000, Answer::Hang)]);
-    let mut hedged = 0;
-    for _ in 0..30 {
-        let r = m.route().await;
-        assert!(is_error(&r.body));
-        if r.attempts == 2 {
-            hedged += 1;
-        }
+#[tokio::test(start_paused = true)]
+async fn a_client_sticks_to_its_provider_within_the_hysteresis() {
+    // Peer 1 is slightly slower (within 2x): once it served this client, it keeps serving it.
+    let m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000), Spec::new(1_500)]);
+    m.scripted.script(m.peer(0), vec![Step::Fail(AttemptError::Http(502))], Step::Ok);
+    assert_eq!(m.route("eth_blockNumber").await.served_by, m.served_by(1), "failed over once");
+    for _ in 0..3 {
+        assert_eq!(m.route("eth_blockNumber").await.served_by, m.served_by(1), "sticky");
     }
-    // 10 saved up, then one per 10 requests: the 10th and 20th after the burst (30 × 0.1).
-    assert_eq!(hedged, 12, "{hedged} of 30 requests hedged");
-    assert_eq!(m.peers[0].calls(), 30);
-    assert_eq!(m.peers[1].calls(), hedged);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ids_reach_the_client_byte_for_byte() {
+    let m = mesh(RoutingConfig::default(), vec![Spec::new(1_000)]);
+    let raw = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1.50,"method":"eth_blockNumber","params":[]}"#);
+    let crate::jsonrpc::Call::Single(crate::jsonrpc::Item::Request(req)) = crate::jsonrpc::parse(&raw) else {
+        panic!()
+    };
+    assert_eq!(req.upstream_id(), Some(&b"1"[..]), "nodes get an id they echo");
+    let r = m.router.route(CHAIN, &req, RouteOptions { failover: true, client: None }).await;
+    assert_eq!(&r.body[..], br#"{"jsonrpc":"2.0","id":1.50,"result":"0x64"}"#);
 }

@@ -129,6 +129,13 @@ impl Upstream {
         self.lock().clone()
     }
 
+    /// What routing reads per request, in one short lock and without copying the latency window:
+    /// whether it may serve, its head number, and its latency estimate (µs).
+    pub fn routing_view(&self) -> (bool, Option<u64>, Option<u32>) {
+        let s = self.lock();
+        (s.status.is_usable(), s.head.map(|h| h.number), s.window.ewma_us())
+    }
+
     /// Current status.
     pub fn status(&self) -> UpstreamStatus {
         self.lock().status.clone()

@@ -39,6 +39,20 @@ pub enum RelayStatus {
     Timeout,
 }
 
+impl RelayStatus {
+    /// Lower-case label, for metrics, logs and JSON.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Busy => "busy",
+            Self::NotServingChain => "not_serving_chain",
+            Self::UpstreamError => "upstream_error",
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
 /// The answer to a [`RelayRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct RelayResponse {
@@ -51,6 +65,25 @@ pub struct RelayResponse {
     /// The provider's signed receipt when `status` is `Ok`.
     pub receipt: Option<Signed<Receipt>>,
 }
+
+impl RelayResponse {
+    /// The encoded refusal (or failure) of the encoded request `request`: `status` with a short
+    /// `reason`, echoing the request's seq when its header is readable. Reads only the header:
+    /// refusals (above all `Busy`, which runs most when a server is loaded) must not decode and
+    /// copy the body.
+    pub fn refusal(request: &[u8], network_id: &str, status: RelayStatus, reason: &str, now_ms: u64) -> Vec<u8> {
+        let seq = crate::encoding::from_prefix::<MessageHeader>(request).map(|h| h.seq).unwrap_or(0);
+        crate::encoding::to_bytes(&RelayResponse {
+            header: MessageHeader::new(network_id, seq, now_ms, REFUSAL_TTL_MS),
+            status,
+            body: reason.as_bytes().to_vec(),
+            receipt: None,
+        })
+    }
+}
+
+/// Validity of a refusal: long enough for any relay round trip, short enough to be useless later.
+pub const REFUSAL_TTL_MS: u64 = 10_000;
 
 /// A serving provider's signed statement of what it answered: evidence if the answer was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

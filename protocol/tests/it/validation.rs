@@ -300,3 +300,31 @@ fn a_header_is_read_from_the_front_of_a_message() {
     assert!(rpcmesh_protocol::encoding::from_bytes::<rpcmesh_protocol::MessageHeader>(&bytes).is_err());
     assert!(rpcmesh_protocol::encoding::from_prefix::<rpcmesh_protocol::MessageHeader>(&bytes[..3]).is_err());
 }
+
+#[test]
+fn relay_refusals_echo_the_request_seq_and_only_read_its_header() {
+    use rpcmesh_protocol::encoding;
+    let request = encoding::to_bytes(&RelayRequest {
+        header: MessageHeader::new("net", 41, 1_000, 5_000),
+        chain_id: 1,
+        timeout_ms: 5_000,
+        body: b"{}".to_vec(),
+    });
+    // A request whose body is cut off still has a readable header.
+    let cut = &request[..request.len() - 1];
+    for raw in [&request[..], cut] {
+        let r = encoding::from_bytes::<RelayResponse>(&RelayResponse::refusal(
+            raw,
+            "net",
+            RelayStatus::Busy,
+            "at capacity",
+            2_000,
+        ))
+        .unwrap();
+        assert_eq!((r.header.seq, r.status, r.body.as_slice()), (41, RelayStatus::Busy, &b"at capacity"[..]));
+        assert!(r.receipt.is_none());
+    }
+    let junk = RelayResponse::refusal(b"junk", "net", RelayStatus::Refused, "no", 2_000);
+    assert_eq!(encoding::from_bytes::<RelayResponse>(&junk).unwrap().header.seq, 0);
+    assert_eq!(RelayStatus::NotServingChain.label(), "not_serving_chain");
+}

@@ -1,0 +1,226 @@
+//! Reading a request body within bounds (size, time), and reading the ids of a body that was
+//! refused, so the error can echo them.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+
+use super::respond::{GatewayError, Ids};
+use crate::jsonrpc::{self, Call, Item};
+
+/// Bytes of a refused body kept to read its ids from.
+const SNIFF_BYTES: usize = 4096;
+
+/// Why a body was not read, with what had arrived (up to [`SNIFF_BYTES`]) to read ids from.
+#[derive(Debug)]
+pub struct BodyRefused {
+    /// The error to answer.
+    pub error: GatewayError,
+    /// The start of the body.
+    pub prefix: Bytes,
+}
+
+/// Reads the whole body: at most `limit` bytes (a larger announced `Content-Length` is refused
+/// before reading), within `timeout`.
+pub async fn read(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+    content_length: Option<usize>,
+) -> Result<Bytes, BodyRefused> {
+    if content_length.is_some_and(|l| l > limit) {
+        // Not read at all: nothing to sniff, and reading it would be the cost refused.
+        return Err(BodyRefused { error: GatewayError::BodyTooLarge { limit }, prefix: Bytes::new() });
+    }
+    let mut body = body;
+    let mut buf = BytesMut::with_capacity(content_length.unwrap_or(0).min(limit));
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(refused(GatewayError::BodyTimeout, &buf)),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => return Err(refused(GatewayError::BodyUnreadable(e.to_string()), &buf)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if buf.len() + data.len() > limit {
+            let room = SNIFF_BYTES.saturating_sub(buf.len());
+            buf.extend_from_slice(&data[..room.min(data.len())]);
+            return Err(refused(GatewayError::BodyTooLarge { limit }, &buf));
+        }
+        buf.extend_from_slice(&data);
+    }
+}
+
+fn refused(error: GatewayError, buf: &[u8]) -> BodyRefused {
+    BodyRefused { error, prefix: Bytes::copy_from_slice(&buf[..buf.len().min(SNIFF_BYTES)]) }
+}
+
+/// The ids of a complete body (a single request's, or a batch's), for errors about the whole
+/// call (unknown chain, bad header).
+pub fn ids_of(body: &Bytes) -> Ids {
+    match jsonrpc::parse(body) {
+        Call::Single(Item::Request(r)) => r.id.map_or(Ids::Unknown, Ids::Single),
+        Call::Single(Item::Invalid { id, .. }) => Ids::Single(id),
+        Call::Batch(items) => Ids::Batch(
+            items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Item::Request(r) => r.id,
+                    Item::Invalid { id, .. } => Some(id),
+                })
+                .collect(),
+        ),
+        Call::Error { .. } => Ids::Unknown,
+    }
+}
+
+/// The id of a single request whose body was cut short: the top-level `"id"` member, when it
+/// arrived whole before the cut (clients write it before `params`, which is what makes bodies
+/// large). A batch's or an unreadable body's ids are unknown.
+pub fn sniff_id(prefix: &[u8]) -> Ids {
+    let mut s = Scanner { b: prefix, i: 0 };
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return Ids::Unknown;
+    }
+    s.i += 1;
+    loop {
+        s.ws();
+        let Some(key) = s.string() else { return Ids::Unknown };
+        s.ws();
+        if s.peek() != Some(b':') {
+            return Ids::Unknown;
+        }
+        s.i += 1;
+        s.ws();
+        let start = s.i;
+        if !s.value() {
+            return Ids::Unknown;
+        }
+        if key == b"\"id\"" {
+            let id = &prefix[start..s.i];
+            // Only ids that are whole and valid as ids.
+            return match serde_json::from_slice::<serde_json::Value>(id) {
+                Ok(serde_json::Value::Number(_) | serde_json::Value::String(_) | serde_json::Value::Null) => {
+                    Ids::Single(Bytes::copy_from_slice(id))
+                }
+                _ => Ids::Unknown,
+            };
+        }
+        s.ws();
+        match s.peek() {
+            Some(b',') => s.i += 1,
+            _ => return Ids::Unknown,
+        }
+    }
+}
+
+/// A minimal JSON skimmer over a possibly truncated buffer: every method returns `None`/`false`
+/// when the input ends first.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    /// A string, returned with its quotes.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        loop {
+            match self.peek()? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return self.b.get(start..self.i);
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Skips one value; false if it does not end within the buffer.
+    fn value(&mut self) -> bool {
+        match self.peek() {
+            None => false,
+            Some(b'"') => self.string().is_some(),
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        None => return false,
+                        Some(b'"') => {
+                            if self.string().is_none() {
+                                return false;
+                            }
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return true;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            Some(_) => {
+                let start = self.i;
+                while self.peek().is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace()) {
+                    self.i += 1;
+                }
+                // A scalar is whole only if something follows it.
+                self.i > start && self.peek().is_some()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_sniffed_from_a_cut_body_when_whole() {
+        let body = br#" {"jsonrpc":"2.0", "id" : "a\"b", "method":"eth_sendRawTransaction","params":["0xffff"#;
+        assert_eq!(sniff_id(body), Ids::Single(Bytes::from_static(br#""a\"b""#)));
+        assert_eq!(sniff_id(br#"{"jsonrpc":"2.0","id":12,"params":[1,2"#), Ids::Single(Bytes::from_static(b"12")));
+        assert_eq!(
+            sniff_id(br#"{"params":{"a":[1,{"b":"}"}]},"id":1.50,"x"#),
+            Ids::Single(Bytes::from_static(b"1.50"))
+        );
+        // Cut inside the id, or the id after the cut, or not an object: unknown.
+        assert_eq!(sniff_id(br#"{"jsonrpc":"2.0","id":12"#), Ids::Unknown);
+        assert_eq!(sniff_id(br#"{"jsonrpc":"2.0","method":"m","params":["0xff"#), Ids::Unknown);
+        assert_eq!(sniff_id(br#"[{"id":1}"#), Ids::Unknown);
+        assert_eq!(sniff_id(br#"{"id":{"a":1},"x":1}"#), Ids::Unknown);
+    }
+
+    #[test]
+    fn ids_of_complete_bodies() {
+        let batch = Bytes::from_static(br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"},5]"#);
+        assert_eq!(ids_of(&batch), Ids::Batch(vec![Bytes::from_static(b"1"), Bytes::from_static(b"null")]));
+        let single = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"x","method":"a"}"#);
+        assert_eq!(ids_of(&single), Ids::Single(Bytes::from_static(br#""x""#)));
+    }
+}

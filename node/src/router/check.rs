@@ -1,0 +1,59 @@
+//! The answer-check layer, between forward and attempts: an answer that fails a check is an
+//! [`AttemptError::Unverified`] (retryable), so the attempt machinery sends the request to the
+//! next target exactly as it does after a transport error.
+//!
+//! The shape of every answer (one well-formed JSON-RPC response with the right id) is already
+//! checked when the reply is read ([`super::classify`]); checks here are about its content.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::forward::{Call, Forward, Target};
+use super::outcome::{Answer, AttemptError};
+
+/// Checks the content of an answer before it is passed on.
+pub trait AnswerCheck: Send + Sync {
+    /// `answer` (possibly marked more verified), or why it must not be used.
+    fn check<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        target: Target,
+        answer: Answer,
+    ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a;
+}
+
+/// Accepts every answer as it is (integrity off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCheck;
+
+impl AnswerCheck for NoCheck {
+    fn check<'a>(
+        &'a self,
+        _: &'a Call<'a>,
+        _: Target,
+        answer: Answer,
+    ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a {
+        std::future::ready(Ok(answer))
+    }
+}
+
+/// A [`Forward`] whose answers pass `check` before they count.
+#[derive(Debug, Clone)]
+pub struct Checked<F, C> {
+    /// The layer below.
+    pub inner: F,
+    /// The check.
+    pub check: C,
+}
+
+impl<F: Forward, C: AnswerCheck> Forward for Checked<F, C> {
+    async fn forward<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        target: Target,
+        budget: Duration,
+    ) -> Result<Answer, AttemptError> {
+        let answer = self.inner.forward(call, target, budget).await?;
+        self.check.check(call, target, answer).await
+    }
+}
