@@ -7,14 +7,20 @@
 //! - Hashes only (`.., false`): the hashes are returned as claimed. A trie root cannot be
 //!   recomputed from transaction hashes (the leaves are the encoded transactions), so a node can
 //!   list wrong hashes undetected here; ask for the hydrated block when it matters.
+//! - Blob transactions: consensus commits to them without their sidecar, and that is the root
+//!   checked first. anvil 1.7.1 returns the sidecar (`blobs`, `commitments`, `cellProofs`) in
+//!   hydrated blocks and computes `transactionsRoot` over the network encoding that includes it;
+//!   when the canonical root does not match and the answer carries sidecars, the root over the
+//!   network encoding is tried too ([`VerifiedBlock::root_includes_blob_sidecars`]). Either way
+//!   the transactions are bound to the header hash; only the encoding differs.
 //! - `withdrawals` (Shanghai on) must hash to `withdrawalsRoot`; `uncles` must be empty exactly
 //!   when `sha3Uncles` is the empty-list hash (uncle headers are not in the answer, so a
 //!   non-empty list is not checked further).
 
 use alloy_consensus::EMPTY_OMMER_ROOT_HASH;
-use alloy_consensus::proofs::{calculate_transaction_root, calculate_withdrawals_root};
+use alloy_consensus::proofs::{calculate_transaction_root, calculate_withdrawals_root, ordered_trie_root_with_encoder};
 use alloy_eips::eip4895::Withdrawal;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, Bytes};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -40,9 +46,15 @@ pub struct VerifiedBlock {
     transactions: BlockTransactions,
     uncles: Vec<B256>,
     withdrawals: Option<Vec<Withdrawal>>,
+    root_includes_blob_sidecars: bool,
 }
 
 impl VerifiedBlock {
+    /// True when `transactionsRoot` matched only over the blob transactions' network encoding
+    /// (with sidecars), as anvil 1.7.1 computes it; false for the consensus encoding.
+    pub fn root_includes_blob_sidecars(&self) -> bool {
+        self.root_includes_blob_sidecars
+    }
     /// The verified header.
     pub fn header(&self) -> &VerifiedHeader {
         &self.header
@@ -119,6 +131,70 @@ struct RpcWithdrawal<'a> {
     amount: &'a str,
 }
 
+/// The blob sidecar members some nodes (anvil) put in a transaction answer.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcSidecar<'a> {
+    #[serde(borrow)]
+    blobs: Option<Vec<&'a str>>,
+    #[serde(borrow)]
+    commitments: Option<Vec<&'a str>>,
+    #[serde(borrow)]
+    proofs: Option<Vec<&'a str>>,
+    #[serde(borrow)]
+    cell_proofs: Option<Vec<&'a str>>,
+}
+
+/// EIP-2718 network encoding of a blob transaction with its sidecar: `0x03 || rlp([tx, blobs,
+/// commitments, proofs])` (EIP-4844) or `0x03 || rlp([tx, 1, blobs, commitments, cellProofs])`
+/// (EIP-7594). `None` when the answer carries no sidecar.
+fn network_encoding(tx: &VerifiedTransaction, raw: &RawValue) -> Result<Option<Vec<u8>>, EthError> {
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_rlp::Encodable;
+    let sidecar: RpcSidecar<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| EthError::malformed(format!("blob sidecar: {e}")))?;
+    let (Some(blobs), Some(commitments)) = (sidecar.blobs, sidecar.commitments) else { return Ok(None) };
+    let list = |name: &str, items: &[&str]| -> Result<Vec<Bytes>, EthError> {
+        items.iter().map(|i| field(name, json::data(i))).collect()
+    };
+    let mut canonical = Vec::new();
+    tx.envelope().encode_2718(&mut canonical);
+    let Some((&ty, signed_fields)) = canonical.split_first() else { return Ok(None) };
+    let mut payload = signed_fields.to_vec();
+    match (sidecar.cell_proofs, sidecar.proofs) {
+        (Some(cell_proofs), _) => {
+            1u8.encode(&mut payload);
+            list("blobs", &blobs)?.encode(&mut payload);
+            list("commitments", &commitments)?.encode(&mut payload);
+            list("cellProofs", &cell_proofs)?.encode(&mut payload);
+        }
+        (None, Some(proofs)) => {
+            list("blobs", &blobs)?.encode(&mut payload);
+            list("commitments", &commitments)?.encode(&mut payload);
+            list("proofs", &proofs)?.encode(&mut payload);
+        }
+        (None, None) => return Ok(None),
+    }
+    let mut out = vec![ty];
+    alloy_rlp::Header { list: true, payload_length: payload.len() }.encode(&mut out);
+    out.extend_from_slice(&payload);
+    Ok(Some(out))
+}
+
+/// The transactions root over the network encoding of blob transactions that carry sidecars;
+/// `None` when none does.
+fn root_with_sidecars(txs: &[VerifiedTransaction], items: &[&RawValue]) -> Result<Option<B256>, EthError> {
+    use alloy_eips::eip2718::Encodable2718;
+    let mut any = false;
+    let mut encoded = Vec::with_capacity(txs.len());
+    for (tx, raw) in txs.iter().zip(items) {
+        let network = if tx.tx_type() == 3 { network_encoding(tx, raw)? } else { None };
+        any |= network.is_some();
+        encoded.push(network.unwrap_or_else(|| tx.envelope().encoded_2718()));
+    }
+    Ok(any.then(|| ordered_trie_root_with_encoder(&encoded, |e: &Vec<u8>, buf| buf.extend_from_slice(e))))
+}
+
 /// The effective gas price of a transaction in a block with `base_fee` (EIP-1559).
 fn effective_gas_price(tx: &VerifiedTransaction, base_fee: Option<u64>) -> Option<u128> {
     use alloy_consensus::Transaction;
@@ -174,6 +250,7 @@ fn verify_body(raw: &RpcBlock<'_>, header: VerifiedHeader) -> Result<VerifiedBlo
         Some(t) => serde_json::from_str(t.get()).map_err(|e| EthError::malformed(format!("`transactions`: {e}")))?,
         None => return Err(EthError::malformed("missing `transactions` (a header, not a block)")),
     };
+    let mut root_includes_blob_sidecars = false;
     let hashes_only = items.first().is_some_and(|t| t.get().starts_with('"'));
     let transactions = if hashes_only {
         let hashes = items
@@ -211,12 +288,15 @@ fn verify_body(raw: &RpcBlock<'_>, header: VerifiedHeader) -> Result<VerifiedBlo
         }
         let computed = calculate_transaction_root(&txs.iter().map(VerifiedTransaction::envelope).collect::<Vec<_>>());
         if computed != header.transactions_root() {
-            return Err(EthError::TransactionsRootMismatch { claimed: header.transactions_root(), computed });
+            if root_with_sidecars(&txs, &items)? != Some(header.transactions_root()) {
+                return Err(EthError::TransactionsRootMismatch { claimed: header.transactions_root(), computed });
+            }
+            root_includes_blob_sidecars = true;
         }
         BlockTransactions::Full(txs)
     };
 
-    Ok(VerifiedBlock { header, transactions, uncles, withdrawals })
+    Ok(VerifiedBlock { header, transactions, uncles, withdrawals, root_includes_blob_sidecars })
 }
 
 /// Verifies a block answer (`eth_getBlockByNumber` / `eth_getBlockByHash`, hydrated or not):

@@ -219,7 +219,6 @@ pub fn verify_account_proof(
         balance: field("balance", json::quantity_u256(raw.balance))?,
         storage_root: field("storageHash", json::fixed::<32>(raw.storage_hash).map(B256::new))?,
         code_hash: field("codeHash", json::fixed::<32>(raw.code_hash).map(B256::new))?,
-        ..TrieAccount::default()
     };
     let proof = parse_nodes("accountProof", &raw.account_proof)?;
     let key = Nibbles::unpack(keccak256(address));
@@ -230,7 +229,7 @@ pub fn verify_account_proof(
     let empty = TrieAccount { storage_root: EMPTY_ROOT_HASH, code_hash: KECCAK_EMPTY, ..TrieAccount::default() };
 
     // An empty claim is honest for an absent account: try absence first then.
-    let hint = if claims_empty { None } else { Some(alloy_rlp::encode(&claimed)) };
+    let hint = if claims_empty { None } else { Some(alloy_rlp::encode(claimed)) };
     let what = || format!("account {address}");
     let proven = prove(state_root, key, &proof, hint.as_deref())
         .map_err(|reason| EthError::ProofInvalid { what: what(), reason })?;
