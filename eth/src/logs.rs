@@ -327,8 +327,11 @@ pub fn verify_block_logs(
         }
         verified.push((*real).clone());
     }
+    // `logs` is strictly ascending by `logIndex` (checked above): binary search for omissions.
     for real in block_logs {
-        if matches(&real.address, &real.topics, filter, true) && !logs.iter().any(|l| l.log_index == real.log_index) {
+        if matches(&real.address, &real.topics, filter, true)
+            && logs.binary_search_by_key(&real.log_index, |l| l.log_index).is_err()
+        {
             return Err(EthError::LogOmitted { block_hash, log_index: real.log_index });
         }
     }
