@@ -34,6 +34,7 @@ use crate::transaction::{RpcTransaction, VerifiedTransaction};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockTransactions {
     /// Hydrated answer: each transaction verified and the list bound to `transactionsRoot`.
+    /// An empty `transactions` list is this variant (bound: the root must be the empty root).
     Full(Vec<VerifiedTransaction>),
     /// Hashes-only answer: **claimed**, not verified (see the module docs).
     Hashes(Vec<B256>),

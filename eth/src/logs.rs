@@ -278,6 +278,10 @@ pub fn group_logs_by_block(logs: &[ClaimedLog]) -> Vec<(B256, Vec<ClaimedLog>)> 
 /// `transactionHash`, `transactionIndex`, `blockHash`, `blockNumber`, `removed: false`), in
 /// ascending `logIndex` order and matching the filter; (b) no log of the receipts that matches
 /// the filter is missing. Pass an empty `logs` to check a block the answer has nothing for.
+/// Logs of a block the filter does not cover are [`EthError::LogNotRequested`].
+///
+/// `transactionHash` is compared with the receipts' own; it is bound to the block's transactions
+/// only when the receipts were ([`crate::verify_block_receipts_with_transactions`]).
 pub fn verify_block_logs(
     logs: &[ClaimedLog],
     filter: &LogFilter,
@@ -285,14 +289,11 @@ pub fn verify_block_logs(
 ) -> Result<Vec<VerifiedLog>, EthError> {
     let block_hash = receipts.block_hash();
     if filter.covers_block(receipts.block_number(), block_hash) == Some(false) {
-        return Err(EthError::UnexpectedBlock {
-            expected: match filter.blocks {
-                FilterBlocks::Hash(h) => crate::BlockId::Hash(h),
-                FilterBlocks::Range { .. } => crate::BlockId::Number(receipts.block_number()),
-            },
-            number: receipts.block_number(),
-            hash: block_hash,
-        });
+        // Nothing of this block was asked for: any log of it is unrequested, none is omitted.
+        return match logs.first() {
+            Some(first) => Err(EthError::LogNotRequested { log_index: first.log_index }),
+            None => Ok(Vec::new()),
+        };
     }
     let block_logs: Vec<&VerifiedLog> = receipts.logs().collect();
     let mut verified = Vec::with_capacity(logs.len());

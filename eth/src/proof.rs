@@ -138,8 +138,9 @@ fn prove(root: B256, key: Nibbles, proof: &[Bytes], claimed: Option<&[u8]>) -> R
     })
 }
 
-/// The value of the last node of a proof, if it is a leaf (possibly embedded in a branch: the
-/// walk in `prove` re-checks it against the root either way).
+/// The value of the last node of a proof, if it is a leaf. (In the state and storage tries keys
+/// are 32-byte hashes, so a leaf never fits in 32 bytes and is never embedded in its parent.)
+/// The walk in `prove` re-checks the value against the root either way.
 fn leaf_value(proof: &[Bytes]) -> Option<Vec<u8>> {
     let last = proof.last()?;
     match TrieNode::decode(&mut &last[..]).ok()? {

@@ -113,9 +113,14 @@ fn omitted_logs() {
     }
     // everything dropped
     assert_eq!(altered(CASES[1].0, CASES[1].1, Vec::clear), "log_omitted");
-    // an answer for the wrong block hash
+    // a block the filter does not cover: nothing can be omitted there, and nothing returned
     let f = parse_log_filter(&raw("filter_block2_by_hash.json")).unwrap();
-    assert_eq!(kind(verify_block_logs(&[], &f, &crate::receipts(3))), "unexpected_block");
+    assert_eq!(verify_block_logs(&[], &f, &crate::receipts(3)), Ok(vec![]));
+    let block_3_logs: Vec<_> =
+        parse_logs(&raw("logs_all.json")).unwrap().into_iter().filter(|l| l.block_number == 3).collect();
+    assert_eq!(kind(verify_block_logs(&block_3_logs, &f, &crate::receipts(3))), "log_unrequested");
+    let range = parse_log_filter(&raw("filter_ping_from_acc3.json")).unwrap(); // block 2 only
+    assert_eq!(kind(verify_block_logs(&block_3_logs, &range, &crate::receipts(3))), "log_unrequested");
 }
 
 #[test]

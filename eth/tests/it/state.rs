@@ -193,3 +193,25 @@ fn altered_storage_values() {
         "storage_missing"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Changing any byte of any node of the account or storage proof never verifies.
+    #[test]
+    fn any_changed_proof_byte_is_caught(storage in proptest::bool::ANY, node in 0usize..16, at in 0usize..600, xor in 1u8..=255) {
+        let original = json("proof_contract.json");
+        let nodes = if storage { &original["storageProof"][0]["proof"] } else { &original["accountProof"] };
+        let nodes = nodes.as_array().unwrap();
+        let i = node % nodes.len();
+        let mut bytes: Vec<u8> = rpcmesh_eth::json::parse_data(nodes[i].as_str().unwrap()).unwrap().to_vec();
+        let at = at % bytes.len();
+        bytes[at] ^= xor;
+        let changed = format!("0x{}", alloy_primitives::hex::encode(&bytes));
+        let answer = edited("proof_contract.json", |p| {
+            if storage { p["storageProof"][0]["proof"][i] = json!(changed) } else { p["accountProof"][i] = json!(changed) }
+        });
+        let result = verify_account_proof(&answer, state_root(), addr("contract"), &[slot(0)]);
+        proptest::prop_assert!(result.is_err(), "node {} byte {} ^ {:#x} verified", i, at, xor);
+    }
+}
