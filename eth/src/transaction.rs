@@ -308,7 +308,9 @@ impl<'a> RpcTransaction<'a> {
             0 => {
                 let v = field("v", json::quantity_u64(required("v", self.v)?))?;
                 let (parity, v_chain) = legacy_parity_and_chain(v)?;
-                if chain_id.is_some_and(|c| Some(c) != v_chain) {
+                // Some nodes send `chainId` for unprotected (pre-EIP-155) transactions too; only
+                // a `chainId` that contradicts an EIP-155 `v` is malformed.
+                if v_chain.is_some() && chain_id.is_some_and(|c| Some(c) != v_chain) {
                     return Err(EthError::malformed("legacy `chainId` disagrees with `v`"));
                 }
                 let tx = TxLegacy {
@@ -471,9 +473,12 @@ mod tests {
             assert_eq!(tx.tx_type(), 0);
             assert!(tx.placement().is_none());
         }
-        let mut pre = signed_legacy_json(Some(1));
-        pre["chainId"] = json!("0x2");
-        assert_eq!(verify_transaction(&serde_json::to_vec(&pre).unwrap()).unwrap_err().kind(), "malformed");
+        let mut contradicting = signed_legacy_json(Some(1));
+        contradicting["chainId"] = json!("0x2");
+        assert_eq!(verify_transaction(&serde_json::to_vec(&contradicting).unwrap()).unwrap_err().kind(), "malformed");
+        let mut unprotected = signed_legacy_json(None);
+        unprotected["chainId"] = json!("0x1");
+        assert_eq!(verify_transaction(&serde_json::to_vec(&unprotected).unwrap()).unwrap().chain_id(), None);
     }
 
     #[test]
