@@ -196,8 +196,9 @@ fn root_with_sidecars(txs: &[VerifiedTransaction], items: &[&RawValue]) -> Resul
     Ok(any.then(|| ordered_trie_root_with_encoder(&encoded, |e: &Vec<u8>, buf| buf.extend_from_slice(e))))
 }
 
-/// The effective gas price of a transaction in a block with `base_fee` (EIP-1559).
-fn effective_gas_price(tx: &VerifiedTransaction, base_fee: Option<u64>) -> Option<u128> {
+/// The effective gas price of a transaction in a block with `base_fee` (EIP-1559): what
+/// `gasPrice` of a mined transaction and `effectiveGasPrice` of its receipt must say.
+pub(crate) fn effective_gas_price(tx: &VerifiedTransaction, base_fee: Option<u64>) -> Option<u128> {
     use alloy_consensus::Transaction;
     let env = tx.envelope();
     match base_fee {

@@ -23,7 +23,7 @@ use alloy_primitives::{Address, B256, Bloom, Bytes, Log, LogData, logs_bloom};
 use serde::Deserialize;
 
 use crate::EthError;
-use crate::block::VerifiedBlock;
+use crate::block::{VerifiedBlock, effective_gas_price};
 use crate::header::VerifiedHeader;
 use crate::json::{self, field, parse_result};
 use crate::transaction::VerifiedTransaction;
@@ -397,7 +397,6 @@ fn check_against_transaction(
     tx: &VerifiedTransaction,
     base_fee: Option<u64>,
 ) -> Result<(), EthError> {
-    use alloy_consensus::Transaction;
     let bad = |field: &str| Err(EthError::ReceiptFieldMismatch { index, field: field.into() });
     if r.transaction_hash != tx.hash() {
         return bad("transactionHash");
@@ -415,12 +414,7 @@ fn check_against_transaction(
     if r.contract_address != created {
         return bad("contractAddress");
     }
-    let env = tx.envelope();
-    let effective = match base_fee {
-        Some(base) if env.is_dynamic_fee() => Some(env.effective_gas_price(Some(base))),
-        _ => env.gas_price(),
-    };
-    if r.effective_gas_price.is_some() && r.effective_gas_price != effective {
+    if r.effective_gas_price.is_some() && r.effective_gas_price != effective_gas_price(tx, base_fee) {
         return bad("effectiveGasPrice");
     }
     Ok(())
