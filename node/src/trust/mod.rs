@@ -29,6 +29,9 @@ pub enum TrustStatus {
         operator: String,
         /// When the certificate expires, Unix ms.
         expires_at_ms: u64,
+        /// How the member was vetted before admission, when its certificate says so.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vetting: Option<VettingInfo>,
     },
     /// `trust.mode = "open"`.
     Open,
@@ -43,6 +46,45 @@ impl TrustStatus {
     /// Whether requests may be routed to, and relays served for, this provider.
     pub fn is_trusted(&self) -> bool {
         !matches!(self, Self::Untrusted { .. })
+    }
+}
+
+/// When, on which chain and against which policy a member was vetted, from the vetting summary
+/// embedded in its certificate (`rpcmesh federation admit --vetting-report`). Shown by `/peers`;
+/// it informs operators and does not change the trust decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VettingInfo {
+    /// When the vetting run ended, Unix ms.
+    pub vetted_at_ms: u64,
+    /// Chain the candidate's endpoint was vetted on.
+    pub chain_id: u64,
+    /// The policy's name.
+    pub policy: String,
+    /// SHA-256 of the policy (hex): equal digests mean equal thresholds.
+    pub policy_digest: String,
+    /// `pass`, `fail` (admitted with `--force`) or `incomplete`.
+    pub verdict: &'static str,
+    /// PeerId of the vetting operator who signed the summary.
+    pub vetter: String,
+    /// SHA-256 of the report (hex), to ask the federation for `report.json`.
+    pub report_digest: String,
+}
+
+impl VettingInfo {
+    /// What a certificate says about its member's vetting. The root's signature over the
+    /// certificate covers the summary (and `admit` checked the vetter's signature), so it is read
+    /// as is, without a second signature check per judgement.
+    pub fn of(cert: &MembershipCert) -> Option<Self> {
+        let v = cert.vetting.as_ref()?;
+        Some(Self {
+            vetted_at_ms: v.body.header.issued_at_ms,
+            chain_id: v.body.chain_id,
+            policy: v.body.policy_name.clone(),
+            policy_digest: hex::encode(v.body.policy_digest),
+            verdict: v.body.verdict.as_str(),
+            vetter: v.signer.to_peer_id().to_string(),
+            report_digest: hex::encode(v.body.report_digest),
+        })
     }
 }
 
@@ -120,6 +162,7 @@ impl TrustPolicy {
             federation: cert.signer.to_hex(),
             operator: body.operator_name.clone(),
             expires_at_ms: body.header.expires_at_ms,
+            vetting: VettingInfo::of(body),
         })
     }
 }
@@ -136,6 +179,7 @@ mod tests {
                 header: MessageHeader::new(net, 1, from, ttl),
                 member: member.public_key(),
                 operator_name: "Op".into(),
+                vetting: None,
             },
             root,
         )
