@@ -276,41 +276,55 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
         None => add("error_conformance", conf_required, not_run(), Outcome::NotRun),
     }
 
-    // Load.
+    // Load. An interrupted ramp proves no pass, but a threshold already broken is a failure.
     let min_rate = policy.min_rate_per_sec.unwrap_or(rate_under_test);
     match &report.load {
         Some(l) if !l.steps.is_empty() => {
+            let judged = |ok: bool| match (ok, l.completed) {
+                (false, _) => Outcome::Fail,
+                (true, true) => Outcome::Pass,
+                (true, false) => Outcome::NotRun,
+            };
             let held = l.held_rate_per_sec;
             let errors_note = match l.errors_start_at_rps {
                 Some(r) => format!("; errors start at {r} req/s"),
                 None => String::new(),
             };
+            let rate_ok = if l.completed {
+                held >= min_rate
+            } else {
+                // Steps sent in full before the interruption that broke the error limit.
+                !l.steps.iter().any(|s| s.sent == s.scheduled && !s.held && s.target_rps <= min_rate)
+            };
             add(
                 "rate_held",
                 format!("{min_rate} req/s"),
-                format!("{held} req/s held (ramp to {rate_under_test}){errors_note}"),
-                pass_if(held >= min_rate && l.completed),
+                format!(
+                    "{held} req/s held (ramp to {rate_under_test}{}){errors_note}",
+                    if l.completed { "" } else { ", interrupted" }
+                ),
+                judged(rate_ok),
             );
             let p95_ms = l.total.p95_us.map(|us| us.div_ceil(1000));
             add(
                 "p95_latency",
                 format!("at most {} ms", policy.max_p95_ms),
                 p95_ms.map_or_else(|| "no answers".into(), |ms| format!("{ms} ms")),
-                pass_if(p95_ms.is_some_and(|ms| ms <= policy.max_p95_ms)),
+                judged(p95_ms.is_none_or(|ms| ms <= policy.max_p95_ms)),
             );
             let rate = l.total.error_rate();
             add(
                 "error_rate",
                 format!("at most {}", percent(policy.max_error_rate)),
                 format!("{} ({} of {})", percent(rate), l.total.errors, l.total.requests),
-                pass_if(l.total.requests > 0 && rate <= policy.max_error_rate),
+                judged(rate <= policy.max_error_rate),
             );
             match l.max_head_lag_blocks() {
                 Some(lag) => add(
                     "head_lag",
                     format!("at most {} blocks behind the references", policy.max_head_lag_blocks),
                     format!("at most {lag} blocks behind"),
-                    pass_if(lag <= policy.max_head_lag_blocks as i64),
+                    judged(lag <= policy.max_head_lag_blocks as i64),
                 ),
                 None if report.references.is_empty() => {
                     add("head_lag", "needs a --reference".into(), "not measured".into(), Outcome::Pass)
@@ -319,7 +333,7 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
                     "head_lag",
                     format!("at most {} blocks behind the references", policy.max_head_lag_blocks),
                     "no head could be compared".into(),
-                    Outcome::Fail,
+                    judged(false),
                 ),
             }
         }

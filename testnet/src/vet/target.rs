@@ -27,7 +27,7 @@ pub enum TargetError {
     Timeout(u64),
     /// An HTTP status other than 200; `body` is what came with it (some servers put a JSON-RPC
     /// error there, which the conformance checks read).
-    #[error("HTTP {status}")]
+    #[error("HTTP {status}: {}", short(String::from_utf8_lossy(body).trim(), 200))]
     Http {
         /// The status code.
         status: u16,
