@@ -220,6 +220,38 @@ mod tests {
     }
 
     #[test]
+    fn a_vetted_member_shows_when_how_and_by_whom() {
+        use rpcmesh_protocol::messages::{VettingSummary, VettingVerdict};
+        let (me, root, vetter, a) =
+            (Identity::generate(), Identity::generate(), Identity::generate(), Identity::generate());
+        let cfg = TrustConfig { federations: vec![root.public_key().to_hex()], ..TrustConfig::default() };
+        let p = TrustPolicy::new(&cfg, me.public_key(), "n");
+        let summary = VettingSummary {
+            header: MessageHeader::new("n", 1, 900_000, 1000),
+            chain_id: 1,
+            member: Some(a.public_key()),
+            report_digest: [7; 32],
+            policy_name: "strict".into(),
+            policy_digest: [9; 32],
+            verdict: VettingVerdict::Pass,
+        };
+        let mut c = cert(&a, &root, "n", 999_990, 1000).body;
+        c.vetting = Some(Signed::sign(summary, &vetter));
+        let c = Signed::sign(c, &root);
+        match p.judge(&a.public_key(), Some(&c), 1_000_000) {
+            TrustStatus::Member { vetting: Some(v), .. } => {
+                assert_eq!((v.vetted_at_ms, v.chain_id, v.policy.as_str(), v.verdict), (900_000, 1, "strict", "pass"));
+                assert_eq!(v.vetter, vetter.peer_id().to_string());
+                assert_eq!(v.report_digest, "07".repeat(32));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a summary, nothing is shown (and nothing else changes).
+        let plain = cert(&a, &root, "n", 999_990, 1000);
+        assert!(matches!(p.judge(&a.public_key(), Some(&plain), 1_000_000), TrustStatus::Member { vetting: None, .. }));
+    }
+
+    #[test]
     fn open_mode_trusts_everyone_valid() {
         let cfg = TrustConfig { mode: TrustMode::Open, ..TrustConfig::default() };
         let p = TrustPolicy::new(&cfg, Identity::generate().public_key(), "n");
