@@ -171,7 +171,7 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
             }
             let issued = now_ms();
             let vetting = match &vetting_report {
-                Some(dir) => Some(checked_vetting(dir, &member_key, &network_id, issued, force)?),
+                Some(dir) => Some(Box::new(checked_vetting(dir, &member_key, &network_id, issued, force)?)),
                 None => None,
             };
             let header = MessageHeader::new(network_id.clone(), now_us(), issued, valid_for.as_millis() as u64);

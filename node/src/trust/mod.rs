@@ -236,7 +236,7 @@ mod tests {
             verdict: VettingVerdict::Pass,
         };
         let mut c = cert(&a, &root, "n", 999_990, 1000).body;
-        c.vetting = Some(Signed::sign(summary, &vetter));
+        c.vetting = Some(Box::new(Signed::sign(summary, &vetter)));
         let c = Signed::sign(c, &root);
         match p.judge(&a.public_key(), Some(&c), 1_000_000) {
             TrustStatus::Member { vetting: Some(v), .. } => {

@@ -18,7 +18,9 @@ pub struct MembershipCert {
     /// Why the member was admitted: the vetting operator's signed summary of the report of
     /// `rpcmesh federation vet` that the root looked at, if it was admitted with one. The root's
     /// signature covers it too, so it cannot be swapped without re-issuing the certificate.
-    pub vetting: Option<Signed<VettingSummary>>,
+    /// Boxed: certificates ride inside announcements, which would otherwise grow by its size
+    /// wherever they are held or moved (the encoding is the same).
+    pub vetting: Option<Box<Signed<VettingSummary>>>,
 }
 
 impl SignedBody for MembershipCert {

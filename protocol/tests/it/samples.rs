@@ -21,7 +21,7 @@ pub fn cert(member: &Identity, root: &Identity) -> Signed<MembershipCert> {
         header: MessageHeader::new(NET, 1, T0 - 1000, 90 * 24 * 3600 * 1000),
         member: member.public_key(),
         operator_name: "Example Operator GmbH".into(),
-        vetting: Some(Signed::sign(vetting_summary(member), &identity(201))),
+        vetting: Some(Box::new(Signed::sign(vetting_summary(member), &identity(201)))),
     };
     Signed::sign(body, root)
 }
@@ -187,7 +187,7 @@ pub fn arb_cert_body() -> impl Strategy<Value = MembershipCert> {
             header,
             member,
             operator_name,
-            vetting: vetting.map(|v| Signed::sign(v, &identity(201))),
+            vetting: vetting.map(|v| Box::new(Signed::sign(v, &identity(201)))),
         },
     )
 }

@@ -205,7 +205,7 @@ fn request(method: &str, id: u64, rng: &mut SplitMix64, pinned: Option<&Pinned>)
     let (method, params) = match (method, tx) {
         ("eth_getBalance" | "eth_getTransactionCount", _) => (method, json!([address, "latest"])),
         ("eth_getBlockByNumber", _) => match pinned {
-            Some(p) if rng.next_u64() % 2 == 0 => (method, json!([format!("{:#x}", p.number), false])),
+            Some(p) if rng.next_u64().is_multiple_of(2) => (method, json!([format!("{:#x}", p.number), false])),
             _ => (method, json!(["latest", false])),
         },
         ("eth_call", _) => {
