@@ -32,6 +32,8 @@ const DEV: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 const DEV2: &str = "0x70997970c51812dc3a010c7d01b50e0d4c4db467";
 /// Init code whose constructor emits one LOG0 and returns no code.
 const LOG0_INIT: &str = "0x60006000a000";
+/// Network id of the healthy run and of its federation.
+const NET: &str = "vet-mesh";
 /// Genesis time of the deterministic chains (two anvils with equal blocks).
 const T0: u64 = 1_700_000_000;
 
@@ -190,7 +192,8 @@ async fn a_healthy_anvil_passes_the_default_policy_and_is_admitted_with_its_repo
     let anvil = Anvil::start(CHAIN).await;
     seed(&anvil.url()).await;
     let ws = format!("ws://127.0.0.1:{}", anvil.port);
-    let (run, report) = vet(dir.path(), &anvil.url(), &["--reference", &anvil.url(), "--ws", &ws]).await;
+    let args = ["--reference", &anvil.url(), "--ws", &ws, "--network-id", NET];
+    let (run, report) = vet(dir.path(), &anvil.url(), &args).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(report["verdict"]["verdict"], "pass", "{}", report["verdict"]);
     assert_eq!(report["partial"], false);
@@ -209,7 +212,7 @@ async fn a_healthy_anvil_passes_the_default_policy_and_is_admitted_with_its_repo
     assert_eq!(report["load"]["held_rate_per_sec"], 20);
 
     // Admitted with the report: the certificate carries the vetter's signed summary.
-    let admitted = admit(dir.path(), &dir.path().join("report"), &[]).await;
+    let admitted = admit(dir.path(), &dir.path().join("report"), &["--network-id", NET]).await;
     assert_eq!(admitted.code, Some(0), "{}", admitted.stderr);
     let cert = rpcmesh_node::trust::cert_file::load(&dir.path().join("member.cert")).expect("certificate");
     let vetting = cert.body.vetting.as_ref().expect("a vetting summary");
@@ -220,14 +223,79 @@ async fn a_healthy_anvil_passes_the_default_policy_and_is_admitted_with_its_repo
     assert_eq!((info.policy.as_str(), info.verdict), ("rpcmesh-default-v1", "pass"));
     assert_eq!(Some(&Value::String(info.vetter.clone())), report.get("vetter"));
 
+    // A member admitted with it shows its vetting in the /peers of another member.
+    shown_in_peers(dir.path(), &anvil, &dir.path().join("report")).await;
+
     // An edited report no longer matches its signature.
     let path = dir.path().join("report/report.json");
     let edited =
         std::fs::read_to_string(&path).unwrap().replacen("\"held_rate_per_sec\": 20", "\"held_rate_per_sec\": 2000", 1);
     std::fs::write(&path, edited).unwrap();
-    let refused = admit(dir.path(), &dir.path().join("report"), &["--force"]).await;
+    let refused = admit(dir.path(), &dir.path().join("report"), &["--force", "--network-id", NET]).await;
     assert_eq!(refused.code, Some(1));
     assert!(refused.stderr.contains("changed after it was signed"), "{}", refused.stderr);
+}
+
+/// Two daemons of one federation: B admitted with the vetting report in `report`, A without.
+/// A's `/peers` and `rpcmesh peers` show when, how and against which policy B was vetted.
+async fn shown_in_peers(dir: &Path, anvil: &Anvil, report: &Path) {
+    use rpcmesh_testnet::daemon::Daemon;
+    use rpcmesh_testnet::federation::Federation;
+    use support::{fast_sets, peers, provider, spec, wait};
+
+    let federation = Federation::init(&bin(), &dir.join("federation")).expect("federation");
+    let mut sets: Vec<String> = fast_sets().into_iter().filter(|s| !s.starts_with("trust.mode")).collect();
+    sets.push(federation.trust_set());
+    let upstream = vec![(CHAIN, anvil.url())];
+    let mut a = Daemon::init(spec(dir, "a", NET, upstream.clone(), vec![], sets.clone())).expect("init a");
+    federation.admit(&mut a, "Alpha Nodes", NET, "1d").expect("admit a");
+    a.launch().expect("launch a");
+    a.wait_up(WAIT).await.expect("a up");
+    let mut b =
+        Daemon::init(spec(dir, "b", NET, upstream, vec![a.p2p_addr().await.expect("addr")], sets)).expect("init b");
+    let cert = b.home().join("member.cert");
+    let (root, cert_s, report_s) =
+        (federation.root_key.display().to_string(), cert.display().to_string(), report.display().to_string());
+    let admitted = rpcmesh(&[
+        "federation",
+        "admit",
+        "--root",
+        &root,
+        "--member",
+        &b.peer_id,
+        "--name",
+        "Beta RPC",
+        "--network-id",
+        NET,
+        "--valid-for",
+        "1d",
+        "--out",
+        &cert_s,
+        "--vetting-report",
+        &report_s,
+        "--force",
+    ])
+    .await;
+    assert_eq!(admitted.code, Some(0), "{}", admitted.stderr);
+    b.run_args = vec!["--set".into(), format!("trust.membership_cert={cert_s}")];
+    b.launch().expect("launch b");
+    b.wait_up(WAIT).await.expect("b up");
+    wait("A to show B as a vetted member", async || {
+        let p = peers(&a).await;
+        provider(&p, &b.peer_id).is_some_and(|v| {
+            let vetting = &v["trust"]["vetting"];
+            v["trust"]["kind"] == "member"
+                && vetting["verdict"] == "pass"
+                && vetting["policy"] == "rpcmesh-default-v1"
+                && vetting["chain_id"] == CHAIN
+                && vetting["vetted_at_ms"].as_u64().is_some()
+        }) && provider(&p, &a.peer_id).is_some_and(|v| v["trust"].get("vetting").is_none())
+    })
+    .await;
+    let table = rpcmesh(&["peers", "--admin", &a.admin_url]).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    let row = table.stdout.lines().find(|l| l.contains("member")).unwrap_or_else(|| panic!("{}", table.stdout));
+    assert!(row.contains("pass ") && row.ends_with("rpcmesh-default-v1"), "{}", table.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

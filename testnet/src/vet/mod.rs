@@ -272,5 +272,5 @@ async fn run_tests<C: RpcTarget, R: RpcTarget>(
     };
     let (l, w) = tokio::join!(ramp, ws_check);
     report.load = Some(l);
-    report.websocket = w.filter(|_| !cancel.is_cancelled() || config.ws_url.is_some());
+    report.websocket = w;
 }

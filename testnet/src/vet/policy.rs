@@ -247,7 +247,17 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
         "if given: newHeads arrive without gaps".to_string()
     };
     match (&report.websocket, &report.settings.ws) {
-        (Some(ws), _) => add("websocket", ws_required, ws.describe(), pass_if(ws.is_healthy())),
+        (Some(ws), _) => {
+            // Interrupted before enough heads arrived, with nothing wrong so far: not judged.
+            let cut_short =
+                report.partial && ws.error.is_none() && ws.gaps.is_empty() && ws.parent_mismatches.is_empty();
+            let outcome = match (ws.is_healthy(), cut_short) {
+                (true, _) => Outcome::Pass,
+                (false, true) => Outcome::NotRun,
+                (false, false) => Outcome::Fail,
+            };
+            add("websocket", ws_required, ws.describe(), outcome);
+        }
         (None, None) => add("websocket", ws_required, "no --ws given".into(), pass_if(!policy.require_websocket)),
         (None, Some(_)) => add("websocket", ws_required, not_run(), Outcome::NotRun),
     }

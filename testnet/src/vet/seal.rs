@@ -95,14 +95,22 @@ pub fn write_report(dir: &Path, report: &VetReport) -> Result<Digest, SealError>
     std::fs::write(&json_path, format!("{text}\n")).map_err(io_err(&json_path))?;
     let md = dir.join(REPORT_MD);
     std::fs::write(&md, render_markdown(report)).map_err(io_err(&md))?;
-    if let Some(load) = &report.load {
-        for (name, svg) in [
-            (LATENCY_SVG, plot::latency_svg(load)),
-            (ERRORS_SVG, plot::errors_svg(load)),
-            (HEAD_LAG_SVG, plot::head_lag_svg(load)),
-        ] {
-            let path = dir.join(name);
-            std::fs::write(&path, svg).map_err(io_err(&path))?;
+    match &report.load {
+        Some(load) => {
+            for (name, svg) in [
+                (LATENCY_SVG, plot::latency_svg(load)),
+                (ERRORS_SVG, plot::errors_svg(load)),
+                (HEAD_LAG_SVG, plot::head_lag_svg(load)),
+            ] {
+                let path = dir.join(name);
+                std::fs::write(&path, svg).map_err(io_err(&path))?;
+            }
+        }
+        None => {
+            // No ramp ran: plots of an earlier report in the directory must not pass for this one's.
+            for name in [LATENCY_SVG, ERRORS_SVG, HEAD_LAG_SVG] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
         }
     }
     // The digest of what is on disk, parsed back: exactly what a checker will compute.
