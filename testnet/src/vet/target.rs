@@ -78,6 +78,8 @@ impl RpcTarget for HttpTarget {
             Ok(reply) if reply.status == 200 => Ok(reply.body),
             Ok(reply) => Err(TargetError::Http { status: reply.status, body: reply.body }),
             Err(TransportError::Timeout(ms)) => Err(TargetError::Timeout(ms)),
+            // Unwrapped: its own text would say "transport:" a second time.
+            Err(TransportError::Connect(why)) => Err(TargetError::Transport(why)),
             Err(e) => Err(TargetError::Transport(e.to_string())),
         }
     }
