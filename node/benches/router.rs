@@ -93,7 +93,12 @@ fn provider(id: &Identity, i: usize, is_self: bool) -> ProviderView {
     let trust = if is_self {
         TrustStatus::Own
     } else if i.is_multiple_of(2) {
-        TrustStatus::Member { federation: "ab".repeat(32), operator: format!("operator {i}"), expires_at_ms: T0 + 1 }
+        TrustStatus::Member {
+            federation: "ab".repeat(32),
+            operator: format!("operator {i}"),
+            expires_at_ms: T0 + 1,
+            vetting: None,
+        }
     } else {
         TrustStatus::Open
     };

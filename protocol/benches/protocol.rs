@@ -41,6 +41,7 @@ fn cert(member: &Identity, root: &Identity) -> Signed<MembershipCert> {
         header: MessageHeader::new(NET, 1, T0 - 1000, 90 * 24 * 3600 * 1000),
         member: member.public_key(),
         operator_name: "Example Operator GmbH".into(),
+        vetting: None,
     };
     Signed::sign(body, root)
 }
@@ -172,6 +173,7 @@ fn bench_signed(c: &mut Criterion) {
             header: MessageHeader::new(NET, 1, T0 - 1000, 90 * 24 * 3600 * 1000),
             member: me.public_key(),
             operator_name: "Example Operator GmbH".into(),
+            vetting: None,
         },
         &identity(200),
     );

@@ -23,6 +23,9 @@
 //!   XOR [`LIE_MASK`], so block `n`'s fake `parentHash` is block `n-1`'s fake `hash`, and the liar
 //!   finds its own fake hashes in `eth_getBlockByHash` and `eth_getLogs` `blockHash` filters);
 //!   log `blockHash`es are faked the same way; balances are doubled. Everything else is untouched.
+//! - [`Fault::Overload`]: of the requests arriving in each one-second window (counted from the
+//!   first request under the fault), those beyond `max_per_sec` get HTTP 429 and a JSON-RPC
+//!   `-32005 limit exceeded` for every call (ids echoed); the others are forwarded as they are.
 //! - [`Fault::Censor`]: `eth_sendRawTransaction` whose raw bytes contain the address fails with
 //!   `-32003 transaction rejected`; its `eth_getBalance` reads `0`; logs emitted by it or
 //!   mentioning it in a topic are left out of `eth_getLogs`.
@@ -41,9 +44,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -141,12 +144,27 @@ struct Shared {
     /// Fault, listening period and connection counters.
     switch: Arc<Switch>,
     stats: Counters,
+    /// `Fault::Overload`'s window: its start and the requests counted in it.
+    overload_window: Mutex<Option<(Instant, u32)>>,
 }
 
 /// Why the node could not be asked.
 struct Upstream(String);
 
 impl Shared {
+    /// Counts a request under `Fault::Overload`: whether it is beyond `max_per_sec` in its
+    /// one-second window.
+    fn over_rate(&self, max_per_sec: u32) -> bool {
+        let mut window = self.overload_window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (start, count) = match *window {
+            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => (start, count + 1),
+            _ => (now, 1),
+        };
+        *window = Some((start, count));
+        count > max_per_sec
+    }
+
     /// One HTTP exchange with the node.
     async fn post(&self, body: Bytes) -> Result<(u16, Bytes), Upstream> {
         bump(&self.stats.upstream_requests);
@@ -189,6 +207,7 @@ impl FaultProxy {
             client: HttpClient::new(config.max_response_bytes),
             switch: switch.clone(),
             stats: Counters::default(),
+            overload_window: Mutex::new(None),
             config,
         });
         let max_connections = shared.config.max_connections;
@@ -301,6 +320,14 @@ fn bad_gateway(why: &Upstream) -> Response {
 
 async fn http_rpc(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     bump(&shared.stats.http_requests);
+    if let Fault::Overload { max_per_sec } = shared.switch.fault()
+        && shared.over_rate(max_per_sec)
+    {
+        return match every_call_fails(&body, -32005, "limit exceeded") {
+            Some(text) => json_response(StatusCode::TOO_MANY_REQUESTS, text),
+            None => StatusCode::TOO_MANY_REQUESTS.into_response(),
+        };
+    }
     let fault = match shared.switch.admit(true).await {
         Admission::Http500 => return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response(),
         Admission::Internal(_) => {
@@ -318,7 +345,12 @@ async fn http_rpc(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         },
         Fault::Lie => Content::Lie,
         Fault::Censor { address } => Content::Censor(address),
-        Fault::None | Fault::Down | Fault::Freeze | Fault::Slow { .. } | Fault::Errors { .. } => {
+        Fault::None
+        | Fault::Down
+        | Fault::Freeze
+        | Fault::Slow { .. }
+        | Fault::Errors { .. }
+        | Fault::Overload { .. } => {
             return match shared.post(body).await {
                 Ok((status, body)) => {
                     json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body)
@@ -402,7 +434,12 @@ fn join(batch: bool, answers: Vec<String>) -> Option<String> {
 
 /// The `Fault::Errors` answer: `-32603` for every call.
 fn internal_errors(body: &[u8]) -> Option<String> {
-    let internal: Outcome = Err(error_text(-32603, "internal error"));
+    every_call_fails(body, -32603, "internal error")
+}
+
+/// The same error for every call of a request (ids echoed, notifications unanswered).
+fn every_call_fails(body: &[u8], code: i64, message: &str) -> Option<String> {
+    let internal: Outcome = Err(error_text(code, message));
     let (batch, items) = match split(body) {
         Ok(split) => split,
         Err(_) => return Some(render("null", &internal)),

@@ -1,5 +1,6 @@
 //! Fault specifications as researchers type them: `down`, `freeze`, `slow=200ms`,
-//! `slow=200ms±50ms` (or `+-50ms`), `errors=0.3`, `stale=5`, `lie`, `censor=0xADDRESS`, `heal`.
+//! `slow=200ms±50ms` (or `+-50ms`), `errors=0.3`, `stale=5`, `lie`, `censor=0xADDRESS`,
+//! `overload=20` (requests/s), `heal`.
 
 use crate::sim::Fault;
 
@@ -43,8 +44,13 @@ pub fn parse_fault(spec: &str) -> Result<Fault, String> {
                 .map_err(|_| format!("censor={a} is not a 20-byte hex address"))?;
             Ok(Fault::Censor { address })
         }
+        "overload" => {
+            let max_per_sec: u32 =
+                need("20")?.parse().map_err(|_| "overload=REQUESTS_PER_SEC needs a whole number".to_string())?;
+            Ok(Fault::Overload { max_per_sec })
+        }
         other => Err(format!(
-            "unknown fault {other:?}; use down, freeze, slow=200ms[±50ms], errors=0.3, stale=5, lie, censor=0xADDRESS or heal"
+            "unknown fault {other:?}; use down, freeze, slow=200ms[±50ms], errors=0.3, stale=5, lie, censor=0xADDRESS, overload=20 or heal"
         )),
     }
 }
@@ -80,7 +86,8 @@ mod tests {
             parse_fault("censor=0x00000000000000000000000000000000000000aa").unwrap(),
             Fault::Censor { address: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa] }
         );
-        for bad in ["explode", "slow", "errors=2", "stale=x", "censor=0x12"] {
+        assert_eq!(parse_fault("overload=20").unwrap(), Fault::Overload { max_per_sec: 20 });
+        for bad in ["explode", "slow", "errors=2", "stale=x", "censor=0x12", "overload", "overload=x"] {
             assert!(parse_fault(bad).is_err(), "{bad}");
         }
     }

@@ -15,6 +15,8 @@
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
 //! - [`report`]: `report.md` and SVG plots computed from those records.
 //! - [`scenario`]: scenario files, the load generator, the timeline runner.
+//! - [`vet`]: `rpcmesh federation vet`: the vetting battery (correctness, coverage, error
+//!   conformance, load ramp), its policy, and the signed report.
 //! - [`sim`]: simulated Ethereum JSON-RPC backends (one per provider) that follow one
 //!   deterministic chain, with fault injection (down, freeze, slow, errors, stale, lie, censor).
 #![warn(missing_docs)]
@@ -32,3 +34,4 @@ pub mod report;
 pub mod scenario;
 pub mod sim;
 mod transport;
+pub mod vet;

@@ -125,7 +125,7 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}",
+        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}  VETTED",
         "PEER", "", "TRUST", "CONN", "CHAIN", "HEAD", "LAG", "HEALTH", "P50 MS", "UTIL", "AGE S", "ATTEST"
     );
     for p in v.get("providers").and_then(Value::as_array).into_iter().flatten() {
@@ -136,6 +136,7 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
         let conn = if p["connected"].as_bool() == Some(true) { "yes" } else { "no" };
         let age = p["announcement_age_ms"].as_u64().map(|ms| format!("{:.1}", ms as f64 / 1000.0)).unwrap_or_default();
         let atts = p["attestations"].as_array().map(|a| a.len()).unwrap_or(0);
+        let vetted = vetting(p.pointer("/trust/vetting"));
         for c in p.get("chains").and_then(Value::as_array).into_iter().flatten() {
             if args.chain.is_some_and(|id| c["chain_id"].as_u64() != Some(id)) {
                 continue;
@@ -146,7 +147,7 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 .unwrap_or_else(|| "-".into());
             let util = c["utilisation_permille"].as_u64().map(|u| format!("{}%", u / 10)).unwrap_or_default();
             println!(
-                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}",
+                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}  {}",
                 short,
                 me,
                 trust,
@@ -158,11 +159,19 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 p50,
                 util,
                 age,
-                atts
+                atts,
+                vetted
             );
         }
     }
     Ok(())
+}
+
+/// A member's vetting from its certificate, as `pass 2026-11-20 rpcmesh-default-v1`; `-` without.
+fn vetting(v: Option<&Value>) -> String {
+    let Some(v) = v else { return "-".into() };
+    let date = v["vetted_at_ms"].as_u64().map(rpcmesh_testnet::report::fmt::utc).unwrap_or_default();
+    format!("{} {} {}", display(&v["verdict"]), date.split(' ').next().unwrap_or(""), display(&v["policy"]))
 }
 
 fn display(v: &Value) -> String {

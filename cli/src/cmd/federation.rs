@@ -1,5 +1,7 @@
-//! `rpcmesh federation init|admit`: a federation root key and the membership certificates it
-//! signs. A node trusts members of the federations listed in its `trust.federations`.
+//! `rpcmesh federation init|vet|admit`: a federation root key, the vetting of a candidate's
+//! endpoint (see [`super::vet`]), and the membership certificates the root signs, with the
+//! candidate's signed vetting summary embedded. A node trusts members of the federations listed in
+//! its `trust.federations`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,8 +10,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rpcmesh_node::clock::{now_ms, now_us};
 use rpcmesh_node::trust::cert_file;
-use rpcmesh_protocol::messages::MembershipCert;
+use rpcmesh_protocol::messages::{MembershipCert, VettingSummary, VettingVerdict};
 use rpcmesh_protocol::{Identity, MessageHeader, PublicKey, Signed};
+use rpcmesh_testnet::vet::seal;
 
 use crate::Failure;
 
@@ -31,6 +34,8 @@ enum FederationCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Test a candidate provider's endpoint against a policy and write a signed report
+    Vet(Box<super::vet::VetArgs>),
     /// Sign a membership certificate for a provider
     Admit {
         /// The federation root key
@@ -51,7 +56,12 @@ enum FederationCommand {
         /// Where to write the certificate (give it to the member: trust.membership_cert)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Replace an existing certificate file
+        /// The member's vetting report (from `federation vet`): its signed summary and verdict go
+        /// into the certificate; a failed, incomplete or expired report is refused
+        #[arg(long, value_name = "DIR")]
+        vetting_report: Option<PathBuf>,
+        /// Replace an existing certificate file, and admit on a failed, incomplete or expired
+        /// vetting report
         #[arg(long)]
         force: bool,
     },
@@ -75,6 +85,59 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The signed vetting summary of the report in `dir`, if it may admit `member` on `network_id`
+/// at `now_ms`: the signature and digest check out, it names this member (or none), it is for this
+/// network, and it passed and has not expired (both overridable with `force`).
+fn checked_vetting(
+    dir: &std::path::Path,
+    member: &PublicKey,
+    network_id: &str,
+    now_ms: u64,
+    force: bool,
+) -> Result<Signed<VettingSummary>, Failure> {
+    let sealed = seal::open(dir).with_context(|| format!("--vetting-report {}", dir.display()))?;
+    let s = &sealed.summary.body;
+    let refuse = |why: String| Failure::Runtime(anyhow::anyhow!("refusing --vetting-report {}: {why}", dir.display()));
+    if s.member.is_some_and(|m| &m != member) {
+        return Err(refuse(format!(
+            "it vetted member {}, not {}",
+            s.member.map(|m| m.to_peer_id().to_string()).unwrap_or_default(),
+            member.to_peer_id()
+        )));
+    }
+    if s.header.network_id != network_id {
+        return Err(refuse(format!("it is for network {:?}, not {network_id:?}", s.header.network_id)));
+    }
+    let mut overridable = Vec::new();
+    match s.verdict {
+        VettingVerdict::Pass => {}
+        VettingVerdict::Fail => overridable.push(format!(
+            "the candidate failed policy {} ({})",
+            s.policy_name,
+            sealed.report.verdict.failed.join(", ")
+        )),
+        VettingVerdict::Incomplete => overridable.push("the report is incomplete (the run was interrupted)".into()),
+    }
+    if now_ms > s.header.expires_at_ms {
+        overridable.push("the vetting has expired (run `federation vet` again)".into());
+    }
+    if !overridable.is_empty() {
+        if !force {
+            return Err(refuse(format!("{}; pass --force to admit anyway", overridable.join("; "))));
+        }
+        eprintln!("admitting despite: {} (--force)", overridable.join("; "));
+    }
+    eprintln!(
+        "vetting report {}: {} against policy {} by {}, at {}",
+        dir.display(),
+        s.verdict.as_str(),
+        s.policy_name,
+        sealed.summary.signer.to_peer_id(),
+        rpcmesh_testnet::report::fmt::utc(s.header.issued_at_ms)
+    );
+    Ok(sealed.summary)
+}
+
 /// Runs `rpcmesh federation`.
 pub fn run(args: FederationArgs) -> Result<(), Failure> {
     match args.command {
@@ -86,7 +149,8 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
             println!("{}", root.public_key());
             Ok(())
         }
-        FederationCommand::Admit { root, member, name, valid_for, network_id, out, force } => {
+        FederationCommand::Vet(args) => super::vet::run(*args),
+        FederationCommand::Admit { root, member, name, valid_for, network_id, out, vetting_report, force } => {
             let max =
                 std::time::Duration::from_millis(rpcmesh_protocol::validate::Limits::default().max_cert_validity_ms);
             if valid_for > max {
@@ -106,8 +170,15 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
                 return Err(Failure::Usage(anyhow::anyhow!("--name must be 1..=128 bytes")));
             }
             let issued = now_ms();
+            let vetting = match &vetting_report {
+                Some(dir) => Some(Box::new(checked_vetting(dir, &member_key, &network_id, issued, force)?)),
+                None => None,
+            };
             let header = MessageHeader::new(network_id.clone(), now_us(), issued, valid_for.as_millis() as u64);
-            let cert = Signed::sign(MembershipCert { header, member: member_key, operator_name: name.clone() }, &root);
+            let cert = Signed::sign(
+                MembershipCert { header, member: member_key, operator_name: name.clone(), vetting },
+                &root,
+            );
             std::fs::write(&out, cert_file::render(&cert)).with_context(|| format!("writing {}", out.display()))?;
             let out = std::path::absolute(&out).unwrap_or(out);
             eprintln!(

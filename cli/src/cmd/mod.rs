@@ -6,3 +6,4 @@ pub mod id;
 pub mod init;
 pub mod run;
 pub mod testnet;
+pub mod vet;

@@ -76,24 +76,21 @@ pub struct Anvil {
 }
 
 impl Anvil {
+    /// An anvil mining a block every second.
     pub async fn start(chain_id: u64) -> Anvil {
+        Self::start_with(chain_id, &["--block-time", "1"]).await
+    }
+
+    /// An anvil with `extra` arguments (mining, history, genesis options).
+    pub async fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
         let path = std::env::var_os("RPCMESH_ANVIL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("anvil"));
         let port = free_port().unwrap();
         let mut cmd = Command::new(&path);
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--chain-id",
-            &chain_id.to_string(),
-            "--block-time",
-            "1",
-            "--silent",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt as _;

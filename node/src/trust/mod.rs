@@ -29,6 +29,9 @@ pub enum TrustStatus {
         operator: String,
         /// When the certificate expires, Unix ms.
         expires_at_ms: u64,
+        /// How the member was vetted before admission, when its certificate says so.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vetting: Option<VettingInfo>,
     },
     /// `trust.mode = "open"`.
     Open,
@@ -43,6 +46,45 @@ impl TrustStatus {
     /// Whether requests may be routed to, and relays served for, this provider.
     pub fn is_trusted(&self) -> bool {
         !matches!(self, Self::Untrusted { .. })
+    }
+}
+
+/// When, on which chain and against which policy a member was vetted, from the vetting summary
+/// embedded in its certificate (`rpcmesh federation admit --vetting-report`). Shown by `/peers`;
+/// it informs operators and does not change the trust decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VettingInfo {
+    /// When the vetting run ended, Unix ms.
+    pub vetted_at_ms: u64,
+    /// Chain the candidate's endpoint was vetted on.
+    pub chain_id: u64,
+    /// The policy's name.
+    pub policy: String,
+    /// SHA-256 of the policy (hex): equal digests mean equal thresholds.
+    pub policy_digest: String,
+    /// `pass`, `fail` (admitted with `--force`) or `incomplete`.
+    pub verdict: &'static str,
+    /// PeerId of the vetting operator who signed the summary.
+    pub vetter: String,
+    /// SHA-256 of the report (hex), to ask the federation for `report.json`.
+    pub report_digest: String,
+}
+
+impl VettingInfo {
+    /// What a certificate says about its member's vetting. The root's signature over the
+    /// certificate covers the summary (and `admit` checked the vetter's signature), so it is read
+    /// as is, without a second signature check per judgement.
+    pub fn of(cert: &MembershipCert) -> Option<Self> {
+        let v = cert.vetting.as_ref()?;
+        Some(Self {
+            vetted_at_ms: v.body.header.issued_at_ms,
+            chain_id: v.body.chain_id,
+            policy: v.body.policy_name.clone(),
+            policy_digest: hex::encode(v.body.policy_digest),
+            verdict: v.body.verdict.as_str(),
+            vetter: v.signer.to_peer_id().to_string(),
+            report_digest: hex::encode(v.body.report_digest),
+        })
     }
 }
 
@@ -120,6 +162,7 @@ impl TrustPolicy {
             federation: cert.signer.to_hex(),
             operator: body.operator_name.clone(),
             expires_at_ms: body.header.expires_at_ms,
+            vetting: VettingInfo::of(body),
         })
     }
 }
@@ -136,6 +179,7 @@ mod tests {
                 header: MessageHeader::new(net, 1, from, ttl),
                 member: member.public_key(),
                 operator_name: "Op".into(),
+                vetting: None,
             },
             root,
         )
@@ -173,6 +217,38 @@ mod tests {
                 other => panic!("{why}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_vetted_member_shows_when_how_and_by_whom() {
+        use rpcmesh_protocol::messages::{VettingSummary, VettingVerdict};
+        let (me, root, vetter, a) =
+            (Identity::generate(), Identity::generate(), Identity::generate(), Identity::generate());
+        let cfg = TrustConfig { federations: vec![root.public_key().to_hex()], ..TrustConfig::default() };
+        let p = TrustPolicy::new(&cfg, me.public_key(), "n");
+        let summary = VettingSummary {
+            header: MessageHeader::new("n", 1, 900_000, 1000),
+            chain_id: 1,
+            member: Some(a.public_key()),
+            report_digest: [7; 32],
+            policy_name: "strict".into(),
+            policy_digest: [9; 32],
+            verdict: VettingVerdict::Pass,
+        };
+        let mut c = cert(&a, &root, "n", 999_990, 1000).body;
+        c.vetting = Some(Box::new(Signed::sign(summary, &vetter)));
+        let c = Signed::sign(c, &root);
+        match p.judge(&a.public_key(), Some(&c), 1_000_000) {
+            TrustStatus::Member { vetting: Some(v), .. } => {
+                assert_eq!((v.vetted_at_ms, v.chain_id, v.policy.as_str(), v.verdict), (900_000, 1, "strict", "pass"));
+                assert_eq!(v.vetter, vetter.peer_id().to_string());
+                assert_eq!(v.report_digest, "07".repeat(32));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a summary, nothing is shown (and nothing else changes).
+        let plain = cert(&a, &root, "n", 999_990, 1000);
+        assert!(matches!(p.judge(&a.public_key(), Some(&plain), 1_000_000), TrustStatus::Member { vetting: None, .. }));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | [`CapacityAnnouncement`] | the provider | gossip topic `rpcmesh/<net>/announcements/1` |
 //! | [`HealthAttestation`] | the attester | gossip topic `rpcmesh/<net>/attestations/1` |
 //! | [`MembershipCert`] | a federation root key | inside announcements, and as a file |
+//! | [`VettingSummary`] | the vetting operator | inside a [`MembershipCert`], and as `report.sig` beside a vetting report |
 //! | [`RelayRequest`] / [`RelayResponse`] | not signed (the libp2p connection authenticates both ends) | request-response |
 //! | [`Receipt`] | the serving provider | inside [`RelayResponse`] |
 
@@ -18,5 +19,5 @@ mod relay;
 pub use announcement::{BlockRef, CapacityAnnouncement, ChainCapacity};
 pub use attestation::HealthAttestation;
 pub use header::MessageHeader;
-pub use membership::MembershipCert;
+pub use membership::{MembershipCert, VettingSummary, VettingVerdict};
 pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};

@@ -42,6 +42,8 @@ proptest! {
     #[test]
     fn cert_round_trips(c in arb_cert_body()) { round_trip(c) }
     #[test]
+    fn vetting_summary_round_trips(v in arb_vetting_summary()) { round_trip(v) }
+    #[test]
     fn receipt_round_trips(r in arb_receipt()) { round_trip(r) }
 
     #[test]
@@ -59,6 +61,8 @@ proptest! {
     #[test]
     fn tampered_cert_fails(c in arb_cert_body(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(c, i, m) }
     #[test]
+    fn tampered_vetting_summary_fails(v in arb_vetting_summary(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(v, i, m) }
+    #[test]
     fn tampered_receipt_fails(r in arb_receipt(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(r, i, m) }
 
     #[test]
@@ -66,6 +70,7 @@ proptest! {
         let _ = Signed::<CapacityAnnouncement>::from_bytes(&bytes);
         let _ = Signed::<HealthAttestation>::from_bytes(&bytes);
         let _ = Signed::<MembershipCert>::from_bytes(&bytes);
+        let _ = Signed::<VettingSummary>::from_bytes(&bytes);
         let _ = Signed::<Receipt>::from_bytes(&bytes);
         let _ = encoding::from_bytes::<RelayRequest>(&bytes);
         let _ = encoding::from_bytes::<RelayResponse>(&bytes);
@@ -97,6 +102,7 @@ fn flipping_every_byte_of_each_sample_fails_verification() {
     all(announcement(&identity(1), true));
     all(attestation(&identity(2)));
     all(cert(&identity(1), &identity(200)).body);
+    all(vetting_summary(&identity(1)));
     all(receipt(&identity(2)));
 }
 

@@ -21,8 +21,22 @@ pub fn cert(member: &Identity, root: &Identity) -> Signed<MembershipCert> {
         header: MessageHeader::new(NET, 1, T0 - 1000, 90 * 24 * 3600 * 1000),
         member: member.public_key(),
         operator_name: "Example Operator GmbH".into(),
+        vetting: Some(Box::new(Signed::sign(vetting_summary(member), &identity(201)))),
     };
     Signed::sign(body, root)
+}
+
+/// A passing vetting summary of `member`, as `rpcmesh federation vet --member` signs it.
+pub fn vetting_summary(member: &Identity) -> VettingSummary {
+    VettingSummary {
+        header: MessageHeader::new(NET, 1_760_000_000_000_000, T0 - 5000, 30 * 24 * 3600 * 1000),
+        chain_id: 1,
+        member: Some(member.public_key()),
+        report_digest: rpcmesh_protocol::digest::sha256(b"{\"report\":1}"),
+        policy_name: "rpcmesh-default-v1".into(),
+        policy_digest: rpcmesh_protocol::digest::sha256(b"{\"policy\":1}"),
+        verdict: VettingVerdict::Pass,
+    }
 }
 
 pub fn announcement(signer: &Identity, with_cert: bool) -> CapacityAnnouncement {
@@ -154,12 +168,28 @@ fn arb_chain() -> impl Strategy<Value = ChainCapacity> {
         )
 }
 
+pub fn arb_vetting_summary() -> impl Strategy<Value = VettingSummary> {
+    (
+        arb_header(),
+        any::<u64>(),
+        proptest::option::of(arb_key()),
+        (any::<[u8; 32]>(), arb_text(24), any::<[u8; 32]>()),
+        prop_oneof![Just(VettingVerdict::Pass), Just(VettingVerdict::Fail), Just(VettingVerdict::Incomplete)],
+    )
+        .prop_map(|(header, chain_id, member, (report_digest, policy_name, policy_digest), verdict)| {
+            VettingSummary { header, chain_id, member, report_digest, policy_name, policy_digest, verdict }
+        })
+}
+
 pub fn arb_cert_body() -> impl Strategy<Value = MembershipCert> {
-    (arb_header(), arb_key(), arb_text(24)).prop_map(|(header, member, operator_name)| MembershipCert {
-        header,
-        member,
-        operator_name,
-    })
+    (arb_header(), arb_key(), arb_text(24), proptest::option::of(arb_vetting_summary())).prop_map(
+        |(header, member, operator_name, vetting)| MembershipCert {
+            header,
+            member,
+            operator_name,
+            vetting: vetting.map(|v| Box::new(Signed::sign(v, &identity(201)))),
+        },
+    )
 }
 
 pub fn arb_announcement() -> impl Strategy<Value = CapacityAnnouncement> {

@@ -33,7 +33,8 @@ mod analysis;
 pub mod fmt;
 mod markdown;
 pub mod stats;
-mod svg;
+/// Also the drawing primitives of the vetting report's plots (`crate::vet`).
+pub(crate) mod svg;
 
 use std::io;
 use std::path::Path;

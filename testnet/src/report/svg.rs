@@ -16,10 +16,10 @@ use crate::record::{FaultAction, Outcome, base_kind};
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 440.0;
-const LEFT: f64 = 76.0;
-const RIGHT: f64 = 770.0;
-const TOP: f64 = 92.0;
-const BOTTOM: f64 = 392.0;
+pub(crate) const LEFT: f64 = 76.0;
+pub(crate) const RIGHT: f64 = 770.0;
+pub(crate) const TOP: f64 = 92.0;
+pub(crate) const BOTTOM: f64 = 392.0;
 const LEGEND_X: f64 = 786.0;
 
 /// Above this many correct answers the latency plot draws every k-th one (failed and wrong ones
@@ -29,9 +29,9 @@ pub const MAX_OK_POINTS: usize = 20_000;
 /// Width of the served-by buckets and of the latency percentile lines, ms.
 pub const BUCKET_MS: u64 = 1_000;
 
-const OK_COLOR: &str = "#1f77b4";
-const ERROR_COLOR: &str = "#d62728";
-const WRONG_COLOR: &str = "#ff7f0e";
+pub(crate) const OK_COLOR: &str = "#1f77b4";
+pub(crate) const ERROR_COLOR: &str = "#d62728";
+pub(crate) const WRONG_COLOR: &str = "#ff7f0e";
 const INJECT_COLOR: &str = "#c0392b";
 const HEAL_COLOR: &str = "#1e8449";
 /// Serving-node colours: no red, red means "failed".
@@ -42,16 +42,16 @@ const UNKNOWN_COLOR: &str = "#c7c7c7";
 
 /// A linear or log axis mapping data to pixels.
 #[derive(Clone, Copy)]
-struct Axis {
-    lo: f64,
-    hi: f64,
-    px_lo: f64,
-    px_hi: f64,
-    log: bool,
+pub(crate) struct Axis {
+    pub lo: f64,
+    pub hi: f64,
+    pub px_lo: f64,
+    pub px_hi: f64,
+    pub log: bool,
 }
 
 impl Axis {
-    fn map(&self, v: f64) -> f64 {
+    pub fn map(&self, v: f64) -> f64 {
         let (v, lo, hi) =
             if self.log { (v.max(self.lo).log10(), self.lo.log10(), self.hi.log10()) } else { (v, self.lo, self.hi) };
         let frac = if hi > lo { ((v - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.0 };
@@ -80,7 +80,7 @@ fn nice_step(range: f64, target: f64) -> f64 {
 }
 
 /// Ticks from 0 to `hi` (inclusive, on the step grid) and the rounded-up top.
-fn ticks_to(hi: f64, target: f64) -> (Vec<f64>, f64) {
+pub(crate) fn ticks_to(hi: f64, target: f64) -> (Vec<f64>, f64) {
     let step = nice_step(hi, target);
     let top = (hi / step).ceil().max(1.0) * step;
     let n = (top / step).round() as usize;
@@ -88,18 +88,18 @@ fn ticks_to(hi: f64, target: f64) -> (Vec<f64>, f64) {
 }
 
 /// A tick label: no trailing zeros.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" { "0".into() } else { s.into() }
 }
 
-struct Svg {
-    out: String,
+pub(crate) struct Svg {
+    pub out: String,
 }
 
 impl Svg {
-    fn new(title: &str) -> Self {
+    pub fn new(title: &str) -> Self {
         let mut out = String::with_capacity(64 * 1024);
         let _ = write!(
             out,
@@ -113,21 +113,21 @@ impl Svg {
         Svg { out }
     }
 
-    fn raw(&mut self, s: &str) {
+    pub fn raw(&mut self, s: &str) {
         self.out.push_str(s);
         self.out.push('\n');
     }
 
-    fn text(&mut self, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
+    pub fn text(&mut self, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
         let _ = writeln!(self.out, r#"<text x="{x:.1}" y="{y:.1}" text-anchor="{anchor}" {extra}>{}</text>"#, xml(s));
     }
 
-    fn subtitle(&mut self, s: &str) {
+    pub fn subtitle(&mut self, s: &str) {
         self.text(LEFT, 42.0, "start", r##"font-size="12" fill="#555""##, s);
     }
 
     /// Frame, grid lines and tick labels of both axes.
-    fn axes(&mut self, x: &Axis, x_ticks: &[(f64, String)], y: &Axis, y_ticks: &[(f64, String, bool)]) {
+    pub fn axes(&mut self, x: &Axis, x_ticks: &[(f64, String)], y: &Axis, y_ticks: &[(f64, String, bool)]) {
         self.raw(r##"<g stroke="#e3e3e3" stroke-width="1">"##);
         for (v, _, major) in y_ticks {
             let py = y.map(*v);
@@ -163,25 +163,25 @@ impl Svg {
         );
     }
 
-    fn axis_titles(&mut self, x_title: &str, y_title: &str) {
+    pub fn axis_titles(&mut self, x_title: &str, y_title: &str) {
         self.text((LEFT + RIGHT) / 2.0, BOTTOM + 40.0, "middle", r##"fill="#333""##, x_title);
         let cy = (TOP + BOTTOM) / 2.0;
         self.text(20.0, cy, "middle", &format!(r##"transform="rotate(-90 20 {cy:.1})" fill="#333""##), y_title);
     }
 
-    fn no_data(&mut self, what: &str) {
+    pub fn no_data(&mut self, what: &str) {
         self.text((LEFT + RIGHT) / 2.0, (TOP + BOTTOM) / 2.0, "middle", r##"font-size="20" fill="#999""##, what);
     }
 
     /// One legend row: a swatch drawn by `swatch(x, y)` and a label.
-    fn legend_row(&mut self, row: usize, swatch: &str, label: &str) {
+    pub fn legend_row(&mut self, row: usize, swatch: &str, label: &str) {
         let y = TOP + 8.0 + row as f64 * 20.0;
         let swatch = swatch.replace("{X}", &format!("{LEGEND_X:.1}")).replace("{Y}", &format!("{y:.1}"));
         self.raw(&swatch);
         self.text(LEGEND_X + 26.0, y + 4.0, "start", "", label);
     }
 
-    fn finish(mut self) -> String {
+    pub fn finish(mut self) -> String {
         self.out.push_str("</svg>\n");
         self.out
     }
@@ -193,7 +193,7 @@ fn legend_rect(color: &str, opacity: f64) -> String {
     )
 }
 
-fn legend_line(color: &str, dash: &str, width: f64) -> String {
+pub(crate) fn legend_line(color: &str, dash: &str, width: f64) -> String {
     format!(
         r#"<line x1="0" y1="0" x2="18" y2="0" transform="translate({{X}} {{Y}})" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>"#
     )

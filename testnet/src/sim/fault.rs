@@ -49,6 +49,13 @@ pub enum Fault {
         /// The censored 20-byte address.
         address: Address,
     },
+    /// A node that fails under load: of the requests arriving in each one-second window, those
+    /// beyond `max_per_sec` get HTTP 429 with a JSON-RPC `-32005 limit exceeded` for every call.
+    /// Fault proxy only: the simulated backend answers normally under it.
+    Overload {
+        /// Requests per second answered before the rest are refused.
+        max_per_sec: u32,
+    },
 }
 
 impl Fault {
@@ -63,6 +70,7 @@ impl Fault {
             Fault::Stale { .. } => "stale",
             Fault::Lie => "lie",
             Fault::Censor { .. } => "censor",
+            Fault::Overload { .. } => "overload",
         }
     }
 

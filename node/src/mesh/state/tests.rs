@@ -84,7 +84,10 @@ fn ann(signer: &Identity, seq: u64, at: u64, head: Option<u64>) -> Signed<Capaci
 
 fn cert(member: &Identity, root: &Identity, from: u64, ttl: u64) -> Signed<MembershipCert> {
     let header = MessageHeader::new(NET, 1, from, ttl);
-    Signed::sign(MembershipCert { header, member: member.public_key(), operator_name: "Op".into() }, root)
+    Signed::sign(
+        MembershipCert { header, member: member.public_key(), operator_name: "Op".into(), vetting: None },
+        root,
+    )
 }
 
 /// `attester`'s attestation about `subject` on `CHAIN`: `ok` of `sent` probes succeeded.
@@ -246,6 +249,7 @@ fn federated_trust_explicit_member_and_untrusted() {
             federation: root.public_key().to_hex(),
             operator: "Op".into(),
             expires_at_ms: T0 - 1_000 + 3_600_000,
+            vetting: None,
         }
     );
     for (who, why) in
