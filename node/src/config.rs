@@ -366,12 +366,38 @@ pub struct RelayConfig {
     pub open: bool,
     /// Largest relayed request or response body, bytes.
     pub max_body_bytes: usize,
+    /// Methods peers may have this node's upstreams serve (`*` wildcards); see `deny_methods`.
+    /// Separate from the gateway's lists: what strangers on the mesh may ask of the operator's
+    /// node is decided by the operator, not by the requesting gateway.
+    pub allow_methods: Vec<String>,
+    /// Methods never relayed for peers (deny wins), unless a `[[relay.grants]]` entry opts a
+    /// peer in. The default refuses the node-admin, dev-chain, debugging and signing set.
+    pub deny_methods: Vec<String>,
+    /// Per-peer opt-ins to methods the lists above refuse (`[[relay.grants]]`).
+    pub grants: Vec<RelayGrant>,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { open: false, max_body_bytes: 32 * 1024 * 1024 }
+        Self {
+            open: false,
+            max_body_bytes: 32 * 1024 * 1024,
+            allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
+            deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
+            grants: Vec::new(),
+        }
     }
+}
+
+/// One `[[relay.grants]]`: a peer allowed methods beyond `relay.allow_methods`/`deny_methods`
+/// (e.g. the operator's own test rig driving a dev chain through the mesh).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayGrant {
+    /// The peer's PeerId (`12D3KooW...`) or public key (hex).
+    pub peer: String,
+    /// Methods this peer may have relayed in addition (`*` wildcards), deny lists ignored.
+    pub allow_methods: Vec<String>,
 }
 
 /// How peers earn trust.
@@ -710,14 +736,26 @@ impl Config {
             .allow_methods
             .iter()
             .chain(&self.gateway.deny_methods)
-            .chain(self.chains.iter().flat_map(|c| c.allow_methods.iter().chain(&c.deny_methods).flatten()));
-        for p in patterns {
+            .chain(self.chains.iter().flat_map(|c| c.allow_methods.iter().chain(&c.deny_methods).flatten()))
+            .map(|p| (p, "gateway or [[chain]] allow_methods/deny_methods"))
+            .chain(
+                self.relay
+                    .allow_methods
+                    .iter()
+                    .chain(&self.relay.deny_methods)
+                    .map(|p| (p, "relay.allow_methods/deny_methods")),
+            )
+            .chain(
+                self.relay.grants.iter().flat_map(|g| &g.allow_methods).map(|p| (p, "[[relay.grants]] allow_methods")),
+            );
+        for (p, key) in patterns {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*') {
-                return invalid(format!(
-                    "method pattern {p:?} (gateway or [[chain]] allow_methods/deny_methods) must be letters, \
-                     digits, _ and * wildcards"
-                ));
+                return invalid(format!("method pattern {p:?} ({key}) must be letters, digits, _ and * wildcards"));
             }
+        }
+        for g in &self.relay.grants {
+            rpcmesh_protocol::PublicKey::parse(&g.peer)
+                .map_err(|e| ConfigError::Invalid(format!("[[relay.grants]] peer {:?}: {e}", g.peer)))?;
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());

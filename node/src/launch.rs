@@ -27,7 +27,7 @@ use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
 use crate::metrics::{NodeMetrics, SharedRegistry};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
-use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
+use crate::relay::{Capacity, RelayClient, RelayMethodPolicy, RelayServer, RelayServerSettings};
 use crate::router::check::{Checked, NoCheck};
 use crate::router::{Router, SharedForward, Targets};
 use crate::store::{IdentityMeta, Store, StoreConfig};
@@ -281,6 +281,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
             network_id: config.network_id.clone(),
             open: config.relay.open,
             limits: limits.clone(),
+            methods: RelayMethodPolicy::from_config(&config.relay),
         },
         upstreams: upstreams.clone(),
         policy: policy.clone(),

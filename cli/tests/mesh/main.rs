@@ -5,6 +5,7 @@
 mod attacker;
 mod clients;
 mod failover;
+mod safety;
 mod scenarios;
 mod support;
 mod tests;

@@ -115,6 +115,15 @@ eject_ms = {eject_ms}
 open = {relay_open}
 # Largest relayed request or response (bytes).
 max_body_bytes = {relay_body}
+# Methods peers may have this node's upstreams serve ("*" wildcards), minus those denied (deny
+# wins); refused relays make the requesting gateway answer JSON-RPC -32601. Independent of the
+# gateway lists. The default relays the public surface and never node-admin, dev-chain,
+# debugging or signing methods.
+allow_methods = {relay_allow}
+deny_methods = {relay_deny}
+# Per-peer opt-ins beyond these lists, e.g. your own test rig driving a dev chain:
+# [[relay.grants]] tables with peer = "12D3KooW..." and allow_methods = ["evm_*", "anvil_*"].
+grants = {relay_grants}
 
 [trust]
 # "federated": trusted = trust.peers + holders of a membership certificate from a root in
@@ -189,6 +198,9 @@ worker_threads = {worker_threads}
         eject_ms = c.routing.eject_ms,
         relay_open = c.relay.open,
         relay_body = c.relay.max_body_bytes,
+        relay_allow = v(&c.relay.allow_methods),
+        relay_deny = v(&c.relay.deny_methods),
+        relay_grants = v(&c.relay.grants),
         mode = v(match c.trust.mode {
             TrustMode::Federated => "federated",
             TrustMode::Open => "open",

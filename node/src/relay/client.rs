@@ -27,6 +27,15 @@ pub struct RelayOutcome {
     pub elapsed: Duration,
 }
 
+impl RelayOutcome {
+    /// The provider's reason when it refused the request's method by its relay policy (not
+    /// the requester): the caller's request, not the provider, is what failed.
+    pub fn method_refusal(&self) -> Option<String> {
+        (self.status == RelayStatus::Refused && self.body.starts_with(super::METHOD_REFUSED.as_bytes()))
+            .then(|| String::from_utf8_lossy(&self.body).into_owned())
+    }
+}
+
 /// Why a relay produced no verified answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RelayCallError {

@@ -3,12 +3,18 @@
 //! - [`RelayServer`] serves inbound relays: only for trusted peers (unless `relay.open`),
 //!   within the announced capacity (a full chain answers `Busy` at once instead of queueing),
 //!   through the best own upstream, with a signed [`Receipt`](rpcmesh_protocol::messages::Receipt).
+//! - [`RelayMethodPolicy`]: only methods the operator relays (`[relay] allow_methods` /
+//!   `deny_methods`, per-peer `[[relay.grants]]`) reach the upstream; others are `Refused` with a
+//!   reason starting [`METHOD_REFUSED`]. [`check_answer`]: an upstream answer that is not a
+//!   well-formed response to the request is an `UpstreamError`, never signed.
 //! - [`RelayClient`] sends relays and verifies the response and its receipt.
 
 mod client;
+mod policy;
 mod server;
 
 pub use client::{RECEIPT_LOG_CAPACITY, ReceiptLog, ReceiptRecord, RelayCallError, RelayClient, RelayOutcome};
+pub use policy::{METHOD_REFUSED, RelayMethodPolicy, check_answer};
 pub use server::{Capacity, RelayServer, RelayServerSettings};
 
 use rpcmesh_protocol::messages::{RelayResponse, RelayStatus};

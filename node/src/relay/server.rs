@@ -12,8 +12,10 @@ use rpcmesh_protocol::{Identity, PublicKey, Signed, digest, encoding};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::policy::{RelayMethodPolicy, check_answer, malformed_reason};
 use super::status_response;
 use crate::clock::now_ms;
+use crate::jsonrpc;
 use crate::mesh::MeshSnapshot;
 use crate::metrics::NodeMetrics;
 use crate::p2p::{InboundRelay, P2pHandle};
@@ -29,6 +31,8 @@ pub struct RelayServerSettings {
     pub open: bool,
     /// Protocol limits.
     pub limits: Limits,
+    /// Which methods peers may have served.
+    pub methods: RelayMethodPolicy,
 }
 
 /// Per-chain relay permits: the announced `max_concurrent_relays`, shared with the announcer,
@@ -168,6 +172,12 @@ impl RelayServer {
                 return self.refuse(raw, RelayStatus::Refused, "requester is not trusted by this provider");
             }
         }
+        // Parsed once for the method policy and for checking the answer (views, no copy).
+        let body = Bytes::from(request.body);
+        let call = jsonrpc::parse(&body);
+        if let Err(why) = self.settings.methods.check(&requester, &call) {
+            return self.refuse(raw, RelayStatus::Refused, &why);
+        }
         // Never queue past the announced capacity: the requester fails over faster than it waits.
         let _permit = match self.capacity.try_acquire(request.chain_id) {
             None => {
@@ -184,10 +194,15 @@ impl RelayServer {
             return self.refuse(raw, RelayStatus::UpstreamError, "no healthy upstream");
         };
         let timeout = Duration::from_millis(u64::from(request.timeout_ms));
-        let body = Bytes::from(request.body);
         let request_digest = digest::sha256(&body);
         let (status, body) = match upstream.forward(body, timeout).await {
-            Ok(reply) if reply.status == 200 => (RelayStatus::Ok, reply.body),
+            Ok(reply) if reply.status == 200 => match check_answer(&call, &reply.body) {
+                Ok(()) => (RelayStatus::Ok, reply.body),
+                Err(why) => {
+                    tracing::warn!(chain = request.chain_id, error = %why, "upstream answered a relay with a malformed response");
+                    (RelayStatus::UpstreamError, Bytes::from(malformed_reason(&why)))
+                }
+            },
             Ok(reply) => (RelayStatus::UpstreamError, Bytes::from(format!("upstream answered HTTP {}", reply.status))),
             Err(TransportError::Timeout(_)) => (RelayStatus::Timeout, Bytes::from_static(b"upstream timed out")),
             Err(e) => (RelayStatus::UpstreamError, Bytes::from(e.to_string())),

@@ -145,6 +145,9 @@ impl Forward for Targets {
                 match reply.status {
                     RelayStatus::Ok => judge_body(call.req, reply.body.into()),
                     RelayStatus::Busy => Err(AttemptError::Busy),
+                    RelayStatus::Refused if let Some(why) = reply.method_refusal() => {
+                        Err(AttemptError::MethodRefused(why))
+                    }
                     status => Err(AttemptError::Relay(status)),
                 }
             }

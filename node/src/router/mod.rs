@@ -268,6 +268,9 @@ impl Router {
                     status,
                 }
             }
+            Err(Failure::Stopped(AttemptError::MethodRefused(why))) => {
+                Routed::error(req, METHOD_NOT_FOUND, &why, outcome.attempts)
+            }
             Err(failure) => {
                 let msg =
                     format!("no provider could serve the request after {} attempt(s): {failure}", outcome.attempts);

@@ -124,6 +124,9 @@ pub enum AttemptError {
     Unverified(CheckFailure),
     /// Nothing can carry the request to that target (relay disabled, upstream removed).
     Unavailable(&'static str),
+    /// The peer's relay policy does not serve the method to us (its reason): the client gets
+    /// -32601, as from our own policy.
+    MethodRefused(String),
 }
 
 impl AttemptError {
@@ -132,6 +135,7 @@ impl AttemptError {
         match self {
             Self::Busy => Class::Busy,
             Self::TooLarge { .. } => Class::Fatal,
+            Self::MethodRefused(_) => Class::Caller,
             Self::Unreachable(_)
             | Self::Timeout { .. }
             | Self::Http(_)
@@ -158,6 +162,7 @@ impl AttemptError {
             Self::RelayInvalid(_) => "relay_invalid",
             Self::Unverified(_) => "unverified",
             Self::Unavailable(_) => "unavailable",
+            Self::MethodRefused(_) => "method_refused",
         }
     }
 }
@@ -176,6 +181,7 @@ impl fmt::Display for AttemptError {
             Self::RelayInvalid(why) => write!(f, "invalid relay response: {why}"),
             Self::Unverified(c) => write!(f, "answer failed verification ({}): {}", c.kind, c.detail),
             Self::Unavailable(why) => f.write_str(why),
+            Self::MethodRefused(why) => f.write_str(why),
         }
     }
 }

@@ -1,0 +1,129 @@
+//! Operator safety across daemons: what a peer may have this node's upstream do is this node's
+//! operator's decision, and what the upstream answers is checked before it is signed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::failover::{Forwarder, RpcClient};
+use crate::support::*;
+
+/// What the corrupting upstream cuts short: an answer of this method is truncated JSON.
+const CORRUPTED_METHOD: &str = "eth_getCode";
+const ACCOUNT: &str = "0x00000000000000000000000000000000000000aa";
+/// anvil's first unlocked dev account.
+const DEV: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+
+/// An HTTP upstream in front of anvil that answers [`CORRUPTED_METHOD`] with truncated JSON
+/// (HTTP 200) and passes everything else through: a node healthy to every probe, with one bad
+/// answer.
+async fn corrupting_upstream(anvil: &Anvil) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let target: hyper::Uri = anvil.url().parse().unwrap();
+    let client = rpcmesh_node::upstream::HttpClient::new(1 << 20);
+    let handler = async move |State((client, target)): State<(rpcmesh_node::upstream::HttpClient, hyper::Uri)>,
+                              body: Bytes|
+                -> (axum::http::StatusCode, Bytes) {
+        if body.windows(CORRUPTED_METHOD.len()).any(|w| w == CORRUPTED_METHOD.as_bytes()) {
+            return (axum::http::StatusCode::OK, Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":"0x60"#));
+        }
+        match client.post_json(&target, body, Duration::from_secs(5)).await {
+            Ok(r) => {
+                (axum::http::StatusCode::from_u16(r.status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY), r.body)
+            }
+            Err(_) => (axum::http::StatusCode::BAD_GATEWAY, Bytes::new()),
+        }
+    };
+    let app = axum::Router::new().route("/", post(handler)).with_state((client, target));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+async fn balance(anvil: &Anvil) -> Value {
+    let client = rpcmesh_node::upstream::HttpClient::new(1 << 20);
+    let uri: hyper::Uri = anvil.url().parse().unwrap();
+    rpcmesh_node::upstream::rpc_call(
+        &client,
+        &uri,
+        "eth_getBalance",
+        json!([ACCOUNT, "latest"]),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+}
+
+/// A's operator lets anything through its own gateway (a dev rig); B serves A over the relay.
+/// B relays only the public surface plus what it granted A (`eth_accounts`): A's clients get -32601
+/// naming B's settings for the rest, and B's node is not touched. A truncated answer of B's
+/// node is an upstream error at B, never a signed receipt at A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_relays_only_what_its_operator_allows_and_never_signs_a_malformed_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = "safety-relay";
+    let anvil = Anvil::start(31337).await;
+    let mut fwd = Forwarder::start(anvil.port);
+    let (b_upstream, _proxy) = corrupting_upstream(&anvil).await;
+
+    let mut lax = fast_sets();
+    lax.extend(["gateway.allow_methods=*".to_string(), "gateway.deny_methods=[]".to_string()]);
+    let a = start(spec(dir.path(), "a", net, vec![(31337, fwd.url())], vec![], lax)).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let mut b_sets = fast_sets();
+    b_sets.push(format!(r#"relay.grants=[{{ peer = "{}", allow_methods = ["eth_accounts"] }}]"#, a.peer_id));
+    let b = start(spec(dir.path(), "b", net, vec![(31337, format!("http://{b_upstream}"))], vec![boot], b_sets)).await;
+    wait("A to see B healthy", async || {
+        provider(&peers(&a).await, &b.peer_id).is_some_and(|v| v["chains"][0]["health"] == "healthy")
+    })
+    .await;
+
+    // A's node goes down: everything A's clients ask goes to B.
+    fwd.kill();
+    let client = RpcClient::new(&a.gateway_addr);
+    let r = client.call("eth_blockNumber", json!([])).await;
+    assert!(r.body.get("result").is_some(), "the public surface is relayed: {}", r.body);
+    assert_eq!(r.served_by, b.peer_id);
+
+    let before = balance(&anvil).await;
+    // The unlocked-account methods are in the `eth` namespace every provider announces, so A
+    // relays them; B's policy is what stops them.
+    for (method, params) in [
+        ("eth_sendTransaction", json!([{ "from": DEV, "to": ACCOUNT, "value": "0x1" }])),
+        ("eth_sign", json!([DEV, "0xdeadbeef"])),
+        ("eth_signTransaction", json!([{ "from": DEV, "to": ACCOUNT, "value": "0x1" }])),
+    ] {
+        let r = client.call(method, params).await;
+        assert_eq!(r.body["error"]["code"], -32601, "{method}: {}", r.body);
+        let msg = r.body["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(method) && msg.contains("relay.allow_methods"), "{method}: {msg}");
+    }
+    assert_eq!(balance(&anvil).await, before, "B's node must not have run a refused method");
+    let refused = metric(&b.metrics().await.unwrap(), "rpcmesh_relays_total{direction=\"inbound\",status=\"refused\"}");
+    assert!(refused >= 3.0, "B refused the relays: {refused}");
+
+    // Granted to A by B's operator.
+    let r = client.call("eth_accounts", json!([])).await;
+    assert!(r.body["result"].to_string().contains(DEV), "granted method: {}", r.body);
+    assert_eq!(r.served_by, b.peer_id);
+
+    // B's node answers truncated JSON: B reports an upstream error and signs nothing.
+    let receipts = |v: Value| v["receipts"].as_array().map(Vec::len).unwrap_or(0);
+    let signed_before = receipts(a.admin_json("/receipts?limit=1000").await.unwrap());
+    let r = client.call(CORRUPTED_METHOD, json!([ACCOUNT, "latest"])).await;
+    assert_eq!(r.body["error"]["code"], -32002, "{}", r.body);
+    let upstream_errors =
+        metric(&b.metrics().await.unwrap(), "rpcmesh_relays_total{direction=\"inbound\",status=\"upstream_error\"}");
+    assert!(upstream_errors >= 1.0, "B judged its node's answer malformed");
+    assert_eq!(
+        receipts(a.admin_json("/receipts?limit=1000").await.unwrap()),
+        signed_before,
+        "no receipt was signed for the malformed answer"
+    );
+}
