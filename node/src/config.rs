@@ -155,9 +155,17 @@ pub struct GatewayConfig {
     pub default_chain: u64,
     /// Allowed CORS origins; `["*"]` allows any, empty disables CORS headers.
     pub cors_origins: Vec<String>,
-    /// Most client requests in flight at once; beyond it the gateway answers HTTP 503 with
-    /// JSON-RPC -32005 instead of queueing.
+    /// Most client requests in flight at once, and most open connections (WebSocket sessions
+    /// included); beyond it the gateway answers HTTP 503 (JSON-RPC -32005 for a request)
+    /// instead of queueing.
     pub max_connections: usize,
+    /// Time a client has to send a request's headers, milliseconds; also how long an idle
+    /// keep-alive connection is kept. Slow or silent clients must not hold connections.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once its headers arrived,
+    /// milliseconds (HTTP 408 after it): at the default body limit this asks at least
+    /// ~500 KB/s of a client sending the largest body.
+    pub body_timeout_ms: u64,
     /// Methods clients may call (`*` wildcards); see `deny_methods`.
     pub allow_methods: Vec<String>,
     /// Methods refused even when allowed (deny wins): node admin, dev, debugging and
@@ -174,6 +182,8 @@ impl Default for GatewayConfig {
             default_chain: 0,
             cors_origins: Vec::new(),
             max_connections: 4096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
             deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
         }
@@ -756,6 +766,12 @@ impl Config {
         for g in &self.relay.grants {
             rpcmesh_protocol::PublicKey::parse(&g.peer)
                 .map_err(|e| ConfigError::Invalid(format!("[[relay.grants]] peer {:?}: {e}", g.peer)))?;
+        }
+        if self.gateway.max_connections == 0 {
+            return invalid("gateway.max_connections must be at least 1 (0 would refuse every client)".into());
+        }
+        if self.gateway.header_timeout_ms == 0 || self.gateway.body_timeout_ms == 0 {
+            return invalid("gateway.header_timeout_ms and gateway.body_timeout_ms must be positive".into());
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());

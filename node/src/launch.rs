@@ -30,6 +30,7 @@ use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayMethodPolicy, RelayServer, RelayServerSettings};
 use crate::router::check::{Checked, NoCheck};
 use crate::router::{Router, SharedForward, Targets};
+use crate::serve::{self, ServeLimits};
 use crate::store::{IdentityMeta, Store, StoreConfig};
 use crate::trust::{TrustPolicy, cert_file};
 use crate::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober, run_ws_heads};
@@ -331,10 +332,14 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         config.method_policy(),
     );
     let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains);
+    let gateway_limits = ServeLimits {
+        max_connections: config.gateway.max_connections,
+        header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),
+        setting: "gateway.max_connections",
+    };
     let c = cancel.clone();
     tasks.spawn(async move {
-        let app = gateway.app().into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(gateway_listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        let r = serve::serve(gateway_listener, gateway.app(), gateway_limits, c).await;
         ("gateway", r.map_err(|e| e.to_string()))
     });
     let prober = PeerProber {
@@ -379,7 +384,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     let c = cancel.clone();
     tasks.spawn(async move {
         let app = admin::router(admin_state);
-        let r = axum::serve(admin_listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        let r = serve::serve(admin_listener, app, admin::serve_limits(), c).await;
         ("admin", r.map_err(|e| e.to_string()))
     });
 

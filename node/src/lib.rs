@@ -29,6 +29,7 @@
 //! - [`announce`], [`peer_prober`]: what this node tells the mesh; [`pacer`]: their jittered timers.
 //! - [`jsonrpc`]: JSON-RPC envelopes (a leaf: shared by gateway, router, relay, testnet).
 //! - [`gateway`] → [`router`]: the request path, a stack of layers (see [`router`]).
+//! - [`serve`]: the HTTP server under gateway and admin (connection cap, header timeout).
 //! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -46,6 +47,7 @@ pub mod pacer;
 pub mod peer_prober;
 pub mod relay;
 pub mod router;
+pub mod serve;
 pub mod store;
 pub mod trust;
 pub mod upstream;

@@ -7,7 +7,7 @@ pub mod client;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -56,6 +56,32 @@ pub struct AdminState {
     pub started: Instant,
 }
 
+/// Most open connections to the admin API: an operator, a scraper and a few CLI calls.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+/// Time an admin client has to send its request headers (also the keep-alive idle timeout).
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an admin request may take from its headers to its answer, body included: every
+/// endpoint answers from memory, so only a slow or silent client gets near it.
+pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The admin server's connection bounds.
+pub fn serve_limits() -> crate::serve::ServeLimits {
+    crate::serve::ServeLimits {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        header_timeout: ADMIN_HEADER_TIMEOUT,
+        setting: "the admin API's connection limit",
+    }
+}
+
+/// Ends a request that has not been answered within [`ADMIN_REQUEST_TIMEOUT`] (a body that
+/// trickles in) with HTTP 408.
+async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(ADMIN_REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request not completed in time\n").into_response(),
+    }
+}
+
 /// Builds the router.
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
@@ -67,6 +93,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/explain", get(explain))
         .route("/receipts", get(receipts))
         .route("/blocked", get(blocked).put(set_blocked))
+        .layer(axum::middleware::from_fn(request_timeout))
         .with_state(state)
 }
 

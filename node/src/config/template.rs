@@ -61,8 +61,13 @@ max_batch_len = {gw_batch}
 default_chain = {gw_default}
 # CORS origins allowed; ["*"] for any, [] to send no CORS headers.
 cors_origins = {gw_cors}
-# Most client requests in flight; beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
+# Most client requests in flight, and most open connections (WebSocket sessions included);
+# beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
 max_connections = {gw_conns}
+# Time a client has to send its request headers (also the keep-alive idle timeout), and its
+# body (HTTP 408 after it), in milliseconds.
+header_timeout_ms = {gw_header_to}
+body_timeout_ms = {gw_body_to}
 # Methods clients may call ("*" wildcards), minus those denied (deny wins). Refused calls get
 # JSON-RPC -32601. The default serves the public read/write surface and refuses node-admin,
 # dev-chain, debugging and unlocked-account methods (anvil_reset, debug_*, eth_sendTransaction,
@@ -177,6 +182,8 @@ worker_threads = {worker_threads}
         gw_default = c.gateway.default_chain,
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
+        gw_header_to = c.gateway.header_timeout_ms,
+        gw_body_to = c.gateway.body_timeout_ms,
         gw_allow = v(&c.gateway.allow_methods),
         gw_deny = v(&c.gateway.deny_methods),
         admin_addr = v(&c.admin.addr),

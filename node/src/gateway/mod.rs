@@ -43,9 +43,6 @@ pub const FAILOVER: &str = "x-rpcmesh-failover";
 /// Items of one batch routed at once: a batch of 1000 must not open 1000 upstream connections.
 pub const BATCH_CONCURRENCY: usize = 16;
 
-/// How long a request body may take to arrive when the config does not say.
-const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Gateway state shared by handlers.
 #[derive(Clone)]
 pub struct Gateway {
@@ -102,7 +99,7 @@ impl Gateway {
                 default_chain,
                 max_body_bytes: cfg.max_body_bytes,
                 max_batch_len: cfg.max_batch_len,
-                body_timeout: DEFAULT_BODY_TIMEOUT,
+                body_timeout: Duration::from_millis(cfg.body_timeout_ms),
                 cors: cfg.cors_origins.clone(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
@@ -271,6 +268,7 @@ async fn handle(gw: Gateway, segment: Option<String>, addr: SocketAddr, req: Htt
 
 async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
     let headers = req.headers().clone();
+    let slot = req.extensions().get::<crate::serve::ConnectionSlot>().cloned();
     let upgrade = match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
@@ -283,7 +281,9 @@ async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: H
         Ok(f) => f,
         Err(e) => return e.respond(&Ids::Unknown),
     };
-    ws::upgrade(gw.clone(), chain, RouteOptions { failover, client: Some(client_key(&addr)) }, upgrade)
+    // The session keeps the connection's place under `gateway.max_connections`.
+    let permit = slot.and_then(|s| s.take());
+    ws::upgrade(gw.clone(), chain, RouteOptions { failover, client: Some(client_key(&addr)) }, upgrade, permit)
 }
 
 async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Response {

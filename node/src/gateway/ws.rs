@@ -12,6 +12,7 @@
 //! are not sent again (a few transactions may be missed during the switch).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Gateway;
@@ -39,39 +40,128 @@ const MAX_SUBSCRIPTIONS: usize = 64;
 /// Outgoing messages queued per connection; when full, producers wait (backpressure on the
 /// subscription pollers and on request handling of that connection only).
 const OUTBOX: usize = 1024;
+/// Bytes of outgoing messages queued per connection (a message larger than this waits for an
+/// empty queue): what a slow reader can make the daemon hold, besides the message being sent.
+const OUTBOX_BYTES: usize = 4 * 1024 * 1024;
+/// Longest a message may take to be written to the client: one that does not read is
+/// disconnected, not buffered for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pings a client may send per [`PING_WINDOW`]; more is a flood (each ping asks for a pong the
+/// daemon must hold until the client reads it), and the connection is closed.
+const MAX_PINGS_PER_WINDOW: u32 = 50;
+/// See [`MAX_PINGS_PER_WINDOW`].
+const PING_WINDOW: Duration = Duration::from_secs(10);
+/// Frame buffer of the WebSocket writer, bytes.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Hard cap of the WebSocket writer's buffer (the message being written plus control frames),
+/// bytes: above the largest answer an upstream may give (`relay.max_body_bytes`, 32 MiB by
+/// default), so only a client that stopped reading reaches it, and is then disconnected.
+const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// Largest accepted WebSocket message.
 const MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
 
 static NEXT_SUB: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts the upgrade and serves the connection.
-pub fn upgrade(gw: Gateway, chain: u64, opts: RouteOptions, up: WebSocketUpgrade) -> Response {
-    up.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| session(gw, chain, opts, socket))
+/// Accepts the upgrade and serves the connection; `slot` (the connection's place under
+/// `gateway.max_connections`) is held until the session ends.
+pub fn upgrade(
+    gw: Gateway,
+    chain: u64,
+    opts: RouteOptions,
+    up: WebSocketUpgrade,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Response {
+    up.max_message_size(MAX_MESSAGE_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .on_upgrade(move |socket| async move {
+            session(gw, chain, opts, socket).await;
+            drop(slot);
+        })
+}
+
+/// The outgoing queue of one connection, bounded in messages ([`OUTBOX`]) and bytes
+/// ([`OUTBOX_BYTES`]): a full queue makes its producers wait.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<(Bytes, OwnedSemaphorePermit)>,
+    bytes: Arc<Semaphore>,
+}
+
+impl Outbox {
+    /// Queues `msg`; `false` once the connection is gone.
+    async fn send(&self, msg: Bytes) -> bool {
+        let n = u32::try_from(msg.len().clamp(1, OUTBOX_BYTES)).unwrap_or(u32::MAX);
+        let Ok(permit) = self.bytes.clone().acquire_many_owned(n).await else { return false };
+        self.tx.send((msg, permit)).await.is_ok()
+    }
+}
+
+/// Counts a client's pings in fixed windows.
+struct PingBudget {
+    window_start: tokio::time::Instant,
+    count: u32,
+}
+
+impl PingBudget {
+    /// Whether one more ping at `now` is within [`MAX_PINGS_PER_WINDOW`].
+    fn allow(&mut self, now: tokio::time::Instant) -> bool {
+        if now.duration_since(self.window_start) >= PING_WINDOW {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= MAX_PINGS_PER_WINDOW
+    }
 }
 
 async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUTBOX);
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
+    let (out_tx, mut out_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(OUTBOX);
+    let outbox = Outbox { tx: out_tx, bytes: Arc::new(Semaphore::new(OUTBOX_BYTES)) };
+    let mut writer = tokio::spawn(async move {
+        // The permit is released once the message left the queue and was written.
+        while let Some((msg, _permit)) = out_rx.recv().await {
             let text = String::from_utf8_lossy(&msg).into_owned();
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                break;
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!("websocket client does not read; disconnecting it");
+                    return;
+                }
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
     });
+    let mut writer_done = false;
+    let mut pings = PingBudget { window_start: tokio::time::Instant::now(), count: 0 };
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
-    while let Some(Ok(msg)) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            // The writer gave up on the client (or failed): the session is over.
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break;
+            }
+        };
         let body = match msg {
             Message::Text(t) => Bytes::from(t.as_str().to_owned()),
             Message::Binary(b) => b,
             Message::Close(_) => break,
+            Message::Ping(_) if !pings.allow(tokio::time::Instant::now()) => {
+                tracing::debug!("websocket ping flood; disconnecting the client");
+                break;
+            }
             _ => continue,
         };
-        let answer = handle_message(&gw, chain, opts, &body, &mut subs, &out_tx).await;
+        let answer = handle_message(&gw, chain, opts, &body, &mut subs, &outbox).await;
         if let Some(a) = answer
-            && out_tx.send(a).await.is_err()
+            && !outbox.send(a).await
         {
             break;
         }
@@ -80,7 +170,11 @@ async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket)
     for (_, h) in subs {
         h.abort();
     }
-    drop(out_tx);
+    drop(outbox);
+    if writer_done {
+        return;
+    }
+    // Bounded: the writer gives up on a client that does not read within SEND_TIMEOUT.
     let _ = writer.await;
 }
 
@@ -90,7 +184,7 @@ async fn handle_message(
     opts: RouteOptions,
     body: &Bytes,
     subs: &mut HashMap<String, JoinHandle<()>>,
-    out: &mpsc::Sender<Bytes>,
+    out: &Outbox,
 ) -> Option<Bytes> {
     // Subscriptions are only handled as single requests; batches go through the router.
     if let Call::Single(Item::Request(req)) = jsonrpc::parse(body) {
@@ -127,7 +221,7 @@ fn subscribe(
     opts: RouteOptions,
     req: &Request,
     subs: &mut HashMap<String, JoinHandle<()>>,
-    out: &mpsc::Sender<Bytes>,
+    out: &Outbox,
 ) -> Bytes {
     let id = req.id.as_deref().unwrap_or(b"null");
     let p = params(req);
@@ -179,7 +273,7 @@ struct Poller {
     chain: u64,
     opts: RouteOptions,
     sub_id: String,
-    out: mpsc::Sender<Bytes>,
+    out: Outbox,
 }
 
 impl Poller {
@@ -193,7 +287,7 @@ impl Poller {
 
     async fn notify(&self, result: Value) -> bool {
         let msg = json!({ "jsonrpc": "2.0", "method": "eth_subscription", "params": { "subscription": self.sub_id, "result": result } });
-        self.out.send(Bytes::from(msg.to_string())).await.is_ok()
+        self.out.send(Bytes::from(msg.to_string())).await
     }
 
     /// Calls `method` on exactly `target`; `Err` when the target failed or answered an error.

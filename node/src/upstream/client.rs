@@ -1,5 +1,6 @@
 //! A pooled HTTP client for JSON-RPC upstreams: keep-alive connections, a body cap, a timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -8,6 +9,7 @@ use hyper::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
 
 /// A response from an upstream, body unparsed.
 #[derive(Debug, Clone)]
@@ -32,16 +34,31 @@ pub enum TransportError {
     TooLarge(usize),
 }
 
+/// Most requests the daemon has in flight towards all its upstreams together, and so most
+/// upstream connections in use (HTTP/1: one request per connection; idle ones are capped per
+/// host by the pool). Far above what a node serves well, low enough that a burst of client
+/// traffic cannot exhaust the daemon's file descriptors and mark its own node down.
+pub const MAX_UPSTREAM_REQUESTS: usize = 1024;
+
 /// Clone-able handle to one connection pool, shared by every upstream of the daemon.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     max_response_bytes: usize,
+    /// One permit per request in flight (see [`MAX_UPSTREAM_REQUESTS`]).
+    in_flight: Arc<Semaphore>,
 }
 
 impl HttpClient {
-    /// A client whose responses are capped at `max_response_bytes`.
+    /// A client whose responses are capped at `max_response_bytes`, with at most
+    /// [`MAX_UPSTREAM_REQUESTS`] requests in flight.
     pub fn new(max_response_bytes: usize) -> Self {
+        Self::with_max_in_flight(max_response_bytes, MAX_UPSTREAM_REQUESTS)
+    }
+
+    /// A client with at most `max_in_flight` requests (and so connections) in use at once;
+    /// more wait for a free one within their own timeout.
+    pub fn with_max_in_flight(max_response_bytes: usize, max_in_flight: usize) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -49,13 +66,16 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
-        Self { inner, max_response_bytes }
+        Self { inner, max_response_bytes, in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))) }
     }
 
     /// POSTs a JSON body to `uri` and reads the whole response within `timeout`.
     pub async fn post_json(&self, uri: &Uri, body: Bytes, timeout: Duration) -> Result<HttpReply, TransportError> {
         let timeout_ms = timeout.as_millis() as u64;
         let fut = async {
+            // Held until the body is read: the connection is busy until then.
+            let _permit =
+                self.in_flight.acquire().await.map_err(|_| TransportError::Connect("client closed".into()))?;
             let req = hyper::Request::post(uri.clone())
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body))
@@ -163,6 +183,35 @@ mod tests {
 
     async fn post(uri: &Uri, limit: usize) -> Result<HttpReply, TransportError> {
         HttpClient::new(limit).post_json(uri, Bytes::from_static(b"{}"), Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_cap_wait_for_a_free_connection() {
+        // A server that accepts connections and never answers: each request holds one.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let uri: Uri = format!("http://{}/", listener.local_addr().expect("addr")).parse().expect("uri");
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(sock);
+            }
+        });
+        let client = HttpClient::with_max_in_flight(1 << 20, 2);
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let (c, u) = (client.clone(), uri.clone());
+                tokio::spawn(
+                    async move { c.post_json(&u, Bytes::from_static(b"{}"), Duration::from_millis(300)).await },
+                )
+            })
+            .collect();
+        for c in calls {
+            assert!(matches!(c.await.expect("join"), Err(TransportError::Timeout(_))));
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "two connections at most");
     }
 
     #[tokio::test]

@@ -28,6 +28,7 @@ use rpcmesh_node::config::{ChainConfig, GatewayConfig, RoutingConfig, UpstreamCo
 use rpcmesh_node::gateway::{ATTEMPTS, FAILOVER, Gateway, SERVED_BY};
 use rpcmesh_node::mesh::MeshSnapshot;
 use rpcmesh_node::router::{MethodPolicy, Router, SharedForward, Targets};
+use rpcmesh_node::serve::{ServeLimits, serve};
 use rpcmesh_node::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
 use rpcmesh_protocol::Identity;
 use serde_json::Value;
@@ -40,7 +41,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// Extra latency of the second upstream in failover tests, so that it ranks second.
 const SLOW: Duration = Duration::from_millis(150);
 /// Generous bound on waiting for observable state on a loaded machine.
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 /// Methods the prober calls; faults and traffic counters only concern the other methods.
 const PROBE_METHODS: [&str; 3] = ["eth_chainId", "eth_getBlockByNumber", "eth_syncing"];
 /// The ids of the exactness tests, as JSON text.
@@ -78,13 +79,13 @@ struct MockState {
 /// mock answered), `eth_syncing` (false), `eth_sendRawTransaction`; other methods get -32601.
 /// Ids are echoed byte for byte; notifications get an empty HTTP 200 body, as geth does.
 #[derive(Clone)]
-struct Mock {
+pub(crate) struct Mock {
     state: Arc<MockState>,
     url: String,
 }
 
 impl Mock {
-    async fn start(chain_id: u64, tag: u64) -> Mock {
+    pub(crate) async fn start(chain_id: u64, tag: u64) -> Mock {
         let state = Arc::new(MockState {
             chain_id,
             tag,
@@ -217,8 +218,8 @@ struct ChainSpec<'a> {
     mocks: &'a [&'a Mock],
 }
 
-struct Node {
-    addr: SocketAddr,
+pub(crate) struct Node {
+    pub(crate) addr: SocketAddr,
     router: Router,
     /// This node's PeerId.
     peer: String,
@@ -262,18 +263,21 @@ async fn start_node(chains: &[ChainSpec<'_>], gateway: GatewayConfig, routing: R
     let upstreams = Arc::new(set);
     let forward = SharedForward::new(Targets { upstreams: upstreams.clone(), relay: None });
     let router = Router::new(own, upstreams, &configs, mesh, forward, routing, MethodPolicy::default());
-    let app =
-        Gateway::new(router.clone(), &gateway, &configs).app().into_make_service_with_connect_info::<SocketAddr>();
+    // Served as the daemon serves it: connection cap and header timeout from the config.
+    let app = Gateway::new(router.clone(), &gateway, &configs).app();
+    let limits = ServeLimits {
+        max_connections: gateway.max_connections,
+        header_timeout: Duration::from_millis(gateway.header_timeout_ms),
+        setting: "gateway.max_connections",
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
     let addr = listener.local_addr().expect("gateway address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    tokio::spawn(serve(listener, app, limits, cancel.clone()));
     Node { addr, router, peer: own.to_peer_id().to_string(), _stop: cancel.drop_guard() }
 }
 
 /// One node serving chain 1 from `mock`.
-async fn single(mock: &Mock, gateway: GatewayConfig, routing: RoutingConfig) -> Node {
+pub(crate) async fn single(mock: &Mock, gateway: GatewayConfig, routing: RoutingConfig) -> Node {
     start_node(&[ChainSpec { id: 1, aliases: &[], mocks: &[mock] }], gateway, routing).await
 }
 
@@ -293,8 +297,8 @@ fn no_hedge() -> RoutingConfig {
     RoutingConfig { hedge: false, ..RoutingConfig::default() }
 }
 
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -342,7 +346,7 @@ impl Node {
         tokio::time::timeout(WAIT, exchange).await.expect("the gateway answers within the bound")
     }
 
-    async fn post(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: impl Into<Bytes>) -> Reply {
         self.request(Method::POST, path, &[("content-type", "application/json")], body).await
     }
 
@@ -361,7 +365,7 @@ fn notification(method: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":[]}}"#)
 }
 
-fn balance_call(id: &str) -> String {
+pub(crate) fn balance_call(id: &str) -> String {
     call(id, "eth_getBalance", r#"["0x00000000000000000000000000000000000000aa","latest"]"#)
 }
 

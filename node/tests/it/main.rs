@@ -1,4 +1,5 @@
 //! rpcmesh-node integration tests: one binary.
 
 mod gateway;
+mod limits;
 mod store;

@@ -1,0 +1,170 @@
+//! Serving an axum app (the gateway, the admin API) over a listener this module owns, with the
+//! bounds `axum::serve` cannot express: a connection cap, a header read timeout (which is also
+//! the keep-alive idle timeout), HTTP/2 stream and keep-alive limits.
+//!
+//! Connections beyond the cap get a bare HTTP 503 and are closed at once, so a flood of idle
+//! sockets costs one file descriptor each for at most the header timeout, and never memory that
+//! grows with what they send. Each accepted connection holds a [`ConnectionSlot`]; a WebSocket
+//! upgrade takes the slot's permit over for the session's lifetime, so WebSocket sessions count
+//! against the same cap as HTTP connections.
+//!
+//! Cancel-safety: the accept loop only awaits `accept` and the shutdown token; on shutdown every
+//! connection is asked to finish its in-flight request (graceful shutdown), and [`serve`] returns
+//! once they all have.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_service::Service as _;
+
+/// Pause after a failed `accept` (typically out of file descriptors) before the next one, so
+/// the loop does not spin while connections drain.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// Most concurrent HTTP/2 streams per connection: one connection must not be a way around the
+/// connection cap.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
+/// HTTP/2 keep-alive ping period and the wait for its answer: a dead or silent peer is dropped.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// What a connection over the cap is told before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+connection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Bounds of one server.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Most open connections, WebSocket sessions included.
+    pub max_connections: usize,
+    /// Time a client has to send a request's complete headers, from the moment the connection
+    /// waits for them (so also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// The setting named in logs when the cap is reached (`gateway.max_connections`).
+    pub setting: &'static str,
+}
+
+/// The connection-cap permit of the connection a request arrived on, in the request's
+/// extensions. A WebSocket upgrade [`take`](ConnectionSlot::take)s it into the session.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl ConnectionSlot {
+    /// The permit, once: the taker holds the connection's place under the cap until it drops it.
+    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` is cancelled. Requests carry
+/// `ConnectInfo<SocketAddr>` and a [`ConnectionSlot`] in their extensions.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let mut warned = false;
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            if !warned {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    setting = limits.setting,
+                    "connection limit reached; refusing new connections"
+                );
+                warned = true;
+            }
+            // Best effort, never waiting: the client learns why if its socket takes the bytes.
+            let _ = stream.try_write(OVER_CAPACITY);
+            continue;
+        };
+        warned = false;
+        let _ = stream.set_nodelay(true);
+        let slot = ConnectionSlot(Arc::new(Mutex::new(Some(permit))));
+        tracker.spawn(connection(stream, remote, app.clone(), slot, limits.header_timeout, shutdown.clone()));
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: axum::Router,
+    slot: ConnectionSlot,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    // Set once a first request's headers arrived; until then only the deadline below bounds
+    // the connection (hyper's header timer starts after protocol detection, which waits for
+    // bytes that a silent client never sends).
+    let seen = Arc::new(AtomicBool::new(false));
+    let seen_by_service = seen.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        seen_by_service.store(true, Ordering::Relaxed);
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(remote));
+        req.extensions_mut().insert(slot.clone());
+        let mut app = app.clone();
+        async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|never| match never {})) }
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let first_request = tokio::time::sleep(header_timeout);
+    tokio::pin!(first_request);
+    let mut waiting_for_first = true;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::trace!(error = %e, %remote, "connection ended with an error");
+                }
+                return;
+            }
+            _ = &mut first_request, if waiting_for_first => {
+                if !seen.load(Ordering::Relaxed) {
+                    tracing::trace!(%remote, "no request headers within the header timeout; closing");
+                    return;
+                }
+                waiting_for_first = false;
+            }
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break;
+            }
+        }
+    }
+    let _ = conn.await;
+}

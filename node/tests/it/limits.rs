@@ -1,0 +1,138 @@
+//! The gateway's resource bounds against abusive clients, over real sockets on 127.0.0.1:
+//! slow or silent connections are closed after the header/body timeouts and never lock other
+//! clients out for longer; WebSocket sessions count against `gateway.max_connections`; a client
+//! flooding pings is disconnected. Abuse is bounded in count (≤ 64 sockets, ≤ 500 pings) and
+//! time (timeouts of a few hundred milliseconds).
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use futures::{SinkExt as _, StreamExt as _};
+use rpcmesh_node::config::{GatewayConfig, RoutingConfig};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::gateway::{Mock, Node, WAIT, balance_call, single};
+
+/// Header and body timeouts of these tests: short, so the abuse is over quickly.
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn node(max_connections: usize) -> (Node, Mock) {
+    let mock = Mock::start(1, 1).await;
+    let gateway = GatewayConfig {
+        max_connections,
+        header_timeout_ms: SHORT.as_millis() as u64,
+        body_timeout_ms: SHORT.as_millis() as u64,
+        ..GatewayConfig::default()
+    };
+    let node = single(&mock, gateway, RoutingConfig::default()).await;
+    (node, mock)
+}
+
+/// Reads until the server closes the connection; `false` if it is still open after `within`.
+async fn closed_within(sock: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_closed_and_never_lock_other_clients_out() {
+    let (node, _mock) = node(64).await;
+    let mut slow = Vec::new();
+    for i in 0..48 {
+        let mut s = TcpStream::connect(node.addr).await.expect("connect");
+        let bytes: &[u8] = if i % 2 == 0 {
+            // Headers begun, never finished.
+            b"POST / HTTP/1.1\r\nhost: x\r\n"
+        } else {
+            // Headers complete, one body byte of a hundred.
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+        };
+        s.write_all(bytes).await.expect("write");
+        slow.push(s);
+    }
+    // Others are served while they are held.
+    let started = Instant::now();
+    let r = node.post("/", balance_call("1")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2), "served promptly: {:?}", started.elapsed());
+    // Each is closed by the server after its timeout.
+    for (i, s) in slow.iter_mut().enumerate() {
+        assert!(closed_within(s, WAIT).await, "slow connection {i} still open after {WAIT:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_beyond_the_cap_are_refused_at_once_and_freed_by_the_header_timeout() {
+    let (node, _mock) = node(16).await;
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        silent.push(TcpStream::connect(node.addr).await.expect("connect"));
+    }
+    // The cap is full: the next connection is told so and closed, not left hanging.
+    let mut over = TcpStream::connect(node.addr).await.expect("connect");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, over.read_to_end(&mut answer)).await.expect("closed at once").ok();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 503"), "{}", String::from_utf8_lossy(&answer));
+    // The silent ones are closed after the header timeout, and clients are served again.
+    for s in &mut silent {
+        assert!(closed_within(s, WAIT).await, "a silent connection outlived the header timeout");
+    }
+    let r = node.post("/", balance_call("2")).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_count_against_max_connections() {
+    let (node, _mock) = node(3).await;
+    let url = format!("ws://{}/", node.addr);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("a session within the limit");
+        sessions.push(ws);
+    }
+    let refused = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(&url)).await.expect("answered");
+    assert!(refused.is_err(), "a fourth session must be refused");
+    // A session ends: its place is free again.
+    let mut first = sessions.remove(0);
+    first.close(None).await.expect("close");
+    while first.next().await.is_some() {}
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "no place freed after a session ended: {e}"),
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_ping_flooder_is_disconnected() {
+    let (node, _mock) = node(64).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", node.addr)).await.expect("session");
+    // Pings without reading a single pong; a bounded number of them.
+    for _ in 0..500 {
+        if ws.send(Message::Ping(vec![0u8; 125].into())).await.is_err() {
+            break;
+        }
+    }
+    // The server has closed the session: reading ends (after whatever pongs it had sent).
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the ping flooder is still connected after {WAIT:?}");
+}
