@@ -196,11 +196,22 @@ impl Default for GatewayConfig {
 pub struct AdminConfig {
     /// Listen address of `/status`, `/peers`, `/metrics`... Keep it on loopback.
     pub addr: SocketAddr,
+    /// The bearer token file (mode 0600; written by `rpcmesh init`, created at start-up if
+    /// missing). Every mutating endpoint needs the token; beyond loopback every endpoint but
+    /// `/health` and `/metrics` does.
+    pub token_file: PathBuf,
+    /// Host names (with or without port) clients may reach the API by besides its address,
+    /// `localhost` and loopback addresses. Other `Host` headers are refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8546)) }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8546)),
+            token_file: "admin.token".into(),
+            allowed_hosts: Vec::new(),
+        }
     }
 }
 

@@ -112,6 +112,23 @@ fn parse_addrs(key: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, LaunchErro
         .collect()
 }
 
+/// What this configuration exposes beyond loopback, as warnings an operator should read.
+pub fn exposure_warnings(config: &Config, gateway: SocketAddr, admin: SocketAddr) -> Vec<String> {
+    let mut out = Vec::new();
+    if !gateway.ip().is_loopback() {
+        out.push(format!(
+            "the gateway listens on {gateway}, beyond loopback, with no API keys or quotas: anyone who can reach              it can use your nodes within gateway.allow_methods (see \"Running a public gateway\" in              docs/operator-guide.md)"
+        ));
+    }
+    if !admin.ip().is_loopback() {
+        out.push(format!(
+            "the admin API listens on {admin}, beyond loopback: every endpoint but /health and /metrics needs the              bearer token in {}; keep it secret, or bind admin.addr to 127.0.0.1",
+            config.admin.token_file.display()
+        ));
+    }
+    out
+}
+
 /// Starts the daemon described by `config`, whose relative paths are relative to `home`.
 pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchError> {
     let identity = Arc::new(Identity::load(&Config::resolve(home, &config.identity.key_file))?);
@@ -366,6 +383,13 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         ("peer prober", Ok(()))
     });
 
+    let token_path = Config::resolve(home, &config.admin.token_file);
+    let token = admin::auth::load_or_create_token(&token_path)
+        .map_err(|e| LaunchError::Config(format!("admin.token_file {}: {e}", token_path.display())))?;
+    let warnings = exposure_warnings(&config, gateway_addr, admin_addr);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let admin_state = AdminState {
         peer_id: own.to_peer_id().to_string(),
         public_key: own.to_hex(),
@@ -380,6 +404,8 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         upstreams: upstreams.clone(),
         registry,
         started: Instant::now(),
+        auth: admin::auth::AdminAuth::new(token, admin_addr, &config.admin.allowed_hosts),
+        warnings: Arc::new(warnings),
     };
     let c = cancel.clone();
     tasks.spawn(async move {
@@ -399,4 +425,22 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         tasks,
         _upstream_changed: upstream_changed_tx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_beyond_loopback_is_warned_about() {
+        let c = Config::default();
+        let lo: SocketAddr = "127.0.0.1:8545".parse().unwrap();
+        assert!(exposure_warnings(&c, lo, lo).is_empty());
+        let public: SocketAddr = "0.0.0.0:8545".parse().unwrap();
+        let w = exposure_warnings(&c, public, lo);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("gateway") && w[0].contains("0.0.0.0:8545"), "{w:?}");
+        let w = exposure_warnings(&c, lo, public);
+        assert!(w[0].contains("admin API") && w[0].contains("admin.token"), "{w:?}");
+    }
 }

@@ -98,7 +98,7 @@ async fn shutdown(State(c): State<Control>) -> Response {
 pub async fn call(dir: &std::path::Path, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
     let state = crate::net::TestnetState::load(dir)?;
     let url = format!("{}{path}", state.control);
-    let bytes = rpcmesh_node::admin::client::post_json(&url, &body, Duration::from_secs(120))
+    let bytes = rpcmesh_node::admin::client::post_json(&url, &body, None, Duration::from_secs(120))
         .await
         .map_err(|e| e.to_string())?;
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())

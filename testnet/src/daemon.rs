@@ -142,6 +142,12 @@ impl Daemon {
         })
     }
 
+    /// The admin API's bearer token, from the home (`rpcmesh init` writes it).
+    pub fn admin_token(&self) -> DaemonResult<String> {
+        let path = self.spec.home.join(rpcmesh_node::config::AdminConfig::default().token_file);
+        rpcmesh_node::admin::auth::read_token_file(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    }
+
     /// Starts a daemon made with [`Daemon::init`].
     pub fn launch(&mut self) -> DaemonResult<()> {
         self.restart()

@@ -383,11 +383,18 @@ impl Testnet {
     }
 
     async fn set_blocked(&self, i: usize, peers: Vec<String>) -> Result<(), String> {
-        let url = format!("{}/blocked", self.daemons[i].admin_url);
-        rpcmesh_node::admin::client::put_json(&url, &serde_json::json!({ "peers": peers }), Duration::from_secs(10))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let d = &self.daemons[i];
+        let url = format!("{}/blocked", d.admin_url);
+        let token = d.admin_token()?;
+        rpcmesh_node::admin::client::put_json(
+            &url,
+            &serde_json::json!({ "peers": peers }),
+            Some(&token),
+            Duration::from_secs(10),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     /// Stops node `k` (SIGTERM) and starts it again with its persisted state.

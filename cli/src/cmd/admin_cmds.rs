@@ -23,6 +23,16 @@ pub struct AdminTarget {
 }
 
 impl AdminTarget {
+    /// The admin token from the home, if there is one (needed beyond loopback).
+    fn token(&self) -> Option<String> {
+        let home = self.home.resolve().ok()?;
+        let token_file = match home.join(rpcmesh_node::config::CONFIG_FILE).exists() {
+            true => load_config(&home, &[]).ok()?.admin.token_file,
+            false => rpcmesh_node::config::AdminConfig::default().token_file,
+        };
+        rpcmesh_node::admin::auth::read_token_file(&rpcmesh_node::config::Config::resolve(&home, &token_file)).ok()
+    }
+
     fn base(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.admin {
             return Ok(url.trim_end_matches('/').to_string());
@@ -35,9 +45,9 @@ impl AdminTarget {
     }
 }
 
-fn fetch(url: &str) -> anyhow::Result<Value> {
+fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let body = rt.block_on(rpcmesh_node::admin::client::get_ok(url, Duration::from_secs(10)))?;
+    let body = rt.block_on(rpcmesh_node::admin::client::get_ok_with_token(url, token, Duration::from_secs(10)))?;
     serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))
 }
 
@@ -50,7 +60,7 @@ pub struct StatusArgs {
 
 /// Prints this node's status.
 pub fn status(args: StatusArgs) -> Result<(), Failure> {
-    let v = fetch(&format!("{}/status", args.target.base()?))?;
+    let v = fetch(&format!("{}/status", args.target.base()?), args.target.token().as_deref())?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -65,6 +75,9 @@ pub fn status(args: StatusArgs) -> Result<(), Failure> {
     println!("listen           {}", list(v.get("listen_addrs")));
     println!("connected peers  {}", s("connected_peers"));
     println!("providers known  {}", s("providers_known"));
+    for w in v.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+        println!("WARNING          {}", w.as_str().unwrap_or_default());
+    }
     println!();
     println!(
         "{:<8} {:<12} {:>10} {:>10}  {:<10} {:>9}  UPSTREAM",
@@ -119,7 +132,7 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
     if let Some(c) = args.chain {
         url.push_str(&format!("?chain={c}"));
     }
-    let v = fetch(&url)?;
+    let v = fetch(&url, args.target.token().as_deref())?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -205,7 +218,7 @@ pub fn routes(args: RoutesArgs) -> Result<(), Failure> {
     if let Some(c) = args.chain {
         url.push_str(&format!("&chain={c}"));
     }
-    let v = fetch(&url)?;
+    let v = fetch(&url, args.target.token().as_deref())?;
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());

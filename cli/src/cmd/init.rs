@@ -60,6 +60,13 @@ pub fn run(args: InitArgs) -> Result<(), Failure> {
     let identity = Identity::generate();
     identity.save(&key_path, args.force)?;
 
+    let token_path = Config::resolve(&home, &config.admin.token_file);
+    if args.force {
+        let _ = std::fs::remove_file(&token_path);
+    }
+    rpcmesh_node::admin::auth::load_or_create_token(&token_path)
+        .with_context(|| format!("writing the admin token {}", token_path.display()))?;
+
     let store_path = Config::resolve(&home, &config.store.path);
     let store = Store::open(&store_path, Default::default())
         .with_context(|| format!("creating the store at {}", store_path.display()))?;
@@ -73,6 +80,7 @@ pub fn run(args: InitArgs) -> Result<(), Failure> {
         eprintln!("  config    {} (kept the existing file)", config_path.display());
     }
     eprintln!("  identity  {} (mode 0600)", key_path.display());
+    eprintln!("  admin     {} (bearer token, mode 0600)", token_path.display());
     eprintln!("  store     {}", store_path.display());
     eprintln!("  network   {}", config.network_id);
     // stdout carries only the PeerId so scripts can capture it.

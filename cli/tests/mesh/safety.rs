@@ -127,3 +127,72 @@ async fn a_peer_relays_only_what_its_operator_allows_and_never_signs_a_malformed
         "no receipt was signed for the malformed answer"
     );
 }
+
+/// One admin request with explicit headers; the status and body.
+async fn admin_request(
+    base: &str,
+    method: hyper::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use http_body_util::{BodyExt as _, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let mut req = hyper::Request::builder().method(method).uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(bytes::Bytes::from(body.to_string()))).unwrap();
+    let resp = tokio::time::timeout(WAIT, client.request(req)).await.expect("admin answers").expect("admin reachable");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The admin API: mutating endpoints need the token `rpcmesh init` wrote (0600); a foreign
+/// Host (DNS rebinding) is refused; the node cannot block itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_its_token_to_change_anything_and_refuses_foreign_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(spec(dir.path(), "a", "safety-admin", vec![], vec![], fast_sets())).await;
+    let token_path = d.home().join("admin.token");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_path).expect("init wrote a token").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    }
+    let token = d.admin_token().unwrap();
+    let bearer = format!("Bearer {token}");
+    let json = ("content-type", "application/json");
+    let other = rpcmesh_protocol::Identity::generate().peer_id().to_string();
+    let put = |headers: Vec<(&'static str, String)>, peers: &[&str]| {
+        let base = d.admin_url.clone();
+        let body = json!({ "peers": peers }).to_string();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            admin_request(&base, hyper::Method::PUT, "/blocked", &h, &body).await
+        }
+    };
+
+    let (status, body) = put(vec![(json.0, json.1.into())], &[&other]).await;
+    assert_eq!(status, 401, "no token: {body}");
+    let (status, _) = put(vec![(json.0, json.1.into()), ("authorization", "Bearer wrong".into())], &[&other]).await;
+    assert_eq!(status, 401, "wrong token");
+    let (status, body) = put(vec![(json.0, json.1.into()), ("authorization", bearer.clone())], &[&d.peer_id]).await;
+    assert_eq!(status, 400, "the node's own PeerId: {body}");
+    assert!(body.contains("own PeerId"), "{body}");
+    let (status, body) = put(vec![(json.0, json.1.into()), ("authorization", bearer.clone())], &[&other]).await;
+    assert_eq!(status, 200, "{body}");
+    let blocked = d.admin_json("/blocked").await.unwrap();
+    assert_eq!(blocked["peers"], json!([other]));
+
+    // Reads on loopback need no token; a foreign Host is refused whatever the token.
+    let (status, _) = admin_request(&d.admin_url, hyper::Method::GET, "/status", &[], "").await;
+    assert_eq!(status, 200);
+    let rebinding = [("host", "attacker.example:8546"), ("authorization", bearer.as_str())];
+    let (status, body) = admin_request(&d.admin_url, hyper::Method::GET, "/status", &rebinding, "").await;
+    assert_eq!(status, 421, "{body}");
+    let status = d.admin_json("/status").await.unwrap();
+    assert_eq!(status["warnings"], json!([]), "nothing exposed beyond loopback");
+}

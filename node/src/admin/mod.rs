@@ -2,6 +2,7 @@
 //! `/metrics`. JSON fields are documented in docs/admin-api.md. Read-only: it never blocks
 //! the daemon (snapshots are `Arc` clones, the swarm is asked through its handle).
 
+pub mod auth;
 pub mod client;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,10 @@ pub struct AdminState {
     pub receipts: crate::relay::ReceiptLog,
     /// Start time.
     pub started: Instant,
+    /// Who may call the API.
+    pub auth: auth::AdminAuth,
+    /// Exposure warnings found at start-up (also logged), shown by `rpcmesh status`.
+    pub warnings: Arc<Vec<String>>,
 }
 
 /// Most open connections to the admin API: an operator, a scraper and a few CLI calls.
@@ -94,6 +99,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/receipts", get(receipts))
         .route("/blocked", get(blocked).put(set_blocked))
         .layer(axum::middleware::from_fn(request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::guard))
         .with_state(state)
 }
 
@@ -126,6 +132,9 @@ pub struct StatusBody {
     pub providers_known: usize,
     /// Per configured chain.
     pub chains: Vec<ChainStatus>,
+    /// What is exposed beyond loopback without protection (empty when nothing is).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One chain in `/status`.
@@ -179,6 +188,7 @@ async fn status(State(s): State<AdminState>) -> Json<StatusBody> {
         gateway_addr: s.gateway_addr.to_string(),
         providers_known: snap.providers.len(),
         chains,
+        warnings: s.warnings.as_ref().clone(),
     })
 }
 
@@ -325,6 +335,13 @@ async fn set_blocked(State(s): State<AdminState>, Json(body): Json<BlockedBody>)
     let mut peers = Vec::with_capacity(body.peers.len());
     for p in &body.peers {
         match p.parse::<PeerId>() {
+            Ok(id) if id.to_string() == s.peer_id => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(serde_json::json!({ "error": format!("{p} is this node's own PeerId; it cannot block itself") })),
+                )
+                    .into_response();
+            }
             Ok(id) => peers.push(id),
             Err(_) => {
                 return (

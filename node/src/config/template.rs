@@ -79,6 +79,12 @@ deny_methods = {gw_deny}
 [admin]
 # Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
 addr = {admin_addr}
+# Bearer token file (0600): required by every mutating endpoint, and beyond loopback by every
+# endpoint but /health and /metrics. `rpcmesh status|peers` read it from here.
+token_file = {admin_token}
+# Names clients may reach the API by besides its address, localhost and loopback (Host check
+# against DNS rebinding), e.g. ["admin.internal:8546"].
+allowed_hosts = {admin_hosts}
 
 [announce]
 # Capacity announcement heartbeat (ms); material changes are announced at once.
@@ -187,6 +193,8 @@ worker_threads = {worker_threads}
         gw_allow = v(&c.gateway.allow_methods),
         gw_deny = v(&c.gateway.deny_methods),
         admin_addr = v(&c.admin.addr),
+        admin_token = v(&c.admin.token_file),
+        admin_hosts = v(&c.admin.allowed_hosts),
         hb = c.announce.heartbeat_ms,
         expiry = c.announce.expiry_heartbeats,
         p_int = c.prober.interval_ms,
