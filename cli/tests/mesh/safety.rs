@@ -196,3 +196,36 @@ async fn admin_api_needs_its_token_to_change_anything_and_refuses_foreign_hosts(
     let status = d.admin_json("/status").await.unwrap();
     assert_eq!(status["warnings"], json!([]), "nothing exposed beyond loopback");
 }
+
+/// 64 half-open sockets (TCP connect, then silence) from one host to A's p2p port: a new peer
+/// from another address still connects at once instead of waiting for their handshakes to
+/// time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_sockets_do_not_lock_new_peers_out() {
+    const HALF_OPEN: usize = 64;
+    const PROMPTLY: Duration = Duration::from_secs(4);
+    let dir = tempfile::tempdir().unwrap();
+    let net = "safety-p2p";
+    let a = start(spec(dir.path(), "a", net, vec![], vec![], fast_sets())).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let port: u16 = boot.split('/').nth(4).and_then(|p| p.parse().ok()).expect("tcp port in the multiaddr");
+    // The attacker: another loopback address, as another host would be.
+    let mut held = Vec::new();
+    for _ in 0..HALF_OPEN {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(s.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect"));
+    }
+    let b = start(spec(dir.path(), "b", net, vec![], vec![boot], fast_sets())).await;
+    let up = std::time::Instant::now();
+    loop {
+        let status = a.admin_json("/status").await.unwrap();
+        let peers = status["peers"].as_array().cloned().unwrap_or_default();
+        if peers.iter().any(|p| p == b.peer_id.as_str()) {
+            break;
+        }
+        assert!(up.elapsed() < PROMPTLY, "B not connected to A {PROMPTLY:?} after it came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+}

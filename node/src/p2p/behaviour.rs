@@ -21,6 +21,8 @@ use super::topics::Topics;
 pub struct Behaviour {
     /// Peers this node refuses to talk to (operator bans, testnet partitions).
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Pending incoming connections per IP (before the global pending cap below counts them).
+    pub admission: super::admission::Behaviour,
     /// Caps on connections (total, per peer, pending).
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and the network's protocol version.
@@ -177,6 +179,7 @@ impl Behaviour {
         };
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
+            admission: super::admission::Behaviour::default(),
             limits,
             identify,
             ping,

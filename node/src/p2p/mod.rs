@@ -4,6 +4,7 @@
 //! Data out: [`P2pEvent`]s (validated gossip, connections, identified addresses) and
 //! [`InboundRelay`]s, both on bounded channels the loop never waits on.
 
+mod admission;
 mod behaviour;
 mod codec;
 mod event_loop;

@@ -31,6 +31,11 @@ pub fn is_dialable(addr: &Multiaddr) -> bool {
     }
 }
 
+/// Longest a TCP connection may take to finish its Noise and Yamux handshake. A real peer needs
+/// a few round trips (well under a second across continents); a half-open socket holds a
+/// pending-connection slot until this passes.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds the transport. With `loopback_only`, every dial or listen outside 127.0.0.0/8 and ::1
 /// fails at the transport, whichever behaviour asked for it: the guarantee local testnets need.
 pub fn build(
@@ -43,7 +48,7 @@ pub fn build(
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
         .multiplex(libp2p::yamux::Config::default())
-        .timeout(Duration::from_secs(20));
+        .timeout(HANDSHAKE_TIMEOUT);
     let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(keypair));
     let both = quic.or_transport(tcp).map(|either, _| match either {
         Either::Left((peer, muxer)) => (peer, StreamMuxerBox::new(muxer)),
