@@ -44,7 +44,7 @@ enum Command {
 
 /// An error and the exit code it maps to.
 pub(crate) enum Failure {
-    /// Something the user typed is wrong: exit 2.
+    /// Something the user typed or configured is wrong: exit 2.
     Usage(anyhow::Error),
     /// Anything else: exit 1.
     Runtime(anyhow::Error),
@@ -53,10 +53,13 @@ pub(crate) enum Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let e: anyhow::Error = e.into();
-        match e.downcast_ref::<rpcmesh_node::config::ConfigError>() {
-            Some(c) if c.is_usage() => Failure::Usage(e),
-            _ => Failure::Runtime(e),
-        }
+        // Every configuration error exits 2: the documented systemd unit stops restarting on it
+        // (restarting cannot fix a config), and scripts can tell it from a runtime failure.
+        use rpcmesh_node::launch::LaunchError;
+        let config_error = e.downcast_ref::<rpcmesh_node::config::ConfigError>().is_some()
+            || e.downcast_ref::<rpcmesh_protocol::KeyFileError>().is_some()
+            || matches!(e.downcast_ref::<LaunchError>(), Some(LaunchError::Config(_) | LaunchError::Identity(_)));
+        if config_error { Failure::Usage(e) } else { Failure::Runtime(e) }
     }
 }
 

@@ -102,7 +102,7 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn unknown_config_key_is_a_runtime_error_naming_key_and_line() {
+fn unknown_config_key_is_a_configuration_error_naming_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     assert!(init(home, &[]).status.success());
@@ -110,7 +110,7 @@ fn unknown_config_key_is_a_runtime_error_naming_key_and_line() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("mdns = false", "mdsn = false")).unwrap();
     let out = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "every configuration error exits 2");
     let err = stderr(&out);
     assert!(err.contains("mdsn") && err.contains("line"), "{err}");
 }
@@ -134,7 +134,7 @@ fn id_refuses_a_readable_key() {
     assert!(init(home, &[]).status.success());
     std::fs::set_permissions(home.join("identity.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = rpcmesh(&["id", "--home", home.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a key file problem is a configuration error");
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
 }
 
@@ -159,4 +159,32 @@ fn help_for_every_command() {
     {
         assert!(stdout(&out).contains(flag), "init --help lacks {flag}");
     }
+}
+
+/// Configuration errors exit 2 (the systemd unit stops restarting on it) with a message that
+/// names what to change; none of these starts a daemon.
+#[test]
+fn configuration_errors_exit_2_and_say_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let h = home.to_str().unwrap();
+    let out = init(&home, &["--rpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = rpcmesh(&["run", "--home", h, "--set", "gateway.max_connections=0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gateway.max_connections"), "{}", stderr(&out));
+
+    // The key file is a directory: said so, not reported as a file mode.
+    let key_dir = dir.path().join("keydir");
+    std::fs::create_dir(&key_dir).unwrap();
+    let out = rpcmesh(&["run", "--home", h, "--set", &format!("identity.key_file={}", key_dir.display())]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+
+    // An empty config file is refused, not taken for the defaults.
+    std::fs::write(home.join("config.toml"), "\n").unwrap();
+    let out = rpcmesh(&["run", "--home", h]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
 }

@@ -663,6 +663,13 @@ impl Config {
     /// `overrides` in order, and checks the result.
     pub fn load(path: &Path, must_exist: bool, overrides: &[Override]) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
+            Ok(t) if t.trim().is_empty() => {
+                return Err(ConfigError::Invalid(format!(
+                    "{} is empty; write a configuration with `rpcmesh init --force` (new identity) or copy one, \
+                     or delete the file to run on the built-in defaults",
+                    path.display()
+                )));
+            }
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => String::new(),
             Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),

@@ -148,6 +148,10 @@ fn truncate(s: &str) -> String {
 fn check_permissions(path: &Path) -> Result<(), KeyFileError> {
     use std::os::unix::fs::PermissionsExt as _;
     let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Io { path: path.to_path_buf(), source })?;
+    if meta.is_dir() {
+        let source = std::io::Error::other("is a directory, not a key file (set identity.key_file to a file)");
+        return Err(KeyFileError::Io { path: path.to_path_buf(), source });
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::Permissions { path: path.to_path_buf(), mode });
