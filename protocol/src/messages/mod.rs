@@ -12,12 +12,14 @@
 
 mod announcement;
 mod attestation;
+mod evidence;
 mod header;
 mod membership;
 mod relay;
 
 pub use announcement::{BlockRef, CapacityAnnouncement, ChainCapacity};
 pub use attestation::HealthAttestation;
+pub use evidence::{Evidence, LieKind};
 pub use header::MessageHeader;
 pub use membership::{MembershipCert, VettingSummary, VettingVerdict};
 pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};
