@@ -23,12 +23,13 @@ use crate::announce::{Announcer, SOFTWARE_VERSION};
 use crate::clock::{SeqGen, now_ms};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::integrity;
 use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
 use crate::metrics::{NodeMetrics, SharedRegistry};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayServer, RelayServerSettings};
-use crate::router::check::{Checked, NoCheck};
+use crate::router::check::Checked;
 use crate::router::{Router, SharedForward, Targets};
 use crate::store::{IdentityMeta, Store, StoreConfig};
 use crate::trust::{TrustPolicy, cert_file};
@@ -316,10 +317,15 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
 
     let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
     let relay_receipts = relay_client.receipts().clone();
-    let forward = SharedForward::new(Checked {
-        inner: Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) },
-        check: NoCheck,
-    });
+    let targets = Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) };
+    let integrity = integrity::build(
+        &config.integrity,
+        targets.clone(),
+        Arc::new(integrity::LogEvidence),
+        integrity::IntegrityMetrics::new(&metrics),
+    );
+    let integrity_source = integrity.source.clone();
+    let forward = SharedForward::new(Checked { inner: targets, check: integrity.check });
     let router = Router::new(
         own,
         upstreams.clone(),
@@ -329,7 +335,8 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         config.routing.clone(),
         config.method_policy(),
     );
-    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains);
+    integrity_source.attach(router.downgrade());
+    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains, config.integrity.mode);
     let c = cancel.clone();
     tasks.spawn(async move {
         let app = gateway.app().into_make_service_with_connect_info::<SocketAddr>();

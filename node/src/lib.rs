@@ -37,6 +37,7 @@ pub mod announce;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod integrity;
 pub mod jsonrpc;
 pub mod launch;
 pub mod mesh;

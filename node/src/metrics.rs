@@ -31,6 +31,16 @@ pub struct RelayLabels {
     pub status: String,
 }
 
+/// Labels of answer checks.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// A verifiable method's name, or `other`.
+    pub method: String,
+    /// How far it was verified (`none`, `header`, `proof`, `quorum`), the kind of lie proven
+    /// (`header`, `state`, `log_omitted`, ...), or `unverifiable`.
+    pub outcome: String,
+}
+
 /// rpcmesh's own metrics.
 #[derive(Debug, Clone, Default)]
 pub struct NodeMetrics {
@@ -48,6 +58,10 @@ pub struct NodeMetrics {
     pub receipts_verified: Counter,
     /// Relay receipts whose signature failed (the answer was used; the receipt is dropped).
     pub receipts_invalid: Counter,
+    /// Answers checked by the integrity layer, by method and outcome.
+    pub integrity_checks: Family<CheckLabels, Counter>,
+    /// `eth_getLogs` ranges wider than the integrity layer verifies per request.
+    pub integrity_ranges_too_wide: Counter,
 }
 
 impl NodeMetrics {
@@ -66,6 +80,16 @@ impl NodeMetrics {
         r.register("relays", "Relays by direction and status", m.relays.clone());
         r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
         r.register("receipts_invalid", "Relay receipts with a bad signature, dropped", m.receipts_invalid.clone());
+        r.register(
+            "integrity_checks",
+            "Answers checked by the integrity layer, by method and outcome",
+            m.integrity_checks.clone(),
+        );
+        r.register(
+            "integrity_ranges_too_wide",
+            "eth_getLogs ranges wider than the integrity layer verifies per request",
+            m.integrity_ranges_too_wide.clone(),
+        );
         m
     }
 

@@ -5,6 +5,7 @@
 mod attacker;
 mod clients;
 mod failover;
+mod integrity;
 mod scenarios;
 mod support;
 mod tests;

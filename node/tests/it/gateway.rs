@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use rpcmesh_node::config::{ChainConfig, GatewayConfig, RoutingConfig, UpstreamConfig};
 use rpcmesh_node::gateway::{ATTEMPTS, FAILOVER, Gateway, SERVED_BY};
 use rpcmesh_node::mesh::MeshSnapshot;
-use rpcmesh_node::router::{MethodPolicy, Router, SharedForward, Targets};
+use rpcmesh_node::router::{MethodPolicy, Router, SharedForward, Targets, VerifyMode};
 use rpcmesh_node::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
 use rpcmesh_protocol::Identity;
 use serde_json::Value;
@@ -262,8 +262,9 @@ async fn start_node(chains: &[ChainSpec<'_>], gateway: GatewayConfig, routing: R
     let upstreams = Arc::new(set);
     let forward = SharedForward::new(Targets { upstreams: upstreams.clone(), relay: None });
     let router = Router::new(own, upstreams, &configs, mesh, forward, routing, MethodPolicy::default());
-    let app =
-        Gateway::new(router.clone(), &gateway, &configs).app().into_make_service_with_connect_info::<SocketAddr>();
+    let app = Gateway::new(router.clone(), &gateway, &configs, VerifyMode::Off)
+        .app()
+        .into_make_service_with_connect_info::<SocketAddr>();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
     let addr = listener.local_addr().expect("gateway address");
     tokio::spawn(async move {

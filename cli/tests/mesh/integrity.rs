@@ -1,0 +1,121 @@
+//! Verified answers end to end: one anvil is the chain; provider B's node lies (fake block
+//! hashes, doubled balances, faked log block hashes: the fault proxy's `lie`), C and D are
+//! honest, A has no node. A client asking in strict mode — through A, or through the liar's own
+//! daemon B — never gets a wrong answer, and each answer says how it was verified.
+
+use std::net::SocketAddr;
+
+use rpcmesh_testnet::daemon::Daemon;
+use rpcmesh_testnet::fault_proxy::{FaultProxy, FaultProxyHandle};
+use rpcmesh_testnet::sim::Fault;
+use serde_json::{Value, json};
+
+use crate::failover::{Answer, RpcClient};
+use crate::support::*;
+
+const CHAIN: u64 = 31337;
+/// anvil's first dev account: 10 000 ETH, never spends in this test.
+const RICH: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+const STRICT: (&str, &str) = ("x-rpcmesh-verify", "strict");
+
+struct Mesh {
+    _dir: tempfile::TempDir,
+    anvil: Anvil,
+    _proxies: Vec<FaultProxyHandle>,
+    nodes: Vec<Daemon>,
+}
+
+/// A (no node), B (lying node), C and D (honest), all seeing each other healthy.
+async fn mesh(net: &str) -> Mesh {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    let target: SocketAddr = format!("127.0.0.1:{}", anvil.port).parse().unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut proxies = Vec::new();
+    for _ in 0..3 {
+        proxies.push(FaultProxy::spawn(target, any).await.unwrap());
+    }
+    proxies[0].set_fault(Fault::Lie);
+    let a = start(spec(dir.path(), "a", net, vec![], vec![], fast_sets())).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let mut nodes = vec![a];
+    for (i, p) in proxies.iter().enumerate() {
+        let name = ["b", "c", "d"][i];
+        nodes.push(
+            start(spec(dir.path(), name, net, vec![(CHAIN, p.http_url())], vec![boot.clone()], fast_sets())).await,
+        );
+    }
+    let others: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
+    for observer in &nodes[..2] {
+        let others: Vec<&String> = others.iter().filter(|id| **id != observer.peer_id).collect();
+        wait("the providers to see each other healthy", async || {
+            let p = peers(observer).await;
+            others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
+        })
+        .await;
+    }
+    Mesh { _dir: dir, anvil, _proxies: proxies, nodes }
+}
+
+async fn direct(url: &str, method: &str, params: Value) -> Value {
+    let client = rpcmesh_node::upstream::HttpClient::new(1 << 24);
+    let uri: hyper::Uri = url.parse().unwrap();
+    rpcmesh_node::upstream::rpc_call(&client, &uri, method, params, std::time::Duration::from_secs(5)).await.unwrap()
+}
+
+fn call_body(method: &str, params: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+}
+
+async fn strict(client: &RpcClient, method: &str, params: Value) -> Answer {
+    client.call_raw(&call_body(method, params), &[STRICT]).await
+}
+
+fn result(a: &Answer, what: &str) -> Value {
+    assert_eq!(a.status, 200, "{what}: {}", a.body);
+    assert_eq!(a.body["id"], 7, "{what}: {}", a.body);
+    a.body.get("result").cloned().unwrap_or_else(|| panic!("{what} failed: {}", a.body))
+}
+
+/// Reads that the liar falsifies, asked in strict mode through `client`: every answer is the
+/// chain's own, and says how it was verified.
+async fn every_strict_answer_is_true(m: &Mesh, client: &RpcClient, via: &str) {
+    let liar = m.nodes[1].peer_id.clone();
+    let balance = direct(&m.anvil.url(), "eth_getBalance", json!([RICH, "latest"])).await;
+    for i in 0..12 {
+        let a = strict(client, "eth_getBalance", json!([RICH, "latest"])).await;
+        assert_eq!(result(&a, "balance"), balance, "{via}: balance {i} is the chain's");
+        assert_eq!(a.verified, "proof", "{via}: balance {i} was proven");
+        assert_ne!(a.served_by, liar, "{via}: the liar's answer never reaches the client");
+
+        let n = block_number(&m.anvil.url()).await.unwrap().saturating_sub(1);
+        let tag = format!("{n:#x}");
+        let truth = direct(&m.anvil.url(), "eth_getBlockByNumber", json!([tag, false])).await;
+        let a = strict(client, "eth_getBlockByNumber", json!([tag, false])).await;
+        assert_eq!(result(&a, "block")["hash"], truth["hash"], "{via}: block {n} is the chain's");
+        assert_eq!(a.verified, "header", "{via}: block {n} was checked against the trusted chain");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_provider_never_reaches_a_strict_client() {
+    let m = mesh("integrity-strict").await;
+    let via_a = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[0].gateway_addr));
+    every_strict_answer_is_true(&m, &via_a, "through a daemon without a node").await;
+    // The liar's own daemon does not believe its own node either.
+    let via_b = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[1].gateway_addr));
+    every_strict_answer_is_true(&m, &via_b, "through the liar's own daemon").await;
+
+    // The checks are counted, lies by kind.
+    let metrics = m.nodes[1].metrics().await.unwrap();
+    assert!(metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"proof\"}") >= 12.0);
+    assert!(
+        metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0,
+        "B caught its own node's wrong balance: {metrics}"
+    );
+
+    // A mode that does not exist is refused before anything is routed.
+    let a = via_a.call_raw(&call_body("eth_blockNumber", json!([])), &[("x-rpcmesh-verify", "paranoid")]).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["id"], 7, "{}", a.body);
+}
