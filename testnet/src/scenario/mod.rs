@@ -24,7 +24,7 @@
 //! [[timeline]]
 //! at = "10s"
 //! node = 0
-//! fault = "down"         # down | freeze | slow=200ms | errors=0.3 | stale=5 | lie | censor=0x.. | heal
+//! fault = "down"         # down | freeze | slow=200ms | errors=0.3 | stale=5 | lie[=balance,…] | censor=0x.. | heal
 //! phase = "outage"       # optional: a phase starts here
 //!
 //! [[timeline]]
