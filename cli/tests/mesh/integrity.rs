@@ -1,6 +1,7 @@
-//! Verified answers end to end: one anvil is the chain; provider B's node lies (fake block
-//! hashes, doubled balances, faked log block hashes: the fault proxy's `lie`), C and D are
-//! honest, A has no node. A client asking in strict mode — through A, or through the liar's own
+//! Verified answers end to end: one anvil is the chain; provider B's node lies in every way the
+//! fault proxy knows (`lie`: block hashes and header fields, transactions, receipts, log data and
+//! omitted logs, balances, nonces, code, storage, proofs, `eth_call`), C and D are honest, A has
+//! no node. A client asking in strict mode — through A, or through the liar's own
 //! daemon B — never gets a wrong answer, and each answer says how it was verified.
 
 use std::net::SocketAddr;
@@ -97,14 +98,62 @@ async fn every_strict_answer_is_true(m: &Mesh, client: &RpcClient, via: &str) {
     }
 }
 
+/// A contract creation whose constructor emits one log (`LOG0` of the word 42) and leaves no code.
+const EMIT_LOG: &str = "0x602a60005260206000a000";
+
+/// Sends the creation from the rich account directly to anvil; returns the mined receipt.
+async fn mined_log_transaction(anvil: &Anvil) -> Value {
+    let tx = direct(&anvil.url(), "eth_sendTransaction", json!([{ "from": RICH, "data": EMIT_LOG, "gas": "0x30000" }]))
+        .await;
+    let mut receipt = Value::Null;
+    wait("the log transaction to be mined", async || {
+        receipt = direct(&anvil.url(), "eth_getTransactionReceipt", json!([tx.clone()])).await;
+        !receipt.is_null()
+    })
+    .await;
+    // Two more blocks: the trusted head (refreshed at most every second) is past it.
+    let mined = u64::from_str_radix(receipt["blockNumber"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    wait("two blocks on top of it", async || block_number(&anvil.url()).await.is_some_and(|n| n >= mined + 2)).await;
+    receipt
+}
+
+/// Every other verifiable read the liar falsifies, in strict mode: the chain's own answer, marked
+/// verified.
+async fn every_kind_of_strict_answer_is_true(m: &Mesh, client: &RpcClient, receipt: &Value, via: &str) {
+    let liar = m.nodes[1].peer_id.clone();
+    let block = receipt["blockNumber"].clone();
+    let tx = receipt["transactionHash"].clone();
+    let reads: Vec<(&str, Value, &str)> = vec![
+        ("eth_getTransactionByHash", json!([tx]), "header"),
+        ("eth_getTransactionReceipt", json!([tx]), "header"),
+        ("eth_getBlockReceipts", json!([block]), "header"),
+        ("eth_getBlockByNumber", json!([block, true]), "header"),
+        ("eth_getLogs", json!([{ "fromBlock": block, "toBlock": block }]), "header"),
+        ("eth_getTransactionCount", json!([RICH, block]), "proof"),
+        ("eth_getCode", json!([RICH, block]), "proof"),
+        ("eth_getStorageAt", json!([RICH, "0x0", block]), "proof"),
+    ];
+    for (method, params, level) in reads {
+        let truth = direct(&m.anvil.url(), method, params.clone()).await;
+        let a = strict(client, method, params).await;
+        assert_eq!(result(&a, method), truth, "{via}: {method} is the chain's own answer");
+        assert_eq!(a.verified, level, "{via}: {method} verified");
+        assert_ne!(a.served_by, liar, "{via}: {method}: the liar's answer never reaches the client");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_provider_never_reaches_a_strict_client() {
     let m = mesh("integrity-strict").await;
+    let receipt = mined_log_transaction(&m.anvil).await;
+    assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "the constructor emitted its log: {receipt}");
     let via_a = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[0].gateway_addr));
     every_strict_answer_is_true(&m, &via_a, "through a daemon without a node").await;
+    every_kind_of_strict_answer_is_true(&m, &via_a, &receipt, "through a daemon without a node").await;
     // The liar's own daemon does not believe its own node either.
     let via_b = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[1].gateway_addr));
     every_strict_answer_is_true(&m, &via_b, "through the liar's own daemon").await;
+    every_kind_of_strict_answer_is_true(&m, &via_b, &receipt, "through the liar's own daemon").await;
 
     // The checks are counted, lies by kind.
     let metrics = m.nodes[1].metrics().await.unwrap();
