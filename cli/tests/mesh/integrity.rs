@@ -132,6 +132,8 @@ async fn every_kind_of_strict_answer_is_true(m: &Mesh, client: &RpcClient, recei
         ("eth_getTransactionCount", json!([RICH, block]), "proof"),
         ("eth_getCode", json!([RICH, block]), "proof"),
         ("eth_getStorageAt", json!([RICH, "0x0", block]), "proof"),
+        ("eth_call", json!([{ "to": RICH, "data": "0x" }, block]), "quorum"),
+        ("eth_estimateGas", json!([{ "from": RICH, "to": RICH, "value": "0x1" }, block]), "quorum"),
     ];
     for (method, params, level) in reads {
         let truth = direct(&m.anvil.url(), method, params.clone()).await;

@@ -304,6 +304,15 @@ impl IntegrityCheck {
                 }
                 self.logs(call, target, result, &filter, deadline).await
             }
+            Claim::Call { block } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                if block == BlockSel::Head {
+                    return Err(no(Verdict::Unverifiable("a head-relative call that was not pinned".into())));
+                }
+                self.cross_check(call, target, result, deadline).await.map(|v| (v, None)).map_err(no)
+            }
             Claim::State { value, address, slot, block } => {
                 if !deep {
                     return Ok((Verified::None, None));
@@ -322,6 +331,40 @@ impl IntegrityCheck {
                 settle(judged, &trusted)
             }
         }
+    }
+
+    /// Asks other operators the same (pinned) question: agreement with one is a quorum of two;
+    /// on disagreement a third decides, and an answer two others contradict is refused.
+    async fn cross_check(
+        &self,
+        call: &Call<'_>,
+        target: Target,
+        result: &[u8],
+        deadline: Instant,
+    ) -> Result<Verified, Verdict> {
+        let params = params_of(call.req.upstream_body()).ok_or_else(|| Verdict::Unverifiable("params".into()))?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(result).map_err(|e| Verdict::Unverifiable(e.to_string()))?;
+        let others: Vec<Target> =
+            self.source.operators(call.chain_id).into_iter().filter(|t| *t != target).take(2).collect();
+        let mut against = 0;
+        for t in others {
+            let Ok(theirs) = self.source.ask(call.chain_id, t, &call.req.method, &params, deadline).await else {
+                continue;
+            };
+            match serde_json::from_slice::<serde_json::Value>(&theirs) {
+                Ok(v) if v == answer => return Ok(Verified::Quorum),
+                Ok(_) => against += 1,
+                Err(_) => {}
+            }
+        }
+        if against >= 2 {
+            return Err(Verdict::Lie {
+                kind: LieKind::Disagreement,
+                detail: format!("{} answered differently by two other operators", call.req.method),
+            });
+        }
+        Err(Verdict::Unverifiable(format!("no other operator agreed ({against} disagreed)")))
     }
 
     /// `eth_getLogs`: every block of the (pinned) range whose trusted bloom may match, or that
@@ -389,14 +432,20 @@ impl IntegrityCheck {
         let body = req.upstream_body();
         let pinnable = matches!(
             req.method.as_str(),
-            "eth_getBalance" | "eth_getTransactionCount" | "eth_getCode" | "eth_getStorageAt" | "eth_getLogs"
+            "eth_getBalance"
+                | "eth_getTransactionCount"
+                | "eth_getCode"
+                | "eth_getStorageAt"
+                | "eth_getLogs"
+                | "eth_call"
+                | "eth_estimateGas"
         );
         if !pinnable {
             return Ok(None);
         }
         let Ok(Some(claim)) = claim_of(&req.method, body) else { return Ok(None) };
         let needs = match &claim {
-            Claim::State { block: BlockSel::Head, .. } => true,
+            Claim::State { block: BlockSel::Head, .. } | Claim::Call { block: BlockSel::Head } => true,
             Claim::Logs { filter } => {
                 matches!(filter.blocks, FilterBlocks::Range { from, to } if number_of(from).is_none() || number_of(to).is_none())
             }
@@ -575,6 +624,17 @@ fn placed(receipt: &[u8]) -> Result<At, Verdict> {
 fn placed_first(receipts: &[u8]) -> Option<At> {
     let list: Vec<&RawValue> = serde_json::from_slice(receipts).ok()?;
     placed(list.first()?.get().as_bytes()).ok()
+}
+
+/// The raw params of a request body.
+fn params_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Env<'a> {
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    let env: Env<'_> = serde_json::from_slice(body).ok()?;
+    Some(env.params.map_or_else(|| "[]".to_string(), |p| p.get().to_string()))
 }
 
 /// The params of a head-relative request with its head pinned to block `n` (hex).

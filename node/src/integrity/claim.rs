@@ -58,6 +58,12 @@ pub enum Claim {
         /// The block.
         block: BlockSel,
     },
+    /// `eth_call` / `eth_estimateGas`: no proof exists without executing; checked by asking
+    /// other operators the same question pinned to the same block.
+    Call {
+        /// The block.
+        block: BlockSel,
+    },
     /// `eth_blockNumber`.
     Head,
     /// `eth_chainId`.
@@ -95,6 +101,8 @@ pub fn claim_of(method: &str, body: &[u8]) -> Result<Option<Claim>, Unreadable> 
                 | "eth_getLogs"
                 | "eth_blockNumber"
                 | "eth_chainId"
+                | "eth_call"
+                | "eth_estimateGas"
         );
     if !verifiable {
         return Ok(None);
@@ -117,6 +125,7 @@ pub fn claim_of(method: &str, body: &[u8]) -> Result<Option<Claim>, Unreadable> 
             Claim::Logs { filter: Box::new(filter) }
         }
         "eth_blockNumber" => Claim::Head,
+        "eth_call" | "eth_estimateGas" => Claim::Call { block: block_sel(at(1))? },
         "eth_chainId" => Claim::ChainId,
         _ => {
             let Some(value) = value else { return Ok(None) };
@@ -216,7 +225,9 @@ mod tests {
         ));
         assert_eq!(claim("eth_getBlockByNumber", r#"["latest",false]"#), Some(Claim::Block { block: BlockSel::Head }));
         assert!(matches!(claim("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"0x2"}]"#), Some(Claim::Logs { .. })));
-        assert_eq!(claim("eth_call", r#"[{}, "latest"]"#), None);
+        assert_eq!(claim("eth_call", r#"[{}, "latest"]"#), Some(Claim::Call { block: BlockSel::Head }));
+        assert_eq!(claim("eth_estimateGas", r#"[{}]"#), Some(Claim::Call { block: BlockSel::Head }));
+        assert_eq!(claim("eth_gasPrice", "[]"), None);
         assert_eq!(claim("eth_blockNumber", "[]"), Some(Claim::Head));
     }
 

@@ -92,6 +92,8 @@ const LABELLED: &[&str] = &[
     "eth_getStorageAt",
     "eth_blockNumber",
     "eth_chainId",
+    "eth_call",
+    "eth_estimateGas",
 ];
 
 impl IntegrityMetrics {
