@@ -57,6 +57,8 @@ pub struct Config {
     pub trust: TrustConfig,
     /// Persistent state.
     pub store: StoreConfig,
+    /// Verified answers and evidence of wrong ones.
+    pub integrity: IntegrityConfig,
     /// Logging.
     pub log: LogConfig,
     /// The async runtime.
@@ -78,6 +80,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
+            integrity: IntegrityConfig::default(),
             log: LogConfig::default(),
             runtime: RuntimeConfig::default(),
         }
@@ -433,6 +436,22 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[integrity]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// How long a provider proven to have answered wrongly stays out of routing on that chain,
+    /// seconds, unless an operator clears it first (`rpcmesh evidence clear`). Default 24 h: long
+    /// enough that its operator must notice, short enough that a fixed node comes back unaided.
+    pub cordon_secs: u64,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self { cordon_secs: 24 * 3600 }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -721,6 +740,11 @@ impl Config {
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
+        }
+        if self.integrity.cordon_secs == 0 {
+            return invalid(
+                "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),
+            );
         }
         Ok(())
     }

@@ -138,6 +138,11 @@ max_evidence = {ev_max}
 # Page cache of the database, MiB (resident memory grows up to about this much).
 cache_mib = {cache_mib}
 
+[integrity]
+# Seconds a provider proven to have answered wrongly stays out of routing on that chain, unless
+# cleared first with `rpcmesh evidence clear PEER`.
+cordon_secs = {cordon_secs}
+
 [log]
 # tracing filter, e.g. "info" or "info,rpcmesh_node::p2p=debug" (RUST_LOG wins if set).
 level = {log_level}
@@ -201,6 +206,7 @@ worker_threads = {worker_threads}
         att_max = c.store.max_attestations,
         ev_max = c.store.max_evidence,
         cache_mib = c.store.cache_mib,
+        cordon_secs = c.integrity.cordon_secs,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
         worker_threads = c.runtime.worker_threads,
