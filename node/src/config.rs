@@ -384,6 +384,10 @@ pub struct IntegrityConfig {
     pub head_slack_blocks: u64,
     /// How far `eth_blockNumber` may lag the trusted head, blocks.
     pub max_lag_blocks: u64,
+    /// How long a provider proven to have answered wrongly stays out of routing on that chain,
+    /// seconds, unless an operator clears it first (`rpcmesh evidence clear`). Default 24 h: long
+    /// enough that its operator must notice, short enough that a fixed node comes back unaided.
+    pub cordon_secs: u64,
 }
 
 impl Default for IntegrityConfig {
@@ -397,6 +401,7 @@ impl Default for IntegrityConfig {
             trusted_headers: 2_048,
             head_slack_blocks: 8,
             max_lag_blocks: 16,
+            cordon_secs: 24 * 3600,
         }
     }
 }
@@ -764,6 +769,11 @@ impl Config {
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
+        }
+        if self.integrity.cordon_secs == 0 {
+            return invalid(
+                "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),
+            );
         }
         Ok(())
     }

@@ -29,6 +29,7 @@
 //! - [`announce`], [`peer_prober`]: what this node tells the mesh; [`pacer`]: their jittered timers.
 //! - [`jsonrpc`]: JSON-RPC envelopes (a leaf: shared by gateway, router, relay, testnet).
 //! - [`gateway`] → [`router`]: the request path, a stack of layers (see [`router`]).
+//! - [`evidence`]: signed evidence of wrong answers (own reports and gossip), cordons.
 //! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -36,6 +37,7 @@ pub mod admin;
 pub mod announce;
 pub mod clock;
 pub mod config;
+pub mod evidence;
 pub mod gateway;
 pub mod integrity;
 pub mod jsonrpc;

@@ -41,6 +41,17 @@ pub struct CheckLabels {
     pub outcome: String,
 }
 
+/// Labels of evidence outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvidenceLabels {
+    /// `received` (from gossip, before judging), `accepted`, `rejected`, `ignored`, or
+    /// `reported` (signed and published by this node).
+    pub outcome: String,
+    /// Why, for rejects and ignores (`not_proven`, `anchor_off_chain`, `bad_signature`,
+    /// `invalid_field`, `anchor_unknown`, `no_judge`, `duplicate`, ...); empty otherwise.
+    pub reason: String,
+}
+
 /// rpcmesh's own metrics.
 #[derive(Debug, Clone, Default)]
 pub struct NodeMetrics {
@@ -62,6 +73,10 @@ pub struct NodeMetrics {
     pub integrity_checks: Family<CheckLabels, Counter>,
     /// `eth_getLogs` ranges wider than the integrity layer verifies per request.
     pub integrity_ranges_too_wide: Counter,
+    /// Evidence bundles, by outcome and reason.
+    pub evidence: Family<EvidenceLabels, Counter>,
+    /// Providers cordoned on some chain right now (one per provider and chain).
+    pub cordons_active: Gauge,
 }
 
 impl NodeMetrics {
@@ -90,7 +105,14 @@ impl NodeMetrics {
             "eth_getLogs ranges wider than the integrity layer verifies per request",
             m.integrity_ranges_too_wide.clone(),
         );
+        r.register("evidence", "Evidence bundles by outcome and reason", m.evidence.clone());
+        r.register("cordons_active", "Cordons in force (provider and chain)", m.cordons_active.clone());
         m
+    }
+
+    /// Counts an evidence bundle.
+    pub fn evidence(&self, outcome: &str, reason: &str) {
+        self.evidence.get_or_create(&EvidenceLabels { outcome: outcome.into(), reason: reason.into() }).inc();
     }
 
     /// Counts a received gossip message.

@@ -22,7 +22,7 @@ const STRICT: (&str, &str) = ("x-rpcmesh-verify", "strict");
 struct Mesh {
     _dir: tempfile::TempDir,
     anvil: Anvil,
-    _proxies: Vec<FaultProxyHandle>,
+    proxies: Vec<FaultProxyHandle>,
     nodes: Vec<Daemon>,
 }
 
@@ -55,7 +55,7 @@ async fn mesh(net: &str) -> Mesh {
         })
         .await;
     }
-    Mesh { _dir: dir, anvil, _proxies: proxies, nodes }
+    Mesh { _dir: dir, anvil, proxies, nodes }
 }
 
 async fn direct(url: &str, method: &str, params: Value) -> Value {
@@ -147,6 +147,7 @@ async fn every_kind_of_strict_answer_is_true(m: &Mesh, client: &RpcClient, recei
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_provider_never_reaches_a_strict_client() {
     let m = mesh("integrity-strict").await;
+    let liar = m.nodes[1].peer_id.clone();
     let receipt = mined_log_transaction(&m.anvil).await;
     assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "the constructor emitted its log: {receipt}");
     let via_a = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[0].gateway_addr));
@@ -164,6 +165,38 @@ async fn a_lying_provider_never_reaches_a_strict_client() {
         metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0,
         "B caught its own node's wrong balance: {metrics}"
     );
+
+    // The evidence reaches C and D, which never asked the liar, and each cordons it on its own
+    // re-check.
+    // A routes to whoever is fastest: slow the honest nodes down until A has asked the liar and
+    // caught it (its relayed answers come with the liar's signed receipts).
+    for p in &m.proxies[1..] {
+        p.set_fault(Fault::Slow { delay_ms: 300, jitter_ms: 0 });
+    }
+    let a = &m.nodes[0];
+    wait("A to catch the liar's relayed answer and report it", async || {
+        let _ = strict(&via_a, "eth_getBalance", json!([RICH, "latest"])).await;
+        let text = a.metrics().await.unwrap_or_default();
+        metric(&text, "rpcmesh_evidence_total{outcome=\"reported\"") >= 1.0
+    })
+    .await;
+    for p in &m.proxies[1..] {
+        p.heal();
+    }
+    for observer in &m.nodes[2..] {
+        wait("the liar cordoned by a provider that never asked it", async || {
+            let p = peers(observer).await;
+            provider(&p, &liar).is_some_and(|v| v["cordons"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+        .await;
+        let evidence = observer.admin_json("/evidence").await.unwrap();
+        let list = evidence["evidence"].as_array().cloned().unwrap_or_default();
+        assert!(
+            list.iter().any(|e| e["accused"] == liar.as_str() && e["verified"] == true),
+            "{}: verified evidence against the liar: {evidence}",
+            observer.peer_id
+        );
+    }
 
     // A mode that does not exist is refused before anything is routed.
     let a = via_a.call_raw(&call_body("eth_blockNumber", json!([])), &[("x-rpcmesh-verify", "paranoid")]).await;

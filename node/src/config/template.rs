@@ -130,6 +130,9 @@ trusted_headers = {i_headers}
 # eth_blockNumber may run this far ahead of the quorum's highest head, or lag the trusted head (blocks).
 head_slack_blocks = {i_slack}
 max_lag_blocks = {i_lag}
+# Seconds a provider proven to have answered wrongly stays out of routing on that chain, unless
+# cleared first with `rpcmesh evidence clear PEER`.
+cordon_secs = {cordon_secs}
 
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
@@ -233,6 +236,7 @@ worker_threads = {worker_threads}
         att_max = c.store.max_attestations,
         ev_max = c.store.max_evidence,
         cache_mib = c.store.cache_mib,
+        cordon_secs = c.integrity.cordon_secs,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
         worker_threads = c.runtime.worker_threads,

@@ -59,15 +59,50 @@ impl EvidenceSink for LogEvidence {
     }
 }
 
-/// Whether a block is on this node's trusted chain (evidence receivers ask it).
-pub trait TrustedChain: Send + Sync {
-    /// `None`: no trusted header at that height.
-    fn contains(&self, chain_id: u64, block: &BlockRef) -> Option<bool>;
-}
-
-impl TrustedChain for Anchors {
+impl crate::evidence::TrustedChain for Anchors {
     fn contains(&self, chain_id: u64, block: &BlockRef) -> Option<bool> {
         Anchors::contains(self, chain_id, block)
+    }
+}
+
+/// The trusted chain for the evidence task, which starts before the integrity layer exists:
+/// cannot tell (`None`) until [`AnchorSlot::fill`].
+#[derive(Default)]
+pub struct AnchorSlot(std::sync::OnceLock<Arc<Anchors>>);
+
+impl AnchorSlot {
+    /// Makes `anchors` the trusted chain (once).
+    pub fn fill(&self, anchors: Arc<Anchors>) {
+        let _ = self.0.set(anchors);
+    }
+}
+
+impl crate::evidence::TrustedChain for AnchorSlot {
+    fn contains(&self, chain_id: u64, block: &BlockRef) -> Option<bool> {
+        self.0.get()?.contains(chain_id, block)
+    }
+
+    fn establish(&self, chain_id: u64, number: u64) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(anchors) = self.0.get() else { return };
+            let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+            if let Err(why) = anchors.at(chain_id, number, deadline).await {
+                tracing::debug!(chain_id, number, %why, "could not establish a trusted header for evidence");
+            }
+        })
+    }
+}
+
+/// How long the evidence task may wait for a quorum on an anchor it has no header for.
+pub const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Proven lies go to the evidence task (signed, stored, cordoned, gossiped); never blocks the
+/// request path: a full queue drops the bundle with a warning.
+impl EvidenceSink for crate::evidence::EvidenceHandle {
+    fn report(&self, evidence: Evidence) {
+        if let Err(e) = self.try_report(evidence) {
+            tracing::warn!(error = %e, "evidence bundle dropped");
+        }
     }
 }
 

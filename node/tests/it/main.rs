@@ -1,4 +1,5 @@
 //! rpcmesh-node integration tests: one binary.
 
+mod evidence;
 mod gateway;
 mod store;
