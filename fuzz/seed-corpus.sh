@@ -17,6 +17,7 @@ seed announcement membership_cert
 seed attestation health_attestation
 seed membership_cert membership_cert
 seed receipt receipt
+seed evidence evidence
 seed relay_request relay_request
 seed relay_response relay_response
 seed relay_response relay_request

@@ -36,6 +36,8 @@ enum Command {
     Peers(cmd::admin_cmds::PeersArgs),
     /// Explain how requests for a chain would be routed right now (from its admin API).
     Routes(cmd::admin_cmds::RoutesArgs),
+    /// Evidence of wrong answers this node keeps, and the cordons it caused (from its admin API).
+    Evidence(cmd::admin_cmds::EvidenceArgs),
     /// Federation root keys and membership certificates (federated trust).
     Federation(cmd::federation::FederationArgs),
     /// Local testnets: many daemons on one machine, fault injection, scenarios.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::admin_cmds::status(args),
         Command::Peers(args) => cmd::admin_cmds::peers(args),
         Command::Routes(args) => cmd::admin_cmds::routes(args),
+        Command::Evidence(args) => cmd::admin_cmds::evidence(args),
         Command::Federation(args) => cmd::federation::run(args),
         Command::Testnet(args) => cmd::testnet::run(args),
     };

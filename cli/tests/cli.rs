@@ -188,3 +188,18 @@ fn configuration_errors_exit_2_and_say_what_to_change() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
 }
+
+#[test]
+fn evidence_commands_parse_and_name_the_admin_api_when_it_is_down() {
+    for sub in ["list", "show", "clear"] {
+        let out = rpcmesh(&["evidence", sub, "--help"]);
+        assert!(out.status.success() && stdout(&out).contains("--admin"), "evidence {sub} --help");
+    }
+    assert!(stdout(&rpcmesh(&["evidence", "clear", "--help"])).contains("--chain"));
+    // Port 9 (discard) on loopback: nothing listens; the error says where it looked.
+    let out = rpcmesh(&["evidence", "list", "--admin", "http://127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("admin API"), "{}", stderr(&out));
+    let out = rpcmesh(&["evidence", "show", "not-a-number"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -19,7 +19,7 @@ use rpcmesh_node::config::RoutingConfig;
 use rpcmesh_node::jsonrpc::{self, Answered, Call as RpcCall, Item, Request};
 use rpcmesh_node::mesh::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source};
 use rpcmesh_node::router::{
-    Answer, AttemptError, Call, Forward, MethodPolicy, RouteOptions, Router, SharedForward, Target,
+    Answer, AttemptError, Call, Forward, MethodPolicy, RouteOptions, Router, SharedForward, Target, VerifyMode,
 };
 use rpcmesh_node::trust::TrustStatus;
 use rpcmesh_node::upstream::UpstreamSet;
@@ -187,7 +187,7 @@ fn bench_route(c: &mut Criterion) {
     let own = identity(0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let req = request();
-    let opts = RouteOptions { failover: true, client: Some(1) };
+    let opts = RouteOptions { failover: true, client: Some(1), verify: VerifyMode::Off };
     let mut g = c.benchmark_group("route");
     for n in SIZES {
         let (router, _tx) = router(&own, snapshot(&own, n));

@@ -51,6 +51,8 @@ pub struct Config {
     pub prober: ProberConfig,
     /// Request routing and failover.
     pub routing: RoutingConfig,
+    /// Verification of answers.
+    pub integrity: IntegrityConfig,
     /// Serving relays for peers.
     pub relay: RelayConfig,
     /// Who is trusted.
@@ -75,6 +77,7 @@ impl Default for Config {
             announce: AnnounceConfig::default(),
             prober: ProberConfig::default(),
             routing: RoutingConfig::default(),
+            integrity: IntegrityConfig::default(),
             relay: RelayConfig::default(),
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
@@ -375,6 +378,51 @@ impl Default for RoutingConfig {
             broadcast_transactions: 1,
             eject_after_failures: 3,
             eject_ms: 5_000,
+        }
+    }
+}
+
+/// `[integrity]`: verification of answers against a trusted chain (see docs/client-guide.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// `off`, `sample` or `strict`. Per request: header `x-rpcmesh-verify`.
+    pub mode: crate::router::VerifyMode,
+    /// Distinct operators that must agree on a block hash before it is trusted (default: a
+    /// majority of the eligible operators, at least 2 when 2 exist).
+    pub quorum: Option<usize>,
+    /// Share of answers fully verified in `sample` mode, per mille (all answers of a provider
+    /// that failed a check in the last hour are).
+    pub sample_permille: u16,
+    /// Most blocks of one `eth_getLogs` range verified; a wider range passes unverified in
+    /// `sample` mode and is refused in `strict` mode.
+    pub max_log_blocks: u64,
+    /// How long a trusted head is reused before asking the quorum again, milliseconds.
+    pub head_fresh_ms: u64,
+    /// Trusted headers kept in memory per chain.
+    pub trusted_headers: usize,
+    /// How far `eth_blockNumber` may run ahead of the highest head the quorum reported, blocks.
+    pub head_slack_blocks: u64,
+    /// How far `eth_blockNumber` may lag the trusted head, blocks.
+    pub max_lag_blocks: u64,
+    /// How long a provider proven to have answered wrongly stays out of routing on that chain,
+    /// seconds, unless an operator clears it first (`rpcmesh evidence clear`). Default 24 h: long
+    /// enough that its operator must notice, short enough that a fixed node comes back unaided.
+    pub cordon_secs: u64,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            mode: crate::router::VerifyMode::Sample,
+            quorum: None,
+            sample_permille: 50,
+            max_log_blocks: 64,
+            head_fresh_ms: 1_000,
+            trusted_headers: 2_048,
+            head_slack_blocks: 8,
+            max_lag_blocks: 16,
+            cordon_secs: 24 * 3600,
         }
     }
 }
@@ -793,6 +841,11 @@ impl Config {
         }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
+        }
+        if self.integrity.cordon_secs == 0 {
+            return invalid(
+                "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),
+            );
         }
         Ok(())
     }

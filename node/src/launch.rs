@@ -1,8 +1,8 @@
 //! [`launch`]: wires every task of the daemon together and starts them.
 //!
 //! Tasks (all share one [`CancellationToken`]; if a critical one ends, the daemon stops):
-//! p2p event loop · gateway · mesh writer · relay server · announcer · peer prober · one prober per
-//! own upstream · admin HTTP server.
+//! p2p event loop · gateway · mesh writer · evidence · relay server · announcer · peer prober ·
+//! one prober per own upstream · admin HTTP server.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,13 +22,15 @@ use crate::admin::{self, AdminState};
 use crate::announce::{Announcer, SOFTWARE_VERSION};
 use crate::clock::{SeqGen, now_ms};
 use crate::config::Config;
+use crate::evidence::{self, EvidenceHandle, EvidenceHooks, EvidenceSettings, EvidenceTask};
 use crate::gateway::Gateway;
+use crate::integrity;
 use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
 use crate::metrics::{NodeMetrics, SharedRegistry};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayMethodPolicy, RelayServer, RelayServerSettings};
-use crate::router::check::{Checked, NoCheck};
+use crate::router::check::Checked;
 use crate::router::{Router, SharedForward, Targets};
 use crate::serve::{self, ServeLimits};
 use crate::store::{IdentityMeta, Store, StoreConfig};
@@ -74,6 +76,8 @@ pub struct NodeHandle {
     pub p2p: P2pHandle,
     /// The mesh view.
     pub mesh: watch::Receiver<Arc<MeshSnapshot>>,
+    /// Evidence: report this node's findings, list, clear cordons.
+    pub evidence: EvidenceHandle,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
     /// Held so the announcer's change feed stays open on a node without upstreams.
@@ -129,8 +133,18 @@ pub fn exposure_warnings(config: &Config, gateway: SocketAddr, admin: SocketAddr
     out
 }
 
+/// Evidence kept at least this long, ms (a week): longer than any bundle's gossip lifetime, so a
+/// cleared bundle replayed later is recognised, and long enough for an operator to look.
+pub const EVIDENCE_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// Starts the daemon described by `config`, whose relative paths are relative to `home`.
+/// Bundles from gossip are ignored (this node cannot prove them): see [`launch_with`].
 pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchError> {
+    launch_with(config, home, EvidenceHooks::default()).await
+}
+
+/// [`launch`], judging evidence with `hooks` (the integrity layer's trusted chain and re-check).
+pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> Result<NodeHandle, LaunchError> {
     let identity = Arc::new(Identity::load(&Config::resolve(home, &config.identity.key_file))?);
     let own = identity.public_key();
     let store_dir: PathBuf = Config::resolve(home, &config.store.path);
@@ -217,7 +231,9 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
             max_connections: config.p2p.max_connections,
             max_connections_per_peer: config.p2p.max_connections_per_peer,
             max_pending_incoming: config.p2p.max_pending_incoming,
-            max_gossip_bytes: limits.max_gossip_bytes,
+            // Evidence is the largest gossip (a block's receipts); every kind's own cap is
+            // checked on receipt.
+            max_gossip_bytes: limits.max_gossip_bytes.max(limits.max_evidence_bytes),
             max_relay_frame_bytes: config.relay.max_body_bytes + 64 * 1024,
             relay_timeout: Duration::from_millis(u64::from(limits.max_relay_timeout_ms)),
             mdns: config.p2p.mdns,
@@ -237,6 +253,31 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
     let (p2p, p2p_loop) =
         p2p::build(&identity, p2p_settings, p2p_events_tx, inbound_tx, metrics.clone(), &mut registry)
             .map_err(LaunchError::P2p)?;
+    // The integrity layer judges evidence: its trusted chain (filled once it exists, below) and
+    // its re-check, unless the caller brought its own.
+    let anchor_slot = Arc::new(integrity::AnchorSlot::default());
+    let hooks = EvidenceHooks {
+        trusted_chain: hooks.trusted_chain.or_else(|| Some(anchor_slot.clone())),
+        recheck: hooks.recheck.or_else(|| Some(Arc::new(integrity::judge::recheck))),
+    };
+    let (evidence_tx, evidence_rx) = mpsc::channel(evidence::INBOUND_QUEUE);
+    let p2p_loop = p2p_loop.with_evidence(evidence_tx);
+    let (evidence, evidence_task) = EvidenceTask::new(
+        identity.clone(),
+        EvidenceSettings {
+            network_id: config.network_id.clone(),
+            limits: limits.clone(),
+            cordon_ms: config.integrity.cordon_secs.saturating_mul(1000),
+            retention_ms: EVIDENCE_RETENTION_MS,
+            max_evidence: config.store.max_evidence,
+        },
+        store.clone(),
+        p2p.clone(),
+        mesh_tx.clone(),
+        hooks,
+        evidence_rx,
+        metrics.clone(),
+    )?;
 
     // Admin listener (bound before anything runs, so a port clash fails the start).
     let admin_listener = tokio::net::TcpListener::bind(config.admin.addr).await.map_err(|error| LaunchError::Bind {
@@ -293,6 +334,12 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         ("mesh", Ok(()))
     });
 
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        evidence_task.run(c).await;
+        ("evidence", Ok(()))
+    });
+
     let relay_server = RelayServer {
         identity: identity.clone(),
         settings: RelayServerSettings {
@@ -335,10 +382,16 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
 
     let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
     let relay_receipts = relay_client.receipts().clone();
-    let forward = SharedForward::new(Checked {
-        inner: Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) },
-        check: NoCheck,
-    });
+    let targets = Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) };
+    let integrity = integrity::build(
+        &config.integrity,
+        targets.clone(),
+        Arc::new(evidence.clone()),
+        integrity::IntegrityMetrics::new(&metrics),
+    );
+    anchor_slot.fill(integrity.anchors.clone());
+    let integrity_source = integrity.source.clone();
+    let forward = SharedForward::new(Checked { inner: targets, check: integrity.check });
     let router = Router::new(
         own,
         upstreams.clone(),
@@ -348,7 +401,8 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         config.routing.clone(),
         config.method_policy(),
     );
-    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains);
+    integrity_source.attach(router.downgrade());
+    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains, config.integrity.mode);
     let gateway_limits = ServeLimits {
         max_connections: config.gateway.max_connections,
         header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),
@@ -399,6 +453,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         gateway_addr,
         router,
         receipts: relay_receipts,
+        evidence: evidence.clone(),
         p2p: p2p.clone(),
         mesh: mesh.clone(),
         upstreams: upstreams.clone(),
@@ -421,6 +476,7 @@ pub async fn launch(config: Config, home: &Path) -> Result<NodeHandle, LaunchErr
         gateway_addr,
         p2p,
         mesh,
+        evidence,
         cancel,
         tasks,
         _upstream_changed: upstream_changed_tx,

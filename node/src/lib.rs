@@ -30,6 +30,7 @@
 //! - [`jsonrpc`]: JSON-RPC envelopes (a leaf: shared by gateway, router, relay, testnet).
 //! - [`gateway`] → [`router`]: the request path, a stack of layers (see [`router`]).
 //! - [`serve`]: the HTTP server under gateway and admin (connection cap, header timeout).
+//! - [`evidence`]: signed evidence of wrong answers (own reports and gossip), cordons.
 //! - [`admin`]: the operator HTTP API. [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -37,7 +38,9 @@ pub mod admin;
 pub mod announce;
 pub mod clock;
 pub mod config;
+pub mod evidence;
 pub mod gateway;
+pub mod integrity;
 pub mod jsonrpc;
 pub mod launch;
 pub mod mesh;

@@ -31,6 +31,27 @@ pub struct RelayLabels {
     pub status: String,
 }
 
+/// Labels of answer checks.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// A verifiable method's name, or `other`.
+    pub method: String,
+    /// How far it was verified (`none`, `header`, `proof`, `quorum`), the kind of lie proven
+    /// (`header`, `state`, `log_omitted`, ...), or `unverifiable`.
+    pub outcome: String,
+}
+
+/// Labels of evidence outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvidenceLabels {
+    /// `received` (from gossip, before judging), `accepted`, `rejected`, `ignored`, or
+    /// `reported` (signed and published by this node).
+    pub outcome: String,
+    /// Why, for rejects and ignores (`not_proven`, `anchor_off_chain`, `bad_signature`,
+    /// `invalid_field`, `anchor_unknown`, `no_judge`, `duplicate`, ...); empty otherwise.
+    pub reason: String,
+}
+
 /// rpcmesh's own metrics.
 #[derive(Debug, Clone, Default)]
 pub struct NodeMetrics {
@@ -48,6 +69,14 @@ pub struct NodeMetrics {
     pub receipts_verified: Counter,
     /// Relay receipts whose signature failed (the answer was used; the receipt is dropped).
     pub receipts_invalid: Counter,
+    /// Answers checked by the integrity layer, by method and outcome.
+    pub integrity_checks: Family<CheckLabels, Counter>,
+    /// `eth_getLogs` ranges wider than the integrity layer verifies per request.
+    pub integrity_ranges_too_wide: Counter,
+    /// Evidence bundles, by outcome and reason.
+    pub evidence: Family<EvidenceLabels, Counter>,
+    /// Providers cordoned on some chain right now (one per provider and chain).
+    pub cordons_active: Gauge,
 }
 
 impl NodeMetrics {
@@ -66,7 +95,24 @@ impl NodeMetrics {
         r.register("relays", "Relays by direction and status", m.relays.clone());
         r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
         r.register("receipts_invalid", "Relay receipts with a bad signature, dropped", m.receipts_invalid.clone());
+        r.register(
+            "integrity_checks",
+            "Answers checked by the integrity layer, by method and outcome",
+            m.integrity_checks.clone(),
+        );
+        r.register(
+            "integrity_ranges_too_wide",
+            "eth_getLogs ranges wider than the integrity layer verifies per request",
+            m.integrity_ranges_too_wide.clone(),
+        );
+        r.register("evidence", "Evidence bundles by outcome and reason", m.evidence.clone());
+        r.register("cordons_active", "Cordons in force (provider and chain)", m.cordons_active.clone());
         m
+    }
+
+    /// Counts an evidence bundle.
+    pub fn evidence(&self, outcome: &str, reason: &str) {
+        self.evidence.get_or_create(&EvidenceLabels { outcome: outcome.into(), reason: reason.into() }).inc();
     }
 
     /// Counts a received gossip message.

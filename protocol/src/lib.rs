@@ -8,7 +8,8 @@
 //! - [`signed`]: the [`Signed`] envelope: `body || signer || signature`, where the signature
 //!   covers `domain_tag || canonical_bytes(body)` and is checked with `verify_strict`.
 //! - [`messages`]: capacity announcements, health attestations, membership certificates,
-//!   relay requests/responses and receipts. Every body starts with a [`MessageHeader`].
+//!   relay requests/responses, receipts and evidence of wrong answers. Every body starts with a
+//!   [`MessageHeader`].
 //! - [`validate`]: explicit limits and typed errors; each error maps to a gossip
 //!   [`Verdict`].
 //! - [`replay`]: a small sequence tracker the node uses to drop replays.

@@ -9,8 +9,8 @@ use crate::PROTOCOL_VERSION;
 use crate::encoding::{self, DecodeError};
 use crate::identity::PublicKey;
 use crate::messages::{
-    CapacityAnnouncement, HealthAttestation, MembershipCert, MessageHeader, Receipt, RelayRequest, RelayResponse,
-    RelayStatus,
+    CapacityAnnouncement, Evidence, HealthAttestation, MembershipCert, MessageHeader, Receipt, RelayRequest,
+    RelayResponse, RelayStatus,
 };
 use crate::signed::{SignatureError, Signed, SignedBody};
 
@@ -45,6 +45,14 @@ pub struct Limits {
     pub max_cert_validity_ms: u64,
     /// Longest relay budget, ms.
     pub max_relay_timeout_ms: u32,
+    /// Largest encoded `Signed<Evidence>`, bytes. Its material may hold a whole block's receipts
+    /// (a full mainnet block's `eth_getBlockReceipts` answer runs to 1-3 MiB), so this is far
+    /// above `max_gossip_bytes`.
+    pub max_evidence_bytes: usize,
+    /// Longest `Evidence.request`, bytes: one JSON-RPC request, never a large body.
+    pub max_evidence_request_bytes: usize,
+    /// Most `Evidence.material` items: each kind needs a header plus one or two proofs.
+    pub max_evidence_material_items: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +72,9 @@ impl Default for Limits {
             max_gossip_ttl_ms: 24 * 3600 * 1000,
             max_cert_validity_ms: 5 * 366 * 24 * 3600 * 1000,
             max_relay_timeout_ms: 120_000,
+            max_evidence_bytes: 4 * 1024 * 1024,
+            max_evidence_request_bytes: 64 * 1024,
+            max_evidence_material_items: 16,
         }
     }
 }
@@ -478,6 +489,65 @@ impl Validate for Receipt {
     fn validate_body(&self, _signer: Option<&PublicKey>, _ctx: &ValidationContext) -> Result<(), ValidationError> {
         Ok(())
     }
+}
+
+impl Validate for Evidence {
+    fn header(&self) -> &MessageHeader {
+        &self.header
+    }
+    fn max_ttl_ms(limits: &Limits) -> u64 {
+        limits.max_gossip_ttl_ms
+    }
+    fn max_bytes(limits: &Limits) -> usize {
+        limits.max_evidence_bytes
+    }
+    /// Everything a receiver can check without knowing the chain: sizes, that the receipt is
+    /// the accused's own signed statement about exactly these request and response bytes on
+    /// this chain, and its signature. Whether the anchor is on the trusted chain and whether the
+    /// material proves the lie are the node's judgement (they need chain state).
+    fn validate_body(&self, signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
+        check_evidence_binding(self, signer, ctx)?;
+        self.receipt.verify()?;
+        Ok(())
+    }
+}
+
+/// Every rule of an [`Evidence`] body but the receipt's signature (rules 1 to 9 of the spec).
+pub fn check_evidence_binding(
+    e: &Evidence,
+    signer: Option<&PublicKey>,
+    ctx: &ValidationContext,
+) -> Result<(), ValidationError> {
+    let l = &ctx.limits;
+    check_len("request", e.request.len(), l.max_evidence_request_bytes)?;
+    check_len("response", e.response.len(), l.max_evidence_bytes)?;
+    check_len("material", e.material.len(), l.max_evidence_material_items)?;
+    if e.material.iter().any(Vec::is_empty) {
+        return Err(field("material[]", "empty item"));
+    }
+    if signer == Some(&e.accused) {
+        return Err(field("accused", "a reporter cannot accuse itself"));
+    }
+    let r = &e.receipt;
+    if r.signer != e.accused {
+        return Err(field("receipt.signer", "is not the accused"));
+    }
+    if r.body.header.version != PROTOCOL_VERSION || r.body.header.network_id != ctx.network_id {
+        return Err(field("receipt.header", "another protocol version or network"));
+    }
+    if r.body.header.issued_at_ms > e.header.issued_at_ms.saturating_add(l.max_clock_skew_ms) {
+        return Err(field("receipt.header.issued_at_ms", "after the evidence was issued"));
+    }
+    if r.body.chain_id != e.chain_id {
+        return Err(field("receipt.chain_id", "another chain"));
+    }
+    if r.body.request_digest != crate::digest::sha256(&e.request) {
+        return Err(field("receipt.request_digest", "is not the digest of the request"));
+    }
+    if r.body.response_digest != crate::digest::sha256(&e.response) {
+        return Err(field("receipt.response_digest", "is not the digest of the response"));
+    }
+    Ok(())
 }
 
 impl Validate for RelayRequest {

@@ -19,10 +19,35 @@
 //!   `eth_getTransactionCount`, `eth_getCode`, `eth_getStorageAt`, `eth_estimateGas`) at a number
 //!   above `h` fail with `-32000 header not found` (`eth_feeHistory`: `request beyond head
 //!   block`); `eth_getLogs` stops at `h`.
-//! - [`Fault::Lie`]: block objects get a consistent fake `hash` and `parentHash` (the true hash
-//!   XOR [`LIE_MASK`], so block `n`'s fake `parentHash` is block `n-1`'s fake `hash`, and the liar
-//!   finds its own fake hashes in `eth_getBlockByHash` and `eth_getLogs` `blockHash` filters);
-//!   log `blockHash`es are faked the same way; balances are doubled. Everything else is untouched.
+//! - [`Fault::Lie`] (`lie`) lies in every way of [`LieKind`] at once; [`Fault::LieAbout`]
+//!   (`lie=balance,storage`) only in the listed ways, one per answer the integrity layer can
+//!   check, so a test can aim at one check at a time:
+//!   - `hash`: block objects get a consistent fake `hash` and `parentHash` (the true hash XOR
+//!     [`LIE_MASK`], so block `n`'s fake `parentHash` is block `n-1`'s fake `hash`), and
+//!     `blockHash` in transactions, receipts and logs is faked the same way; the liar finds its
+//!     own fake hashes wherever a parameter names a block by hash (`eth_getBlockByHash`, EIP-1898
+//!     `blockHash` objects, `eth_getLogs` `blockHash` filters, `eth_getBlockReceipts`);
+//!   - `balance`: `eth_getBalance` is doubled (an empty account holds 1 ether);
+//!   - `nonce`: `eth_getTransactionCount` is one more;
+//!   - `code`: `eth_getCode` has the low bit of its last byte flipped (no code: `0x00`);
+//!   - `storage`: `eth_getStorageAt` has the low bit of its word flipped;
+//!   - `proof`: `eth_getProof` tells the balance, nonce and storage values above under the true
+//!     proof nodes, so its own proof refutes it;
+//!   - `header`: blocks by number or hash carry a `stateRoot` with its low bit flipped under
+//!     their true `hash`;
+//!   - `tx`: transactions by hash, by block and index, and inside full blocks carry an altered
+//!     `value` (doubled; 0 → 1 ether) under their true `hash` and signature;
+//!   - `receipt`: `eth_getTransactionReceipt` and every receipt of `eth_getBlockReceipts` have
+//!     `status` flipped (receipts without one: `cumulativeGasUsed` + 1);
+//!   - `log-data`: every log of `eth_getLogs` has the low bit of its `data`'s last byte flipped
+//!     (empty data: `0x00`);
+//!   - `log-omit`: `eth_getLogs` leaves out the last log of its answer;
+//!   - `call`: `eth_call` returns altered bytes, as `code`.
+//!
+//!   Every lie is a function of the true answer alone: the same request gets the same wrong
+//!   answer, and one value lies alike in every method (a transaction by hash and in its block,
+//!   a balance in `eth_getBalance` and `eth_getProof`). `eth_chainId`, `net_version`,
+//!   `eth_blockNumber` and block numbers are never altered: the liar's head is honest.
 //! - [`Fault::Overload`]: of the requests arriving in each one-second window (counted from the
 //!   first request under the fault), those beyond `max_per_sec` get HTTP 429 and a JSON-RPC
 //!   `-32005 limit exceeded` for every call (ids echoed); the others are forwarded as they are.
@@ -30,9 +55,9 @@
 //!   `-32003 transaction rejected`; its `eth_getBalance` reads `0`; logs emitted by it or
 //!   mentioning it in a topic are left out of `eth_getLogs`.
 //!
-//! Content faults (`Stale`, `Lie`, `Censor`) act on every call of a batch on its own; ids are
-//! echoed byte for byte, calls without an id (notifications) get no answer. They send one batch
-//! to the node per client request (plus one `eth_blockNumber` under `Stale`).
+//! Content faults (`Stale`, `Lie`/`LieAbout`, `Censor`) act on every call of a batch on its own;
+//! ids are echoed byte for byte, calls without an id (notifications) get no answer. They send one
+//! batch to the node per client request (plus one `eth_blockNumber` under `Stale`).
 //!
 //! Transport: the accept loop, per-connection control and transport faults are the simulated
 //! backend's (`crate::transport`): connections of one listening period share a cancellation
@@ -59,8 +84,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::sim::{Address, Fault, MAX_BATCH_CALLS};
+use crate::sim::{Address, Fault, LieKind, LieKinds, MAX_BATCH_CALLS};
 use crate::transport::{Admission, Call, IdOnly, Listener, Switch, Upgrades};
+
+mod lies;
 
 /// What a lying proxy XORs into every block hash: an involution, so faking a fake hash gives the
 /// true one back, and a chain of true hashes becomes a consistent chain of fake ones.
@@ -343,7 +370,8 @@ async fn http_rpc(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             Ok(head) => Content::Stale(head),
             Err(why) => return bad_gateway(&why),
         },
-        Fault::Lie => Content::Lie,
+        Fault::Lie => Content::Lie(LieKinds::ALL),
+        Fault::LieAbout { kinds } => Content::Lie(kinds),
         Fault::Censor { address } => Content::Censor(address),
         Fault::None
         | Fault::Down
@@ -462,7 +490,8 @@ fn every_call_fails(body: &[u8], code: i64, message: &str) -> Option<String> {
 enum Content {
     /// The stale node's head.
     Stale(u64),
-    Lie,
+    /// What the node lies about.
+    Lie(LieKinds),
     Censor(Address),
 }
 
@@ -476,9 +505,8 @@ enum Post {
     StaleLogs(u64),
     /// A transaction or receipt in a block above the head is `null`.
     StaleTx(u64),
-    LieBlock,
-    LieBalance,
-    LieLogs,
+    /// Lies of these kinds, about a result of this shape.
+    Lie(LieKinds, lies::Answer),
     Zero,
     CensorLogs(Address),
 }
@@ -593,7 +621,7 @@ fn plan(content: &Content, method: &str, params: Option<&RawValue>) -> Plan {
     };
     match content {
         Content::Stale(head) => plan_stale(*head, method, list),
-        Content::Lie => plan_lie(method, list),
+        Content::Lie(kinds) => plan_lie(*kinds, method, list),
         Content::Censor(address) => plan_censor(address, method, list),
     }
 }
@@ -700,45 +728,12 @@ fn plan_stale(head: u64, method: &str, mut p: Vec<Value>) -> Plan {
     }
 }
 
-/// Swaps a true and a fake block hash (given as a JSON string) in place.
-fn swap_hash_value(v: &mut Value) {
-    if let Some(s) = v.as_str()
-        && let Some(swapped) = fake_hash(s)
-    {
-        *v = Value::String(swapped);
+fn plan_lie(kinds: LieKinds, method: &str, mut p: Vec<Value>) -> Plan {
+    let post = lies::Answer::of(method).map_or(Post::None, |answer| Post::Lie(kinds, answer));
+    if kinds.contains(LieKind::Hash) && lies::unfake_block_hashes(method, &mut p) {
+        return ask(p, post);
     }
-}
-
-fn plan_lie(method: &str, mut p: Vec<Value>) -> Plan {
-    match method {
-        "eth_getBlockByNumber" => pass(Post::LieBlock),
-        "eth_getBlockByHash" => match p.get_mut(0) {
-            Some(hash) => {
-                swap_hash_value(hash);
-                ask(p, Post::LieBlock)
-            }
-            None => pass(Post::LieBlock),
-        },
-        "eth_getBalance" => {
-            if let Some(Value::Object(obj)) = p.get_mut(1)
-                && let Some(hash) = obj.get_mut("blockHash")
-            {
-                swap_hash_value(hash);
-                return ask(p, Post::LieBalance);
-            }
-            pass(Post::LieBalance)
-        }
-        "eth_getLogs" => {
-            if let Some(Value::Object(filter)) = p.get_mut(0)
-                && let Some(hash) = filter.get_mut("blockHash")
-            {
-                swap_hash_value(hash);
-                return ask(p, Post::LieLogs);
-            }
-            pass(Post::LieLogs)
-        }
-        _ => pass(Post::None),
-    }
+    pass(post)
 }
 
 fn plan_censor(address: &Address, method: &str, p: Vec<Value>) -> Plan {
@@ -787,30 +782,11 @@ fn post_process(post: Post, result: String) -> String {
             Value::Array(logs) => logs.retain(|log| !above(log, head)),
             _ => return result,
         },
-        Post::LieBlock => match &mut v {
-            Value::Object(block) => {
-                for key in ["hash", "parentHash"] {
-                    if let Some(h) = block.get_mut(key) {
-                        swap_hash_value(h);
-                    }
-                }
+        Post::Lie(kinds, answer) => {
+            if !lies::tell(kinds, answer, &mut v) {
+                return result;
             }
-            _ => return result,
-        },
-        Post::LieBalance => match v.as_str().and_then(double_quantity) {
-            Some(doubled) => v = Value::String(doubled),
-            None => return result,
-        },
-        Post::LieLogs => match &mut v {
-            Value::Array(logs) => {
-                for log in logs.iter_mut() {
-                    if let Some(h) = log.get_mut("blockHash") {
-                        swap_hash_value(h);
-                    }
-                }
-            }
-            _ => return result,
-        },
+        }
         Post::Zero => {
             if v.is_string() {
                 v = Value::from("0x0");
@@ -884,30 +860,6 @@ pub fn fake_hash(s: &str) -> Option<String> {
     Some(format!("0x{}", hex::encode(h)))
 }
 
-/// Twice a 256-bit quantity (saturating), as a quantity.
-fn double_quantity(s: &str) -> Option<String> {
-    let digits = strip_0x(s)?;
-    if digits.is_empty() || digits.len() > 64 {
-        return None;
-    }
-    let mut word = [0u8; 32];
-    let padded = format!("{digits:0>64}");
-    hex::decode_to_slice(padded, &mut word).ok()?;
-    if word[0] & 0x80 != 0 {
-        word = [0xff; 32];
-    } else {
-        let mut carry = 0u8;
-        for b in word.iter_mut().rev() {
-            let next = *b >> 7;
-            *b = (*b << 1) | carry;
-            carry = next;
-        }
-    }
-    let text = hex::encode(word);
-    let trimmed = text.trim_start_matches('0');
-    Some(format!("0x{}", if trimmed.is_empty() { "0" } else { trimmed }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -921,14 +873,6 @@ mod tests {
         let zero = format!("0x{}", "00".repeat(32));
         assert_eq!(fake_hash(&zero).unwrap(), zero);
         assert!(fake_hash("0x12").is_none());
-    }
-
-    #[test]
-    fn doubles_quantities() {
-        assert_eq!(double_quantity("0x0").unwrap(), "0x0");
-        assert_eq!(double_quantity("0x21e19e0c9bab2400000").unwrap(), "0x43c33c1937564800000");
-        assert_eq!(double_quantity(&format!("0x8{}", "0".repeat(63))).unwrap(), format!("0x{}", "f".repeat(64)));
-        assert!(double_quantity("12").is_none());
     }
 
     #[test]

@@ -273,6 +273,10 @@ impl Testnet {
         for i in 0..spec.nodes {
             let mut sets: Vec<String> = TESTNET_SETS.iter().map(|s| s.to_string()).collect();
             sets.push(federation.trust_set());
+            if matches!(spec.backend, BackendKind::Sim) {
+                // Simulated chains have no real hashes, roots or proofs to verify against.
+                sets.push("integrity.mode=off".into());
+            }
             sets.extend(spec.sets.iter().cloned());
             let bootstrap = if i == 0 { vec![] } else { vec![format!("/ip4/127.0.0.1/tcp/{}", p2p_ports[0])] };
             let rpc_port =

@@ -197,7 +197,7 @@ pub struct FaultEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<usize>,
     /// As written in the scenario: `down`, `freeze`, `slow=200ms`, `errors=0.3`, `stale=5`, `lie`,
-    /// `censor=0x…`, `partition 0,1,2:3,4`, `restart`, `heal`.
+    /// `lie=balance,storage`, `censor=0x…`, `partition 0,1,2:3,4`, `restart`, `heal`.
     pub kind: String,
     /// Inject or heal.
     pub action: FaultAction,

@@ -333,7 +333,8 @@ async fn lie_alters_hashes_and_balances_consistently() {
     let proxy = proxy(&anvil).await;
     let url = proxy.http_url();
     anvil.deploy(LOG0_INIT).await; // block 1 with a log
-    anvil.mine(3).await; // head 4
+    anvil.deploy(LOG0_INIT).await; // block 2 with a log: the one `lie` (log-omit) leaves out
+    anvil.mine(2).await; // head 4
     let truth = anvil.call("eth_getBlockByNumber", json!(["latest", false])).await;
     let parent = anvil.call("eth_getBlockByNumber", json!(["0x3", false])).await;
     let balance = big(&anvil.call("eth_getBalance", json!([DEV, "latest"])).await);
@@ -434,3 +435,7 @@ async fn connections_are_bounded() {
     assert_eq!(proxy.stats().rejected_connections, 1);
     drop(open);
 }
+
+/// One lie per verifiable answer (`lie=KIND`), each caught by `rpcmesh-eth`.
+#[path = "fault_proxy/lies.rs"]
+mod lies;

@@ -1,4 +1,5 @@
-//! `rpcmesh status` and `rpcmesh peers`: the admin API as readable tables.
+//! `rpcmesh status`, `rpcmesh peers`, `rpcmesh routes`, `rpcmesh evidence`: the admin API as
+//! readable tables.
 
 use std::time::Duration;
 
@@ -48,6 +49,12 @@ impl AdminTarget {
 fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = rt.block_on(rpcmesh_node::admin::client::get_ok_with_token(url, token, Duration::from_secs(10)))?;
+    serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))
+}
+
+fn delete(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = rt.block_on(rpcmesh_node::admin::client::delete(url, token, Duration::from_secs(10)))?;
     serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))
 }
 
@@ -138,8 +145,21 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}  VETTED",
-        "PEER", "", "TRUST", "CONN", "CHAIN", "HEAD", "LAG", "HEALTH", "P50 MS", "UTIL", "AGE S", "ATTEST"
+        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} VETTED",
+        "PEER",
+        "",
+        "TRUST",
+        "CONN",
+        "CHAIN",
+        "HEAD",
+        "LAG",
+        "HEALTH",
+        "P50 MS",
+        "UTIL",
+        "AGE S",
+        "ATTEST",
+        "LIES",
+        "CORDON"
     );
     for p in v.get("providers").and_then(Value::as_array).into_iter().flatten() {
         let peer = display(&p["peer_id"]);
@@ -159,8 +179,13 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 .map(|us| format!("{:.2}", us as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into());
             let util = c["utilisation_permille"].as_u64().map(|u| format!("{}%", u / 10)).unwrap_or_default();
+            let cordon = p["cordons"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|x| x["chain_id"] == c["chain_id"]))
+                .map(|x| format!("{} (evidence {})", display(&x["kind"]), display(&x["evidence_id"])))
+                .unwrap_or_else(|| "-".into());
             println!(
-                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7}  {}",
+                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} {}",
                 short,
                 me,
                 trust,
@@ -173,6 +198,8 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 util,
                 age,
                 atts,
+                display(&p["proven_lies"]),
+                cordon,
                 vetted
             );
         }
@@ -253,6 +280,128 @@ pub fn routes(args: RoutesArgs) -> Result<(), Failure> {
             c["score"].as_f64().unwrap_or(0.0),
             reasons
         );
+    }
+    Ok(())
+}
+
+/// Arguments of `rpcmesh evidence`.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    #[command(subcommand)]
+    command: EvidenceCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum EvidenceCommand {
+    /// List the evidence bundles this node keeps (its own reports and proven ones from the mesh)
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Show one bundle: the decoded fields and the signed bytes anyone can re-check
+    Show {
+        /// Evidence id (from `rpcmesh evidence list`)
+        id: u64,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Lift the cordon of a provider (the evidence stays on record)
+    Clear {
+        /// The provider's PeerId or public key (hex)
+        peer: String,
+        /// Only this chain [default: every chain]
+        #[arg(long, value_name = "ID")]
+        chain: Option<u64>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+fn utc(ms: &Value) -> String {
+    ms.as_u64().map(rpcmesh_testnet::report::fmt::utc).unwrap_or_else(|| "-".into())
+}
+
+fn short(peer: String) -> String {
+    if peer.len() > 14 { format!("…{}", &peer[peer.len() - 12..]) } else { peer }
+}
+
+/// `rpcmesh evidence list|show|clear`.
+pub fn evidence(args: EvidenceArgs) -> Result<(), Failure> {
+    match args.command {
+        EvidenceCommand::List { target } => {
+            let v = fetch(&format!("{}/evidence", target.base()?), target.token().as_deref())?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            println!(
+                "{:>6}  {:<14} {:>6}  {:<26} {:<12} {:<20} {:<14} {:<8} CORDONING",
+                "ID", "ACCUSED", "CHAIN", "METHOD", "KIND", "WHEN (UTC)", "REPORTER", "VERIFIED"
+            );
+            for e in v["evidence"].as_array().into_iter().flatten() {
+                let reporter = if e["own"] == true { "this node".to_string() } else { short(display(&e["reporter"])) };
+                println!(
+                    "{:>6}  {:<14} {:>6}  {:<26} {:<12} {:<20} {:<14} {:<8} {}",
+                    display(&e["id"]),
+                    short(display(&e["accused"])),
+                    display(&e["chain_id"]),
+                    display(&e["method"]),
+                    display(&e["kind"]),
+                    utc(&e["issued_at_ms"]),
+                    reporter,
+                    if e["verified"] == true { "yes" } else { "no" },
+                    if e["cordoning"] == true { "yes" } else { "no" },
+                );
+            }
+        }
+        EvidenceCommand::Show { id, target } => {
+            let v = fetch(&format!("{}/evidence/{id}", target.base()?), target.token().as_deref())?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            println!("evidence   {}", display(&v["id"]));
+            println!("accused    {}", display(&v["accused"]));
+            println!("chain      {}", display(&v["chain_id"]));
+            println!("method     {}", display(&v["method"]));
+            println!("kind       {}", display(&v["kind"]));
+            println!("reported   {} by {}", utc(&v["issued_at_ms"]), display(&v["reporter"]));
+            println!("verified   {}", if v["verified"] == true { "yes (re-proven by this node)" } else { "no" });
+            println!(
+                "anchor     {} {}",
+                display(&v["decoded"]["anchor"]["number"]),
+                display(&v["decoded"]["anchor"]["hash"])
+            );
+            println!("request    {}", display(&v["decoded"]["request"]));
+            println!("response   {}", display(&v["decoded"]["response"]));
+            for (i, m) in v["decoded"]["material"].as_array().into_iter().flatten().enumerate() {
+                let m = display(m);
+                let cut = if m.len() > 200 {
+                    format!("{}… ({} bytes)", &m[..m.floor_char_boundary(200)], m.len())
+                } else {
+                    m
+                };
+                println!("material[{i}] {cut}");
+            }
+            println!("signed     {} bytes (--json for the hex)", display(&v["signed_hex"]).len() / 2);
+        }
+        EvidenceCommand::Clear { peer, chain, target } => {
+            let mut url = format!("{}/cordons/{peer}", target.base()?);
+            if let Some(c) = chain {
+                url.push_str(&format!("?chain={c}"));
+            }
+            let v = delete(&url, target.token().as_deref())?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            let chains = list(v.get("cleared_chains"));
+            if chains.is_empty() {
+                println!("{} had no cordon to clear", display(&v["peer"]));
+            } else {
+                println!("cleared the cordon of {} on chain(s) {chains}", display(&v["peer"]));
+            }
+        }
     }
     Ok(())
 }

@@ -107,7 +107,9 @@ enum TestnetCommand {
         dir: DirArg,
     },
     /// Inject a fault into one provider's node:
-    /// down | freeze | slow=200ms[±50ms] | errors=0.3 | stale=5 | lie | censor=ADDRESS | heal
+    /// down | freeze | slow=200ms[±50ms] | errors=0.3 | stale=5 | lie[=KIND,…] | censor=ADDRESS | heal
+    /// (lie KINDs: hash, balance, nonce, code, storage, proof, header, tx, receipt, log-data,
+    /// log-omit, call; `lie` alone: all of them)
     Fault {
         #[command(flatten)]
         dir: DirArg,

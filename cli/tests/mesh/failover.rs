@@ -100,11 +100,18 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub served_by: String,
+    /// `x-rpcmesh-verified`.
+    pub verified: String,
 }
 
 impl RpcClient {
     pub fn new(gateway_addr: &str) -> RpcClient {
-        RpcClient { client: Client::builder(TokioExecutor::new()).build_http(), url: format!("http://{gateway_addr}/") }
+        Self::at(format!("http://{gateway_addr}/"))
+    }
+
+    /// A client of exactly `url` (e.g. `http://127.0.0.1:8545/31337`).
+    pub fn at(url: String) -> RpcClient {
+        RpcClient { client: Client::builder(TokioExecutor::new()).build_http(), url }
     }
 
     pub async fn call_raw(&self, body: &str, headers: &[(&str, &str)]) -> Answer {
@@ -120,15 +127,16 @@ impl RpcClient {
         .expect("the gateway answers within 30 s")
         .expect("the gateway accepts the request");
         let status = resp.status().as_u16();
-        let served_by =
-            resp.headers().get("x-rpcmesh-served-by").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let served_by = header("x-rpcmesh-served-by");
+        let verified = header("x-rpcmesh-verified");
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Answer { status, body, served_by }
+        Answer { status, body, served_by, verified }
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Answer {

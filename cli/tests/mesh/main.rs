@@ -5,6 +5,7 @@
 mod attacker;
 mod clients;
 mod failover;
+mod integrity;
 mod safety;
 mod scenarios;
 mod support;

@@ -41,6 +41,13 @@ fn run(name: &str, duration: &str) {
     assert!(requests.iter().any(|q| q.served_by_node.is_some_and(|n| n != 0)), "{name}: nobody but node 0 served");
 }
 
+/// The verified-answers scenario on anvil: a node lying in every way reaches no strict client,
+/// on its own daemon's gateway included.
+#[test]
+fn lying_provider_in_strict_mode_has_no_wrong_answer() {
+    run("lying-provider-strict", "14s");
+}
+
 #[test]
 fn provider_outage_scenario_has_no_failed_request() {
     run("provider-outage", "16s");
@@ -62,5 +69,5 @@ fn every_shipped_scenario_parses() {
             n += 1;
         }
     }
-    assert_eq!(n, 9, "nine shipped scenarios");
+    assert_eq!(n, 10, "ten shipped scenarios");
 }

@@ -31,7 +31,7 @@ async fn three_sim_providers(
         SimBackend::spawn(chain, sim_addr()).await.unwrap(),
         SimBackend::spawn(chain, sim_addr()).await.unwrap(),
     ];
-    let mut sets = fast_sets();
+    let mut sets = sim_sets();
     sets.push(format!("announce.heartbeat_ms={heartbeat_ms}"));
     let a = start(spec(dir, "a", net, vec![(1, sims[0].http_url())], vec![], sets.clone())).await;
     let boot = a.p2p_addr().await.unwrap();
@@ -57,7 +57,7 @@ async fn five_nodes_see_all_providers_with_chains_and_heads() {
     let polygon_a = SimBackend::spawn(chain137, sim_addr()).await.unwrap();
     let polygon_b = SimBackend::spawn(chain137, sim_addr()).await.unwrap();
 
-    let node0 = start(spec(dir.path(), "n0", net, vec![(31337, anvil.url())], vec![], fast_sets())).await;
+    let node0 = start(spec(dir.path(), "n0", net, vec![(31337, anvil.url())], vec![], sim_sets())).await;
     let boot = node0.p2p_addr().await.unwrap();
     let mut nodes = vec![node0];
     for (i, sim) in sims.iter().enumerate() {
@@ -68,7 +68,7 @@ async fn five_nodes_see_all_providers_with_chains_and_heads() {
         if i == 3 {
             ups.push((137, polygon_b.http_url()));
         }
-        nodes.push(start(spec(dir.path(), &format!("n{}", i + 1), net, ups, vec![boot.clone()], fast_sets())).await);
+        nodes.push(start(spec(dir.path(), &format!("n{}", i + 1), net, ups, vec![boot.clone()], sim_sets())).await);
     }
     let expected_chains: Vec<Vec<u64>> = vec![vec![31337], vec![1], vec![1], vec![1, 137], vec![1, 137]];
 
@@ -109,9 +109,9 @@ async fn invalid_gossip_is_rejected_and_never_forwarded() {
     let chain = SimChain::with_history(1, 1000, 100);
     let sim_a = SimBackend::spawn(chain, sim_addr()).await.unwrap();
     let sim_b = SimBackend::spawn(chain, sim_addr()).await.unwrap();
-    let a = start(spec(dir.path(), "a", net, vec![(1, sim_a.http_url())], vec![], fast_sets())).await;
+    let a = start(spec(dir.path(), "a", net, vec![(1, sim_a.http_url())], vec![], sim_sets())).await;
     let a_addr = a.p2p_addr().await.unwrap();
-    let b = start(spec(dir.path(), "b", net, vec![(1, sim_b.http_url())], vec![a_addr.clone()], fast_sets())).await;
+    let b = start(spec(dir.path(), "b", net, vec![(1, sim_b.http_url())], vec![a_addr.clone()], sim_sets())).await;
     wait("B to see A", async || provider(&peers(&b).await, &a.peer_id).is_some()).await;
 
     // The attacker talks to A only.
@@ -245,7 +245,7 @@ async fn restarted_node_serves_its_persisted_view_at_once() {
 async fn upstream_on_the_wrong_chain_is_marked_unusable() {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimBackend::spawn(SimChain::with_history(1, 1000, 10), sim_addr()).await.unwrap();
-    let d = start(spec(dir.path(), "w", "mesh-wrong", vec![(5, sim.http_url())], vec![], fast_sets())).await;
+    let d = start(spec(dir.path(), "w", "mesh-wrong", vec![(5, sim.http_url())], vec![], sim_sets())).await;
     wait("the upstream to be marked wrong_chain", async || {
         d.admin_json("/status").await.is_ok_and(|s: Value| {
             s["chains"][0]["upstreams"][0]["state"] == "wrong_chain" && s["chains"][0]["upstreams"][0]["reported"] == 1

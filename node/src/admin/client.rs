@@ -96,6 +96,12 @@ pub async fn post_json(
     send_json(hyper::Method::POST, url, body, token, timeout).await
 }
 
+/// DELETEs `url` with the admin `token` (mutating endpoints need it), requiring a 2xx, and
+/// returns the body.
+pub async fn delete(url: &str, token: Option<&str>, timeout: Duration) -> Result<Bytes, AdminClientError> {
+    send(hyper::Method::DELETE, url, None, token, timeout).await
+}
+
 async fn send_json(
     method: hyper::Method,
     url: &str,
@@ -103,16 +109,31 @@ async fn send_json(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Bytes, AdminClientError> {
+    send(method, url, Some(body), token, timeout).await
+}
+
+async fn send(
+    method: hyper::Method,
+    url: &str,
+    body: Option<&serde_json::Value>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Bytes, AdminClientError> {
     let uri: hyper::Uri = url.parse().map_err(|_| AdminClientError::Url(url.into()))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<Bytes>>();
     let unreachable = |reason: String| AdminClientError::Unreachable { url: url.into(), reason };
-    let mut req =
-        hyper::Request::builder().method(method).uri(uri).header(hyper::header::CONTENT_TYPE, "application/json");
+    let mut req = hyper::Request::builder().method(method).uri(uri);
+    let bytes = match body {
+        Some(b) => {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+            Bytes::from(b.to_string())
+        }
+        None => Bytes::new(),
+    };
     if let Some(t) = token {
         req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let req =
-        req.body(http_body_util::Full::new(Bytes::from(body.to_string()))).map_err(|e| unreachable(e.to_string()))?;
+    let req = req.body(http_body_util::Full::new(bytes)).map_err(|e| unreachable(e.to_string()))?;
     let fut = async {
         let resp = client.request(req).await.map_err(|e| unreachable(e.to_string()))?;
         let status = resp.status().as_u16();

@@ -1,6 +1,7 @@
 //! The operator's HTTP API (default 127.0.0.1:8546): `/status`, `/peers`, `/health`, `/ready`,
-//! `/metrics`. JSON fields are documented in docs/admin-api.md. Read-only: it never blocks
-//! the daemon (snapshots are `Arc` clones, the swarm is asked through its handle).
+//! `/metrics`, `/evidence`, ... JSON fields are documented in docs/admin-api.md. It never blocks
+//! the daemon (snapshots are `Arc` clones, the swarm and the evidence task are asked through
+//! their handles). Mutating routes: `PUT /blocked`, `DELETE /cordons/{peer}`.
 
 pub mod auth;
 pub mod client;
@@ -11,16 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::{ChainConfig, TrustMode};
-use crate::mesh::{MeshSnapshot, ProviderView};
+use crate::evidence::{EvidenceError, EvidenceHandle};
+use crate::mesh::{CordonView, MeshSnapshot, ProviderView};
 use crate::metrics::SharedRegistry;
 use crate::p2p::P2pHandle;
 use crate::router::Router;
@@ -53,6 +55,8 @@ pub struct AdminState {
     pub router: Router,
     /// Verified relay receipts (for `/receipts`).
     pub receipts: crate::relay::ReceiptLog,
+    /// Evidence and cordons (for `/evidence`, `/cordons`).
+    pub evidence: EvidenceHandle,
     /// Start time.
     pub started: Instant,
     /// Who may call the API.
@@ -98,6 +102,9 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/explain", get(explain))
         .route("/receipts", get(receipts))
         .route("/blocked", get(blocked).put(set_blocked))
+        .route("/evidence", get(evidence_list))
+        .route("/evidence/{id}", get(evidence_show))
+        .route("/cordons/{peer}", delete(clear_cordons))
         .layer(axum::middleware::from_fn(request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::guard))
         .with_state(state)
@@ -220,6 +227,10 @@ pub struct PeerEntry<'a> {
     pub announcement_age_ms: u64,
     /// Gossipsub peer score, when connected.
     pub gossip_score: Option<f64>,
+    /// Chains it is cordoned on (proven wrong answers), with why and until when.
+    pub cordons: Vec<CordonView>,
+    /// Distinct wrong answers proven against it.
+    pub proven_lies: u32,
 }
 
 async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Response {
@@ -231,10 +242,15 @@ async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Resp
         .providers
         .iter()
         .filter(|p| q.chain.is_none_or(|c| p.chain(c).is_some()))
-        .map(|p| PeerEntry {
-            view: p,
-            announcement_age_ms: now.saturating_sub(p.announced_at_ms),
-            gossip_score: scores.get(&p.peer_id).copied(),
+        .map(|p| {
+            let standing = snap.standing(&p.key);
+            PeerEntry {
+                view: p,
+                announcement_age_ms: now.saturating_sub(p.announced_at_ms),
+                gossip_score: scores.get(&p.peer_id).copied(),
+                cordons: standing.map(|s| s.cordons.clone()).unwrap_or_default(),
+                proven_lies: standing.map_or(0, |s| s.proven_lies),
+            }
         })
         .collect();
     Json(PeersBody { generated_at_ms: snap.generated_at_ms, reference_heads: &snap.reference_heads, providers })
@@ -357,5 +373,68 @@ async fn set_blocked(State(s): State<AdminState>, Json(body): Json<BlockedBody>)
         Err(e) => {
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
         }
+    }
+}
+
+fn evidence_error(e: EvidenceError) -> Response {
+    let status = match e {
+        EvidenceError::Shutdown | EvidenceError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        EvidenceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        EvidenceError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+}
+
+/// `GET /evidence`: every kept bundle, oldest first.
+async fn evidence_list(State(s): State<AdminState>) -> Response {
+    match s.evidence.list().await {
+        Ok(list) => Json(serde_json::json!({ "evidence": list })).into_response(),
+        Err(e) => evidence_error(e),
+    }
+}
+
+/// `GET /evidence/{id}`: one bundle, its signed bytes (hex) and decoded.
+async fn evidence_show(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": format!("{id:?} is not an evidence id") })),
+        )
+            .into_response();
+    };
+    match s.evidence.show(id).await {
+        Ok(Some(detail)) => Json(detail).into_response(),
+        Ok(None) => {
+            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no evidence {id}") }))).into_response()
+        }
+        Err(e) => evidence_error(e),
+    }
+}
+
+/// Query of `DELETE /cordons/{peer}`.
+#[derive(Debug, Deserialize)]
+pub struct CordonQuery {
+    /// Only this chain (default: every chain).
+    pub chain: Option<u64>,
+}
+
+/// `DELETE /cordons/{peer}[?chain=ID]`: an operator lifts cordons (the evidence stays on record).
+async fn clear_cordons(
+    State(s): State<AdminState>,
+    Path(peer): Path<String>,
+    Query(q): Query<CordonQuery>,
+) -> Response {
+    let key = match rpcmesh_protocol::PublicKey::parse(&peer) {
+        Ok(k) => k,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": format!("{peer:?}: {e}") })))
+                .into_response();
+        }
+    };
+    match s.evidence.clear(key, q.chain).await {
+        Ok(chains) => {
+            Json(serde_json::json!({ "peer": key.to_peer_id().to_string(), "cleared_chains": chains })).into_response()
+        }
+        Err(e) => evidence_error(e),
     }
 }

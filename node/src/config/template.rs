@@ -121,6 +121,30 @@ broadcast_transactions = {bcast}
 eject_after_failures = {eject_n}
 eject_ms = {eject_ms}
 
+[integrity]
+# How far answers are verified (per request: header x-rpcmesh-verify: off|sample|strict).
+# "sample": CPU-only checks (block and transaction hashes) on every answer, and proofs, receipts
+# and the trusted chain on a share of answers that providers cannot predict (all answers of a
+# provider that failed a check in the last hour). "strict": every verifiable answer is fully
+# checked before it is used; an answer that cannot be verified is not used. "off": no checks.
+mode = {i_mode}
+# Distinct operators that must agree on a block hash before it is trusted (unset: a majority of
+# the eligible ones, at least 2 when 2 exist).
+{i_quorum}
+# Share of answers fully verified in sample mode (per mille).
+sample_permille = {i_sample}
+# Most blocks of one eth_getLogs range verified per request.
+max_log_blocks = {i_logs}
+# Reuse of a trusted head before asking the quorum again (ms), and trusted headers kept per chain.
+head_fresh_ms = {i_fresh}
+trusted_headers = {i_headers}
+# eth_blockNumber may run this far ahead of the quorum's highest head, or lag the trusted head (blocks).
+head_slack_blocks = {i_slack}
+max_lag_blocks = {i_lag}
+# Seconds a provider proven to have answered wrongly stays out of routing on that chain, unless
+# cleared first with `rpcmesh evidence clear PEER`.
+cordon_secs = {cordon_secs}
+
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
 open = {relay_open}
@@ -211,6 +235,17 @@ worker_threads = {worker_threads}
         bcast = c.routing.broadcast_transactions,
         eject_n = c.routing.eject_after_failures,
         eject_ms = c.routing.eject_ms,
+        i_mode = v(c.integrity.mode.label()),
+        i_quorum = match c.integrity.quorum {
+            Some(q) => format!("quorum = {q}"),
+            None => "# quorum = 2".to_string(),
+        },
+        i_sample = c.integrity.sample_permille,
+        i_logs = c.integrity.max_log_blocks,
+        i_fresh = c.integrity.head_fresh_ms,
+        i_headers = c.integrity.trusted_headers,
+        i_slack = c.integrity.head_slack_blocks,
+        i_lag = c.integrity.max_lag_blocks,
         relay_open = c.relay.open,
         relay_body = c.relay.max_body_bytes,
         relay_allow = v(&c.relay.allow_methods),
@@ -228,6 +263,7 @@ worker_threads = {worker_threads}
         att_max = c.store.max_attestations,
         ev_max = c.store.max_evidence,
         cache_mib = c.store.cache_mib,
+        cordon_secs = c.integrity.cordon_secs,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
         worker_threads = c.runtime.worker_threads,

@@ -28,7 +28,7 @@ use futures::StreamExt as _;
 use self::respond::{GatewayError, Ids, json_response};
 use crate::config::{ChainConfig, GatewayConfig};
 use crate::jsonrpc::{self, Call, Item};
-use crate::router::{RouteOptions, Routed, Router, Verified};
+use crate::router::{RouteOptions, Routed, Router, Verified, VerifyMode};
 
 /// Header naming who served a response.
 pub const SERVED_BY: &str = "x-rpcmesh-served-by";
@@ -39,6 +39,8 @@ pub const ATTEMPTS: &str = "x-rpcmesh-attempts";
 pub const VERIFIED: &str = "x-rpcmesh-verified";
 /// Request header switching failover per request: `on` or `off`.
 pub const FAILOVER: &str = "x-rpcmesh-failover";
+/// Request header choosing how far answers are verified: `off`, `sample` or `strict`.
+pub const VERIFY: &str = "x-rpcmesh-verify";
 
 /// Items of one batch routed at once: a batch of 1000 must not open 1000 upstream connections.
 pub const BATCH_CONCURRENCY: usize = 16;
@@ -59,6 +61,8 @@ struct GatewayInner {
     cors: Vec<String>,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
+    /// Verification mode of requests without `x-rpcmesh-verify`.
+    verify: VerifyMode,
 }
 
 /// What a call (single or batch) got.
@@ -88,7 +92,7 @@ impl Dispatched {
 
 impl Gateway {
     /// A gateway over `router` for the configured chains.
-    pub fn new(router: Router, cfg: &GatewayConfig, chains: &[ChainConfig]) -> Self {
+    pub fn new(router: Router, cfg: &GatewayConfig, chains: &[ChainConfig], verify: VerifyMode) -> Self {
         let aliases =
             chains.iter().flat_map(|c| c.aliases.iter().map(move |a| (a.to_ascii_lowercase(), c.id))).collect();
         let default_chain = if cfg.default_chain != 0 { Some(cfg.default_chain) } else { chains.first().map(|c| c.id) };
@@ -103,6 +107,7 @@ impl Gateway {
                 cors: cfg.cors_origins.clone(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
+                verify,
             }),
         }
     }
@@ -210,7 +215,7 @@ impl Gateway {
             out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET, OPTIONS"));
             out.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, x-rpcmesh-failover"),
+                HeaderValue::from_static("content-type, x-rpcmesh-failover, x-rpcmesh-verify"),
             );
             out.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -221,13 +226,23 @@ impl Gateway {
         }
     }
 
-    fn failover(&self, headers: &HeaderMap) -> Result<bool, GatewayError> {
-        match headers.get(FAILOVER).map(|v| v.to_str().map(str::to_ascii_lowercase)) {
-            None => Ok(self.inner.router.config().failover),
-            Some(Ok(v)) if v == "on" => Ok(true),
-            Some(Ok(v)) if v == "off" => Ok(false),
-            Some(_) => Err(GatewayError::BadHeader { name: FAILOVER, expected: "\"on\" or \"off\"" }),
-        }
+    /// Routing options of a client's request: its headers over the configured defaults.
+    fn options(&self, headers: &HeaderMap, addr: &SocketAddr) -> Result<RouteOptions, GatewayError> {
+        let failover = match headers.get(FAILOVER).map(|v| v.to_str().map(str::to_ascii_lowercase)) {
+            None => self.inner.router.config().failover,
+            Some(Ok(v)) if v == "on" => true,
+            Some(Ok(v)) if v == "off" => false,
+            Some(_) => return Err(GatewayError::BadHeader { name: FAILOVER, expected: "\"on\" or \"off\"" }),
+        };
+        let verify = match headers.get(VERIFY).map(|v| v.to_str().map(str::to_ascii_lowercase)) {
+            None => self.inner.verify,
+            Some(Ok(v)) => VerifyMode::parse(&v)
+                .ok_or(GatewayError::BadHeader { name: VERIFY, expected: "\"off\", \"sample\" or \"strict\"" })?,
+            Some(Err(_)) => {
+                return Err(GatewayError::BadHeader { name: VERIFY, expected: "\"off\", \"sample\" or \"strict\"" });
+            }
+        };
+        Ok(RouteOptions { failover, client: Some(client_key(addr)), verify })
     }
 }
 
@@ -277,13 +292,13 @@ async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: H
         Ok(c) => c,
         Err(e) => return e.respond(&Ids::Unknown),
     };
-    let failover = match gw.failover(&headers) {
-        Ok(f) => f,
+    let opts = match gw.options(&headers, &addr) {
+        Ok(o) => o,
         Err(e) => return e.respond(&Ids::Unknown),
     };
     // The session keeps the connection's place under `gateway.max_connections`.
     let permit = slot.and_then(|s| s.take());
-    ws::upgrade(gw.clone(), chain, RouteOptions { failover, client: Some(client_key(&addr)) }, upgrade, permit)
+    ws::upgrade(gw.clone(), chain, opts, upgrade, permit)
 }
 
 async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
@@ -301,11 +316,11 @@ async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: 
         Ok(c) => c,
         Err(e) => return e.respond(&body::ids_of(&body)),
     };
-    let failover = match gw.failover(headers) {
-        Ok(f) => f,
+    let opts = match gw.options(headers, &addr) {
+        Ok(o) => o,
         Err(e) => return e.respond(&body::ids_of(&body)),
     };
-    let d = gw.dispatch(chain, &body, RouteOptions { failover, client: Some(client_key(&addr)) }).await;
+    let d = gw.dispatch(chain, &body, opts).await;
     let mut resp = match d.body {
         Some(b) => json_response(StatusCode::OK, b),
         None => StatusCode::NO_CONTENT.into_response(),

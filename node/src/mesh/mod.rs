@@ -10,4 +10,4 @@ mod view;
 
 pub use state::{MeshSettings, MeshState};
 pub use task::{MeshInput, MeshTask};
-pub use view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source};
+pub use view::{AttestationSummary, ChainView, CordonView, Health, MeshSnapshot, ProviderView, Source, Standing};

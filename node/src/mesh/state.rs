@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
 use rpcmesh_protocol::{PublicKey, Signed};
 
-use super::view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source};
+use super::view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source, Standing};
 use crate::trust::{TrustPolicy, TrustStatus};
 use crate::upstream::{LatencyWindow, Sample};
 
@@ -81,6 +81,8 @@ pub struct MeshState {
     connected: HashSet<PublicKey>,
     /// Reference heads of the last snapshot: when they move, every provider's lag moves.
     last_reference: BTreeMap<u64, u64>,
+    /// Cordons and reputation, as the evidence task last sent them.
+    standings: Arc<HashMap<PublicKey, Standing>>,
 }
 
 impl MeshState {
@@ -94,7 +96,13 @@ impl MeshState {
             attestations: HashMap::new(),
             connected: HashSet::new(),
             last_reference: BTreeMap::new(),
+            standings: Arc::default(),
         }
+    }
+
+    /// Replaces the evidence standings (the evidence task sends them whole on every change).
+    pub fn set_standings(&mut self, standings: Arc<HashMap<PublicKey, Standing>>) {
+        self.standings = standings;
     }
 
     /// Drops the cached view of `key` (an input touched it).
@@ -337,7 +345,7 @@ impl MeshState {
         let mut providers: Vec<Arc<ProviderView>> =
             self.entries.values().filter_map(|e| e.view.as_ref().map(|c| c.view.clone())).collect();
         providers.sort_by(|a, b| b.is_self.cmp(&a.is_self).then_with(|| a.peer_id.cmp(&b.peer_id)));
-        MeshSnapshot::new(now_ms, reference, providers)
+        MeshSnapshot::new(now_ms, reference, providers).with_standings(self.standings.clone())
     }
 
     /// The first instant after `now_ms` at which a view built at `now_ms` could read

@@ -46,6 +46,8 @@ pub enum MeshInput {
         /// When, Unix ms.
         at_ms: u64,
     },
+    /// Every provider's cordons and reputation, whole (from the evidence task, on each change).
+    Standings(Arc<std::collections::HashMap<PublicKey, super::Standing>>),
 }
 
 /// Period of maintenance (expiry, trust re-judging, snapshot refresh).
@@ -229,6 +231,10 @@ impl MeshTask {
             }
             MeshInput::Probe { key, chain_id, latency_us, ok, head, at_ms } => {
                 self.state.apply_probe(&key, chain_id, latency_us, ok, head, at_ms);
+                true
+            }
+            MeshInput::Standings(standings) => {
+                self.state.set_standings(standings);
                 true
             }
         }

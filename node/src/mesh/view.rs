@@ -148,6 +148,42 @@ impl ProviderView {
     }
 }
 
+/// A provider not routed to on one chain because of proven evidence (see `node::evidence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CordonView {
+    /// The chain.
+    pub chain_id: u64,
+    /// Lie kind (`state`, `receipt`, ...).
+    pub kind: String,
+    /// Why, in words (method and evidence id).
+    pub reason: String,
+    /// When it began, Unix ms.
+    pub since_ms: u64,
+    /// When it lapses unless cleared earlier, Unix ms.
+    pub until_ms: u64,
+    /// PeerId of the reporter who signed the evidence.
+    pub reporter: String,
+    /// The evidence record (`GET /evidence/{id}`).
+    pub evidence_id: u64,
+}
+
+/// What proven evidence says about one provider: its active cordons and how many of its wrong
+/// answers were proven (a reputation counter: open trust mode may weigh it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Standing {
+    /// Active cordons, by chain.
+    pub cordons: Vec<CordonView>,
+    /// Distinct wrong answers proven against it (evidence kept in the store).
+    pub proven_lies: u32,
+}
+
+impl Standing {
+    /// The cordon on `chain_id`, if any.
+    pub fn cordon(&self, chain_id: u64) -> Option<&CordonView> {
+        self.cordons.iter().find(|c| c.chain_id == chain_id)
+    }
+}
+
 /// The whole mesh as this node sees it at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MeshSnapshot {
@@ -160,13 +196,33 @@ pub struct MeshSnapshot {
     pub providers: Vec<Arc<ProviderView>>,
     #[serde(skip)]
     index: HashMap<PublicKey, usize>,
+    /// Cordons and reputation by provider (also for providers not in the view). Shared between
+    /// snapshots: it changes only when evidence does.
+    #[serde(skip)]
+    pub standings: Arc<HashMap<PublicKey, Standing>>,
 }
 
 impl MeshSnapshot {
     /// Builds the lookup index.
     pub fn new(generated_at_ms: u64, reference_heads: BTreeMap<u64, u64>, providers: Vec<Arc<ProviderView>>) -> Self {
         let index = providers.iter().enumerate().map(|(i, p)| (p.key, i)).collect();
-        Self { generated_at_ms, reference_heads, providers, index }
+        Self { generated_at_ms, reference_heads, providers, index, standings: Arc::default() }
+    }
+
+    /// Attaches the evidence standings (cordons, reputation).
+    pub fn with_standings(mut self, standings: Arc<HashMap<PublicKey, Standing>>) -> Self {
+        self.standings = standings;
+        self
+    }
+
+    /// What evidence says about `key`, if anything.
+    pub fn standing(&self, key: &PublicKey) -> Option<&Standing> {
+        self.standings.get(key)
+    }
+
+    /// The active cordon of `key` on `chain_id`, if any.
+    pub fn cordon(&self, key: &PublicKey, chain_id: u64) -> Option<&CordonView> {
+        self.standings.get(key).and_then(|s| s.cordon(chain_id))
     }
 
     /// A provider by key.

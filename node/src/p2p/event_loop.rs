@@ -18,9 +18,11 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation, RelayResponse, RelayStatus};
+use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation, MessageHeader, RelayResponse, RelayStatus};
 use rpcmesh_protocol::replay::SeqTracker;
-use rpcmesh_protocol::validate::{Limits, ValidationContext, ValidationError, Verdict, Verified, decode_and_validate};
+use rpcmesh_protocol::validate::{
+    Limits, ValidationContext, ValidationError, Verdict, Verified, decode_and_validate, validate_header,
+};
 use rpcmesh_protocol::{Identity, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -73,6 +75,21 @@ pub enum P2pEvent {
         /// Its dialable listen addresses.
         addrs: Vec<Multiaddr>,
     },
+}
+
+/// A gossip message handed on before its verdict: the consumer judges it and answers with
+/// [`P2pHandle::report_validation`] (within gossipsub's cache window, a few heartbeats). Only the
+/// size and the header were checked here.
+#[derive(Debug)]
+pub struct InboundGossip {
+    /// Gossipsub's id of the message (needed for the verdict).
+    pub id: gossipsub::MessageId,
+    /// The peer that forwarded it (scored by the verdict).
+    pub from: PeerId,
+    /// The message bytes.
+    pub data: Vec<u8>,
+    /// When it arrived, Unix ms.
+    pub received_at_ms: u64,
 }
 
 /// An inbound relay request for the relay server.
@@ -135,6 +152,8 @@ pub struct P2pEventLoop {
     connected: HashSet<PeerId>,
     announcement_subscriptions: u64,
     libp2p_metrics: libp2p::metrics::Metrics,
+    /// Where evidence goes to be judged; without a consumer the topic is ignored.
+    evidence: Option<mpsc::Sender<InboundGossip>>,
 }
 
 /// Builds the swarm and its loop. The loop does nothing until [`P2pEventLoop::run`].
@@ -198,6 +217,7 @@ pub fn build(
         connected: HashSet::new(),
         announcement_subscriptions: 0,
         libp2p_metrics,
+        evidence: None,
     };
     Ok((P2pHandle::new(peer_id, tx, status_rx), event_loop))
 }
@@ -210,6 +230,14 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl P2pEventLoop {
+    /// Hands evidence-topic messages to `consumer` (after the cheap checks: size and header),
+    /// which must report each verdict with [`P2pHandle::report_validation`]. Without one, the
+    /// topic is ignored.
+    pub fn with_evidence(mut self, consumer: mpsc::Sender<InboundGossip>) -> Self {
+        self.evidence = Some(consumer);
+        self
+    }
+
     fn allowed(&self, addr: &Multiaddr) -> bool {
         is_dialable(addr) && (!self.settings.loopback_only || is_loopback(addr))
     }
@@ -350,6 +378,7 @@ impl P2pEventLoop {
                 }
                 self.publish_status();
             }
+            Command::ReportValidation { id, source, acceptance } => self.report(&id, &source, acceptance),
             Command::PeerScores { reply } => {
                 let gs = &self.swarm.behaviour().gossipsub;
                 let scores = self.connected.iter().filter_map(|p| gs.peer_score(p).map(|s| (*p, s))).collect();
@@ -526,9 +555,7 @@ impl P2pEventLoop {
                 Ok(P2pEvent::Attestation { msg, from: source, received_at_ms })
             }),
             TopicKind::Evidence => {
-                // Reserved: nothing valid is defined on it yet, so nothing is forwarded.
-                self.metrics.gossip(kind.label(), "ignore", "reserved_topic");
-                self.report(&id, &source, MessageAcceptance::Ignore);
+                self.on_evidence(source, id, message.data, &ctx);
                 return;
             }
         };
@@ -571,6 +598,38 @@ impl P2pEventLoop {
                 tracing::debug!(%source, kind = kind.label(), error = %e, outcome, "gossip message not accepted");
                 self.report(&id, &source, acceptance);
             }
+        }
+    }
+
+    /// Cheap checks inline (size, header: version, network, lifetime, expiry, skew), the rest in
+    /// the consumer. Counted here only when judged here; the consumer counts its own verdicts.
+    fn on_evidence(&mut self, source: PeerId, id: gossipsub::MessageId, data: Vec<u8>, ctx: &ValidationContext) {
+        let label = TopicKind::Evidence.label();
+        let Some(consumer) = self.evidence.clone() else {
+            self.metrics.gossip(label, "ignore", "no_consumer");
+            self.report(&id, &source, MessageAcceptance::Ignore);
+            return;
+        };
+        let limit = ctx.limits.max_evidence_bytes;
+        let checked = if data.len() > limit {
+            Err(ValidationError::Oversized { size: data.len(), limit })
+        } else {
+            rpcmesh_protocol::encoding::from_prefix::<MessageHeader>(&data)
+                .map_err(ValidationError::from)
+                .and_then(|h| validate_header(&h, ctx, ctx.limits.max_gossip_ttl_ms, 0))
+        };
+        if let Err(e) = checked {
+            let acceptance =
+                if e.verdict() == Verdict::Reject { MessageAcceptance::Reject } else { MessageAcceptance::Ignore };
+            let outcome = if acceptance == MessageAcceptance::Reject { "reject" } else { "ignore" };
+            self.metrics.gossip(label, outcome, e.code());
+            self.report(&id, &source, acceptance);
+            return;
+        }
+        let inbound = InboundGossip { id: id.clone(), from: source, data, received_at_ms: ctx.now_ms };
+        if consumer.try_send(inbound).is_err() {
+            self.metrics.gossip(label, "dropped", "node_busy");
+            self.report(&id, &source, MessageAcceptance::Ignore);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -75,6 +76,17 @@ pub enum Command {
     SetBlocked {
         /// The peers.
         peers: Vec<PeerId>,
+    },
+    /// The verdict on a gossip message the loop handed on unjudged (evidence, whose re-check is
+    /// too heavy for the loop). Gossipsub forwards it on `Accept` and lowers `source`'s score on
+    /// `Reject`; it holds the message for a few heartbeats only, so a late verdict is dropped.
+    ReportValidation {
+        /// The message.
+        id: MessageId,
+        /// The peer it came from.
+        source: PeerId,
+        /// The verdict.
+        acceptance: MessageAcceptance,
     },
     /// Gossipsub scores of connected peers.
     PeerScores {
@@ -174,6 +186,16 @@ impl P2pHandle {
     /// Blocks exactly `peers` (unblocking any other): their connections are closed and refused.
     pub async fn set_blocked(&self, peers: Vec<PeerId>) -> Result<(), P2pError> {
         self.send(Command::SetBlocked { peers }).await
+    }
+
+    /// Reports the verdict on a message received as [`InboundGossip`](super::InboundGossip).
+    pub async fn report_validation(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    ) -> Result<(), P2pError> {
+        self.send(Command::ReportValidation { id, source, acceptance }).await
     }
 
     /// Gossipsub scores of connected peers.

@@ -1,8 +1,9 @@
 //! libp2p networking. Only [`P2pEventLoop`] touches the `Swarm`; everything else holds a
 //! [`P2pHandle`].
 //!
-//! Data out: [`P2pEvent`]s (validated gossip, connections, identified addresses) and
-//! [`InboundRelay`]s, both on bounded channels the loop never waits on.
+//! Data out: [`P2pEvent`]s (validated gossip, connections, identified addresses),
+//! [`InboundRelay`]s, and evidence as [`InboundGossip`] (judged by its consumer, which answers
+//! with [`P2pHandle::report_validation`]), all on bounded channels the loop never waits on.
 
 mod admission;
 mod behaviour;
@@ -14,6 +15,6 @@ pub mod transport;
 
 pub use behaviour::{BehaviourSettings, protocol_version, score_thresholds};
 pub use codec::{RELAY_PROTOCOL, RelayCodec};
-pub use event_loop::{InboundRelay, P2pEvent, P2pEventLoop, P2pSettings, build};
+pub use event_loop::{InboundGossip, InboundRelay, P2pEvent, P2pEventLoop, P2pSettings, build};
 pub use handle::{Command, P2pError, P2pHandle, P2pStatus};
 pub use topics::{TopicKind, Topics};

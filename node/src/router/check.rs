@@ -8,17 +8,34 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::forward::{Call, Forward, Target};
 use super::outcome::{Answer, AttemptError};
+use crate::jsonrpc::Request;
 
 /// Checks the content of an answer before it is passed on.
 pub trait AnswerCheck: Send + Sync {
-    /// `answer` (possibly marked more verified), or why it must not be used.
+    /// A rewritten request to send to `target` instead of `call.req`, if the check needs one it
+    /// can verify (a `latest` state read pinned to the trusted head's number). Default: none.
+    fn prepare<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        target: Target,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<Request>, AttemptError>> + Send + 'a {
+        let _ = (call, target, deadline);
+        std::future::ready(Ok(None))
+    }
+
+    /// `answer` (possibly marked more verified), or why it must not be used. Material the check
+    /// fetches must arrive before `deadline`.
     fn check<'a>(
         &'a self,
         call: &'a Call<'a>,
         target: Target,
         answer: Answer,
+        deadline: Instant,
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a;
 }
 
@@ -32,6 +49,7 @@ impl AnswerCheck for NoCheck {
         _: &'a Call<'a>,
         _: Target,
         answer: Answer,
+        _: Instant,
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a {
         std::future::ready(Ok(answer))
     }
@@ -53,7 +71,18 @@ impl<F: Forward, C: AnswerCheck> Forward for Checked<F, C> {
         target: Target,
         budget: Duration,
     ) -> Result<Answer, AttemptError> {
-        let answer = self.inner.forward(call, target, budget).await?;
-        self.check.check(call, target, answer).await
+        let deadline = Instant::now() + budget;
+        let pinned = self.check.prepare(call, target, deadline).await?;
+        let pinned_call;
+        let call = match &pinned {
+            Some(req) => {
+                pinned_call = Call { req, ..*call };
+                &pinned_call
+            }
+            None => call,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = self.inner.forward(call, target, left).await?;
+        self.check.check(call, target, answer, deadline).await
     }
 }

@@ -38,6 +38,44 @@ impl Target {
     }
 }
 
+/// How much of an answer the answer-check layer verifies (`[integrity] mode`, overridden per
+/// request by `x-rpcmesh-verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// No content checks.
+    Off,
+    /// CPU-only checks on every answer; checks that need material (proofs, receipts, the
+    /// trusted chain) on a share of answers that providers cannot predict, and on every answer of
+    /// a provider after it failed one.
+    #[default]
+    Sample,
+    /// Every verifiable answer fully checked before it is used; an answer that cannot be verified
+    /// is not used.
+    Strict,
+}
+
+impl VerifyMode {
+    /// Reads a mode as written in config and headers.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "off" => Some(Self::Off),
+            "sample" => Some(Self::Sample),
+            "strict" => Some(Self::Strict),
+            _ => None,
+        }
+    }
+
+    /// As written in config and headers.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Sample => "sample",
+            Self::Strict => "strict",
+        }
+    }
+}
+
 /// One request on its way to targets.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
@@ -45,6 +83,8 @@ pub struct Call<'a> {
     pub chain_id: u64,
     /// The request.
     pub req: &'a Request,
+    /// How far its answer must be verified.
+    pub mode: VerifyMode,
 }
 
 impl Call<'_> {
@@ -143,7 +183,11 @@ impl Forward for Targets {
                     .await
                     .map_err(|e| relay_error(e, budget))?;
                 match reply.status {
-                    RelayStatus::Ok => judge_body(call.req, reply.body.into()),
+                    RelayStatus::Ok => {
+                        let mut answer = judge_body(call.req, reply.body.into())?;
+                        answer.receipt = reply.receipt.map(Box::new);
+                        Ok(answer)
+                    }
                     RelayStatus::Busy => Err(AttemptError::Busy),
                     RelayStatus::Refused if let Some(why) = reply.method_refusal() => {
                         Err(AttemptError::MethodRefused(why))

@@ -47,7 +47,7 @@ use tokio::time::Instant;
 
 pub use self::attempts::{AttemptSettings, Attempts, Failure, Outcome, Plan, Planned};
 use self::breaker::BreakerCell;
-pub use self::forward::{Call, DynForward, Forward, SharedForward, Target, Targets};
+pub use self::forward::{Call, DynForward, Forward, SharedForward, Target, Targets, VerifyMode};
 pub use self::outcome::{Answer, AttemptError, Class, Verified};
 pub use self::plan::Candidate;
 use self::plan::{PlanInput, Unplannable};
@@ -70,6 +70,8 @@ pub struct RouteOptions {
     pub failover: bool,
     /// Identifies the client connection for stickiness.
     pub client: Option<u64>,
+    /// How far answers must be verified.
+    pub verify: VerifyMode,
 }
 
 /// How a routed request ended, for metrics and headers.
@@ -115,6 +117,18 @@ impl Routed {
 #[derive(Clone)]
 pub struct Router {
     inner: Arc<Inner>,
+}
+
+/// A router handle that does not keep the router alive: for layers below it (the answer check
+/// asks the router who is eligible) without a reference cycle.
+#[derive(Clone)]
+pub struct WeakRouter(std::sync::Weak<Inner>);
+
+impl WeakRouter {
+    /// The router, while it exists.
+    pub fn upgrade(&self) -> Option<Router> {
+        self.0.upgrade().map(|inner| Router { inner })
+    }
 }
 
 struct Inner {
@@ -243,7 +257,7 @@ impl Router {
         };
         let budget_ms = self.inner.cfg.request_timeout_ms;
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
-        let call = Call { chain_id, req };
+        let call = Call { chain_id, req, mode: opts.verify };
         let broadcast = self.inner.cfg.broadcast_transactions as usize;
         let outcome = if call.is_send() && broadcast > 1 {
             self.inner.attempts.broadcast(&call, &plan, broadcast, deadline, budget_ms).await
@@ -272,8 +286,12 @@ impl Router {
                 Routed::error(req, METHOD_NOT_FOUND, &why, outcome.attempts)
             }
             Err(failure) => {
-                let msg =
-                    format!("no provider could serve the request after {} attempt(s): {failure}", outcome.attempts);
+                let what = if matches!(failure, Failure::Exhausted(AttemptError::Unverified(_))) {
+                    "no provider gave an answer that passed verification"
+                } else {
+                    "no provider could serve the request"
+                };
+                let msg = format!("{what} after {} attempt(s): {failure}", outcome.attempts);
                 Routed::error(req, RESOURCE_UNAVAILABLE, &msg, outcome.attempts)
             }
         }
@@ -282,8 +300,21 @@ impl Router {
     /// The best eligible provider for `method` on `chain_id`, skipping `exclude`: for state that
     /// lives on one provider (filters), which must then be asked with [`Router::call_target`].
     pub fn best_target(&self, chain_id: u64, method: &str, failover: bool, exclude: &[Target]) -> Option<Target> {
-        let opts = RouteOptions { failover, client: None };
+        let opts = RouteOptions { failover, client: None, verify: VerifyMode::Off };
         self.plan(chain_id, method, opts).ok()?.into_iter().map(|p| p.target).find(|t| !exclude.contains(t))
+    }
+
+    /// Every eligible target of `chain_id`, best first (own upstreams, then peers).
+    pub fn eligible_targets(&self, chain_id: u64) -> Vec<Target> {
+        let opts = RouteOptions { failover: true, client: None, verify: VerifyMode::Off };
+        self.plan(chain_id, "eth_getBlockByNumber", opts)
+            .map(|plan| plan.into_iter().map(|p| p.target).collect())
+            .unwrap_or_default()
+    }
+
+    /// A handle that does not keep the router alive.
+    pub fn downgrade(&self) -> WeakRouter {
+        WeakRouter(Arc::downgrade(&self.inner))
     }
 
     /// Sends `req` to exactly `target` (no failover) and returns the body of a successful or
@@ -296,7 +327,8 @@ impl Router {
         .ok_or(AttemptError::Unavailable("upstream gone"))?;
         let planned = Planned { target, hedge_delay: attempts::HEDGE_MAX, breaker };
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
-        let answer = self.inner.attempts.call_one(&Call { chain_id, req }, &planned, deadline).await?;
+        let answer =
+            self.inner.attempts.call_one(&Call { chain_id, req, mode: VerifyMode::Off }, &planned, deadline).await?;
         Ok(answer.body)
     }
 

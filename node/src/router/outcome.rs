@@ -5,7 +5,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use rpcmesh_protocol::messages::RelayStatus;
+use rpcmesh_protocol::Signed;
+use rpcmesh_protocol::messages::{Receipt, RelayStatus};
 
 use crate::jsonrpc::{Answered, Malformed, RpcError};
 
@@ -45,12 +46,15 @@ pub struct Answer {
     pub answered: Answered,
     /// What the answer checks established.
     pub verified: Verified,
+    /// The serving peer's signed receipt for this answer (relayed answers): what turns a wrong
+    /// answer into evidence. Boxed: most answers have none.
+    pub receipt: Option<Box<Signed<Receipt>>>,
 }
 
 impl Answer {
     /// An answer whose body was parsed into `answered`.
     pub fn new(body: Bytes, answered: Answered) -> Self {
-        Self { body, answered, verified: Verified::None }
+        Self { body, answered, verified: Verified::None, receipt: None }
     }
 
     /// The raw JSON of the result, if it is one.

@@ -42,6 +42,16 @@ pub enum Ineligible {
     Namespace,
     /// Its breaker ejected it after consecutive failures.
     Ejected,
+    /// Proven evidence of a wrong answer on this chain: not routed to until an operator clears
+    /// it or it lapses.
+    Cordoned {
+        /// Lie kind.
+        kind: Arc<str>,
+        /// Evidence record id.
+        evidence_id: u64,
+        /// When it lapses, Unix ms.
+        until_ms: u64,
+    },
 }
 
 impl fmt::Display for Ineligible {
@@ -55,6 +65,9 @@ impl fmt::Display for Ineligible {
             Self::Health { health, reason } => write!(f, "{}", format!("health {health:?}: {reason}").to_lowercase()),
             Self::Namespace => f.write_str("namespace not served"),
             Self::Ejected => f.write_str("ejected after consecutive failures"),
+            Self::Cordoned { kind, evidence_id, until_ms } => {
+                write!(f, "cordoned: proven {kind} lie (evidence {evidence_id}) until {until_ms} (Unix ms)")
+            }
         }
     }
 }
@@ -161,6 +174,13 @@ pub fn build(snapshot: Arc<MeshSnapshot>, breakers: &Breakers, max_lag: u64) -> 
             }
             if let Some(l) = c.lag_blocks.filter(|l| *l > max_lag as i64) {
                 reasons.push(Ineligible::Behind { blocks: l });
+            }
+            if let Some(cordon) = snapshot.cordon(&p.key, c.chain_id) {
+                reasons.push(Ineligible::Cordoned {
+                    kind: Arc::from(cordon.kind.as_str()),
+                    evidence_id: cordon.evidence_id,
+                    until_ms: cordon.until_ms,
+                });
             }
             let source = if p.attestations.is_empty() { "probes" } else { "probes/attestations" };
             chains.entry(c.chain_id).or_default().peers.push(PeerEntry {

@@ -95,7 +95,9 @@ impl Mesh {
     }
 
     async fn route(&self, method: &str) -> Routed {
-        self.router.route(CHAIN, &request(method), RouteOptions { failover: true, client: Some(7) }).await
+        self.router
+            .route(CHAIN, &request(method), RouteOptions { failover: true, client: Some(7), verify: VerifyMode::Off })
+            .await
     }
 }
 
@@ -172,8 +174,13 @@ async fn a_namespace_no_peer_serves_is_method_not_found() {
         RoutingConfig::default(),
         MethodPolicy::new(MethodRules::allow_all(), Default::default()),
     );
-    let r =
-        router.route(CHAIN, &request("debug_traceTransaction"), RouteOptions { failover: true, client: None }).await;
+    let r = router
+        .route(
+            CHAIN,
+            &request("debug_traceTransaction"),
+            RouteOptions { failover: true, client: None, verify: VerifyMode::Off },
+        )
+        .await;
     assert_eq!(error_code(&r.body), Some(-32601), "{}", String::from_utf8_lossy(&r.body));
     assert!(m.scripted.calls().is_empty());
 }
@@ -211,6 +218,6 @@ async fn ids_reach_the_client_byte_for_byte() {
         panic!()
     };
     assert_eq!(req.upstream_id(), Some(&b"1"[..]), "nodes get an id they echo");
-    let r = m.router.route(CHAIN, &req, RouteOptions { failover: true, client: None }).await;
+    let r = m.router.route(CHAIN, &req, RouteOptions { failover: true, client: None, verify: VerifyMode::Off }).await;
     assert_eq!(&r.body[..], br#"{"jsonrpc":"2.0","id":1.50,"result":"0x64"}"#);
 }

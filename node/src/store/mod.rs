@@ -8,7 +8,8 @@
 //! | the latest [`CapacityAnnouncement`] per provider | signer | a higher `seq` replaces it; [`Store::prune`] drops it once expired |
 //! | [`HealthAttestation`] history | `subject ‖ issued_at_ms ‖ attester ‖ chain_id` (big-endian, so one subject's history is one range, oldest first) | older than [`StoreConfig::attestation_ttl_ms`], or the oldest beyond [`StoreConfig::max_attestations`] |
 //! | the peer address book ([`PeerRecord`]) | peer | the caller removes it |
-//! | [`EvidenceRecord`]s | an id increasing with insertion | the oldest beyond [`StoreConfig::max_evidence`] |
+//! | [`EvidenceRecord`]s | an id increasing with insertion | the oldest beyond [`StoreConfig::max_evidence`], or older than the caller's cutoff ([`Store::prune_evidence_before`]) |
+//! | [`CordonRecord`]s | `accused ‖ chain_id` (big-endian) | the caller removes it (an operator's clear, expiry) |
 //!
 //! Protocol messages are stored as their canonical signed bytes and the store's own records with
 //! the same encoding (`rpcmesh_protocol::encoding`), so a value read back is byte-identical to
@@ -49,7 +50,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use error::{BackendError, StoreError};
-pub use records::{EvidenceRecord, IdentityMeta, PeerRecord};
+pub use records::{CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, IdentityMeta, PeerRecord};
 
 /// Version of the on-disk layout (trees, keys, value encodings) this build reads and writes.
 /// Bump it, and add a step to `Store::migrate`, whenever any of them changes.
@@ -121,6 +122,9 @@ struct Inner {
     peers: sled::Tree,
     /// `id(8, BE)` → evidence record.
     evidence: sled::Tree,
+    /// `accused(32) ‖ chain_id(8, BE)` → cordon record. Added without a schema bump: an older
+    /// build ignores the tree (and so forgets cordons on a downgrade, which is safe).
+    cordons: sled::Tree,
 }
 
 impl Drop for Inner {
@@ -152,6 +156,13 @@ fn attestation_key(att: &Signed<HealthAttestation>) -> [u8; ATT_KEY_LEN] {
     k[32..40].copy_from_slice(&att.body.header.issued_at_ms.to_be_bytes());
     k[40..72].copy_from_slice(&att.signer.0);
     k[72..].copy_from_slice(&att.body.chain_id.to_be_bytes());
+    k
+}
+
+fn cordon_key(accused: &PublicKey, chain_id: u64) -> [u8; KEY_LEN + 8] {
+    let mut k = [0u8; KEY_LEN + 8];
+    k[..KEY_LEN].copy_from_slice(&accused.0);
+    k[KEY_LEN..].copy_from_slice(&chain_id.to_be_bytes());
     k
 }
 
@@ -202,6 +213,7 @@ impl Store {
                 attestations_by_time: tree("attestations_by_time")?,
                 peers: tree("peers")?,
                 evidence: tree("evidence")?,
+                cordons: tree("cordons")?,
                 db,
                 cfg,
                 path,
@@ -221,7 +233,7 @@ impl Store {
         let inner = &self.inner;
         let Some(raw) = inner.meta.get(SCHEMA_KEY).map_err(|e| self.backend(e))? else {
             // The version is committed before `open` returns, so data without it is not ours.
-            let trees = [&inner.announcements, &inner.attestations, &inner.peers, &inner.evidence];
+            let trees = [&inner.announcements, &inner.attestations, &inner.peers, &inner.evidence, &inner.cordons];
             if trees.iter().any(|t| !t.is_empty()) {
                 return Err(self.corrupt("records present but no schema version".into()));
             }
@@ -370,6 +382,90 @@ impl Store {
                     tracing::warn!(key = %hex::encode(&key), "skipping an evidence entry with a malformed key");
                     None
                 }
+            })
+            .collect())
+    }
+
+    /// Calls `f` with every evidence record and its id, oldest first, one at a time (records may
+    /// be MiBs: this never holds more than one). Damaged entries are skipped with a warning.
+    pub fn for_each_evidence(&self, mut f: impl FnMut(u64, EvidenceRecord)) -> Result<(), StoreError> {
+        for entry in self.inner.evidence.iter() {
+            let (key, value) = entry.map_err(|e| self.backend(e))?;
+            let Ok(id) = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) else {
+                tracing::warn!(key = %hex::encode(&key), "skipping an evidence entry with a malformed key");
+                continue;
+            };
+            match self.decode::<EvidenceRecord>("evidence", &key, &value) {
+                Ok(rec) => f(id, rec),
+                Err(e) => tracing::warn!(error = %e, "skipping a damaged store entry"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The evidence record `id`.
+    pub fn evidence_by_id(&self, id: u64) -> Result<Option<EvidenceRecord>, StoreError> {
+        self.get_decoded(&self.inner.evidence, "evidence", &id.to_be_bytes())
+    }
+
+    /// Drops evidence recorded before `cutoff_ms` (oldest first; ids follow insertion, so the
+    /// scan stops at the first younger record). Returns how many were dropped.
+    pub fn prune_evidence_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in self.inner.evidence.iter() {
+            let (key, value) = entry.map_err(|e| self.backend(e))?;
+            match self.decode::<EvidenceRecord>("evidence", &key, &value) {
+                Ok(rec) if rec.at_ms >= cutoff_ms => break,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "removing a damaged evidence record"),
+            }
+            batch.remove(key);
+            n += 1;
+        }
+        self.inner.evidence.apply_batch(batch).map_err(|e| self.backend(e))?;
+        Ok(n)
+    }
+
+    /// Records or replaces the cordon of `accused` on `chain_id`.
+    pub fn put_cordon(&self, accused: &PublicKey, chain_id: u64, rec: &CordonRecord) -> Result<(), StoreError> {
+        let bytes = self.encode(rec, "cordon record")?;
+        self.inner.cordons.insert(cordon_key(accused, chain_id), bytes).map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    /// Removes the cordon of `accused` on `chain_id`, or on every chain when `None`.
+    pub fn remove_cordons(&self, accused: &PublicKey, chain_id: Option<u64>) -> Result<(), StoreError> {
+        match chain_id {
+            Some(c) => {
+                self.inner.cordons.remove(cordon_key(accused, c)).map_err(|e| self.backend(e))?;
+            }
+            None => {
+                let keys = self.collect_keys(self.inner.cordons.scan_prefix(accused.0), usize::MAX)?;
+                let mut batch = sled::Batch::default();
+                for k in keys {
+                    batch.remove(k);
+                }
+                self.inner.cordons.apply_batch(batch).map_err(|e| self.backend(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every cordon as `(accused, chain_id, record)`. Damaged entries are skipped with a warning.
+    pub fn cordons(&self) -> Result<Vec<(PublicKey, u64, CordonRecord)>, StoreError> {
+        let all = self.scan_decoded::<CordonRecord>(self.inner.cordons.iter(), "cordons")?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(key, rec)| {
+                let parsed = (key.len() == KEY_LEN + 8)
+                    .then(|| public_key_from(&key[..KEY_LEN]))
+                    .flatten()
+                    .zip(<[u8; 8]>::try_from(&key[KEY_LEN..]).ok().map(u64::from_be_bytes));
+                if parsed.is_none() {
+                    tracing::warn!(key = %hex::encode(&key), "skipping a cordon entry with a malformed key");
+                }
+                parsed.map(|(k, c)| (k, c, rec))
             })
             .collect())
     }

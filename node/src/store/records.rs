@@ -28,6 +28,12 @@ pub struct PeerRecord {
 
 /// Evidence of a provider's misbehaviour (a wrong answer with its receipt, equivocation...),
 /// kept for operators and researchers.
+///
+/// For a gossiped bundle (`node::evidence`): `kind` is the [`LieKind`] label, `detail` is
+/// [`EVIDENCE_VERIFIED`] or [`EVIDENCE_UNVERIFIED`], `data` the canonical `Signed<Evidence>`
+/// bytes (so it still verifies when read back).
+///
+/// [`LieKind`]: rpcmesh_protocol::messages::LieKind
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct EvidenceRecord {
     /// When it was recorded, Unix milliseconds.
@@ -40,4 +46,28 @@ pub struct EvidenceRecord {
     pub detail: String,
     /// Supporting bytes (e.g. an encoded receipt and the response it covers).
     pub data: Vec<u8>,
+}
+
+/// `EvidenceRecord::detail` of a bundle this node re-proved (anchor on its trusted chain, lie
+/// re-checked from the material).
+pub const EVIDENCE_VERIFIED: &str = "verified";
+/// `EvidenceRecord::detail` of a bundle this node reported but could not re-prove itself (no
+/// judge wired); it is not forwarded to a cordon elsewhere unless they prove it.
+pub const EVIDENCE_UNVERIFIED: &str = "unverified";
+
+/// A provider not routed to on one chain, because of proven evidence. Key: accused ‖ chain id.
+/// Kept apart from the evidence itself so that an operator's clearing survives restarts while
+/// the evidence stays on record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct CordonRecord {
+    /// When the cordon began, Unix milliseconds.
+    pub since_ms: u64,
+    /// When it lapses on its own, Unix milliseconds.
+    pub until_ms: u64,
+    /// The evidence record that caused it.
+    pub evidence_id: u64,
+    /// The lie kind's label.
+    pub kind: String,
+    /// Who signed the evidence.
+    pub reporter: PublicKey,
 }

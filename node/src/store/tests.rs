@@ -161,3 +161,47 @@ proptest! {
         prop_assert_eq!(&ia[8..], &ka[..]);
     }
 }
+
+fn evidence_at(at_ms: u64, n: u8) -> EvidenceRecord {
+    EvidenceRecord {
+        at_ms,
+        accused: Identity::from_secret_bytes([n; 32]).public_key(),
+        kind: "state".into(),
+        detail: EVIDENCE_VERIFIED.into(),
+        data: vec![n],
+    }
+}
+
+#[test]
+fn cordons_survive_a_reopen_and_clear_per_chain_or_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Identity::from_secret_bytes([1; 32]).public_key();
+    let b = Identity::from_secret_bytes([2; 32]).public_key();
+    let rec = |id| CordonRecord { since_ms: 1, until_ms: 2, evidence_id: id, kind: "state".into(), reporter: b };
+    {
+        let store = open(dir.path());
+        store.put_cordon(&a, 1, &rec(1)).unwrap();
+        store.put_cordon(&a, 137, &rec(2)).unwrap();
+        store.put_cordon(&b, 1, &rec(3)).unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let ids = |s: &Store| s.cordons().unwrap().into_iter().map(|(_, _, r)| r.evidence_id).collect::<Vec<_>>();
+    assert_eq!(ids(&store).len(), 3);
+    store.remove_cordons(&a, Some(137)).unwrap();
+    assert_eq!(store.cordons().unwrap().iter().filter(|(k, _, _)| *k == a).count(), 1);
+    store.remove_cordons(&a, None).unwrap();
+    assert_eq!(ids(&store), vec![3]);
+}
+
+#[test]
+fn evidence_is_pruned_by_age_and_read_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ids: Vec<u64> = (0..5).map(|i| store.put_evidence(&evidence_at(100 + i, i as u8)).unwrap()).collect();
+    assert_eq!(store.evidence_by_id(ids[2]).unwrap().unwrap().data, vec![2]);
+    assert_eq!(store.prune_evidence_before(103).unwrap(), 3);
+    assert!(store.evidence_by_id(ids[2]).unwrap().is_none());
+    assert_eq!(store.evidence().unwrap().len(), 2);
+    assert_eq!(store.prune_evidence_before(0).unwrap(), 0);
+}

@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use rpcmesh_node::config::{ChainConfig, GatewayConfig, RoutingConfig, UpstreamConfig};
 use rpcmesh_node::gateway::{ATTEMPTS, FAILOVER, Gateway, SERVED_BY};
 use rpcmesh_node::mesh::MeshSnapshot;
-use rpcmesh_node::router::{MethodPolicy, Router, SharedForward, Targets};
+use rpcmesh_node::router::{MethodPolicy, Router, SharedForward, Targets, VerifyMode};
 use rpcmesh_node::serve::{ServeLimits, serve};
 use rpcmesh_node::upstream::{HttpClient, ProberSettings, Upstream, UpstreamSet, run_prober};
 use rpcmesh_protocol::Identity;
@@ -264,7 +264,7 @@ async fn start_node(chains: &[ChainSpec<'_>], gateway: GatewayConfig, routing: R
     let forward = SharedForward::new(Targets { upstreams: upstreams.clone(), relay: None });
     let router = Router::new(own, upstreams, &configs, mesh, forward, routing, MethodPolicy::default());
     // Served as the daemon serves it: connection cap and header timeout from the config.
-    let app = Gateway::new(router.clone(), &gateway, &configs).app();
+    let app = Gateway::new(router.clone(), &gateway, &configs, VerifyMode::Off).app();
     let limits = ServeLimits {
         max_connections: gateway.max_connections,
         header_timeout: Duration::from_millis(gateway.header_timeout_ms),

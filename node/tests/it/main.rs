@@ -1,5 +1,6 @@
 //! rpcmesh-node integration tests: one binary.
 
+mod evidence;
 mod gateway;
 mod limits;
 mod store;

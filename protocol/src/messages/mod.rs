@@ -8,16 +8,19 @@
 //! | [`MembershipCert`] | a federation root key | inside announcements, and as a file |
 //! | [`VettingSummary`] | the vetting operator | inside a [`MembershipCert`], and as `report.sig` beside a vetting report |
 //! | [`RelayRequest`] / [`RelayResponse`] | not signed (the libp2p connection authenticates both ends) | request-response |
-//! | [`Receipt`] | the serving provider | inside [`RelayResponse`] |
+//! | [`Receipt`] | the serving provider | inside [`RelayResponse`], and inside [`Evidence`] |
+//! | [`Evidence`] | the reporter (the accused signed the embedded receipt) | gossip topic `rpcmesh/<net>/evidence/1` |
 
 mod announcement;
 mod attestation;
+mod evidence;
 mod header;
 mod membership;
 mod relay;
 
 pub use announcement::{BlockRef, CapacityAnnouncement, ChainCapacity};
 pub use attestation::HealthAttestation;
+pub use evidence::{Evidence, LieKind};
 pub use header::MessageHeader;
 pub use membership::{MembershipCert, VettingSummary, VettingVerdict};
 pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};

@@ -84,6 +84,18 @@ fn receipt_vector() {
 }
 
 #[test]
+fn evidence_vector() {
+    let signed = Signed::sign(evidence(&identity(1), &identity(2)), &identity(1));
+    check("evidence", &signed.to_bytes());
+    let back = Signed::<Evidence>::from_bytes(&read_vector("evidence")).unwrap();
+    back.verify().unwrap();
+    // The accused's receipt inside verifies on its own: it is what makes the bundle evidence.
+    back.body.receipt.verify().unwrap();
+    assert_eq!(back.body.receipt.signer, identity(2).public_key());
+    assert_eq!(back, signed);
+}
+
+#[test]
 fn relay_request_vector() {
     check("relay_request", &encoding::to_bytes(&relay_request()));
     assert_eq!(encoding::from_bytes::<RelayRequest>(&read_vector("relay_request")).unwrap(), relay_request());

@@ -66,12 +66,18 @@ proptest! {
     fn tampered_receipt_fails(r in arb_receipt(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(r, i, m) }
 
     #[test]
+    fn evidence_round_trips(e in arb_evidence()) { round_trip(e) }
+    #[test]
+    fn tampered_evidence_fails(e in arb_evidence(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(e, i, m) }
+
+    #[test]
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = Signed::<CapacityAnnouncement>::from_bytes(&bytes);
         let _ = Signed::<HealthAttestation>::from_bytes(&bytes);
         let _ = Signed::<MembershipCert>::from_bytes(&bytes);
         let _ = Signed::<VettingSummary>::from_bytes(&bytes);
         let _ = Signed::<Receipt>::from_bytes(&bytes);
+        let _ = Signed::<Evidence>::from_bytes(&bytes);
         let _ = encoding::from_bytes::<RelayRequest>(&bytes);
         let _ = encoding::from_bytes::<RelayResponse>(&bytes);
     }
@@ -104,6 +110,7 @@ fn flipping_every_byte_of_each_sample_fails_verification() {
     all(cert(&identity(1), &identity(200)).body);
     all(vetting_summary(&identity(1)));
     all(receipt(&identity(2)));
+    all(evidence(&identity(1), &identity(2)));
 }
 
 #[test]
@@ -123,4 +130,22 @@ fn batch_verification_agrees_with_single() {
     msgs[7].body.probes_ok = 0;
     assert!(rpcmesh_protocol::signed::verify_batch(&msgs).is_err());
     assert!(msgs[7].verify().is_err());
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Validation of arbitrary evidence never panics, and anything it accepts really binds the
+    /// accused's signed receipt to the bytes it carries.
+    #[test]
+    fn evidence_validation_is_total_and_sound(e in arb_evidence(), now in any::<u64>()) {
+        let signed = Signed::sign(e, &identity(1));
+        let ctx = rpcmesh_protocol::ValidationContext::new(signed.body.header.network_id.clone(), now);
+        if let Ok(v) = rpcmesh_protocol::validate::decode_and_validate::<Evidence>(&signed.to_bytes(), &ctx) {
+            let b = v.body();
+            prop_assert_eq!(b.receipt.signer, b.accused);
+            prop_assert_eq!(b.receipt.body.response_digest, rpcmesh_protocol::digest::sha256(&b.response));
+            prop_assert!(b.receipt.verify().is_ok());
+        }
+    }
 }

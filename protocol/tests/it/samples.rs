@@ -98,6 +98,39 @@ pub fn receipt(requester: &Identity) -> Receipt {
     }
 }
 
+pub const EVIDENCE_REQUEST: &[u8] =
+    br#"{"jsonrpc":"2.0","id":7,"method":"eth_getBalance","params":["0x00000000000000000000000000000000000000aa","0x1406f40"]}"#;
+pub const EVIDENCE_RESPONSE: &[u8] = br#"{"jsonrpc":"2.0","id":7,"result":"0xde0b6b3a7640000"}"#;
+
+/// `accused`'s receipt for [`EVIDENCE_REQUEST`] / [`EVIDENCE_RESPONSE`], asked by `requester`.
+pub fn evidence_receipt(requester: &Identity, accused: &Identity) -> Signed<Receipt> {
+    let body = Receipt {
+        header: MessageHeader::new(NET, 9002, T0 - 2_000, 2_000),
+        requester: requester.public_key(),
+        chain_id: 1,
+        request_digest: rpcmesh_protocol::digest::sha256(EVIDENCE_REQUEST),
+        response_digest: rpcmesh_protocol::digest::sha256(EVIDENCE_RESPONSE),
+        head: Some(21_000_000),
+    };
+    Signed::sign(body, accused)
+}
+
+/// `reporter`'s claim that `accused` lied about a balance (the proof is a stand-in: the protocol
+/// does not judge material, the node does).
+pub fn evidence(reporter: &Identity, accused: &Identity) -> Evidence {
+    Evidence {
+        header: MessageHeader::new(NET, 77, T0, 24 * 3600 * 1000),
+        accused: accused.public_key(),
+        chain_id: 1,
+        kind: LieKind::State,
+        request: EVIDENCE_REQUEST.to_vec(),
+        response: EVIDENCE_RESPONSE.to_vec(),
+        receipt: evidence_receipt(reporter, accused),
+        anchor: BlockRef { number: 21_000_000, hash: [0xab; 32] },
+        material: vec![br#"{"number":"0x1406f40"}"#.to_vec(), br#"{"balance":"0x0","accountProof":[]}"#.to_vec()],
+    }
+}
+
 pub fn relay_request() -> RelayRequest {
     RelayRequest {
         header: MessageHeader::new(NET, 9001, T0, 2_000),
@@ -256,6 +289,46 @@ pub fn arb_receipt() -> impl Strategy<Value = Receipt> {
             head,
         },
     )
+}
+
+pub fn arb_lie_kind() -> impl Strategy<Value = LieKind> {
+    prop_oneof![
+        Just(LieKind::Header),
+        Just(LieKind::Block),
+        Just(LieKind::Transaction),
+        Just(LieKind::Receipt),
+        Just(LieKind::Logs),
+        Just(LieKind::LogOmitted),
+        Just(LieKind::State),
+        Just(LieKind::Head),
+        Just(LieKind::Disagreement),
+    ]
+}
+
+pub fn arb_evidence() -> impl Strategy<Value = Evidence> {
+    (
+        arb_header(),
+        arb_key(),
+        any::<u64>(),
+        arb_lie_kind(),
+        (vec(any::<u8>(), 0..128), vec(any::<u8>(), 0..256)),
+        arb_receipt(),
+        (any::<u64>(), any::<[u8; 32]>()),
+        vec(vec(any::<u8>(), 0..64), 0..4),
+    )
+        .prop_map(|(header, accused, chain_id, kind, (request, response), receipt, (number, hash), material)| {
+            Evidence {
+                header,
+                accused,
+                chain_id,
+                kind,
+                request,
+                response,
+                receipt: Signed::sign(receipt, &identity(4)),
+                anchor: BlockRef { number, hash },
+                material,
+            }
+        })
 }
 
 pub fn arb_status() -> impl Strategy<Value = RelayStatus> {

@@ -692,6 +692,9 @@ async fn start_relay_only(testnet: &Testnet) -> Result<Daemon, String> {
     };
     let mut sets: Vec<String> = TESTNET_SETS.iter().map(|s| s.to_string()).collect();
     sets.push(testnet.federation().trust_set());
+    if matches!(spec.backend, crate::net::BackendKind::Sim) {
+        sets.push("integrity.mode=off".into());
+    }
     sets.extend(spec.sets.iter().cloned());
     let mut d = Daemon::init(DaemonSpec {
         bootstrap: vec![bootstrap],

@@ -30,6 +30,9 @@ const ANVIL_ACCOUNTS: &[&str] = &[
     "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
 ];
 
+/// The request header choosing how far answers are verified.
+const VERIFY_HEADER: &str = "x-rpcmesh-verify";
+
 /// One client loop's parameters.
 pub struct LoopSpec {
     /// Gateway node index.
@@ -46,6 +49,8 @@ pub struct LoopSpec {
     pub timeout: Duration,
     /// PRNG seed.
     pub seed: u64,
+    /// `x-rpcmesh-verify` to send, if any.
+    pub verify: Option<String>,
 }
 
 /// splitmix64: a small deterministic PRNG.
@@ -134,10 +139,11 @@ pub async fn run_loop(
         let sent = Instant::now();
         let answer: Result<(Value, Option<String>, u32), String> = match spec.transport {
             Transport::Http => {
-                let req = hyper::Request::post(&url)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| e.to_string());
+                let mut req = hyper::Request::post(&url).header("content-type", "application/json");
+                if let Some(v) = &spec.verify {
+                    req = req.header(VERIFY_HEADER, v.as_str());
+                }
+                let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string());
                 match req {
                     Ok(req) => match tokio::time::timeout(spec.timeout, async {
                         let resp = http.request(req).await.map_err(|e| e.to_string())?;
@@ -161,7 +167,9 @@ pub async fn run_loop(
                     Err(e) => Err(e),
                 }
             }
-            Transport::Ws => ws_call(&mut ws, &spec.addr, &body, next_id, spec.timeout).await.map(|v| (v, None, 0)),
+            Transport::Ws => ws_call(&mut ws, &spec.addr, spec.verify.as_deref(), &body, next_id, spec.timeout)
+                .await
+                .map(|v| (v, None, 0)),
         };
         let latency_us = sent.elapsed().as_micros() as u64;
         let (outcome, detail, served_by, attempts) = match answer {
@@ -204,6 +212,7 @@ type WsConn = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 async fn ws_call(
     conn: &mut Option<WsConn>,
     addr: &str,
+    verify: Option<&str>,
     body: &str,
     id: u64,
     timeout: Duration,
@@ -211,7 +220,13 @@ async fn ws_call(
     use tokio_tungstenite::tungstenite::Message;
     let fut = async {
         if conn.is_none() {
-            let (c, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.map_err(|e| e.to_string())?;
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+            let mut req = format!("ws://{addr}/").into_client_request().map_err(|e| e.to_string())?;
+            if let Some(v) = verify {
+                let value = v.parse().map_err(|_| format!("bad {VERIFY_HEADER} value {v:?}"))?;
+                req.headers_mut().insert(VERIFY_HEADER, value);
+            }
+            let (c, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| e.to_string())?;
             *conn = Some(c);
         }
         let c = conn.as_mut().ok_or("no connection")?;

@@ -24,7 +24,7 @@
 //! [[timeline]]
 //! at = "10s"
 //! node = 0
-//! fault = "down"         # down | freeze | slow=200ms | errors=0.3 | stale=5 | lie | censor=0x.. | heal
+//! fault = "down"         # down | freeze | slow=200ms | errors=0.3 | stale=5 | lie[=balance,…] | censor=0x.. | heal
 //! phase = "outage"       # optional: a phase starts here
 //!
 //! [[timeline]]
@@ -115,6 +115,10 @@ pub struct Load {
     /// Per-request client timeout, ms.
     #[serde(default = "default_client_timeout")]
     pub timeout_ms: u64,
+    /// `x-rpcmesh-verify` sent with every request (`off`, `sample`, `strict`); unset: the
+    /// daemons' configured mode.
+    #[serde(default)]
+    pub verify: Option<String>,
 }
 
 fn default_gateways() -> Vec<usize> {
@@ -216,6 +220,11 @@ impl Scenario {
         }
         if !matches!(self.load.transport.as_str(), "http" | "ws" | "both") {
             return Err(format!("load.transport {:?}: use http, ws or both", self.load.transport));
+        }
+        if let Some(v) = &self.load.verify
+            && !matches!(v.as_str(), "off" | "sample" | "strict")
+        {
+            return Err(format!("load.verify {v:?}: use off, sample or strict"));
         }
         if let Some(g) = self.load.gateways.iter().find(|g| **g >= n) {
             return Err(format!("load.gateways names node {g}, but there are {n} nodes"));

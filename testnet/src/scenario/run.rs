@@ -154,6 +154,7 @@ async fn measured_run(
                 methods: scenario.load.methods.clone(),
                 timeout: Duration::from_millis(scenario.load.timeout_ms),
                 seed,
+                verify: scenario.load.verify.clone(),
             };
             loops.push(tokio::spawn(run_loop(
                 spec,

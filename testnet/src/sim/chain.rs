@@ -329,8 +329,10 @@ pub(crate) struct View<'a> {
     pub chain: &'a SimChain,
     /// Highest block this backend has; blocks above it do not exist for it.
     pub head: u64,
-    /// Alter block hashes (a consistent fake hash chain) and balances.
-    pub lie: bool,
+    /// Alter block hashes (a consistent fake hash chain).
+    pub lie_hashes: bool,
+    /// Double balances.
+    pub lie_balances: bool,
     /// Hide this address: zero balance, no logs.
     pub censor: Option<Address>,
 }
@@ -338,12 +340,16 @@ pub(crate) struct View<'a> {
 impl<'a> View<'a> {
     /// The honest view with the given head.
     pub fn truth(chain: &'a SimChain, head: u64) -> Self {
-        Self { chain, head, lie: false, censor: None }
+        Self { chain, head, lie_hashes: false, lie_balances: false, censor: None }
     }
 
     /// Block hash as this view reports it.
     pub fn hash(&self, n: u64) -> Hash32 {
-        if self.lie { numbered_hash(b"rpcmesh-sim/lie", self.chain.chain_id, n) } else { self.chain.block_hash(n) }
+        if self.lie_hashes {
+            numbered_hash(b"rpcmesh-sim/lie", self.chain.chain_id, n)
+        } else {
+            self.chain.block_hash(n)
+        }
     }
 
     /// Number of the block this view knows under `hash`, if any.
@@ -399,7 +405,7 @@ impl<'a> View<'a> {
     pub fn balance(&self, address: &Address) -> u128 {
         if self.censor.as_ref() == Some(address) {
             0
-        } else if self.lie {
+        } else if self.lie_balances {
             self.chain.balance(address).saturating_mul(2)
         } else {
             self.chain.balance(address)
@@ -489,7 +495,7 @@ mod tests {
         assert_eq!(CHAIN.block(0)["parentHash"], hex0x(&[0u8; 32]));
         assert_eq!(CHAIN.block_number_of(&CHAIN.block_hash(123_456)), Some(123_456));
         assert_ne!(CHAIN.block_hash(1), SimChain::new(8, 1_000_000, 1000).block_hash(1));
-        let liar = View { lie: true, ..View::truth(&CHAIN, 10) };
+        let liar = View { lie_hashes: true, ..View::truth(&CHAIN, 10) };
         assert_ne!(liar.hash(3), CHAIN.block_hash(3));
         assert_eq!(liar.block_number_of(&liar.hash(3)), Some(3));
         assert_eq!(liar.block_number_of(&CHAIN.block_hash(3)), None);

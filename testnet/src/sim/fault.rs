@@ -39,9 +39,20 @@ pub enum Fault {
         /// How many blocks behind the chain head.
         blocks: u64,
     },
-    /// A liar: block hashes (and parent hashes, log block hashes) come from a consistent fake hash
-    /// chain, and balances are doubled. Heads, timestamps and logs otherwise match the truth.
+    /// A liar in every way of [`LieKind`] at once (`lie`). The simulated backend models two of
+    /// them: block hashes (and parent hashes, log block hashes) come from a consistent fake hash
+    /// chain, and balances are doubled; heads, timestamps and logs otherwise match the truth. The
+    /// fault proxy in front of a real node models every kind
+    /// ([`crate::fault_proxy`]).
     Lie,
+    /// A liar in the listed ways only (`lie=balance,storage`), so a test can aim at one check of
+    /// the integrity layer at a time. The simulated backend acts on [`LieKind::Hash`] and
+    /// [`LieKind::Balance`] and answers the rest truthfully; the fault proxy acts on every kind.
+    /// All kinds at once is [`Fault::Lie`] (what [`crate::faults::parse_fault`] gives).
+    LieAbout {
+        /// What the node lies about.
+        kinds: LieKinds,
+    },
     /// A censor of one address: `eth_sendRawTransaction` whose raw bytes contain it fails with
     /// `-32003 transaction rejected`; its balance reads 0 and logs emitted by or mentioning it
     /// (`from`/`to` topics) are left out of `eth_getLogs`.
@@ -68,9 +79,19 @@ impl Fault {
             Fault::Slow { .. } => "slow",
             Fault::Errors { .. } => "errors",
             Fault::Stale { .. } => "stale",
-            Fault::Lie => "lie",
+            Fault::Lie | Fault::LieAbout { .. } => "lie",
             Fault::Censor { .. } => "censor",
             Fault::Overload { .. } => "overload",
+        }
+    }
+
+    /// What a lying fault lies about: every kind for [`Fault::Lie`], `None` for faults that do
+    /// not lie.
+    pub fn lies(&self) -> Option<LieKinds> {
+        match self {
+            Fault::Lie => Some(LieKinds::ALL),
+            Fault::LieAbout { kinds } => Some(*kinds),
+            _ => None,
         }
     }
 
@@ -78,6 +99,145 @@ impl Fault {
     /// connections are being dropped).
     pub(crate) fn holds_requests(&self) -> bool {
         matches!(self, Fault::Freeze | Fault::Down)
+    }
+}
+
+/// One way a node can lie: one answer the integrity layer can check and must catch. Lies never
+/// touch `eth_chainId`, `net_version`, `eth_blockNumber` or block numbers, so the liar looks
+/// healthy to every probe that does not check content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LieKind {
+    /// `hash`: block hashes come from a consistent fake chain (`hash`, `parentHash`, and
+    /// `blockHash` in transactions, receipts and logs); the liar answers for its fake hashes.
+    Hash,
+    /// `balance`: `eth_getBalance` answers twice the balance (1 ether for an empty account).
+    Balance,
+    /// `nonce`: `eth_getTransactionCount` answers one more.
+    Nonce,
+    /// `code`: `eth_getCode` answers altered bytecode (`0x00` for an account without code).
+    Code,
+    /// `storage`: `eth_getStorageAt` answers the word with its lowest bit flipped.
+    Storage,
+    /// `proof`: `eth_getProof` answers the balance, nonce and storage values the other state
+    /// lies tell, with the true proof nodes: an answer its own proof refutes.
+    Proof,
+    /// `header`: blocks carry an altered `stateRoot` under their true `hash`.
+    Header,
+    /// `tx`: transactions (by hash, by block and index, and inside full blocks) carry an altered
+    /// `value` under their true `hash`.
+    Tx,
+    /// `receipt`: receipts (`eth_getTransactionReceipt`, `eth_getBlockReceipts`) have their
+    /// `status` flipped.
+    Receipt,
+    /// `log-data`: every log of `eth_getLogs` has altered `data`.
+    LogData,
+    /// `log-omit`: `eth_getLogs` leaves out the last log it would return.
+    LogOmit,
+    /// `call`: `eth_call` returns altered bytes (nothing can prove this one; only a second
+    /// provider can contradict it).
+    Call,
+}
+
+impl LieKind {
+    /// Every kind, in the order of their names in specs and messages.
+    pub const ALL: [LieKind; 12] = [
+        LieKind::Hash,
+        LieKind::Balance,
+        LieKind::Nonce,
+        LieKind::Code,
+        LieKind::Storage,
+        LieKind::Proof,
+        LieKind::Header,
+        LieKind::Tx,
+        LieKind::Receipt,
+        LieKind::LogData,
+        LieKind::LogOmit,
+        LieKind::Call,
+    ];
+
+    /// Its name in fault specs (`lie=NAME,NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LieKind::Hash => "hash",
+            LieKind::Balance => "balance",
+            LieKind::Nonce => "nonce",
+            LieKind::Code => "code",
+            LieKind::Storage => "storage",
+            LieKind::Proof => "proof",
+            LieKind::Header => "header",
+            LieKind::Tx => "tx",
+            LieKind::Receipt => "receipt",
+            LieKind::LogData => "log-data",
+            LieKind::LogOmit => "log-omit",
+            LieKind::Call => "call",
+        }
+    }
+
+    /// The kind named `name` in a fault spec.
+    pub fn from_name(name: &str) -> Option<LieKind> {
+        LieKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of [`LieKind`]s; `Copy`, so a fault stays cheap to pass around and compare.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct LieKinds(u16);
+
+impl LieKinds {
+    /// No lie at all.
+    pub const NONE: LieKinds = LieKinds(0);
+    /// Every kind (what [`Fault::Lie`] lies about).
+    pub const ALL: LieKinds = LieKinds((1 << LieKind::ALL.len()) - 1);
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: LieKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// The set with `kind` added.
+    #[must_use]
+    pub fn with(self, kind: LieKind) -> LieKinds {
+        LieKinds(self.0 | kind.bit())
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in [`LieKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = LieKind> {
+        LieKind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+}
+
+impl From<LieKind> for LieKinds {
+    fn from(kind: LieKind) -> Self {
+        LieKinds::NONE.with(kind)
+    }
+}
+
+impl FromIterator<LieKind> for LieKinds {
+    fn from_iter<I: IntoIterator<Item = LieKind>>(iter: I) -> Self {
+        iter.into_iter().fold(LieKinds::NONE, LieKinds::with)
+    }
+}
+
+/// As in a fault spec: `balance,storage`.
+impl std::fmt::Display for LieKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.iter().map(LieKind::name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl std::fmt::Debug for LieKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LieKinds({self})")
     }
 }
 
@@ -120,6 +280,22 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lie_kinds_are_a_set_with_stable_names() {
+        assert_eq!(LieKinds::ALL.iter().collect::<Vec<_>>(), LieKind::ALL);
+        for kind in LieKind::ALL {
+            assert_eq!(LieKind::from_name(kind.name()), Some(kind));
+            assert!(LieKinds::ALL.contains(kind) && !LieKinds::NONE.contains(kind));
+        }
+        let two: LieKinds = [LieKind::Storage, LieKind::Balance, LieKind::Storage].into_iter().collect();
+        assert_eq!(two.to_string(), "balance,storage");
+        assert!(!two.contains(LieKind::Nonce) && !two.is_empty() && LieKinds::NONE.is_empty());
+        assert_eq!(Fault::Lie.lies(), Some(LieKinds::ALL));
+        assert_eq!(Fault::LieAbout { kinds: two }.lies(), Some(two));
+        assert_eq!(Fault::LieAbout { kinds: two }.name(), "lie");
+        assert_eq!(Fault::Down.lies(), None);
+    }
 
     #[test]
     fn prng_is_seeded_and_bounded() {

@@ -58,8 +58,8 @@ pub use chain::{
     Address, FINALIZED_DEPTH, GAS_LIMIT, Hash32, MAX_LOGS_PER_BLOCK, MIN_LOGS_PER_BLOCK, PRIORITY_FEE_WEI, SAFE_DEPTH,
     SIM_ACCOUNTS, SIM_CONTRACTS, SimChain, TRANSFER_GAS, TRANSFER_TOPIC, WEI_PER_ETH, now_ms, transaction_hash,
 };
-pub use fault::Fault;
 pub(crate) use fault::SplitMix64;
+pub use fault::{Fault, LieKind, LieKinds};
 pub use pool::{SimTxPool, TXPOOL_CAPACITY};
 pub use rpc::{
     MAX_BATCH_CALLS, MAX_LOG_BLOCK_RANGE, MAX_LOGS_PER_QUERY, MAX_SUBSCRIPTIONS_PER_CONNECTION, REVERT_SELECTOR,

@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::chain::{SimChain, View, now_ms};
-use super::fault::Fault;
+use super::fault::{Fault, LieKind};
 use super::pool::SimTxPool;
 use super::rpc::{Engine, Handled, Subscriptions};
 use super::ws;
@@ -164,9 +164,13 @@ impl Shared {
         let mut view = View::truth(&self.chain, self.chain.head_at(now_ms()));
         match fault {
             Fault::Stale { blocks } => view.head = view.head.saturating_sub(*blocks),
-            Fault::Lie => view.lie = true,
             Fault::Censor { address } => view.censor = Some(*address),
             _ => {}
+        }
+        // The sim has no state proofs, transactions or receipts to lie about: it models these two.
+        if let Some(kinds) = fault.lies() {
+            view.lie_hashes = kinds.contains(LieKind::Hash);
+            view.lie_balances = kinds.contains(LieKind::Balance);
         }
         view
     }

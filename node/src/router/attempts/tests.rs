@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::jsonrpc::Malformed;
+use crate::router::VerifyMode;
 use crate::router::breaker::Admission;
 use crate::router::check::{AnswerCheck, Checked};
 use crate::router::outcome::CheckFailure;
@@ -32,7 +33,7 @@ fn ms(n: u64) -> Duration {
 
 async fn run<F: Forward>(a: &Attempts<F>, plan: &[Planned], method: &str, budget: Duration) -> Outcome {
     let req = request(method);
-    let call = Call { chain_id: 1, req: &req };
+    let call = Call { chain_id: 1, req: &req, mode: VerifyMode::Off };
     a.run(&call, plan, Instant::now() + budget, budget.as_millis() as u64).await
 }
 
@@ -307,6 +308,7 @@ impl AnswerCheck for RejectFrom {
         _: &'a Call<'a>,
         target: Target,
         answer: Answer,
+        _: Instant,
     ) -> impl std::future::Future<Output = Result<Answer, AttemptError>> + Send + 'a {
         let bad = target == self.0;
         async move {
@@ -338,7 +340,7 @@ async fn a_broadcast_goes_to_n_targets_at_once_and_the_first_result_wins() {
     let a = Attempts::new(s.clone(), settings(true));
     let plan = [planned(A, 40), planned(B, 40), planned(C, 40)];
     let req = request("eth_sendRawTransaction");
-    let call = Call { chain_id: 1, req: &req };
+    let call = Call { chain_id: 1, req: &req, mode: VerifyMode::Off };
     let o = a.broadcast(&call, &plan, 2, Instant::now() + ms(1000), 1000).await;
     assert_eq!((winner(&o), o.attempts), (B, 2), "a result beats an earlier caller error");
     assert_eq!(s.calls_to(C), 0, "only the first two");

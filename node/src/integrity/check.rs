@@ -1,0 +1,691 @@
+//! The integrity answer check: the [`AnswerCheck`] that verifies answers against the trusted
+//! chain ([`super::anchor`]) with material from other operators ([`super::source`]), judged by
+//! [`super::judge`].
+//!
+//! Per answer: CPU-only checks (header hash, transaction hash and sender) whenever the mode is
+//! not `off`; checks that need material (the trusted header, a proof, the block's receipts) on
+//! every answer in `strict` mode and on a keyed-hash sample in `sample` mode (every answer of a
+//! provider that failed a check recently). A proven lie from a peer becomes evidence; in
+//! `strict` mode an answer that cannot be verified is not used, so the attempt layer goes to
+//! the next operator exactly as after a transport error.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rpcmesh_eth::{B256, BlockId, bloom_may_match, json, logs::FilterBlocks, parse_logs, verify_header_of};
+use rpcmesh_protocol::messages::{BlockRef, Evidence, LieKind, MessageHeader};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::anchor::Anchors;
+use super::claim::{BlockSel, Claim, block_param_index, claim_of};
+use super::judge::{self, Verdict};
+use super::source::Source;
+use super::{EvidenceSink, IntegrityMetrics};
+use crate::jsonrpc::Request;
+use crate::router::check::AnswerCheck;
+use crate::router::outcome::CheckFailure;
+use crate::router::{Answer, AttemptError, Call, Target, Verified, VerifyMode};
+
+/// Operators other than the one that answered asked for material before it is asked itself.
+pub const MATERIAL_SOURCES: usize = 2;
+
+/// After a failed check, every answer of that provider is fully checked for this long.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(3600);
+
+/// Tuning of the check.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckSettings {
+    /// Share of answers fully checked in `sample` mode, per mille.
+    pub sample_permille: u16,
+    /// Most blocks of an `eth_getLogs` range verified; wider ranges pass unverified.
+    pub max_log_blocks: u64,
+    /// How far `eth_blockNumber` may be above the highest head the quorum reported, blocks.
+    pub head_slack_blocks: u64,
+    /// How far `eth_blockNumber` may be behind the trusted head, blocks.
+    pub max_lag_blocks: u64,
+}
+
+/// The integrity [`AnswerCheck`].
+pub struct IntegrityCheck {
+    anchors: Arc<Anchors>,
+    source: Arc<Source>,
+    settings: CheckSettings,
+    /// Keyed per process: providers cannot tell which answers are sampled.
+    sampler: std::collections::hash_map::RandomState,
+    suspects: Mutex<HashMap<Target, Instant>>,
+    evidence: Arc<dyn EvidenceSink>,
+    metrics: IntegrityMetrics,
+}
+
+impl IntegrityCheck {
+    /// A check over `anchors`, reporting lies to `evidence`.
+    pub fn new(
+        anchors: Arc<Anchors>,
+        source: Arc<Source>,
+        settings: CheckSettings,
+        evidence: Arc<dyn EvidenceSink>,
+        metrics: IntegrityMetrics,
+    ) -> Self {
+        Self {
+            anchors,
+            source,
+            settings,
+            sampler: Default::default(),
+            suspects: Mutex::new(HashMap::new()),
+            evidence,
+            metrics,
+        }
+    }
+
+    /// Whether material checks apply to this answer.
+    fn deep(&self, call: &Call<'_>, target: Target) -> bool {
+        match call.mode {
+            VerifyMode::Off => false,
+            VerifyMode::Strict => true,
+            VerifyMode::Sample => {
+                let suspect = {
+                    let mut s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+                    s.retain(|_, since| since.elapsed() < SUSPECT_FOR);
+                    s.contains_key(&target)
+                };
+                suspect
+                    || self.sampler.hash_one(call.req.raw.as_ref()) % 1000 < u64::from(self.settings.sample_permille)
+            }
+        }
+    }
+
+    fn suspect(&self, target: Target) {
+        self.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(target, Instant::now());
+    }
+
+    /// Judges an answer with material `method(params)`, asked of operators other than `not`
+    /// first (at most [`MATERIAL_SOURCES`]), then of `not` itself: material is verified, never
+    /// trusted for who sent it, and material that fails its own verification is asked of the
+    /// next operator. Returns the verdict and the material it rests on.
+    async fn with_material(
+        &self,
+        chain_id: u64,
+        not: Target,
+        method: &str,
+        params: &str,
+        deadline: Instant,
+        judge: impl Fn(&[u8]) -> judge::Judged,
+    ) -> (judge::Judged, Option<Bytes>) {
+        let mut ops: Vec<Target> =
+            self.source.operators(chain_id).into_iter().filter(|t| *t != not).take(MATERIAL_SOURCES).collect();
+        ops.push(not);
+        let mut last = String::from("no operator");
+        for t in ops {
+            match self.source.ask(chain_id, t, method, params, deadline).await {
+                Ok(b) if judge::is_null(&b) => last = format!("{method} answered null"),
+                Ok(b) => match judge(&b) {
+                    Err(Verdict::BadMaterial(why)) => {
+                        tracing::debug!(chain_id, target = ?t, method, %why, "material failed its own verification");
+                        last = why;
+                    }
+                    judged => return (judged, Some(b)),
+                },
+                Err(e) => last = e,
+            }
+        }
+        (Err(Verdict::Unverifiable(format!("no verifiable {method}: {last}"))), None)
+    }
+
+    /// Material `method(params)` that `valid` accepts, asked as in [`Self::with_material`].
+    async fn material(
+        &self,
+        chain_id: u64,
+        not: Target,
+        method: &str,
+        params: &str,
+        deadline: Instant,
+        valid: impl Fn(&[u8]) -> bool,
+    ) -> Result<Bytes, Verdict> {
+        let (judged, bytes) = self
+            .with_material(chain_id, not, method, params, deadline, |b| {
+                if valid(b) { Ok(Verified::None) } else { Err(Verdict::BadMaterial("rejected".into())) }
+            })
+            .await;
+        judged?;
+        bytes.ok_or_else(|| Verdict::Unverifiable(format!("no {method}")))
+    }
+
+    /// The trusted header at the block a selector names (`Head` must have been pinned).
+    async fn trusted_at(
+        &self,
+        chain_id: u64,
+        sel: BlockSel,
+        target: Target,
+        deadline: Instant,
+    ) -> Result<Arc<super::anchor::Trusted>, Verdict> {
+        let unverifiable = |e: String| Verdict::Unverifiable(e);
+        match sel {
+            BlockSel::Number(n) => self.anchors.at(chain_id, n, deadline).await.map_err(unverifiable),
+            BlockSel::Earliest => self.anchors.at(chain_id, 0, deadline).await.map_err(unverifiable),
+            BlockSel::Hash(h) => {
+                let params = format!(r#"["{h}",false]"#);
+                let valid = |b: &[u8]| verify_header_of(b, BlockId::Hash(h)).is_ok();
+                let body = self.material(chain_id, target, "eth_getBlockByHash", &params, deadline, valid).await?;
+                let header = verify_header_of(&body, BlockId::Hash(h)).map_err(|e| unverifiable(e.to_string()))?;
+                let trusted = self.anchors.at(chain_id, header.number(), deadline).await.map_err(unverifiable)?;
+                if trusted.header.hash() != h {
+                    return Err(unverifiable(format!("block {h} is not on the trusted chain")));
+                }
+                Ok(trusted)
+            }
+            BlockSel::Head => Err(unverifiable("a head-relative answer that was not pinned".into())),
+        }
+    }
+
+    /// Judges one answer. `Ok(level)`: verified that far; `Err`: why not.
+    async fn judge(
+        &self,
+        call: &Call<'_>,
+        target: Target,
+        result: &[u8],
+        deep: bool,
+        deadline: Instant,
+    ) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+        let chain_id = call.chain_id;
+        let claim = match claim_of(&call.req.method, call.req.upstream_body()) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return Ok((Verified::None, None)),
+        };
+        let no = |v: Verdict| (v, None);
+        if judge::is_null(result) && !matches!(claim, Claim::Head | Claim::ChainId) {
+            return Ok((Verified::None, None));
+        }
+        match claim {
+            Claim::ChainId => {
+                let id = json::parse_quantity_result(result).map_err(|e| no(Verdict::Unverifiable(e.to_string())))?;
+                if id != rpcmesh_eth::U256::from(chain_id) {
+                    return Err(no(Verdict::Unverifiable(format!("chain id {id}, expected {chain_id}"))));
+                }
+                Ok((Verified::None, None))
+            }
+            Claim::Head => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                let n = json::parse_quantity_result(result).map_err(|e| no(Verdict::Unverifiable(e.to_string())))?;
+                let n: u64 = n.try_into().map_err(|_| no(Verdict::Unverifiable("block number too large".into())))?;
+                let head = self.anchors.head(chain_id, deadline).await.map_err(|e| no(Verdict::Unverifiable(e)))?;
+                let low = head.header.header.number().saturating_sub(self.settings.max_lag_blocks);
+                let high = head.highest_seen + self.settings.head_slack_blocks;
+                if n < low || n > high {
+                    return Err(no(Verdict::Lie {
+                        kind: LieKind::Head,
+                        detail: format!("head #{n} outside the quorum's #{low}..=#{high}"),
+                    }));
+                }
+                Ok((Verified::Quorum, None))
+            }
+            Claim::Block { block } => {
+                let b = match judge::block_alone(result, block) {
+                    Ok(b) => b,
+                    Err(lie @ Verdict::Lie { .. }) => {
+                        // Wrong on its face; the trusted header of the block asked for makes it evidence.
+                        let m = match block {
+                            BlockSel::Head => None,
+                            sel => {
+                                self.trusted_at(chain_id, sel, target, deadline).await.ok().map(|t| Material::new(&t))
+                            }
+                        };
+                        return Err((lie, m));
+                    }
+                    Err(v) => return Err(no(v)),
+                };
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                let trusted =
+                    self.anchors.at(chain_id, b.number(), deadline).await.map_err(|e| no(Verdict::Unverifiable(e)))?;
+                let m = Material::new(&trusted);
+                judge::on_trusted_chain(b.header(), &trusted.header).map_err(|v| (v, Some(m.clone())))?;
+                Ok((Verified::Header, None))
+            }
+            Claim::Transaction { hash } => {
+                let tx = judge::transaction_alone(result, hash).map_err(no)?;
+                let Some(place) = tx.placement().filter(|_| deep) else { return Ok((Verified::None, None)) };
+                let trusted = self.trusted_at(chain_id, BlockSel::Number(place.block_number), target, deadline).await;
+                let trusted = trusted.map_err(no)?;
+                if trusted.header.hash() != place.block_hash {
+                    return Err(no(Verdict::Unverifiable("placed in a block off the trusted chain".into())));
+                }
+                let params = format!(r#"["{}",true]"#, place.block_hash);
+                let judged = self
+                    .with_material(chain_id, target, "eth_getBlockByHash", &params, deadline, |block| {
+                        judge::transaction_in(&tx, block, &trusted.header)
+                    })
+                    .await;
+                settle(judged, &trusted)
+            }
+            Claim::Receipt { .. } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                let at = placed(result).map_err(no)?;
+                let trusted =
+                    self.trusted_at(chain_id, BlockSel::Number(at.number), target, deadline).await.map_err(no)?;
+                if trusted.header.hash() != at.hash {
+                    return Err(no(Verdict::Unverifiable("receipt of a block off the trusted chain".into())));
+                }
+                let params = format!(r#"["{}"]"#, at.hash);
+                let judged = self
+                    .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
+                        judge::receipt(result, receipts, &trusted.header)
+                    })
+                    .await;
+                settle(judged, &trusted)
+            }
+            Claim::BlockReceipts { block } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                let sel = match block {
+                    BlockSel::Head => match placed_first(result) {
+                        Some(at) => BlockSel::Number(at.number),
+                        None => return Err(no(Verdict::Unverifiable("empty receipts of an unpinned head".into()))),
+                    },
+                    other => other,
+                };
+                let trusted = self.trusted_at(chain_id, sel, target, deadline).await.map_err(no)?;
+                let m = Material::new(&trusted);
+                judge::block_receipts(result, &trusted.header).map_err(|v| (v, Some(m))).map(|v| (v, None))
+            }
+            Claim::Logs { filter } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                self.logs(call, target, result, &filter, deadline).await
+            }
+            Claim::Call { block } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                if block == BlockSel::Head {
+                    return Err(no(Verdict::Unverifiable("a head-relative call that was not pinned".into())));
+                }
+                self.cross_check(call, target, result, deadline).await.map(|v| (v, None)).map_err(no)
+            }
+            Claim::State { value, address, slot, block } => {
+                if !deep {
+                    return Ok((Verified::None, None));
+                }
+                let trusted = self.trusted_at(chain_id, block, target, deadline).await.map_err(no)?;
+                let slots = match slot {
+                    Some(s) => format!(r#"["{s}"]"#),
+                    None => "[]".into(),
+                };
+                let params = format!(r#"["{address}",{slots},"{:#x}"]"#, trusted.header.number());
+                let judged = self
+                    .with_material(chain_id, target, "eth_getProof", &params, deadline, |proof| {
+                        judge::state(result, value, address, slot, proof, &trusted.header)
+                    })
+                    .await;
+                settle(judged, &trusted)
+            }
+        }
+    }
+
+    /// Asks other operators the same (pinned) question: agreement with one is a quorum of two;
+    /// on disagreement a third decides, and an answer two others contradict is refused.
+    async fn cross_check(
+        &self,
+        call: &Call<'_>,
+        target: Target,
+        result: &[u8],
+        deadline: Instant,
+    ) -> Result<Verified, Verdict> {
+        let params = params_of(call.req.upstream_body()).ok_or_else(|| Verdict::Unverifiable("params".into()))?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(result).map_err(|e| Verdict::Unverifiable(e.to_string()))?;
+        let others: Vec<Target> =
+            self.source.operators(call.chain_id).into_iter().filter(|t| *t != target).take(2).collect();
+        let mut against = 0;
+        for t in others {
+            let Ok(theirs) = self.source.ask(call.chain_id, t, &call.req.method, &params, deadline).await else {
+                continue;
+            };
+            match serde_json::from_slice::<serde_json::Value>(&theirs) {
+                Ok(v) if v == answer => return Ok(Verified::Quorum),
+                Ok(_) => against += 1,
+                Err(_) => {}
+            }
+        }
+        if against >= 2 {
+            return Err(Verdict::Lie {
+                kind: LieKind::Disagreement,
+                detail: format!("{} answered differently by two other operators", call.req.method),
+            });
+        }
+        Err(Verdict::Unverifiable(format!("no other operator agreed ({against} disagreed)")))
+    }
+
+    /// `eth_getLogs`: every block of the (pinned) range whose trusted bloom may match, or that
+    /// the answer has logs for, checked against its verified receipts.
+    async fn logs(
+        &self,
+        call: &Call<'_>,
+        target: Target,
+        result: &[u8],
+        filter: &rpcmesh_eth::LogFilter,
+        deadline: Instant,
+    ) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+        let chain_id = call.chain_id;
+        let no = |v: Verdict| (v, None);
+        let logs = parse_logs(result).map_err(|e| no(Verdict::Unverifiable(e.to_string())))?;
+        let (from, to) = match filter.blocks {
+            FilterBlocks::Hash(h) => {
+                let t = self.trusted_at(chain_id, BlockSel::Hash(h), target, deadline).await.map_err(no)?;
+                (t.header.number(), t.header.number())
+            }
+            FilterBlocks::Range { from, to } => match (number_of(from), number_of(to)) {
+                (Some(f), Some(t)) if f <= t => (f, t),
+                (Some(_), Some(_)) => return Ok((Verified::Header, None)),
+                _ => return Err(no(Verdict::Unverifiable("a head-relative range that was not pinned".into()))),
+            },
+        };
+        if to - from + 1 > self.settings.max_log_blocks {
+            self.metrics.too_wide();
+            return Err(no(Verdict::Unverifiable(format!(
+                "range of {} blocks is over the {} verified per request",
+                to - from + 1,
+                self.settings.max_log_blocks
+            ))));
+        }
+        let headers =
+            self.anchors.range(chain_id, from, to, deadline).await.map_err(|e| no(Verdict::Unverifiable(e)))?;
+        for log in &logs {
+            if !headers.iter().any(|h| h.header.hash() == log.block_hash) {
+                return Err(no(Verdict::Unverifiable(format!(
+                    "log of block {} outside the trusted range",
+                    log.block_hash
+                ))));
+            }
+        }
+        for trusted in &headers {
+            let hash = trusted.header.hash();
+            let has_logs = logs.iter().any(|l| l.block_hash == hash);
+            if !has_logs && !bloom_may_match(trusted.header.logs_bloom(), filter) {
+                continue;
+            }
+            let params = format!(r#"["{hash}"]"#);
+            let judged = self
+                .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
+                    judge::logs_of_block(result, filter, receipts, &trusted.header)
+                })
+                .await;
+            settle(judged, trusted)?;
+        }
+        Ok((Verified::Header, None))
+    }
+
+    /// Pins a head-relative state read or log filter to the trusted head.
+    async fn pin(&self, call: &Call<'_>, deadline: Instant) -> Result<Option<Request>, Verdict> {
+        let req = call.req;
+        let body = req.upstream_body();
+        let pinnable = matches!(
+            req.method.as_str(),
+            "eth_getBalance"
+                | "eth_getTransactionCount"
+                | "eth_getCode"
+                | "eth_getStorageAt"
+                | "eth_getLogs"
+                | "eth_call"
+                | "eth_estimateGas"
+        );
+        if !pinnable {
+            return Ok(None);
+        }
+        let Ok(Some(claim)) = claim_of(&req.method, body) else { return Ok(None) };
+        let needs = match &claim {
+            Claim::State { block: BlockSel::Head, .. } | Claim::Call { block: BlockSel::Head } => true,
+            Claim::Logs { filter } => {
+                matches!(filter.blocks, FilterBlocks::Range { from, to } if number_of(from).is_none() || number_of(to).is_none())
+            }
+            _ => false,
+        };
+        if !needs {
+            return Ok(None);
+        }
+        let head = self.anchors.head(call.chain_id, deadline).await.map_err(Verdict::Unverifiable)?;
+        let n = format!("{:#x}", head.header.header.number());
+        let params = rewrite_params(&req.method, body, &n).ok_or_else(|| Verdict::Unverifiable("params".into()))?;
+        let id: &[u8] = req.upstream_id().unwrap_or(b"null");
+        let mut raw = Vec::with_capacity(body.len() + 16);
+        raw.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        raw.extend_from_slice(id);
+        raw.extend_from_slice(br#","method":""#);
+        raw.extend_from_slice(req.method.as_bytes());
+        raw.extend_from_slice(br#"","params":"#);
+        raw.extend_from_slice(params.as_bytes());
+        raw.push(b'}');
+        Ok(Some(Request::new(Bytes::from(raw), req.method.clone(), req.upstream_id().map(Bytes::copy_from_slice))))
+    }
+
+    fn report(&self, call: &Call<'_>, target: Target, answer: &Answer, kind: LieKind, material: Material) {
+        let (Target::Peer(accused), Some(receipt)) = (target, answer.receipt.as_ref()) else { return };
+        let evidence = Evidence {
+            header: MessageHeader::new(String::new(), 0, 0, 0),
+            accused,
+            chain_id: call.chain_id,
+            kind,
+            request: call.req.upstream_body().to_vec(),
+            response: answer.body.to_vec(),
+            receipt: (**receipt).clone(),
+            anchor: material.anchor,
+            material: material.parts,
+        };
+        self.evidence.report(evidence);
+    }
+}
+
+/// What shows a lie: the trusted header and what was checked against it.
+#[derive(Debug, Clone)]
+struct Material {
+    anchor: BlockRef,
+    parts: Vec<Vec<u8>>,
+}
+
+impl Material {
+    fn new(trusted: &super::anchor::Trusted) -> Self {
+        let anchor = BlockRef { number: trusted.header.number(), hash: trusted.header.hash().0 };
+        Self { anchor, parts: vec![trusted.json.to_vec()] }
+    }
+
+    fn with(mut self, part: Bytes) -> Self {
+        self.parts.push(part.to_vec());
+        self
+    }
+}
+
+impl AnswerCheck for IntegrityCheck {
+    async fn prepare<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        target: Target,
+        deadline: Instant,
+    ) -> Result<Option<Request>, AttemptError> {
+        if !self.deep(call, target) {
+            return Ok(None);
+        }
+        match self.pin(call, deadline).await {
+            Ok(pinned) => Ok(pinned),
+            Err(v) if call.mode == VerifyMode::Strict => Err(failure(v)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn check<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        target: Target,
+        mut answer: Answer,
+        deadline: Instant,
+    ) -> Result<Answer, AttemptError> {
+        if call.mode == VerifyMode::Off {
+            return Ok(answer);
+        }
+        let Some(result) = answer.result() else { return Ok(answer) };
+        let deep = self.deep(call, target);
+        match self.judge(call, target, result, deep, deadline).await {
+            Ok((verified, _)) => {
+                self.metrics.checked(&call.req.method, verified.label());
+                answer.verified = verified;
+                Ok(answer)
+            }
+            Err((verdict, material)) => {
+                self.metrics.checked(&call.req.method, verdict.label());
+                match &verdict {
+                    Verdict::Lie { kind, detail } => {
+                        tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, kind = kind.as_str(), %detail, "answer proven wrong");
+                        self.suspect(target);
+                        if let Some(m) = material {
+                            self.report(call, target, &answer, *kind, m);
+                        }
+                        Err(failure(verdict))
+                    }
+                    Verdict::Unverifiable(why) | Verdict::BadMaterial(why) if call.mode == VerifyMode::Strict => {
+                        tracing::debug!(chain_id = call.chain_id, method = %call.req.method, ?target, %why, "answer not verifiable");
+                        Err(failure(verdict))
+                    }
+                    Verdict::Unverifiable(_) | Verdict::BadMaterial(_) => Ok(answer),
+                }
+            }
+        }
+    }
+}
+
+/// A judgement with material, as [`IntegrityCheck::judge`] returns it: a lie carries the trusted
+/// header and the material that shows it.
+fn settle(
+    (judged, material): (judge::Judged, Option<Bytes>),
+    trusted: &super::anchor::Trusted,
+) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+    match judged {
+        Ok(v) => Ok((v, None)),
+        Err(v @ Verdict::Lie { .. }) => {
+            let m = material.map(|b| Material::new(trusted).with(b)).unwrap_or_else(|| Material::new(trusted));
+            Err((v, Some(m)))
+        }
+        Err(v) => Err((v, None)),
+    }
+}
+
+fn failure(v: Verdict) -> AttemptError {
+    let kind = v.label();
+    let detail = match v {
+        Verdict::Lie { detail, .. } => detail,
+        Verdict::Unverifiable(why) | Verdict::BadMaterial(why) => why,
+    };
+    AttemptError::Unverified(CheckFailure { kind, detail })
+}
+
+fn number_of(spec: Option<rpcmesh_eth::logs::BlockSpec>) -> Option<u64> {
+    match spec? {
+        rpcmesh_eth::logs::BlockSpec::Number(n) => Some(n),
+        rpcmesh_eth::logs::BlockSpec::Earliest => Some(0),
+        _ => None,
+    }
+}
+
+/// Where a receipt says it is.
+struct At {
+    number: u64,
+    hash: B256,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Placement<'a> {
+    block_hash: &'a str,
+    block_number: &'a str,
+}
+
+fn at_of(p: Placement<'_>) -> Result<At, Verdict> {
+    let bad = |e: rpcmesh_eth::EthError| Verdict::Unverifiable(e.to_string());
+    Ok(At {
+        number: json::parse_quantity_u64(p.block_number).map_err(bad)?,
+        hash: json::parse_hash(p.block_hash).map_err(bad)?,
+    })
+}
+
+fn placed(receipt: &[u8]) -> Result<At, Verdict> {
+    let p: Placement<'_> = serde_json::from_slice(receipt).map_err(|e| Verdict::Unverifiable(e.to_string()))?;
+    at_of(p)
+}
+
+fn placed_first(receipts: &[u8]) -> Option<At> {
+    let list: Vec<&RawValue> = serde_json::from_slice(receipts).ok()?;
+    placed(list.first()?.get().as_bytes()).ok()
+}
+
+/// The raw params of a request body.
+fn params_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Env<'a> {
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    let env: Env<'_> = serde_json::from_slice(body).ok()?;
+    Some(env.params.map_or_else(|| "[]".to_string(), |p| p.get().to_string()))
+}
+
+/// The params of a head-relative request with its head pinned to block `n` (hex).
+fn rewrite_params(method: &str, body: &[u8], n: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Env {
+        #[serde(default)]
+        params: Vec<serde_json::Value>,
+    }
+    let mut params = serde_json::from_slice::<Env>(body).ok()?.params;
+    let pinned = serde_json::Value::String(n.to_string());
+    if method == "eth_getLogs" {
+        let filter = params.first_mut()?.as_object_mut()?;
+        for key in ["fromBlock", "toBlock"] {
+            let tagged = match filter.get(key) {
+                None | Some(serde_json::Value::Null) => true,
+                Some(serde_json::Value::String(s)) => matches!(s.as_str(), "latest" | "pending" | "safe" | "finalized"),
+                _ => false,
+            };
+            if tagged {
+                filter.insert(key.to_string(), pinned.clone());
+            }
+        }
+    } else {
+        let i = block_param_index(method)?;
+        while params.len() <= i {
+            params.push(serde_json::Value::Null);
+        }
+        params[i] = pinned;
+    }
+    serde_json::to_string(&params).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_params;
+
+    #[test]
+    fn pins_the_head_of_state_reads_and_log_ranges() {
+        let a = "0x00000000000000000000000000000000000000aa";
+        let body = format!(r#"{{"id":1,"method":"eth_getBalance","params":["{a}"]}}"#);
+        assert_eq!(rewrite_params("eth_getBalance", body.as_bytes(), "0x10").unwrap(), format!(r#"["{a}","0x10"]"#));
+        let body = format!(r#"{{"id":1,"method":"eth_getStorageAt","params":["{a}","0x0","latest"]}}"#);
+        assert_eq!(
+            rewrite_params("eth_getStorageAt", body.as_bytes(), "0x10").unwrap(),
+            format!(r#"["{a}","0x0","0x10"]"#)
+        );
+        let body = r#"{"id":1,"method":"eth_getLogs","params":[{"fromBlock":"0x1"}]}"#;
+        assert_eq!(
+            rewrite_params("eth_getLogs", body.as_bytes(), "0x10").unwrap(),
+            r#"[{"fromBlock":"0x1","toBlock":"0x10"}]"#
+        );
+    }
+}
