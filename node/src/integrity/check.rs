@@ -27,7 +27,7 @@ use super::judge::{self, Verdict};
 use super::source::Source;
 use super::{EvidenceSink, IntegrityMetrics};
 use crate::jsonrpc::Request;
-use crate::router::check::AnswerCheck;
+use crate::router::check::{AnswerCheck, Prepared};
 use crate::router::outcome::CheckFailure;
 use crate::router::{Answer, AttemptError, Call, Target, Verified, VerifyMode};
 
@@ -57,6 +57,7 @@ pub struct IntegrityCheck {
     settings: CheckSettings,
     /// Keyed per process: providers cannot tell which answers are sampled.
     sampler: std::collections::hash_map::RandomState,
+    draws: std::sync::atomic::AtomicU64,
     suspects: Mutex<HashMap<Target, Instant>>,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
@@ -76,6 +77,7 @@ impl IntegrityCheck {
             source,
             settings,
             sampler: Default::default(),
+            draws: Default::default(),
             suspects: Mutex::new(HashMap::new()),
             evidence,
             metrics,
@@ -93,8 +95,12 @@ impl IntegrityCheck {
                     s.retain(|_, since| since.elapsed() < SUSPECT_FOR);
                     s.contains_key(&target)
                 };
+                // A fresh draw per attempt (a counter in the keyed hash): the same request asked
+                // again is sampled independently, so polling one value cannot dodge the checks.
+                let draw = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 suspect
-                    || self.sampler.hash_one(call.req.raw.as_ref()) % 1000 < u64::from(self.settings.sample_permille)
+                    || self.sampler.hash_one((call.req.raw.as_ref(), draw)) % 1000
+                        < u64::from(self.settings.sample_permille)
             }
         }
     }
@@ -506,19 +512,24 @@ impl Material {
 }
 
 impl AnswerCheck for IntegrityCheck {
+    /// Whether this attempt's answer gets the checks that need material.
+    type Ticket = bool;
+
     async fn prepare<'a>(
         &'a self,
         call: &'a Call<'a>,
         target: Target,
         deadline: Instant,
-    ) -> Result<Option<Request>, AttemptError> {
-        if !self.deep(call, target) {
-            return Ok(None);
+    ) -> Result<Prepared<bool>, AttemptError> {
+        let deep = self.deep(call, target);
+        if !deep {
+            return Ok(Prepared { request: None, ticket: false });
         }
         match self.pin(call, deadline).await {
-            Ok(pinned) => Ok(pinned),
+            Ok(request) => Ok(Prepared { request, ticket: true }),
             Err(v) if call.mode == VerifyMode::Strict => Err(failure(v)),
-            Err(_) => Ok(None),
+            // Not pinned: a head-relative answer cannot be proven, the rest still can.
+            Err(_) => Ok(Prepared { request: None, ticket: true }),
         }
     }
 
@@ -527,13 +538,13 @@ impl AnswerCheck for IntegrityCheck {
         call: &'a Call<'a>,
         target: Target,
         mut answer: Answer,
+        deep: bool,
         deadline: Instant,
     ) -> Result<Answer, AttemptError> {
         if call.mode == VerifyMode::Off {
             return Ok(answer);
         }
         let Some(result) = answer.result() else { return Ok(answer) };
-        let deep = self.deep(call, target);
         match self.judge(call, target, result, deep, deadline).await {
             Ok((verified, _)) => {
                 self.metrics.checked(&call.req.method, verified.label());

@@ -14,19 +14,29 @@ use super::forward::{Call, Forward, Target};
 use super::outcome::{Answer, AttemptError};
 use crate::jsonrpc::Request;
 
+/// What a check decided before the attempt: the request to send, and what the check must
+/// remember until the answer arrives.
+#[derive(Debug)]
+pub struct Prepared<T> {
+    /// A rewritten request to send instead of `call.req` (a `latest` state read pinned to the
+    /// trusted head's number), if the check needs one it can verify.
+    pub request: Option<Request>,
+    /// Decisions carried to [`AnswerCheck::check`] (e.g. whether this attempt is sampled).
+    pub ticket: T,
+}
+
 /// Checks the content of an answer before it is passed on.
 pub trait AnswerCheck: Send + Sync {
-    /// A rewritten request to send to `target` instead of `call.req`, if the check needs one it
-    /// can verify (a `latest` state read pinned to the trusted head's number). Default: none.
+    /// Carried from [`AnswerCheck::prepare`] to [`AnswerCheck::check`] of the same attempt.
+    type Ticket: Send;
+
+    /// Decides, before the attempt, what to send to `target` and how to check its answer.
     fn prepare<'a>(
         &'a self,
         call: &'a Call<'a>,
         target: Target,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Option<Request>, AttemptError>> + Send + 'a {
-        let _ = (call, target, deadline);
-        std::future::ready(Ok(None))
-    }
+    ) -> impl Future<Output = Result<Prepared<Self::Ticket>, AttemptError>> + Send + 'a;
 
     /// `answer` (possibly marked more verified), or why it must not be used. Material the check
     /// fetches must arrive before `deadline`.
@@ -35,6 +45,7 @@ pub trait AnswerCheck: Send + Sync {
         call: &'a Call<'a>,
         target: Target,
         answer: Answer,
+        ticket: Self::Ticket,
         deadline: Instant,
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a;
 }
@@ -44,11 +55,23 @@ pub trait AnswerCheck: Send + Sync {
 pub struct NoCheck;
 
 impl AnswerCheck for NoCheck {
+    type Ticket = ();
+
+    fn prepare<'a>(
+        &'a self,
+        _: &'a Call<'a>,
+        _: Target,
+        _: Instant,
+    ) -> impl Future<Output = Result<Prepared<()>, AttemptError>> + Send + 'a {
+        std::future::ready(Ok(Prepared { request: None, ticket: () }))
+    }
+
     fn check<'a>(
         &'a self,
         _: &'a Call<'a>,
         _: Target,
         answer: Answer,
+        _: (),
         _: Instant,
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send + 'a {
         std::future::ready(Ok(answer))
@@ -72,7 +95,7 @@ impl<F: Forward, C: AnswerCheck> Forward for Checked<F, C> {
         budget: Duration,
     ) -> Result<Answer, AttemptError> {
         let deadline = Instant::now() + budget;
-        let pinned = self.check.prepare(call, target, deadline).await?;
+        let Prepared { request: pinned, ticket } = self.check.prepare(call, target, deadline).await?;
         let pinned_call;
         let call = match &pinned {
             Some(req) => {
@@ -83,6 +106,6 @@ impl<F: Forward, C: AnswerCheck> Forward for Checked<F, C> {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let answer = self.inner.forward(call, target, left).await?;
-        self.check.check(call, target, answer, deadline).await
+        self.check.check(call, target, answer, ticket, deadline).await
     }
 }

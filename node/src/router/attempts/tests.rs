@@ -303,11 +303,23 @@ async fn max_attempts_bounds_failing_over() {
 struct RejectFrom(Target);
 
 impl AnswerCheck for RejectFrom {
+    type Ticket = ();
+
+    fn prepare<'a>(
+        &'a self,
+        _: &'a Call<'a>,
+        _: Target,
+        _: Instant,
+    ) -> impl std::future::Future<Output = Result<crate::router::check::Prepared<()>, AttemptError>> + Send + 'a {
+        std::future::ready(Ok(crate::router::check::Prepared { request: None, ticket: () }))
+    }
+
     fn check<'a>(
         &'a self,
         _: &'a Call<'a>,
         target: Target,
         answer: Answer,
+        _: (),
         _: Instant,
     ) -> impl std::future::Future<Output = Result<Answer, AttemptError>> + Send + 'a {
         let bad = target == self.0;
