@@ -108,6 +108,21 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Why each attempt of a run was started, and how long the finished ones took: what the
+/// gateway turns into metrics, so this layer stays free of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Attempts started because the one before was slow (hedges), not because it failed.
+    pub hedges: u32,
+    /// Attempts started because one before failed (an error, or past its hard timeout).
+    pub failovers: u32,
+    /// Targets that answered busy, asked again after a backoff.
+    pub busy_retries: u32,
+    /// Every attempt that finished (answered or failed; cancelled losers are not here): its
+    /// target and how long it took.
+    pub finished: Vec<(Target, Duration)>,
+}
+
 /// The result of running a plan.
 #[derive(Debug)]
 pub struct Outcome {
@@ -115,6 +130,8 @@ pub struct Outcome {
     pub result: Result<(Target, Answer), Failure>,
     /// Attempts started (hedges and repeated asks of a busy target included).
     pub attempts: u32,
+    /// What the attempts were and took.
+    pub tally: Tally,
 }
 
 /// Runs plans over a [`Forward`]; one per router (it holds the hedge budget).
@@ -206,6 +223,7 @@ struct Run<'r, F> {
     last_error: Option<AttemptError>,
     hedge_at: Option<Instant>,
     retry_at: Option<Instant>,
+    tally: Tally,
 }
 
 impl<F> Run<'_, F> {
@@ -271,6 +289,7 @@ impl<F> Run<'_, F> {
             while let Some(idx) = self.busy.pop_front() {
                 if self.plan[idx].breaker.admit(now) {
                     launch.push(idx);
+                    self.tally.busy_retries += 1;
                     break;
                 }
             }
@@ -291,6 +310,7 @@ impl<F> Run<'_, F> {
         for _ in 0..overdue {
             if let Some(i) = self.pick(now) {
                 launch.push(i);
+                self.tally.failovers += 1;
             }
         }
         if self.hedge_at.is_some_and(|t| t <= now) {
@@ -299,7 +319,10 @@ impl<F> Run<'_, F> {
             // target that does not answer at all.
             if self.attempts.hedges.try_spend() {
                 match self.pick(now) {
-                    Some(i) => launch.push(i),
+                    Some(i) => {
+                        launch.push(i);
+                        self.tally.hedges += 1;
+                    }
                     None => self.attempts.hedges.refund(),
                 }
             }
@@ -363,6 +386,7 @@ impl<F: Forward> Attempts<F> {
             last_error: None,
             hedge_at: None,
             retry_at: None,
+            tally: Tally::default(),
         };
         let mut inflight = FuturesUnordered::new();
         let now = Instant::now();
@@ -386,6 +410,7 @@ impl<F: Forward> Attempts<F> {
             tokio::select! {
                 Some(a) = inflight.next() => {
                     let now = Instant::now();
+                    run.tally.finished.push((plan[a.idx].target, now - a.started));
                     let already_failed = match run.pending.iter().position(|p| p.idx == a.idx) {
                         Some(i) => run.pending.swap_remove(i).failed,
                         None => false,
@@ -398,7 +423,11 @@ impl<F: Forward> Attempts<F> {
                             // slots freed by their guards) before the losers are judged.
                             drop(inflight);
                             run.blame_losers(now, won_in);
-                            return Outcome { result: Ok((plan[a.idx].target, answer)), attempts: run.count };
+                            return Outcome {
+                                result: Ok((plan[a.idx].target, answer)),
+                                attempts: run.count,
+                                tally: run.tally,
+                            };
                         }
                         Err(e) => {
                             tracing::debug!(chain = call.chain_id, target = ?plan[a.idx].target, error = %e, "attempt failed");
@@ -414,11 +443,16 @@ impl<F: Forward> Attempts<F> {
                                     }
                                 }
                                 Class::Fatal | Class::Caller => {
-                                    return Outcome { result: Err(Failure::Stopped(e)), attempts: run.count };
+                                    return Outcome {
+                                        result: Err(Failure::Stopped(e)),
+                                        attempts: run.count,
+                                        tally: run.tally,
+                                    };
                                 }
                             }
                             run.last_error = Some(e);
                             if now < deadline && let Some(i) = run.pick(now) {
+                                run.tally.failovers += 1;
                                 run.launched(i, now);
                                 inflight.push(ctx.attempt(i));
                             }
@@ -443,7 +477,7 @@ impl<F: Forward> Attempts<F> {
             (false, Some(e), _) => Failure::Exhausted(e),
             (false, None, _) => Failure::NoTarget,
         };
-        Outcome { result: Err(failure), attempts: run.count }
+        Outcome { result: Err(failure), attempts: run.count, tally: run.tally }
     }
 
     /// Sends `call` to exactly `p` (no failover): a `Busy` target is asked again after a short
@@ -500,6 +534,7 @@ impl<F: Forward> Attempts<F> {
         let attempts = inflight.len() as u32;
         let mut caller_error: Option<(Target, Answer)> = None;
         let mut last_error = None;
+        let mut tally = Tally::default();
         let deadline_sleep = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline_sleep);
         loop {
@@ -507,10 +542,11 @@ impl<F: Forward> Attempts<F> {
                 next = inflight.next() => {
                     let Some(a) = next else { break };
                     let p = &plan[a.idx];
+                    tally.finished.push((p.target, a.started.elapsed()));
                     match a.result {
                         Ok(answer) if answer.error().is_none() => {
                             self.record_one(p, a.started.elapsed(), true);
-                            return Outcome { result: Ok((p.target, answer)), attempts };
+                            return Outcome { result: Ok((p.target, answer)), attempts, tally };
                         }
                         Ok(answer) => {
                             self.record_one(p, a.started.elapsed(), true);
@@ -528,6 +564,7 @@ impl<F: Forward> Attempts<F> {
                     return Outcome {
                         result: caller_error.ok_or(Failure::Deadline { budget_ms }),
                         attempts,
+                        tally,
                     };
                 }
             }
@@ -537,7 +574,7 @@ impl<F: Forward> Attempts<F> {
             (None, Some(e)) => Err(Failure::Exhausted(e)),
             (None, None) => Err(Failure::NoTarget),
         };
-        Outcome { result, attempts }
+        Outcome { result, attempts, tally }
     }
 }
 

@@ -45,7 +45,7 @@ use rpcmesh_protocol::PublicKey;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use self::attempts::{AttemptSettings, Attempts, Failure, Outcome, Plan, Planned};
+pub use self::attempts::{AttemptSettings, Attempts, Failure, Outcome, Plan, Planned, Tally};
 use self::breaker::BreakerCell;
 pub use self::forward::{Call, DynForward, Forward, SharedForward, Target, Targets, VerifyMode};
 pub use self::outcome::{Answer, AttemptError, Class, Verified};
@@ -81,8 +81,27 @@ pub enum RouteStatus {
     Ok,
     /// A provider answered with an error the caller caused, or the policy refused the method.
     CallerError,
-    /// Nobody could answer.
+    /// Targets were tried and all failed (errors, timeouts, the deadline, an answer too large):
+    /// the providers' fault, as opposed to having nobody to ask.
+    UpstreamError,
+    /// Nobody could be asked (no eligible provider, every breaker open).
     NoProvider,
+    /// Answers came, but none passed verification (strict mode): distinct because it may mean
+    /// lying providers, not broken ones. The client sees the same -32002 as for no provider.
+    Unverified,
+}
+
+impl RouteStatus {
+    /// The `outcome` label of `rpcmesh_requests_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::CallerError => "caller_error",
+            Self::UpstreamError => "upstream_error",
+            Self::NoProvider => "no_provider",
+            Self::Unverified => "verification_failed",
+        }
+    }
 }
 
 /// The outcome of routing one request.
@@ -98,18 +117,28 @@ pub struct Routed {
     pub verified: Verified,
     /// How it ended.
     pub status: RouteStatus,
+    /// The target that served it (own upstream or peer), for the `served_by` metric label.
+    pub target: Option<Target>,
+    /// Hedges, failovers and attempt durations, for metrics.
+    pub tally: Tally,
 }
 
 impl Routed {
-    fn error(req: &Request, code: i64, message: &str, attempts: u32) -> Self {
-        let status = if code == METHOD_NOT_FOUND { RouteStatus::CallerError } else { RouteStatus::NoProvider };
+    fn error(req: &Request, code: i64, message: &str, status: RouteStatus, attempts: u32, tally: Tally) -> Self {
         Self {
             body: jsonrpc::error_response(req.id_or_null(), code, message),
             served_by: None,
             attempts,
             verified: Verified::None,
             status,
+            target: None,
+            tally,
         }
+    }
+
+    /// Refused before any attempt (policy, or a method nobody serves).
+    fn refused(req: &Request, message: &str) -> Self {
+        Self::error(req, METHOD_NOT_FOUND, message, RouteStatus::CallerError, 0, Tally::default())
     }
 }
 
@@ -249,11 +278,11 @@ impl Router {
     pub async fn route(&self, chain_id: u64, req: &Request, opts: RouteOptions) -> Routed {
         if let Err(refused) = self.inner.policy.check(chain_id, &req.method) {
             let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
-            return Routed::error(req, METHOD_NOT_FOUND, &msg, 0);
+            return Routed::refused(req, &msg);
         }
         let plan = match self.plan(chain_id, &req.method, opts) {
             Ok(plan) => plan,
-            Err(Unplannable::MethodNotServed) => return Routed::error(req, METHOD_NOT_FOUND, "Method not found", 0),
+            Err(Unplannable::MethodNotServed) => return Routed::refused(req, "Method not found"),
         };
         let budget_ms = self.inner.cfg.request_timeout_ms;
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
@@ -280,19 +309,23 @@ impl Router {
                     attempts: outcome.attempts,
                     verified: answer.verified,
                     status,
+                    target: Some(target),
+                    tally: outcome.tally,
                 }
             }
             Err(Failure::Stopped(AttemptError::MethodRefused(why))) => {
-                Routed::error(req, METHOD_NOT_FOUND, &why, outcome.attempts)
+                Routed::error(req, METHOD_NOT_FOUND, &why, RouteStatus::CallerError, outcome.attempts, outcome.tally)
             }
             Err(failure) => {
-                let what = if matches!(failure, Failure::Exhausted(AttemptError::Unverified(_))) {
-                    "no provider gave an answer that passed verification"
-                } else {
-                    "no provider could serve the request"
+                let (what, status) = match failure {
+                    Failure::Exhausted(AttemptError::Unverified(_)) => {
+                        ("no provider gave an answer that passed verification", RouteStatus::Unverified)
+                    }
+                    Failure::NoTarget => ("no provider could serve the request", RouteStatus::NoProvider),
+                    _ => ("no provider could serve the request", RouteStatus::UpstreamError),
                 };
                 let msg = format!("{what} after {} attempt(s): {failure}", outcome.attempts);
-                Routed::error(req, RESOURCE_UNAVAILABLE, &msg, outcome.attempts)
+                Routed::error(req, RESOURCE_UNAVAILABLE, &msg, status, outcome.attempts, outcome.tally)
             }
         }
     }

@@ -9,6 +9,7 @@ use rpcmesh_protocol::messages::{CapacityAnnouncement, MessageHeader};
 use rpcmesh_protocol::{Identity, PublicKey, Signed};
 use tokio::sync::watch;
 
+use super::outcome::CheckFailure;
 use super::testkit::{RESULT, Scripted, Step, request};
 use super::*;
 use crate::clock::now_ms;
@@ -196,7 +197,23 @@ async fn untrusted_peers_are_never_planned_and_explain_says_why() {
     let r = m.route("eth_blockNumber").await;
     assert_eq!(error_code(&r.body), Some(-32002));
     assert!(String::from_utf8_lossy(&r.body).contains("no eligible provider"));
+    assert_eq!((r.status, r.target), (RouteStatus::NoProvider, None));
     assert!(m.scripted.calls().is_empty());
+}
+
+/// The three ways of getting no answer are told apart for metrics; the client sees -32002 for each.
+#[tokio::test(start_paused = true)]
+async fn failing_providers_and_failed_verification_are_distinct_outcomes() {
+    let m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000)]);
+    m.scripted.script(m.peer(0), vec![], Step::Fail(AttemptError::Http(502)));
+    let r = m.route("eth_blockNumber").await;
+    assert_eq!((error_code(&r.body), r.status), (Some(-32002), RouteStatus::UpstreamError));
+    let unverified = AttemptError::Unverified(CheckFailure { kind: "header_hash", detail: "wrong hash".into() });
+    m.scripted.script(m.peer(0), vec![], Step::Fail(unverified));
+    let r = m.route("eth_blockNumber").await;
+    assert_eq!((error_code(&r.body), r.status), (Some(-32002), RouteStatus::Unverified));
+    assert!(String::from_utf8_lossy(&r.body).contains("no provider gave an answer that passed verification"));
+    assert_eq!(RouteStatus::Unverified.label(), "verification_failed");
 }
 
 #[tokio::test(start_paused = true)]
@@ -204,7 +221,9 @@ async fn a_client_sticks_to_its_provider_within_the_hysteresis() {
     // Peer 1 is slightly slower (within 2x): once it served this client, it keeps serving it.
     let m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000), Spec::new(1_500)]);
     m.scripted.script(m.peer(0), vec![Step::Fail(AttemptError::Http(502))], Step::Ok);
-    assert_eq!(m.route("eth_blockNumber").await.served_by, m.served_by(1), "failed over once");
+    let r = m.route("eth_blockNumber").await;
+    assert_eq!(r.served_by, m.served_by(1), "failed over once");
+    assert_eq!((r.target, r.tally.failovers, r.tally.finished.len()), (Some(m.peer(1)), 1, 2));
     for _ in 0..3 {
         assert_eq!(m.route("eth_blockNumber").await.served_by, m.served_by(1), "sticky");
     }

@@ -64,6 +64,8 @@ async fn a_retryable_error_fails_over_at_once_and_counts_against_the_breaker() {
     assert_eq!((winner(&o), o.attempts), (B, 2));
     let calls = s.calls();
     assert_eq!(calls[1].1 - calls[0].1, ms(7), "B started the moment A failed");
+    assert_eq!((o.tally.failovers, o.tally.hedges), (1, 0), "B was a failover");
+    assert_eq!(o.tally.finished, vec![(A, ms(7)), (B, ms(0))]);
     assert!(plan[0].breaker.get().recent_err > 0.0);
     assert_eq!(plan[1].breaker.get().recent_err, 0.0);
 }
@@ -78,6 +80,8 @@ async fn a_hedge_fires_exactly_at_its_delay() {
     assert_eq!((winner(&o), o.attempts), (B, 2));
     let calls = s.calls();
     assert_eq!(calls[1], (B, started + ms(40)), "hedged at A's hedge delay");
+    assert_eq!((o.tally.failovers, o.tally.hedges), (0, 1), "B was a hedge");
+    assert_eq!(o.tally.finished, vec![(B, ms(5))], "A, cancelled, never finished");
     assert_eq!(started.elapsed(), ms(45));
 }
 
@@ -297,6 +301,7 @@ async fn max_attempts_bounds_failing_over() {
     let o = run(&a, &plan, "eth_blockNumber", ms(1000)).await;
     assert_eq!(o.result.unwrap_err(), Failure::Exhausted(AttemptError::Malformed(Malformed::NotJson)));
     assert_eq!((o.attempts, s.calls().len()), (4, 4));
+    assert_eq!((o.tally.failovers, o.tally.finished.len()), (3, 4), "every failure but the last failed over");
 }
 
 /// Rejects every answer of one target, as a failed integrity check would.
