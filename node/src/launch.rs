@@ -26,7 +26,7 @@ use crate::evidence::{self, EvidenceHandle, EvidenceHooks, EvidenceSettings, Evi
 use crate::gateway::Gateway;
 use crate::integrity;
 use crate::mesh::{MeshSettings, MeshSnapshot, MeshState, MeshTask};
-use crate::metrics::{NodeMetrics, SharedRegistry};
+use crate::metrics::{NodeMetrics, RequestMetrics, SharedRegistry, UpstreamCollector};
 use crate::p2p::{self, BehaviourSettings, P2pHandle, P2pSettings};
 use crate::peer_prober::{PeerProber, PeerProberSettings};
 use crate::relay::{Capacity, RelayClient, RelayMethodPolicy, RelayServer, RelayServerSettings};
@@ -168,6 +168,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
 
     let mut registry = Registry::default();
     let metrics = NodeMetrics::register(&mut registry);
+    let request_metrics = RequestMetrics::register(&mut registry);
+    request_metrics.init_chains(config.chains.iter().map(|c| c.id));
     let limits = Limits { max_relay_body_bytes: config.relay.max_body_bytes, ..Limits::default() };
 
     // Upstreams.
@@ -185,6 +187,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         set.chains.push((c.id, ups));
     }
     let upstreams = Arc::new(set);
+    UpstreamCollector::register(&mut registry, upstreams.clone());
 
     // Trust and our certificate.
     let policy = TrustPolicy::new(&config.trust, own, &config.network_id);
@@ -402,7 +405,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         config.method_policy(),
     );
     integrity_source.attach(router.downgrade());
-    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains, config.integrity.mode);
+    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains, config.integrity.mode)
+        .with_metrics(request_metrics);
     let gateway_limits = ServeLimits {
         max_connections: config.gateway.max_connections,
         header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),

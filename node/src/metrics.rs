@@ -1,15 +1,100 @@
 //! Prometheus metrics: one registry per daemon, holding rpcmesh's own families (`rpcmesh_*`)
-//! and libp2p's: `libp2p_*` (bandwidth, swarm connections, identify, kad, ping) and
-//! gossipsub's own families, which carry no prefix (e.g. `topic_peers_counts`). Served as text
-//! at the admin `/metrics`.
+//! and libp2p's, all under `libp2p_` (bandwidth, swarm connections, identify, kad, ping, and
+//! gossipsub's own families under `libp2p_gossipsub_`, e.g. `libp2p_gossipsub_topic_peers_counts`):
+//! no family is unprefixed, so the daemon can share a Prometheus with anything. Served as text at
+//! the admin `/metrics`; every family and its labels are listed in docs/operator-guide.md.
+//!
+//! Label sets are bounded: chains are the configured or announced ones, methods are
+//! [`KNOWN_METHODS`] or `other`, upstreams are numbered (their URLs may hold API keys), and every
+//! other label is a fixed set of short words.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::router::{Routed, Target};
+use crate::upstream::UpstreamSet;
+
+/// Ethereum JSON-RPC methods counted by name in `rpcmesh_requests_total`; any other method is
+/// counted as `other`, so a client sending random method names cannot grow the label set. The
+/// standard `eth_`/`net_`/`web3_` methods plus the common `debug_`/`trace_`/`txpool_` ones.
+pub const KNOWN_METHODS: &[&str] = &[
+    "eth_accounts",
+    "eth_blobBaseFee",
+    "eth_blockNumber",
+    "eth_call",
+    "eth_chainId",
+    "eth_coinbase",
+    "eth_createAccessList",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_getBalance",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockReceipts",
+    "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getCode",
+    "eth_getFilterChanges",
+    "eth_getFilterLogs",
+    "eth_getLogs",
+    "eth_getProof",
+    "eth_getStorageAt",
+    "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex",
+    "eth_getTransactionByHash",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_getUncleByBlockHashAndIndex",
+    "eth_getUncleByBlockNumberAndIndex",
+    "eth_getUncleCountByBlockHash",
+    "eth_getUncleCountByBlockNumber",
+    "eth_maxPriorityFeePerGas",
+    "eth_newBlockFilter",
+    "eth_newFilter",
+    "eth_newPendingTransactionFilter",
+    "eth_protocolVersion",
+    "eth_sendRawTransaction",
+    "eth_sendTransaction",
+    "eth_sign",
+    "eth_signTransaction",
+    "eth_simulateV1",
+    "eth_subscribe",
+    "eth_syncing",
+    "eth_uninstallFilter",
+    "eth_unsubscribe",
+    "net_listening",
+    "net_peerCount",
+    "net_version",
+    "web3_clientVersion",
+    "web3_sha3",
+    "debug_traceBlockByHash",
+    "debug_traceBlockByNumber",
+    "debug_traceCall",
+    "debug_traceTransaction",
+    "trace_block",
+    "trace_call",
+    "trace_filter",
+    "trace_replayBlockTransactions",
+    "trace_replayTransaction",
+    "trace_transaction",
+    "txpool_content",
+    "txpool_status",
+];
+
+/// The `method` label for `method`: itself if known, else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS.iter().find(|m| **m == method).copied().unwrap_or("other")
+}
 
 /// Labels of gossip message outcomes.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,5 +226,244 @@ impl SharedRegistry {
             out.clear();
         }
         out
+    }
+}
+
+/// Labels of `rpcmesh_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Chain id.
+    pub chain: u64,
+    /// A [`KNOWN_METHODS`] name, or `other`.
+    pub method: &'static str,
+    /// `ok`, `caller_error`, `upstream_error`, `no_provider` or `verification_failed`.
+    pub outcome: &'static str,
+    /// `own` (an own upstream), `peer` (relayed) or `none`.
+    pub served_by: &'static str,
+}
+
+/// Labels of per-chain counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChainLabels {
+    /// Chain id.
+    pub chain: u64,
+}
+
+/// Labels of `rpcmesh_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// Chain id.
+    pub chain: u64,
+    /// `http` or `ws`.
+    pub transport: &'static str,
+}
+
+/// Labels of `rpcmesh_target_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// `own` (own upstream over HTTP) or `relay` (a peer over libp2p).
+    pub kind: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets, seconds: 1 ms to ~33 s in doublings (a JSON-RPC answer is a few ms from a
+/// local node, hundreds across the world; the default request budget is seconds).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Attempts per request: 1 is the norm, each bucket above is a failover or hedge more.
+fn attempts_histogram() -> Histogram {
+    Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
+}
+
+/// Metrics of client requests, recorded by the gateway once per routed request from what the
+/// router returned ([`Routed`]): the router and its attempt layer stay free of metrics.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics {
+    /// Requests by chain, method, outcome and who served.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Whole calls (a batch is one) as the client saw them, by chain and transport.
+    pub duration: HistogramFamily<TransportLabels>,
+    /// Attempts per routed request.
+    pub attempts: HistogramFamily<ChainLabels>,
+    /// Hedges started (a second target asked because the first was slow).
+    pub hedges: Family<ChainLabels, Counter>,
+    /// Failovers (a next target asked because one failed or passed its hard timeout).
+    pub failovers: Family<ChainLabels, Counter>,
+    /// Busy targets asked again after a backoff.
+    pub busy_retries: Family<ChainLabels, Counter>,
+    /// Each finished attempt, by target kind.
+    pub target_duration: HistogramFamily<TargetLabels>,
+}
+
+impl Default for RequestMetrics {
+    /// Families registered nowhere (tests, embedders without a registry).
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            attempts: Family::new_with_constructor(attempts_histogram),
+            hedges: Family::default(),
+            failovers: Family::default(),
+            busy_retries: Family::default(),
+            target_duration: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl RequestMetrics {
+    /// Registers the families under the `rpcmesh` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("rpcmesh");
+        r.register("requests", "Routed JSON-RPC requests by chain, method, outcome and served_by", m.requests.clone());
+        r.register(
+            "request_duration_seconds",
+            "Gateway time per call (a batch is one), by chain and transport",
+            m.duration.clone(),
+        );
+        r.register("request_attempts", "Attempts per routed request (1 = no failover or hedge)", m.attempts.clone());
+        r.register(
+            "request_hedges",
+            "Hedged attempts (second target asked because the first was slow)",
+            m.hedges.clone(),
+        );
+        r.register("request_failovers", "Failovers (next target asked after a failure)", m.failovers.clone());
+        r.register("request_busy_retries", "Busy targets asked again after a backoff", m.busy_retries.clone());
+        r.register(
+            "target_duration_seconds",
+            "Duration of each finished attempt, by target kind (own upstream or relay)",
+            m.target_duration.clone(),
+        );
+        m
+    }
+
+    /// Creates the per-chain counters at 0 for `chains`: an empty family is not exported at all,
+    /// and a rate over a series that appears only with its first hedge reads as "no data".
+    pub fn init_chains(&self, chains: impl IntoIterator<Item = u64>) {
+        for chain in chains {
+            let c = ChainLabels { chain };
+            for family in [&self.hedges, &self.failovers, &self.busy_retries] {
+                family.get_or_create(&c).inc_by(0);
+            }
+        }
+    }
+
+    /// Records one routed request.
+    pub fn routed(&self, chain: u64, method: &str, r: &Routed) {
+        let served_by = match r.target {
+            Some(Target::Own(_)) => "own",
+            Some(Target::Peer(_)) => "peer",
+            None => "none",
+        };
+        self.requests
+            .get_or_create(&RequestLabels { chain, method: method_label(method), outcome: r.status.label(), served_by })
+            .inc();
+        let c = ChainLabels { chain };
+        if r.attempts > 0 {
+            self.attempts.get_or_create(&c).observe(f64::from(r.attempts));
+        }
+        let t = &r.tally;
+        for (counter, n) in
+            [(&self.hedges, t.hedges), (&self.failovers, t.failovers), (&self.busy_retries, t.busy_retries)]
+        {
+            if n > 0 {
+                counter.get_or_create(&c).inc_by(u64::from(n));
+            }
+        }
+        for (target, took) in &t.finished {
+            let kind = match target {
+                Target::Own(_) => "own",
+                Target::Peer(_) => "relay",
+            };
+            self.target_duration.get_or_create(&TargetLabels { kind }).observe(took.as_secs_f64());
+        }
+    }
+
+    /// Records a request the gateway refused before routing (invalid JSON-RPC item).
+    pub fn invalid(&self, chain: u64) {
+        let labels = RequestLabels { chain, method: "other", outcome: "caller_error", served_by: "none" };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Records the gateway time of one call.
+    pub fn call(&self, chain: u64, transport: &'static str, took: Duration) {
+        self.duration.get_or_create(&TransportLabels { chain, transport }).observe(took.as_secs_f64());
+    }
+}
+
+/// Labels of per-upstream gauges.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    chain: u64,
+    /// Position in the chain's `upstreams` list (not the URL: it may hold an API key).
+    upstream: usize,
+}
+
+/// Per-upstream health, read from the upstreams at scrape time (the prober already keeps it):
+/// `rpcmesh_upstream_up`, `rpcmesh_upstream_latency_seconds`, `rpcmesh_upstream_head_block`,
+/// `rpcmesh_upstream_consecutive_failures`.
+#[derive(Debug)]
+pub struct UpstreamCollector(pub Arc<UpstreamSet>);
+
+impl UpstreamCollector {
+    /// Registers the collector under the `rpcmesh` prefix.
+    pub fn register(registry: &mut Registry, upstreams: Arc<UpstreamSet>) {
+        registry.sub_registry_with_prefix("rpcmesh").register_collector(Box::new(Self(upstreams)));
+    }
+}
+
+impl Collector for UpstreamCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let up = Family::<UpstreamLabels, Gauge>::default();
+        let latency = Family::<UpstreamLabels, Gauge<f64, AtomicU64>>::default();
+        let head = Family::<UpstreamLabels, Gauge>::default();
+        let failures = Family::<UpstreamLabels, Gauge>::default();
+        for (chain, ups) in &self.0.chains {
+            for (i, u) in ups.iter().enumerate() {
+                let l = UpstreamLabels { chain: *chain, upstream: i };
+                let r = u.report();
+                up.get_or_create(&l).set(i64::from(r.status.is_usable()));
+                if let Some(us) = r.ewma_us {
+                    latency.get_or_create(&l).set(f64::from(us) / 1e6);
+                }
+                if let Some(h) = r.head {
+                    head.get_or_create(&l).set(i64::try_from(h).unwrap_or(i64::MAX));
+                }
+                failures.get_or_create(&l).set(i64::from(r.consecutive_failures));
+            }
+        }
+        let families: [(&str, &str, &dyn EncodeMetric); 4] = [
+            ("upstream_up", "1 if the own upstream is healthy (answering, right chain, synced), else 0", &up),
+            (
+                "upstream_latency_seconds",
+                "Latency estimate (EWMA) of calls to the own upstream, probes included",
+                &latency,
+            ),
+            ("upstream_head_block", "Head block number the own upstream reported last", &head),
+            ("upstream_consecutive_failures", "Failed calls to the own upstream since its last success", &failures),
+        ];
+        for (name, help, family) in families {
+            family.encode(encoder.encode_descriptor(name, help, None, family.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label("eth_call"), "eth_call");
+        assert_eq!(method_label("eth_Call"), "other", "names are case-sensitive in JSON-RPC");
+        assert_eq!(method_label("x".repeat(10_000).as_str()), "other");
+        let mut sorted = KNOWN_METHODS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), KNOWN_METHODS.len(), "no duplicates");
     }
 }

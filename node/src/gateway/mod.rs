@@ -28,6 +28,7 @@ use futures::StreamExt as _;
 use self::respond::{GatewayError, Ids, json_response};
 use crate::config::{ChainConfig, GatewayConfig};
 use crate::jsonrpc::{self, Call, Item};
+use crate::metrics::RequestMetrics;
 use crate::router::{RouteOptions, Routed, Router, Verified, VerifyMode};
 
 /// Header naming who served a response.
@@ -51,6 +52,7 @@ pub struct Gateway {
     inner: Arc<GatewayInner>,
 }
 
+#[derive(Clone)]
 struct GatewayInner {
     router: Router,
     aliases: std::collections::HashMap<String, u64>,
@@ -63,6 +65,7 @@ struct GatewayInner {
     max_in_flight: usize,
     /// Verification mode of requests without `x-rpcmesh-verify`.
     verify: VerifyMode,
+    metrics: RequestMetrics,
 }
 
 /// What a call (single or batch) got.
@@ -108,8 +111,21 @@ impl Gateway {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
                 verify,
+                metrics: RequestMetrics::default(),
             }),
         }
+    }
+
+    /// Records requests into `metrics` (registered ones; by default they count into families
+    /// nobody scrapes). Set before serving: a gateway already shared is copied.
+    pub fn with_metrics(mut self, metrics: RequestMetrics) -> Self {
+        Arc::make_mut(&mut self.inner).metrics = metrics;
+        self
+    }
+
+    /// The request metrics, for the transports to record call durations.
+    pub(crate) fn metrics(&self) -> &RequestMetrics {
+        &self.inner.metrics
     }
 
     /// The axum router serving HTTP and WebSocket on every path.
@@ -191,9 +207,13 @@ impl Gateway {
 
     async fn item(&self, chain: u64, item: Item, opts: RouteOptions) -> (Option<Bytes>, Option<Routed>) {
         match item {
-            Item::Invalid { id, code, message } => (Some(jsonrpc::error_response(&id, code, &message)), None),
+            Item::Invalid { id, code, message } => {
+                self.inner.metrics.invalid(chain);
+                (Some(jsonrpc::error_response(&id, code, &message)), None)
+            }
             Item::Request(req) => {
                 let routed = self.inner.router.route(chain, &req, opts).await;
+                self.inner.metrics.routed(chain, &req.method, &routed);
                 let resp = (!req.is_notification()).then(|| routed.body.clone());
                 (resp, Some(routed))
             }
@@ -320,7 +340,9 @@ async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: 
         Ok(o) => o,
         Err(e) => return e.respond(&body::ids_of(&body)),
     };
+    let started = tokio::time::Instant::now();
     let d = gw.dispatch(chain, &body, opts).await;
+    gw.metrics().call(chain, "http", started.elapsed());
     let mut resp = match d.body {
         Some(b) => json_response(StatusCode::OK, b),
         None => StatusCode::NO_CONTENT.into_response(),

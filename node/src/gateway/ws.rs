@@ -159,7 +159,9 @@ async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket)
             }
             _ => continue,
         };
+        let started = tokio::time::Instant::now();
         let answer = handle_message(&gw, chain, opts, &body, &mut subs, &outbox).await;
+        gw.metrics().call(chain, "ws", started.elapsed());
         if let Some(a) = answer
             && !outbox.send(a).await
         {
@@ -194,7 +196,17 @@ async fn handle_message(
             _ => {}
         }
     }
-    gw.dispatch(chain, body, opts).await.body
+    let d = gw.dispatch(chain, body, opts).await;
+    // A WebSocket answer has no headers, and an extra member in a JSON-RPC response breaks
+    // strict clients: who served it goes to this log line (per connection, in the session's
+    // span) and to the metrics, never into the answer.
+    tracing::debug!(
+        served_by = %d.served_by.join(","),
+        attempts = d.attempts,
+        verified = d.verified.map_or("none", |v| v.label()),
+        "websocket answer"
+    );
+    d.body
 }
 
 fn params(req: &Request) -> Vec<Value> {

@@ -158,7 +158,9 @@ impl Behaviour {
         // signature per message would only cost CPU.
         let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_cfg)
             .map_err(|e| format!("gossipsub: {e}"))?
-            .with_metrics(registry, gossipsub::MetricsConfig::default());
+            // Gossipsub names its families without a prefix (`topic_msg_*`, `heartbeat_duration`):
+            // under `libp2p_gossipsub_` they cannot collide with other exporters' names.
+            .with_metrics(registry.sub_registry_with_prefix("libp2p_gossipsub"), gossipsub::MetricsConfig::default());
         gossipsub
             .with_peer_score(score_params(topics), score_thresholds())
             .map_err(|e| format!("peer scoring: {e}"))?;
