@@ -6,6 +6,7 @@ mod attacker;
 mod clients;
 mod failover;
 mod integrity;
+mod metrics;
 mod safety;
 mod scenarios;
 mod support;
