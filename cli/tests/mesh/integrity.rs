@@ -144,12 +144,14 @@ async fn every_kind_of_strict_answer_is_true(m: &Mesh, client: &RpcClient, recei
     }
 }
 
-/// Sample mode through the liar's own daemon: its node's wrong balances reach clients until a
-/// sampled check catches one; from then on every answer of that node is checked and none passes.
-/// Returns how many wrong answers got through first.
-async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcClient) -> usize {
+/// Sample mode through the liar's own daemon: its node's wrong balances (at a given block: sample
+/// mode never rewrites a head-relative request) reach clients until a sampled check catches one;
+/// from then on every answer of that node is checked and none passes. Returns how many wrong
+/// answers got through first.
+async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcClient, block: &Value) -> usize {
     let b = &m.nodes[1];
-    let balance = direct(&m.anvil.url(), "eth_getBalance", json!([RICH, "latest"])).await;
+    let params = json!([RICH, block]);
+    let balance = direct(&m.anvil.url(), "eth_getBalance", params.clone()).await;
     let sample = [("x-rpcmesh-verify", "sample")];
     let caught = async || {
         let text = b.metrics().await.unwrap_or_default();
@@ -158,7 +160,7 @@ async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcC
     let mut wrong = 0;
     // At a 5 % sample, 1000 answers all unsampled has odds of 1 in 10^22.
     for _ in 0..1000 {
-        let a = via_liar.call_raw(&call_body("eth_getBalance", json!([RICH, "latest"])), &sample).await;
+        let a = via_liar.call_raw(&call_body("eth_getBalance", params.clone()), &sample).await;
         if result(&a, "sampled balance") != balance {
             wrong += 1;
         }
@@ -168,7 +170,7 @@ async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcC
     }
     assert!(caught().await, "a sampled check caught the lying node within 1000 answers");
     for i in 0..30 {
-        let a = via_liar.call_raw(&call_body("eth_getBalance", json!([RICH, "latest"])), &sample).await;
+        let a = via_liar.call_raw(&call_body("eth_getBalance", params.clone()), &sample).await;
         assert_eq!(result(&a, "balance after the catch"), balance, "answer {i} after the catch is the chain's");
     }
     wrong
@@ -182,7 +184,7 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
     assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "the constructor emitted its log: {receipt}");
     let via_a = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[0].gateway_addr));
     let via_b = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[1].gateway_addr));
-    let wrong = sample_mode_stops_the_liar_at_its_first_catch(&m, &via_b).await;
+    let wrong = sample_mode_stops_the_liar_at_its_first_catch(&m, &via_b, &receipt["blockNumber"]).await;
     eprintln!("sample mode: {wrong} wrong answer(s) reached the client before the first catch");
 
     every_strict_answer_is_true(&m, &via_a, "through a daemon without a node").await;

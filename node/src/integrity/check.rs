@@ -185,6 +185,7 @@ impl IntegrityCheck {
                 Ok(trusted)
             }
             BlockSel::Head => Err(unverifiable("a head-relative answer that was not pinned".into())),
+            BlockSel::Pending => Err(unverifiable("pending state is in no block: nothing proves it".into())),
         }
     }
 
@@ -237,7 +238,7 @@ impl IntegrityCheck {
                     Err(lie @ Verdict::Lie { .. }) => {
                         // Wrong on its face; the trusted header of the block asked for makes it evidence.
                         let m = match block {
-                            BlockSel::Head => None,
+                            BlockSel::Head | BlockSel::Pending => None,
                             sel => {
                                 self.trusted_at(chain_id, sel, target, deadline).await.ok().map(|t| Material::new(&t))
                             }
@@ -294,7 +295,7 @@ impl IntegrityCheck {
                     return Ok((Verified::None, None));
                 }
                 let sel = match block {
-                    BlockSel::Head => match placed_first(result) {
+                    BlockSel::Head | BlockSel::Pending => match placed_first(result) {
                         Some(at) => BlockSel::Number(at.number),
                         None => return Err(no(Verdict::Unverifiable("empty receipts of an unpinned head".into()))),
                     },
@@ -314,7 +315,7 @@ impl IntegrityCheck {
                 if !deep {
                     return Ok((Verified::None, None));
                 }
-                if block == BlockSel::Head {
+                if matches!(block, BlockSel::Head | BlockSel::Pending) {
                     return Err(no(Verdict::Unverifiable("a head-relative call that was not pinned".into())));
                 }
                 self.cross_check(call, target, result, deadline).await.map(|v| (v, None)).map_err(no)
@@ -522,8 +523,11 @@ impl AnswerCheck for IntegrityCheck {
         deadline: Instant,
     ) -> Result<Prepared<bool>, AttemptError> {
         let deep = self.deep(call, target);
-        if !deep {
-            return Ok(Prepared { request: None, ticket: false });
+        // Only a client that asked for strict answers gets its head-relative request rewritten
+        // (and a head up to `head_fresh_ms` old): in sample mode a request is never changed, so
+        // a client reading its own writes (an estimate after a deployment) sees them.
+        if !deep || call.mode != VerifyMode::Strict {
+            return Ok(Prepared { request: None, ticket: deep });
         }
         match self.pin(call, deadline).await {
             Ok(request) => Ok(Prepared { request, ticket: true }),
@@ -662,7 +666,7 @@ fn rewrite_params(method: &str, body: &[u8], n: &str) -> Option<String> {
         for key in ["fromBlock", "toBlock"] {
             let tagged = match filter.get(key) {
                 None | Some(serde_json::Value::Null) => true,
-                Some(serde_json::Value::String(s)) => matches!(s.as_str(), "latest" | "pending" | "safe" | "finalized"),
+                Some(serde_json::Value::String(s)) => matches!(s.as_str(), "latest" | "safe" | "finalized"),
                 _ => false,
             };
             if tagged {

@@ -12,9 +12,12 @@ pub enum BlockSel {
     Number(u64),
     /// A hash (EIP-1898 `{"blockHash": ..}` or `eth_getBlockByHash`).
     Hash(B256),
-    /// `latest`, `pending`, `safe`, `finalized` or an omitted block parameter: whatever the
-    /// answering node calls its head. Pinned to the trusted head before forwarding in strict mode.
+    /// `latest`, `safe`, `finalized` or an omitted block parameter: whatever the answering node
+    /// calls its head. Pinned to the trusted head before forwarding in strict mode.
     Head,
+    /// `pending`: state that is in no block, so nothing can prove it (never pinned: pinning a
+    /// pending nonce to a past block would hand out a used nonce).
+    Pending,
     /// `earliest` (block 0).
     Earliest,
 }
@@ -192,7 +195,8 @@ pub fn block_sel(v: Option<&RawValue>) -> Result<BlockSel, Unreadable> {
         return Ok(BlockSel::Head);
     }
     match string(v)? {
-        "latest" | "pending" | "safe" | "finalized" => Ok(BlockSel::Head),
+        "latest" | "safe" | "finalized" => Ok(BlockSel::Head),
+        "pending" => Ok(BlockSel::Pending),
         "earliest" => Ok(BlockSel::Earliest),
         s => json::parse_quantity_u64(s).map(BlockSel::Number).map_err(|e| Unreadable(e.to_string())),
     }
@@ -227,6 +231,10 @@ mod tests {
         assert!(matches!(claim("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"0x2"}]"#), Some(Claim::Logs { .. })));
         assert_eq!(claim("eth_call", r#"[{}, "latest"]"#), Some(Claim::Call { block: BlockSel::Head }));
         assert_eq!(claim("eth_estimateGas", r#"[{}]"#), Some(Claim::Call { block: BlockSel::Head }));
+        assert!(matches!(
+            claim("eth_getTransactionCount", r#"["0x00000000000000000000000000000000000000aa","pending"]"#),
+            Some(Claim::State { block: BlockSel::Pending, .. })
+        ));
         assert_eq!(claim("eth_gasPrice", "[]"), None);
         assert_eq!(claim("eth_blockNumber", "[]"), Some(Claim::Head));
     }

@@ -75,7 +75,7 @@ pub fn block_alone(result: &[u8], asked: BlockSel) -> Result<VerifiedBlock, Verd
         BlockSel::Number(n) => Some(BlockId::Number(n)),
         BlockSel::Earliest => Some(BlockId::Number(0)),
         BlockSel::Hash(h) => Some(BlockId::Hash(h)),
-        BlockSel::Head => None,
+        BlockSel::Head | BlockSel::Pending => None,
     };
     if let Some(id) = expected {
         block.expect(id).map_err(|e| Verdict::from_eth(LieKind::Header, e))?;
