@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use rpcmesh_eth::{B256, BlockId, bloom_may_match, json, logs::FilterBlocks, parse_logs, verify_header_of};
 use rpcmesh_protocol::messages::{BlockRef, Evidence, LieKind, MessageHeader};
 use serde::Deserialize;
@@ -33,6 +34,11 @@ use crate::router::{Answer, AttemptError, Call, Target, Verified, VerifyMode};
 
 /// Operators other than the one that answered asked for material before it is asked itself.
 pub const MATERIAL_SOURCES: usize = 2;
+
+/// Blocks whose receipts one `eth_getLogs` check fetches at once.
+pub const LOG_BLOCKS_IN_FLIGHT: usize = 8;
+/// Bytes of verified material (receipts, proofs, blocks) kept for reuse.
+pub const MATERIAL_CACHE_BYTES: usize = 32 << 20;
 
 /// After a failed check, every answer of that provider is fully checked for this long.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(3600);
@@ -59,6 +65,7 @@ pub struct IntegrityCheck {
     sampler: std::collections::hash_map::RandomState,
     draws: std::sync::atomic::AtomicU64,
     suspects: Mutex<HashMap<Target, Instant>>,
+    cache: MaterialCache,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
 }
@@ -79,6 +86,7 @@ impl IntegrityCheck {
             sampler: Default::default(),
             draws: Default::default(),
             suspects: Mutex::new(HashMap::new()),
+            cache: MaterialCache::new(MATERIAL_CACHE_BYTES),
             evidence,
             metrics,
         }
@@ -122,6 +130,16 @@ impl IntegrityCheck {
         deadline: Instant,
         judge: impl Fn(&[u8]) -> judge::Judged,
     ) -> (judge::Judged, Option<Bytes>) {
+        // Material is content-addressed by what it is asked for at a block (a block's receipts by
+        // its hash, a proof at a number on the trusted chain): material that verified once is
+        // reused, not fetched again for the next request about the same block.
+        let key = (chain_id, method.to_string(), params.to_string());
+        if let Some(b) = self.cache.get(&key) {
+            match judge(&b) {
+                Err(Verdict::BadMaterial(_)) => self.cache.forget(&key),
+                judged => return (judged, Some(b)),
+            }
+        }
         let mut ops: Vec<Target> =
             self.source.operators(chain_id).into_iter().filter(|t| *t != not).take(MATERIAL_SOURCES).collect();
         ops.push(not);
@@ -134,7 +152,10 @@ impl IntegrityCheck {
                         tracing::debug!(chain_id, target = ?t, method, %why, "material failed its own verification");
                         last = why;
                     }
-                    judged => return (judged, Some(b)),
+                    judged => {
+                        self.cache.put(key, b.clone());
+                        return (judged, Some(b));
+                    }
                 },
                 Err(e) => last = e,
             }
@@ -416,21 +437,43 @@ impl IntegrityCheck {
                 ))));
             }
         }
-        for trusted in &headers {
-            let hash = trusted.header.hash();
-            let has_logs = logs.iter().any(|l| l.block_hash == hash);
-            if !has_logs && !bloom_may_match(trusted.header.logs_bloom(), filter) {
-                continue;
-            }
-            let params = format!(r#"["{hash}"]"#);
-            let judged = self
-                .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
-                    judge::logs_of_block(result, filter, receipts, &trusted.header)
-                })
-                .await;
-            settle(judged, trusted)?;
+        let blocks: Vec<Arc<super::anchor::Trusted>> = headers
+            .iter()
+            .filter(|trusted| {
+                let hash = trusted.header.hash();
+                logs.iter().any(|l| l.block_hash == hash) || bloom_may_match(trusted.header.logs_bloom(), filter)
+            })
+            .cloned()
+            .collect();
+        // The blocks' receipts are fetched concurrently (bounded), judged as they arrive.
+        let checks: Vec<_> = blocks
+            .into_iter()
+            .map(|trusted| self.logs_of(chain_id, target, result, filter, trusted, deadline))
+            .collect();
+        let mut judged = futures::stream::iter(checks).buffered(LOG_BLOCKS_IN_FLIGHT);
+        while let Some(r) = judged.next().await {
+            r?;
         }
         Ok((Verified::Header, None))
+    }
+
+    /// One block's share of an `eth_getLogs` answer against that block's receipts.
+    async fn logs_of(
+        &self,
+        chain_id: u64,
+        target: Target,
+        result: &[u8],
+        filter: &rpcmesh_eth::LogFilter,
+        trusted: Arc<super::anchor::Trusted>,
+        deadline: Instant,
+    ) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+        let params = format!(r#"["{}"]"#, trusted.header.hash());
+        let judged = self
+            .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
+                judge::logs_of_block(result, filter, receipts, &trusted.header)
+            })
+            .await;
+        settle(judged, &trusted)
     }
 
     /// Pins a head-relative state read or log filter to the trusted head.
@@ -490,6 +533,60 @@ impl IntegrityCheck {
             material: material.parts,
         };
         self.evidence.report(evidence);
+    }
+}
+
+type MaterialKey = (u64, String, String);
+
+/// Verified material by (chain, method, params), bounded in bytes, oldest out first. Only
+/// material about a fixed block is ever asked for (a hash, or a number on the trusted chain), so
+/// an entry never goes stale; a reorg changes the trusted hash, and with it the key.
+struct MaterialCache {
+    max_bytes: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    order: std::collections::VecDeque<MaterialKey>,
+    map: HashMap<MaterialKey, Bytes>,
+    bytes: usize,
+}
+
+impl MaterialCache {
+    fn new(max_bytes: usize) -> Self {
+        Self { max_bytes, inner: Mutex::new(CacheInner::default()) }
+    }
+
+    fn get(&self, key: &MaterialKey) -> Option<Bytes> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.get(key).cloned()
+    }
+
+    fn forget(&self, key: &MaterialKey) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = c.map.remove(key) {
+            c.bytes -= b.len();
+            c.order.retain(|k| k != key);
+        }
+    }
+
+    fn put(&self, key: MaterialKey, value: Bytes) {
+        if value.len() > self.max_bytes / 4 {
+            return;
+        }
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if c.map.contains_key(&key) {
+            return;
+        }
+        c.bytes += value.len();
+        c.order.push_back(key.clone());
+        c.map.insert(key, value);
+        while c.bytes > self.max_bytes {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(b) = c.map.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
     }
 }
 
