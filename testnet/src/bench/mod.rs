@@ -372,7 +372,10 @@ pub struct BenchReport {
 }
 
 fn progress(msg: &str) {
-    eprintln!("[bench] {msg}");
+    use std::io::Write as _;
+    // Not `eprintln!`: it panics when stderr cannot be written (e.g. a log file on a full disk),
+    // which would end the run and lose the report.
+    let _ = writeln!(std::io::stderr(), "[bench] {msg}");
 }
 
 fn us(d: Duration) -> u64 {
