@@ -616,3 +616,105 @@ fn render_mesh(s: &mut String, r: &BenchReport) {
     }
     let _ = writeln!(s, "\nRaw numbers: `bench.json`. Reproduce: `rpcmesh testnet bench --out DIR`.");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::analysis::Latency;
+    use super::super::anvil::{AnvilRun, DaemonCounters};
+    use super::super::{BenchReport, Cell, Machine, Settings};
+    use super::*;
+
+    fn cell(workload: &str, c: usize, case: &str, rps: f64, p50_us: u64) -> Cell {
+        Cell {
+            workload: workload.into(),
+            concurrency: c,
+            case: case.into(),
+            path: format!("path {case}"),
+            requests: 100,
+            ok: 100,
+            failed: 0,
+            req_per_sec: rps,
+            latency: Latency { p50_us: Some(p50_us), p90_us: None, p99_us: Some(p50_us * 2), max_us: None },
+            mean_response_bytes: 10,
+            served_unexpected: 0,
+            daemon_cpu_ms: None,
+            daemon_cpu_ms_per_1k: None,
+            bench_cpu_ms_per_1k: None,
+            daemon_rss_max_kib: Vec::new(),
+            other_cpu_pct: None,
+            first_errors: Vec::new(),
+            integrity_checks: BTreeMap::from([("eth_blockNumber/quorum".to_string(), 7)]),
+        }
+    }
+
+    fn anvil_report() -> BenchReport {
+        let w = "eth_blockNumber";
+        let cells = vec![
+            cell(w, 1, "a", 10_000.0, 50),
+            cell(w, 1, "n", 5_000.0, 100),
+            cell(w, 1, "b off", 4_000.0, 150),
+            cell(w, 1, "b sample", 3_000.0, 160),
+            cell(w, 1, "c off", 1_000.0, 600),
+        ];
+        BenchReport {
+            started_at_unix_ms: 0,
+            duration_ms: 0,
+            machine: Machine { cpus: 2, cpu_model: "test".into() },
+            loadavg: (None, None),
+            settings: Settings {
+                warmup_ms: 0,
+                cell_ms: 0,
+                concurrency: vec![1],
+                rounds: 1,
+                mesh_sizes: Vec::new(),
+                gossip_window_ms: 0,
+                backend: "anvil".into(),
+                logs_range: None,
+                daemon_sets: Vec::new(),
+            },
+            no_upstream_daemon: None,
+            cells,
+            failover: Vec::new(),
+            gossip: Vec::new(),
+            memory: Vec::new(),
+            floors: Vec::new(),
+            errors: Vec::new(),
+            interrupted: false,
+            anvil: Some(AnvilRun {
+                anvil: "anvil 1.7.1".into(),
+                providers: 3,
+                seeded: None,
+                nginx: "not measured: nginx is not installed".into(),
+                counters: vec![DaemonCounters {
+                    daemon: "B0".into(),
+                    counters: BTreeMap::from([("eth_getBalance/proof".to_string(), 3)]),
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn anvil_floors_compare_modes_and_nginx() {
+        let r = anvil_report();
+        let f = floors(&r);
+        let sample = f.iter().find(|x| x.name.starts_with("(b) sample vs (b) off")).expect("sample floor");
+        assert_eq!(sample.met, Some(false), "0.75× is under 0.90×: {sample:?}");
+        let nginx = f.iter().find(|x| x.name.starts_with("(b) off vs nginx req/s at c=1")).expect("nginx floor");
+        assert_eq!(nginx.met, Some(false));
+        assert!(nginx.measured.starts_with("0.80×"), "{nginx:?}");
+        assert!(!f.iter().any(|x| x.name.starts_with("(b) added p50")), "no sim-pair floors on anvil");
+    }
+
+    #[test]
+    fn anvil_section_shows_modes_side_by_side() {
+        let md = render_markdown(&anvil_report());
+        assert!(md.contains("## 1. Verified answers: cost per mode on anvil"));
+        assert!(md.contains("nginx: not measured: nginx is not installed."));
+        assert!(md.contains("| 1 | (b) path b sample | sample | 3000 | 0.30× | 0.60× | 0.75× |"), "{md}");
+        assert!(md.contains("quorum 7"));
+        assert!(md.contains("| B0 | eth_getBalance/proof 3 |"));
+        assert!(!md.contains("## 1. Latency and throughput"));
+    }
+}
