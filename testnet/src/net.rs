@@ -53,6 +53,9 @@ pub struct TestnetSpec {
     pub sets: Vec<String>,
     /// Give node 0's gateway 127.0.0.1:8545 when that port is free.
     pub prefer_8545: bool,
+    /// With the anvil backend: daemons reach anvil directly instead of through their fault
+    /// proxies (no faults can be injected; benchmarks, where the proxy would be an extra hop).
+    pub direct_anvil: bool,
 }
 
 /// Settings that make a local mesh react in about a second instead of production's seconds.
@@ -121,6 +124,8 @@ impl TestnetState {
 enum NodeBackend {
     Sim(SimHandle),
     Proxy(FaultProxyHandle),
+    /// anvil itself, no proxy between (see [`TestnetSpec::direct_anvil`]).
+    Direct(std::net::SocketAddr),
 }
 
 struct AnvilChain {
@@ -161,6 +166,7 @@ impl NodeBackend {
         match self {
             NodeBackend::Sim(h) => h.http_url(),
             NodeBackend::Proxy(h) => h.http_url(),
+            NodeBackend::Direct(a) => format!("http://{a}"),
         }
     }
 
@@ -168,6 +174,7 @@ impl NodeBackend {
         match self {
             NodeBackend::Sim(h) => format!("sim {}", h.addr()),
             NodeBackend::Proxy(h) => format!("anvil :{} via proxy :{}", h.target().port(), h.addr().port()),
+            NodeBackend::Direct(a) => format!("anvil :{} direct", a.port()),
         }
     }
 
@@ -175,6 +182,7 @@ impl NodeBackend {
         match self {
             NodeBackend::Sim(h) => h.apply(fault).await.map_err(|e| e.to_string()),
             NodeBackend::Proxy(h) => h.apply(fault).await.map_err(|e| e.to_string()),
+            NodeBackend::Direct(a) => Err(format!("anvil :{} is reached without a fault proxy", a.port())),
         }
     }
 
@@ -182,6 +190,7 @@ impl NodeBackend {
         match self {
             NodeBackend::Sim(h) => h.shutdown().await,
             NodeBackend::Proxy(h) => h.shutdown().await,
+            NodeBackend::Direct(_) => {}
         }
     }
 }
@@ -240,6 +249,9 @@ impl Testnet {
                         let sc = testnet.sim_chains[&chain];
                         let addr = "127.0.0.1:0".parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
                         NodeBackend::Sim(SimBackend::spawn(sc, addr).await.map_err(|e| format!("sim backend: {e}"))?)
+                    }
+                    BackendKind::Anvil { .. } if spec.direct_anvil => {
+                        NodeBackend::Direct(std::net::SocketAddr::from(([127, 0, 0, 1], anvil_ports[&chain])))
                     }
                     BackendKind::Anvil { .. } => {
                         let target = std::net::SocketAddr::from(([127, 0, 0, 1], anvil_ports[&chain]));

@@ -95,6 +95,13 @@ struct BenchArgs {
     /// Config override for every daemon the bench starts (repeatable), e.g. runtime.worker_threads=1
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Backend of the latency section: sim, or one seeded anvil with every integrity mode
+    /// (off, sample, strict) side by side and nginx as a baseline when installed
+    #[arg(long, value_enum, default_value_t = Backend::Sim)]
+    backend: Backend,
+    /// anvil binary for --backend anvil [default: $RPCMESH_ANVIL, else anvil on PATH]
+    #[arg(long, value_name = "PATH")]
+    anvil: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,16 +228,17 @@ pub fn run(args: TestnetArgs) -> Result<(), Failure> {
     }
 }
 
+/// The anvil binary: `--anvil`, else `$RPCMESH_ANVIL`, else `anvil` on `PATH`.
+fn anvil_path(flag: Option<&PathBuf>) -> PathBuf {
+    flag.cloned()
+        .or_else(|| std::env::var_os("RPCMESH_ANVIL").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("anvil"))
+}
+
 fn spec(up: &UpArgs) -> anyhow::Result<TestnetSpec> {
     let backend = match up.backend {
         Backend::Sim => BackendKind::Sim,
-        Backend::Anvil => BackendKind::Anvil {
-            path: up
-                .anvil
-                .clone()
-                .or_else(|| std::env::var_os("RPCMESH_ANVIL").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("anvil")),
-        },
+        Backend::Anvil => BackendKind::Anvil { path: anvil_path(up.anvil.as_ref()) },
     };
     Ok(TestnetSpec {
         nodes: up.nodes,
@@ -242,6 +250,7 @@ fn spec(up: &UpArgs) -> anyhow::Result<TestnetSpec> {
         block_time_ms: up.block_time_ms,
         sets: up.set.clone(),
         prefer_8545: true,
+        direct_anvil: false,
     })
 }
 
@@ -499,6 +508,10 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     opts.mesh = args.sections.iter().any(|s| s == "mesh");
     opts.mesh_sizes = args.mesh_sizes;
     opts.daemon_sets = args.sets;
+    opts.anvil = match args.backend {
+        Backend::Sim => None,
+        Backend::Anvil => Some(anvil_path(args.anvil.as_ref())),
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let s2 = stop.clone();
     tokio::spawn(async move {

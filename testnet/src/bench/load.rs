@@ -36,6 +36,51 @@ pub struct Target {
     pub timeout: Duration,
     /// PeerIds to recognise in `x-rpcmesh-served-by` (index = the `served` value of a sample).
     pub known_servers: Arc<Vec<String>>,
+    /// When not empty, a worker's `k`-th request sends `mix[k % mix.len()]` instead of `body`
+    /// (a workload of several methods; each worker starts at its own offset).
+    pub mix: Arc<[Bytes]>,
+    /// Give every request its own JSON-RPC id: the body's `"id":1` becomes a per-request number.
+    /// A daemon samples requests by a keyed hash of their bytes, so one fixed body is sampled
+    /// always or never; distinct ids make the sampled share what real clients get.
+    pub fresh_ids: bool,
+}
+
+impl Target {
+    /// A target sending `body` unchanged every time.
+    pub fn fixed(addr: SocketAddr, body: Bytes, timeout: Duration, known_servers: Arc<Vec<String>>) -> Self {
+        Target { addr, headers: Vec::new(), body, timeout, known_servers, mix: Arc::from([]), fresh_ids: false }
+    }
+
+    /// Whether requests differ from one another (the wire is then built per request).
+    fn varies(&self) -> bool {
+        self.fresh_ids || !self.mix.is_empty()
+    }
+
+    /// The body of a worker's `k`-th request.
+    fn body_of(&self, worker: usize, k: u64) -> Bytes {
+        let body = if self.mix.is_empty() {
+            &self.body
+        } else {
+            &self.mix[(worker as u64).wrapping_add(k) as usize % self.mix.len()]
+        };
+        if self.fresh_ids { with_id(body, ((worker as u64) << 32) | (k & 0xffff_ffff)) } else { body.clone() }
+    }
+}
+
+/// `body` with its first `"id":1` (followed by `,` or `}`) replaced by `"id":id`; unchanged if
+/// it has none.
+fn with_id(body: &Bytes, id: u64) -> Bytes {
+    const NEEDLE: &[u8] = b"\"id\":1";
+    let at = body
+        .windows(NEEDLE.len())
+        .position(|w| w == NEEDLE)
+        .filter(|p| matches!(body.get(p + NEEDLE.len()), Some(b',' | b'}')));
+    let Some(p) = at else { return body.clone() };
+    let mut out = Vec::with_capacity(body.len() + 20);
+    out.extend_from_slice(&body[..p]);
+    out.extend_from_slice(format!("\"id\":{id}").as_bytes());
+    out.extend_from_slice(&body[p + NEEDLE.len()..]);
+    Bytes::from(out)
 }
 
 /// Who served one answer.
@@ -225,13 +270,20 @@ pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) ->
         async move {
             let mut out = WorkerOut { samples: Vec::with_capacity(4096), first_errors: Vec::new() };
             let mut conn = None;
-            let wire = wire(&target);
+            let fixed = wire(&target);
+            let mut k: u64 = 0;
             loop {
                 let sent = Instant::now();
                 if sent >= window.measure_until {
                     break;
                 }
-                let a = call(&mut conn, &target, &wire).await;
+                let a = if target.varies() {
+                    let wire = http1::request_bytes(&target.addr, &target.headers, &target.body_of(w, k));
+                    call(&mut conn, &target, &wire).await
+                } else {
+                    call(&mut conn, &target, &fixed).await
+                };
+                k = k.wrapping_add(1);
                 let latency = sent.elapsed();
                 if sent >= window.measure_from {
                     keep_error(&mut out, a.error);
@@ -322,5 +374,20 @@ mod tests {
         assert!(has_result(br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#));
         assert!(!has_result(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x"}}"#));
         assert!(!has_result(b""));
+    }
+
+    #[test]
+    fn fresh_ids_and_mixes() {
+        let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#);
+        assert_eq!(&with_id(&body, 77)[..], br#"{"jsonrpc":"2.0","id":77,"method":"eth_blockNumber","params":[]}"#);
+        let other = Bytes::from_static(br#"{"id":12,"method":"x"}"#);
+        assert_eq!(with_id(&other, 5), other, "an id that only starts with 1 is left alone");
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let mut t = Target::fixed(addr, body.clone(), Duration::from_secs(1), Arc::new(vec![]));
+        assert_eq!(t.body_of(3, 9), body);
+        t.mix = Arc::from([body.clone(), other.clone()]);
+        t.fresh_ids = true;
+        assert_eq!(&t.body_of(0, 1)[..], br#"{"id":12,"method":"x"}"#);
+        assert!(t.body_of(1, 1).starts_with(br#"{"jsonrpc":"2.0","id":4294967297,"#));
     }
 }

@@ -31,12 +31,13 @@
 //! and daemon logs under `DIR/testnet-*`. See `docs/performance.md`.
 
 pub mod analysis;
+pub mod anvil;
 pub mod http1;
 pub mod load;
 pub mod procfs;
 mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +113,9 @@ pub struct BenchOptions {
     /// Config overrides (`KEY=VALUE`, as `rpcmesh run --set`) for every daemon the bench starts,
     /// after its own: to measure a setting (e.g. `runtime.worker_threads=1`) against the defaults.
     pub daemon_sets: Vec<String>,
+    /// Run section 1 on a real anvil (this binary) instead of simulated backends, with every
+    /// integrity mode side by side ([`anvil`]). The mesh sections stay on simulated backends.
+    pub anvil: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -129,6 +133,7 @@ impl BenchOptions {
             latency: true,
             mesh: true,
             daemon_sets: Vec::new(),
+            anvil: None,
         }
     }
 }
@@ -203,6 +208,10 @@ pub struct Cell {
     pub other_cpu_pct: Option<f64>,
     /// A few of the errors.
     pub first_errors: Vec<String>,
+    /// Change of `rpcmesh_integrity_checks_total` (`method/outcome`) on the path's gateway daemon
+    /// over the cell's rounds, warm-up included (anvil backend only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub integrity_checks: BTreeMap<String, u64>,
 }
 
 /// Whether a daemon configured without any upstream runs (it must, to be a pure relay client).
@@ -358,10 +367,15 @@ pub struct BenchReport {
     pub errors: Vec<String>,
     /// Stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// Section 1 ran on anvil: what was seeded, nginx, the integrity counters.
+    pub anvil: Option<anvil::AnvilRun>,
 }
 
 fn progress(msg: &str) {
-    eprintln!("[bench] {msg}");
+    use std::io::Write as _;
+    // Not `eprintln!`: it panics when stderr cannot be written (e.g. a log file on a full disk),
+    // which would end the run and lose the report.
+    let _ = writeln!(std::io::stderr(), "[bench] {msg}");
 }
 
 fn us(d: Duration) -> u64 {
@@ -387,7 +401,10 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
             rounds: opts.rounds,
             mesh_sizes: opts.mesh_sizes.clone(),
             gossip_window_ms: opts.gossip_window.as_millis() as u64,
-            backend: "sim (in the bench process, one per provider)".into(),
+            backend: match &opts.anvil {
+                Some(_) => "anvil (one, seeded; section 1) and sim (mesh sections)".into(),
+                None => "sim (in the bench process, one per provider)".into(),
+            },
             logs_range: None,
             daemon_sets: opts.daemon_sets.clone(),
         },
@@ -399,10 +416,14 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
         floors: Vec::new(),
         errors: Vec::new(),
         interrupted: false,
+        anvil: None,
     };
-    if opts.latency
-        && let Err(e) = pair_section(opts, &mut report, &stop).await
-    {
+    let latency = match (&opts.anvil, opts.latency) {
+        (_, false) => Ok(()),
+        (Some(path), true) => anvil::section(opts, path, &mut report, &stop).await,
+        (None, true) => pair_section(opts, &mut report, &stop).await,
+    };
+    if let Err(e) = latency {
         progress(&format!("latency section failed: {e}"));
         report.errors.push(format!("latency section: {e}"));
     }
@@ -613,6 +634,7 @@ fn finish_cell(spec: &CellSpec<'_>, rounds: Vec<Round>) -> Cell {
         daemon_rss_max_kib: rss,
         other_cpu_pct: other_cpu.map(|o| procfs::pct_of_machine(o, window)),
         first_errors,
+        integrity_checks: BTreeMap::new(),
     }
 }
 
@@ -669,6 +691,7 @@ async fn pair_section(opts: &BenchOptions, report: &mut BenchReport, stop: &Canc
         block_time_ms: BLOCK_TIME_MS,
         sets: std::iter::once("routing.hedge=false".to_string()).chain(opts.daemon_sets.iter().cloned()).collect(),
         prefer_8545: false,
+        direct_anvil: false,
     };
     progress("latency: starting daemon B (own sim backend) and relay-only daemon A (no upstream)");
     let testnet = Testnet::up(spec).await?;
@@ -757,11 +780,8 @@ async fn pair_measure(
     let a_addr: SocketAddr = a.gateway_addr.parse().map_err(|e| format!("gateway of A: {e}"))?;
     let known = Arc::new(vec![b.peer_id.clone(), a.peer_id.clone()]);
     let target = |addr: SocketAddr, headers: Vec<(&'static str, &'static str)>, body: Bytes| Target {
-        addr,
         headers,
-        body,
-        timeout: CELL_TIMEOUT,
-        known_servers: known.clone(),
+        ..Target::fixed(addr, body, CELL_TIMEOUT, known.clone())
     };
     let direct = target(backend_addr(b)?, vec![], block_number_body());
     let local = target(gateway_addr(b)?, vec![("x-rpcmesh-failover", "off")], block_number_body());
@@ -934,6 +954,7 @@ async fn mesh_section(
         block_time_ms: BLOCK_TIME_MS,
         sets: opts.daemon_sets.clone(),
         prefer_8545: false,
+        direct_anvil: false,
     };
     progress(&format!("mesh of {n}: starting (default settings)"));
     let started = Instant::now();
@@ -1128,8 +1149,7 @@ async fn memory_with_peers(
     progress(&format!("mesh of {n}: node 0 ({providers_known} providers known) under load, c={c}"));
     let mut load_max = None;
     for w in &workloads {
-        let target =
-            Target { addr, headers: vec![], body: w.body.clone(), timeout: CELL_TIMEOUT, known_servers: known.clone() };
+        let target = Target::fixed(addr, w.body.clone(), CELL_TIMEOUT, known.clone());
         let spec = CellSpec {
             workload: w,
             concurrency: c,
@@ -1169,13 +1189,7 @@ async fn failover(
 ) -> Result<FailoverResult, String> {
     let node0 = nodes.first().ok_or("no node")?;
     let known = Arc::new(nodes.iter().map(|x| x.peer_id.clone()).collect::<Vec<_>>());
-    let target = Target {
-        addr: gateway_addr(node0)?,
-        headers: vec![],
-        body: block_number_body(),
-        timeout: CELL_TIMEOUT,
-        known_servers: known,
-    };
+    let target = Target::fixed(gateway_addr(node0)?, block_number_body(), CELL_TIMEOUT, known);
     // Start from the state the test is about: node 0 serving from its own upstream.
     let own_only = Target { headers: vec![("x-rpcmesh-failover", "off")], ..target.clone() };
     wait_serving(&own_only, Some(0), Duration::from_secs(30)).await?;

@@ -51,6 +51,24 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) as f64 / clock_ticks_per_sec()))
 }
 
+/// Processes of process group `pgid` (e.g. nginx's master and its workers), by `/proc/*/stat`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|text| {
+                // After the command name's ')': state (field 3), ppid (4), pgrp (5).
+                text.rfind(')')
+                    .and_then(|i| text[i + 1..].split_whitespace().nth(2).map(|g| g.parse::<u32>().ok() == Some(pgid)))
+                    .unwrap_or(false)
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Summed CPU time of several processes (missing ones count 0).
 pub fn cpu_time_of(pids: &[u32]) -> Duration {
     pids.iter().filter_map(|p| cpu_time(*p)).sum()
@@ -123,5 +141,8 @@ mod tests {
         assert!(cpu_time(me).is_some());
         assert!(memory_kib(u32::MAX).is_none());
         assert!(machine_busy().is_some() && loadavg().is_some());
+        // SAFETY: getpgrp has no preconditions.
+        let group = unsafe { libc::getpgrp() } as u32;
+        assert!(group_members(group).contains(&me));
     }
 }

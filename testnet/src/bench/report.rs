@@ -13,6 +13,13 @@ const FLOOR_FROZEN_STALL_US: u64 = 1_000_000;
 const FLOOR_GOSSIP_P99_MS: u64 = 500;
 const FLOOR_GOSSIP_NODES: usize = 30;
 const FLOOR_RSS_BYTES: u64 = 40_000_000;
+/// Issue 11: `sample` mode keeps at least this share of the local hop's `off` throughput.
+const FLOOR_SAMPLE_RPS_RATIO: f64 = 0.90;
+/// Issue 10, against nginx in front of the same node (`eth_blockNumber`): local hop req/s at
+/// c=1 and at the highest concurrency, relay hop req/s at the highest concurrency.
+const FLOOR_B_VS_NGINX_C1: f64 = 1.2;
+const FLOOR_B_VS_NGINX_HIGH: f64 = 1.0;
+const FLOOR_C_VS_NGINX_HIGH: f64 = 0.5;
 
 fn find<'a>(r: &'a BenchReport, workload: &str, c: usize, case: &str) -> Option<&'a Cell> {
     r.cells.iter().find(|x| x.workload == workload && x.concurrency == c && x.case == case)
@@ -69,7 +76,10 @@ pub fn floors(r: &BenchReport) -> Vec<Floor> {
     };
     let lowest = r.settings.concurrency.iter().copied().min().unwrap_or(1);
     let highest = r.settings.concurrency.iter().copied().max().unwrap_or(64);
-    for w in &workloads {
+    if r.anvil.is_some() {
+        out.extend(anvil_floors(r, &workloads, highest));
+    }
+    for w in workloads.iter().filter(|_| r.anvil.is_none()) {
         for (case, limit) in [("b", FLOOR_B_ADDED_P50_US), ("c", FLOOR_C_ADDED_P50_US)] {
             let m = added_p50(r, w, 1, case);
             out.push(Floor {
@@ -149,6 +159,187 @@ pub fn floors(r: &BenchReport) -> Vec<Floor> {
     out
 }
 
+/// `x` over `base` req/s as a floor row.
+fn rps_floor(r: &BenchReport, name: String, w: &str, c: usize, (x, base): (&str, &str), limit: f64) -> Floor {
+    let pair = find(r, w, c, x).zip(find(r, w, c, base)).map(|(x, b)| (x.req_per_sec, b.req_per_sec));
+    Floor {
+        name,
+        target: format!("≥ {limit:.2}×"),
+        measured: pair.map_or("–".into(), |(x, b)| format!("{} ({x:.0} vs {b:.0} req/s)", ratio(x, b))),
+        met: pair.map(|(x, b)| b > 0.0 && x / b >= limit),
+    }
+}
+
+/// Floors of issues 10 and 11 on the anvil run.
+fn anvil_floors(r: &BenchReport, workloads: &[String], highest: usize) -> Vec<Floor> {
+    let mut out = Vec::new();
+    for w in workloads {
+        out.push(rps_floor(
+            r,
+            format!("(b) sample vs (b) off req/s at c={highest}, {w}"),
+            w,
+            highest,
+            ("b sample", "b off"),
+            FLOOR_SAMPLE_RPS_RATIO,
+        ));
+    }
+    let w = "eth_blockNumber";
+    if find(r, w, 1, "n").is_some() || find(r, w, highest, "n").is_some() {
+        out.push(rps_floor(
+            r,
+            format!("(b) off vs nginx req/s at c=1, {w}"),
+            w,
+            1,
+            ("b off", "n"),
+            FLOOR_B_VS_NGINX_C1,
+        ));
+        out.push(rps_floor(
+            r,
+            format!("(b) off vs nginx req/s at c={highest} (issue: c=64), {w}"),
+            w,
+            highest,
+            ("b off", "n"),
+            FLOOR_B_VS_NGINX_HIGH,
+        ));
+        out.push(rps_floor(
+            r,
+            format!("(c) off vs nginx req/s at c={highest} (issue: c=64), {w}"),
+            w,
+            highest,
+            ("c off", "n"),
+            FLOOR_C_VS_NGINX_HIGH,
+        ));
+    }
+    for (case, limit) in [("b off", FLOOR_B_ADDED_P50_US), ("c off", FLOOR_C_ADDED_P50_US)] {
+        let m = added_p50(r, w, 1, case);
+        out.push(Floor {
+            name: format!("({case}) added p50 over direct anvil at c=1, {w}"),
+            target: format!("≤ {limit:.0} µs"),
+            measured: m.map_or("–".into(), |(d, a, x)| format!("{} (direct {a} µs, ({case}) {x} µs)", added(d))),
+            met: m.map(|(d, _, _)| d <= limit),
+        });
+    }
+    out
+}
+
+/// Integrity outcomes of a cell summed over methods, e.g. `proof 120, none 2400`.
+fn outcomes(c: &Cell) -> String {
+    let mut by: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (k, v) in &c.integrity_checks {
+        let outcome = k.rsplit('/').next().unwrap_or(k);
+        *by.entry(outcome).or_insert(0) += v;
+    }
+    if by.is_empty() {
+        return "–".into();
+    }
+    by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Section 1 of an anvil run: every path and mode side by side.
+fn render_anvil(s: &mut String, r: &BenchReport, run: &super::anvil::AnvilRun) {
+    let _ = writeln!(
+        s,
+        "## 1. Verified answers: cost per mode on anvil\n\n\
+         One anvil ({}), {} providers B0… reaching it directly, and a daemon A with no node. \
+         (a) client → anvil; (n) client → nginx → anvil; (b) client → B0 → its anvil \
+         (`x-rpcmesh-failover: off`); (c) client → A → libp2p relay → B → anvil. (b) and (c) run in \
+         each mode of `x-rpcmesh-verify`: `off`, `sample`, `strict`. Every request has its own \
+         JSON-RPC id (a daemon samples by a keyed hash of the request). `routing.hedge=false`. \
+         *vs direct*, *vs nginx*, *vs off*: req/s ratio to (a), to (n), to the same path in mode \
+         `off`; *p50/p99 vs off* likewise. Daemon CPU is every daemon ((b): the providers, whose \
+         peers serve material; (c): A and the providers) per 1000 answers; for (n), nginx's master \
+         and workers. *Checks*: change of `rpcmesh_integrity_checks_total` on the path's gateway \
+         over the cell (warm-up included), by outcome (`none`: checked without material; \
+         `header`/`proof`/`quorum`: verified that far; `unverifiable`/`lie`: failed).\n\nnginx: {}.",
+        run.anvil,
+        run.providers,
+        if run.nginx.is_empty() { "not measured" } else { &run.nginx },
+    );
+    if let Some(sd) = &run.seeded {
+        let _ = writeln!(
+            s,
+            "\nSeeded directly on anvil: contract {} (every call emits one log), {} calls; \
+             `eth_getBalance` of {}; `eth_getBlockByNumber` block {}; receipt of {}; `eth_getLogs` \
+             blocks {}..={} by the contract's address ({} logs). *mix*: each client sends the five in turn.",
+            sd.contract,
+            sd.transactions,
+            sd.balance_of,
+            sd.block,
+            sd.receipt_of,
+            sd.logs_range.0,
+            sd.logs_range.1,
+            sd.logs
+        );
+    }
+    let mut workloads: Vec<&str> = r.cells.iter().filter(|c| c.case == "a").map(|c| c.workload.as_str()).collect();
+    workloads.dedup();
+    for w in workloads {
+        let _ = writeln!(
+            s,
+            "\n### {w}\n\n| c | path | mode | req/s | vs direct | vs nginx | vs off | p50 | p50 vs off | p99 \
+             | p99 vs off | failed | daemon CPU ms/1k | checks |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for c in r.cells.iter().filter(|c| c.workload == w) {
+            let (path, mode) = c.case.split_once(' ').unwrap_or((c.case.as_str(), ""));
+            let rel = |other: Option<&Cell>| other.map_or("–".into(), |o| ratio(c.req_per_sec, o.req_per_sec));
+            let off = (!mode.is_empty()).then(|| find(r, w, c.concurrency, &format!("{path} off"))).flatten();
+            let lat_ratio =
+                |x: Option<u64>, y: Option<u64>| x.zip(y).map_or("–".into(), |(x, y)| ratio(x as f64, y as f64));
+            let _ = writeln!(
+                s,
+                "| {} | ({path}) {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
+                c.concurrency,
+                c.path,
+                if mode.is_empty() { "–" } else { mode },
+                c.req_per_sec,
+                rel(find(r, w, c.concurrency, "a")),
+                rel(find(r, w, c.concurrency, "n")),
+                if mode.is_empty() { "–".into() } else { rel(off) },
+                lat(c.latency.p50_us),
+                if mode.is_empty() {
+                    "–".into()
+                } else {
+                    lat_ratio(c.latency.p50_us, off.and_then(|o| o.latency.p50_us))
+                },
+                lat(c.latency.p99_us),
+                if mode.is_empty() {
+                    "–".into()
+                } else {
+                    lat_ratio(c.latency.p99_us, off.and_then(|o| o.latency.p99_us))
+                },
+                c.failed,
+                if c.served_unexpected > 0 {
+                    format!(" ({} served elsewhere)", c.served_unexpected)
+                } else {
+                    String::new()
+                },
+                c.daemon_cpu_ms_per_1k.map_or("–".into(), |v| format!("{v:.1}")),
+                outcomes(c),
+            );
+        }
+    }
+    let errors: Vec<String> = r
+        .cells
+        .iter()
+        .filter(|c| !c.first_errors.is_empty())
+        .map(|c| format!("- {} c={} ({}): {}", c.workload, c.concurrency, c.case, c.first_errors[0].replace('\n', " ")))
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\nFirst error of each cell with failures:\n\n{}", errors.join("\n"));
+    }
+    let _ = writeln!(
+        s,
+        "\n### Integrity counters after the run\n\n`rpcmesh_integrity_checks_total` (method/outcome) and \
+         `rpcmesh_integrity_ranges_too_wide_total` from each daemon's admin `/metrics`, readiness checks \
+         included.\n\n| daemon | counters |\n|---|---|"
+    );
+    for d in &run.counters {
+        let list: Vec<String> = d.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "| {} | {} |", d.daemon, if list.is_empty() { "–".into() } else { list.join(", ") });
+    }
+    s.push('\n');
+}
+
 /// Renders `bench.md`.
 pub fn render_markdown(r: &BenchReport) -> String {
     let mut s = String::new();
@@ -187,6 +378,17 @@ pub fn render_markdown(r: &BenchReport) -> String {
     }
     s.push('\n');
 
+    if let Some(run) = &r.anvil {
+        render_anvil(&mut s, r, run);
+    } else {
+        render_pair(&mut s, r);
+    }
+    render_mesh(&mut s, r);
+    s
+}
+
+/// Section 1 on simulated backends.
+fn render_pair(s: &mut String, r: &BenchReport) {
     let _ = writeln!(
         s,
         "## 1. Latency and throughput\n\n\
@@ -277,7 +479,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
             n.detail.replace('\n', " ")
         );
     }
+}
 
+/// Sections 2-4 and the footer.
+fn render_mesh(s: &mut String, r: &BenchReport) {
     let _ = writeln!(
         s,
         "\n## 2. Failover gap\n\n\
@@ -410,5 +615,106 @@ pub fn render_markdown(r: &BenchReport) -> String {
         }
     }
     let _ = writeln!(s, "\nRaw numbers: `bench.json`. Reproduce: `rpcmesh testnet bench --out DIR`.");
-    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::analysis::Latency;
+    use super::super::anvil::{AnvilRun, DaemonCounters};
+    use super::super::{BenchReport, Cell, Machine, Settings};
+    use super::*;
+
+    fn cell(workload: &str, c: usize, case: &str, rps: f64, p50_us: u64) -> Cell {
+        Cell {
+            workload: workload.into(),
+            concurrency: c,
+            case: case.into(),
+            path: format!("path {case}"),
+            requests: 100,
+            ok: 100,
+            failed: 0,
+            req_per_sec: rps,
+            latency: Latency { p50_us: Some(p50_us), p90_us: None, p99_us: Some(p50_us * 2), max_us: None },
+            mean_response_bytes: 10,
+            served_unexpected: 0,
+            daemon_cpu_ms: None,
+            daemon_cpu_ms_per_1k: None,
+            bench_cpu_ms_per_1k: None,
+            daemon_rss_max_kib: Vec::new(),
+            other_cpu_pct: None,
+            first_errors: Vec::new(),
+            integrity_checks: BTreeMap::from([("eth_blockNumber/quorum".to_string(), 7)]),
+        }
+    }
+
+    fn anvil_report() -> BenchReport {
+        let w = "eth_blockNumber";
+        let cells = vec![
+            cell(w, 1, "a", 10_000.0, 50),
+            cell(w, 1, "n", 5_000.0, 100),
+            cell(w, 1, "b off", 4_000.0, 150),
+            cell(w, 1, "b sample", 3_000.0, 160),
+            cell(w, 1, "c off", 1_000.0, 600),
+        ];
+        BenchReport {
+            started_at_unix_ms: 0,
+            duration_ms: 0,
+            machine: Machine { cpus: 2, cpu_model: "test".into() },
+            loadavg: (None, None),
+            settings: Settings {
+                warmup_ms: 0,
+                cell_ms: 0,
+                concurrency: vec![1],
+                rounds: 1,
+                mesh_sizes: Vec::new(),
+                gossip_window_ms: 0,
+                backend: "anvil".into(),
+                logs_range: None,
+                daemon_sets: Vec::new(),
+            },
+            no_upstream_daemon: None,
+            cells,
+            failover: Vec::new(),
+            gossip: Vec::new(),
+            memory: Vec::new(),
+            floors: Vec::new(),
+            errors: Vec::new(),
+            interrupted: false,
+            anvil: Some(AnvilRun {
+                anvil: "anvil 1.7.1".into(),
+                providers: 3,
+                seeded: None,
+                nginx: "not measured: nginx is not installed".into(),
+                counters: vec![DaemonCounters {
+                    daemon: "B0".into(),
+                    counters: BTreeMap::from([("eth_getBalance/proof".to_string(), 3)]),
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn anvil_floors_compare_modes_and_nginx() {
+        let r = anvil_report();
+        let f = floors(&r);
+        let sample = f.iter().find(|x| x.name.starts_with("(b) sample vs (b) off")).expect("sample floor");
+        assert_eq!(sample.met, Some(false), "0.75× is under 0.90×: {sample:?}");
+        let nginx = f.iter().find(|x| x.name.starts_with("(b) off vs nginx req/s at c=1")).expect("nginx floor");
+        assert_eq!(nginx.met, Some(false));
+        assert!(nginx.measured.starts_with("0.80×"), "{nginx:?}");
+        assert!(!f.iter().any(|x| x.name.starts_with("(b) added p50")), "no sim-pair floors on anvil");
+    }
+
+    #[test]
+    fn anvil_section_shows_modes_side_by_side() {
+        let md = render_markdown(&anvil_report());
+        assert!(md.contains("## 1. Verified answers: cost per mode on anvil"));
+        assert!(md.contains("nginx: not measured: nginx is not installed."));
+        assert!(md.contains("| 1 | (b) path b sample | sample | 3000 | 0.30× | 0.60× | 0.75× |"), "{md}");
+        assert!(md.contains("quorum 7"));
+        assert!(md.contains("| B0 | eth_getBalance/proof 3 |"));
+        assert!(!md.contains("## 1. Latency and throughput"));
+    }
 }

@@ -56,6 +56,7 @@ pub async fn run_scenario(scenario: &Scenario, opts: &RunOptions, stop: Cancella
         block_time_ms: scenario.topology.block_time_ms,
         sets: scenario.topology.sets.clone(),
         prefer_8545: false,
+        direct_anvil: false,
     };
     if opts.progress {
         eprintln!("starting {} daemons for scenario {:?}...", spec.nodes, scenario.name);
