@@ -40,6 +40,8 @@ enum Command {
     Evidence(cmd::admin_cmds::EvidenceArgs),
     /// Federation root keys and membership certificates (federated trust).
     Federation(cmd::federation::FederationArgs),
+    /// Gateway client access: `rpcmesh gateway key new --name NAME` makes an API key.
+    Gateway(cmd::gateway::GatewayArgs),
     /// Local testnets: many daemons on one machine, fault injection, scenarios.
     Testnet(cmd::testnet::TestnetArgs),
 }
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Routes(args) => cmd::admin_cmds::routes(args),
         Command::Evidence(args) => cmd::admin_cmds::evidence(args),
         Command::Federation(args) => cmd::federation::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
         Command::Testnet(args) => cmd::testnet::run(args),
     };
     match result {

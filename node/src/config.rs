@@ -174,6 +174,39 @@ pub struct GatewayConfig {
     /// Methods refused even when allowed (deny wins): node admin, dev, debugging and
     /// unlocked-account methods by default. Refused calls get JSON-RPC -32601.
     pub deny_methods: Vec<String>,
+    /// Refuse clients without a valid API key (HTTP 401). Needs at least one `[[gateway.keys]]`.
+    /// A presented key that matches none is refused whatever this says.
+    pub require_key: bool,
+    /// Calls (batch items) per second each client address may make without an API key; 0 turns
+    /// the per-address quota off. IPv6 clients are counted per /64 (one host's usual share).
+    pub per_ip_requests_per_sec: u32,
+    /// Calls an address may make at once above its rate (bucket size); 0 means one second's
+    /// worth (`per_ip_requests_per_sec`).
+    pub per_ip_burst: u32,
+    /// API keys clients may present (`Authorization: Bearer <key>` or `/k/<key>/...`).
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One `[[gateway.keys]]`: a client's API key, stored as the SHA-256 of the secret so that the
+/// config file (often shared or committed) never holds the secret. `rpcmesh gateway key new`
+/// makes one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who holds the key: shown in metrics and logs (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Hex SHA-256 of the secret key (64 hex digits).
+    pub key_sha256: String,
+    /// Calls (batch items) per second this key may make; absent: no quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_sec: Option<u32>,
+    /// Calls this key may make at once above its rate; absent: one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Methods this key may call (`*` wildcards), within what the gateway allows; absent or
+    /// empty: whatever the gateway allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -189,6 +222,10 @@ impl Default for GatewayConfig {
             body_timeout_ms: 10_000,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
             deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
+            require_key: false,
+            per_ip_requests_per_sec: 0,
+            per_ip_burst: 0,
+            keys: Vec::new(),
         }
     }
 }
@@ -823,6 +860,9 @@ impl Config {
             )
             .chain(
                 self.relay.grants.iter().flat_map(|g| &g.allow_methods).map(|p| (p, "[[relay.grants]] allow_methods")),
+            )
+            .chain(
+                self.gateway.keys.iter().flat_map(|k| &k.allow_methods).map(|p| (p, "[[gateway.keys]] allow_methods")),
             );
         for (p, key) in patterns {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*') {
@@ -839,6 +879,7 @@ impl Config {
         if self.gateway.header_timeout_ms == 0 || self.gateway.body_timeout_ms == 0 {
             return invalid("gateway.header_timeout_ms and gateway.body_timeout_ms must be positive".into());
         }
+        self.validate_keys()?;
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
         }
@@ -846,6 +887,48 @@ impl Config {
             return invalid(
                 "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),
             );
+        }
+        Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let g = &self.gateway;
+        if g.require_key && g.keys.is_empty() {
+            return invalid(
+                "gateway.require_key = true but no [[gateway.keys]] is configured: every client would be refused \
+                 (add a key with `rpcmesh gateway key new --name NAME`)"
+                    .into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut digests = std::collections::HashSet::new();
+        for k in &g.keys {
+            if k.name.is_empty() || !k.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+                return invalid(format!("[[gateway.keys]] name {:?} must be letters, digits, _, - and .", k.name));
+            }
+            if !names.insert(k.name.as_str()) {
+                return invalid(format!("[[gateway.keys]] name {:?} is used twice", k.name));
+            }
+            if k.key_sha256.len() != 64 || !k.key_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "[[gateway.keys]] {:?}: key_sha256 must be 64 hex digits (the SHA-256 of the key, as printed by \
+                     `rpcmesh gateway key new`), not the key itself",
+                    k.name
+                ));
+            }
+            if !digests.insert(k.key_sha256.to_ascii_lowercase()) {
+                return invalid(format!("[[gateway.keys]] {:?}: key_sha256 is the same as another key's", k.name));
+            }
+            if k.requests_per_sec == Some(0) || k.burst == Some(0) {
+                return invalid(format!(
+                    "[[gateway.keys]] {:?}: requests_per_sec and burst must be at least 1 (remove them for no quota)",
+                    k.name
+                ));
+            }
+            if k.burst.is_some() && k.requests_per_sec.is_none() {
+                return invalid(format!("[[gateway.keys]] {:?}: burst needs requests_per_sec", k.name));
+            }
         }
         Ok(())
     }

@@ -116,17 +116,28 @@ fn parse_addrs(key: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, LaunchErro
         .collect()
 }
 
-/// What this configuration exposes beyond loopback, as warnings an operator should read.
+/// What this configuration exposes beyond loopback, as warnings an operator should read. A
+/// gateway beyond loopback is warned about while clients without a key are unlimited: no
+/// `gateway.require_key` and no `gateway.per_ip_requests_per_sec`.
 pub fn exposure_warnings(config: &Config, gateway: SocketAddr, admin: SocketAddr) -> Vec<String> {
     let mut out = Vec::new();
-    if !gateway.ip().is_loopback() {
+    let g = &config.gateway;
+    if !gateway.ip().is_loopback() && !g.require_key && g.per_ip_requests_per_sec == 0 {
+        let keys = if g.keys.is_empty() {
+            "with no API keys or quotas".to_string()
+        } else {
+            format!("with {} API key(s) but gateway.require_key = false and no per-address quota", g.keys.len())
+        };
         out.push(format!(
-            "the gateway listens on {gateway}, beyond loopback, with no API keys or quotas: anyone who can reach              it can use your nodes within gateway.allow_methods (see \"Running a public gateway\" in              docs/operator-guide.md)"
+            "the gateway listens on {gateway}, beyond loopback, {keys}: anyone who can reach it can use your nodes \
+             without limit within gateway.allow_methods; set gateway.require_key or \
+             gateway.per_ip_requests_per_sec (see \"Running a public gateway\" in docs/operator-guide.md)"
         ));
     }
     if !admin.ip().is_loopback() {
         out.push(format!(
-            "the admin API listens on {admin}, beyond loopback: every endpoint but /health and /metrics needs the              bearer token in {}; keep it secret, or bind admin.addr to 127.0.0.1",
+            "the admin API listens on {admin}, beyond loopback: every endpoint but /health and /metrics needs the \
+             bearer token in {}; keep it secret, or bind admin.addr to 127.0.0.1",
             config.admin.token_file.display()
         ));
     }
@@ -405,8 +416,9 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         config.method_policy(),
     );
     integrity_source.attach(router.downgrade());
-    let gateway = Gateway::new(router.clone(), &config.gateway, &config.chains, config.integrity.mode)
-        .with_metrics(request_metrics);
+    let gateway =
+        Gateway::with_access_metrics(router.clone(), &config.gateway, &config.chains, config.integrity.mode, &metrics)
+            .with_metrics(request_metrics);
     let gateway_limits = ServeLimits {
         max_connections: config.gateway.max_connections,
         header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),
@@ -500,7 +512,30 @@ mod tests {
         let w = exposure_warnings(&c, public, lo);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("gateway") && w[0].contains("0.0.0.0:8545"), "{w:?}");
+        assert!(!w[0].contains("  "), "{w:?}");
         let w = exposure_warnings(&c, lo, public);
         assert!(w[0].contains("admin API") && w[0].contains("admin.token"), "{w:?}");
+    }
+
+    #[test]
+    fn a_public_gateway_with_keys_required_or_a_quota_is_not_warned_about() {
+        let public: SocketAddr = "0.0.0.0:8545".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:8546".parse().unwrap();
+        let mut c = Config::default();
+        c.gateway.keys = vec![crate::config::ApiKeyConfig {
+            name: "a".into(),
+            key_sha256: "ab".repeat(32),
+            requests_per_sec: None,
+            burst: None,
+            allow_methods: Vec::new(),
+        }];
+        // Keys alone: strangers are still unlimited.
+        let w = exposure_warnings(&c, public, lo);
+        assert!(w.len() == 1 && w[0].contains("require_key = false"), "{w:?}");
+        c.gateway.require_key = true;
+        assert!(exposure_warnings(&c, public, lo).is_empty());
+        let mut c = Config::default();
+        c.gateway.per_ip_requests_per_sec = 10;
+        assert!(exposure_warnings(&c, public, lo).is_empty());
     }
 }

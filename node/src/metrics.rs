@@ -137,6 +137,16 @@ pub struct EvidenceLabels {
     pub reason: String,
 }
 
+/// Labels of gateway access decisions.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccessLabels {
+    /// A `[[gateway.keys]]` name, `(none)` for calls without a key or `(unknown)` for a key that
+    /// matched none: bounded by the config, never a client-chosen string.
+    pub key: String,
+    /// `admitted`, `rate_limited`, `method_refused`, `missing_key` or `bad_key`.
+    pub outcome: String,
+}
+
 /// rpcmesh's own metrics.
 #[derive(Debug, Clone, Default)]
 pub struct NodeMetrics {
@@ -162,6 +172,8 @@ pub struct NodeMetrics {
     pub evidence: Family<EvidenceLabels, Counter>,
     /// Providers cordoned on some chain right now (one per provider and chain).
     pub cordons_active: Gauge,
+    /// Gateway calls (batch items) by API key and access outcome.
+    pub gateway_access: Family<AccessLabels, Counter>,
 }
 
 impl NodeMetrics {
@@ -192,6 +204,12 @@ impl NodeMetrics {
         );
         r.register("evidence", "Evidence bundles by outcome and reason", m.evidence.clone());
         r.register("cordons_active", "Cordons in force (provider and chain)", m.cordons_active.clone());
+        r.register(
+            "gateway_key_calls",
+            "Gateway calls (batch items) by API key and outcome (admitted, rate_limited, method_refused, \
+             missing_key, bad_key)",
+            m.gateway_access.clone(),
+        );
         m
     }
 

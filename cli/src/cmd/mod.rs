@@ -2,6 +2,7 @@
 
 pub mod admin_cmds;
 pub mod federation;
+pub mod gateway;
 pub mod id;
 pub mod init;
 pub mod run;

@@ -75,6 +75,18 @@ body_timeout_ms = {gw_body_to}
 # "debug_*" from deny_methods. A [[chain]] can replace either list for itself.
 allow_methods = {gw_allow}
 deny_methods = {gw_deny}
+# Client access control (see "Running a public gateway" in docs/operator-guide.md). Clients
+# present a key as "Authorization: Bearer <key>" or in the path, "/k/<key>/<chain>". With
+# require_key = true, calls without a valid key get HTTP 401; a wrong key always does.
+require_key = {gw_require_key}
+# Calls (batch items) per second per client address without a key, and its burst (0 = one
+# second's worth); 0 turns the quota off. Over quota: HTTP 429, JSON-RPC -32005, retry-after.
+per_ip_requests_per_sec = {gw_ip_rate}
+per_ip_burst = {gw_ip_burst}
+# API keys, stored as the SHA-256 of the secret; make one with `rpcmesh gateway key new --name NAME`.
+# Each: name, key_sha256, optional requests_per_sec and burst, optional allow_methods (narrower
+# than the gateway's). Written here as inline tables; [[gateway.keys]] sections work as well.
+keys = {gw_keys}
 
 [admin]
 # Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
@@ -216,6 +228,10 @@ worker_threads = {worker_threads}
         gw_body_to = c.gateway.body_timeout_ms,
         gw_allow = v(&c.gateway.allow_methods),
         gw_deny = v(&c.gateway.deny_methods),
+        gw_require_key = c.gateway.require_key,
+        gw_ip_rate = c.gateway.per_ip_requests_per_sec,
+        gw_ip_burst = c.gateway.per_ip_burst,
+        gw_keys = v(&c.gateway.keys),
         admin_addr = v(&c.admin.addr),
         admin_token = v(&c.admin.token_file),
         admin_hosts = v(&c.admin.allowed_hosts),

@@ -14,7 +14,51 @@ fn custom() -> Config {
     }];
     c.trust.mode = TrustMode::Open;
     c.log.format = LogFormat::Json;
+    c.gateway.keys = vec![
+        ApiKeyConfig {
+            name: "alice".into(),
+            key_sha256: "ab".repeat(32),
+            requests_per_sec: Some(10),
+            burst: Some(20),
+            allow_methods: vec!["eth_blockNumber".into()],
+        },
+        ApiKeyConfig {
+            name: "bob".into(),
+            key_sha256: "cd".repeat(32),
+            requests_per_sec: None,
+            burst: None,
+            allow_methods: Vec::new(),
+        },
+    ];
+    c.gateway.per_ip_requests_per_sec = 5;
     c
+}
+
+#[test]
+fn api_keys_are_checked() {
+    let key = |name: &str, hash: String| ApiKeyConfig {
+        name: name.into(),
+        key_sha256: hash,
+        requests_per_sec: None,
+        burst: None,
+        allow_methods: Vec::new(),
+    };
+    let check = |keys: Vec<ApiKeyConfig>, require: bool| {
+        let mut c = Config::default();
+        c.gateway.keys = keys;
+        c.gateway.require_key = require;
+        c.check().err().map(|e| e.to_string())
+    };
+    assert_eq!(check(vec![key("a", "ab".repeat(32))], true), None);
+    assert!(check(Vec::new(), true).unwrap().contains("gateway.require_key"));
+    assert!(check(vec![key("a", "secret".into())], false).unwrap().contains("64 hex digits"));
+    assert!(check(vec![key("a b", "ab".repeat(32))], false).unwrap().contains("name"));
+    let twice = check(vec![key("a", "ab".repeat(32)), key("b", "AB".repeat(32))], false).unwrap();
+    assert!(twice.contains("same as another"), "{twice}");
+    assert!(check(vec![key("a", "ab".repeat(32)), key("a", "cd".repeat(32))], false).unwrap().contains("twice"));
+    let mut zero = key("a", "ab".repeat(32));
+    zero.requests_per_sec = Some(0);
+    assert!(check(vec![zero], false).unwrap().contains("at least 1"));
 }
 
 #[test]

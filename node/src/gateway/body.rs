@@ -61,19 +61,33 @@ fn refused(error: GatewayError, buf: &[u8]) -> BodyRefused {
 /// The ids of a complete body (a single request's, or a batch's), for errors about the whole
 /// call (unknown chain, bad header).
 pub fn ids_of(body: &Bytes) -> Ids {
-    match jsonrpc::parse(body) {
-        Call::Single(Item::Request(r)) => r.id.map_or(Ids::Unknown, Ids::Single),
-        Call::Single(Item::Invalid { id, .. }) => Ids::Single(id),
+    ids_of_call(&jsonrpc::parse(body))
+}
+
+/// The ids of a parsed call; see [`ids_of`].
+pub fn ids_of_call(call: &Call) -> Ids {
+    match call {
+        Call::Single(Item::Request(r)) => r.id.clone().map_or(Ids::Unknown, Ids::Single),
+        Call::Single(Item::Invalid { id, .. }) => Ids::Single(id.clone()),
         Call::Batch(items) => Ids::Batch(
             items
-                .into_iter()
+                .iter()
                 .filter_map(|i| match i {
-                    Item::Request(r) => r.id,
-                    Item::Invalid { id, .. } => Some(id),
+                    Item::Request(r) => r.id.clone(),
+                    Item::Invalid { id, .. } => Some(id.clone()),
                 })
                 .collect(),
         ),
         Call::Error { .. } => Ids::Unknown,
+    }
+}
+
+/// What a call costs against a quota: one per batch item (notifications and invalid items
+/// included: each is work the gateway does), one for anything else.
+pub fn calls_in(call: &Call) -> u32 {
+    match call {
+        Call::Batch(items) => u32::try_from(items.len()).unwrap_or(u32::MAX).max(1),
+        Call::Single(_) | Call::Error { .. } => 1,
     }
 }
 

@@ -3,12 +3,17 @@
 //! `/{chain_id}` and `/{alias}`. The outermost layer of the request path: HTTP/WS framing,
 //! batch splitting, ids; each request then goes through the [`Router`]'s stack.
 //!
+//! Client access control (API keys, quotas) is checked before a call is routed: [`access`],
+//! [`quota`]. A key may also be given in the path: `/k/<key>` and `/k/<key>/{chain}`.
+//!
 //! Every answer says who served it (`x-rpcmesh-served-by`), after how many attempts
 //! (`x-rpcmesh-attempts`) and how far it was verified (`x-rpcmesh-verified`). Errors the gateway
 //! itself makes are mapped to responses in one place ([`respond`]) and echo the id byte for byte
 //! whenever it could be read.
 
+pub mod access;
 pub mod body;
+pub mod quota;
 pub mod respond;
 mod ws;
 
@@ -25,10 +30,11 @@ use axum::routing::any;
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+use self::access::{Access, ApiKey};
 use self::respond::{GatewayError, Ids, json_response};
 use crate::config::{ChainConfig, GatewayConfig};
-use crate::jsonrpc::{self, Call, Item};
-use crate::metrics::RequestMetrics;
+use crate::jsonrpc::{self, Call, Item, METHOD_NOT_FOUND};
+use crate::metrics::{NodeMetrics, RequestMetrics};
 use crate::router::{RouteOptions, Routed, Router, Verified, VerifyMode};
 
 /// Header naming who served a response.
@@ -66,6 +72,8 @@ struct GatewayInner {
     /// Verification mode of requests without `x-rpcmesh-verify`.
     verify: VerifyMode,
     metrics: RequestMetrics,
+    /// API keys and quotas (shared: the per-key and per-address buckets are one set).
+    access: Arc<Access>,
 }
 
 /// What a call (single or batch) got.
@@ -94,8 +102,19 @@ impl Dispatched {
 }
 
 impl Gateway {
-    /// A gateway over `router` for the configured chains.
+    /// A gateway over `router` for the configured chains, its access metrics unregistered.
     pub fn new(router: Router, cfg: &GatewayConfig, chains: &[ChainConfig], verify: VerifyMode) -> Self {
+        Self::with_access_metrics(router, cfg, chains, verify, &NodeMetrics::default())
+    }
+
+    /// [`Gateway::new`], counting calls per API key into `metrics`.
+    pub fn with_access_metrics(
+        router: Router,
+        cfg: &GatewayConfig,
+        chains: &[ChainConfig],
+        verify: VerifyMode,
+        metrics: &NodeMetrics,
+    ) -> Self {
         let aliases =
             chains.iter().flat_map(|c| c.aliases.iter().map(move |a| (a.to_ascii_lowercase(), c.id))).collect();
         let default_chain = if cfg.default_chain != 0 { Some(cfg.default_chain) } else { chains.first().map(|c| c.id) };
@@ -112,6 +131,7 @@ impl Gateway {
                 max_in_flight: cfg.max_connections.max(1),
                 verify,
                 metrics: RequestMetrics::default(),
+                access: Arc::new(Access::new(cfg, metrics.gateway_access.clone())),
             }),
         }
     }
@@ -130,7 +150,12 @@ impl Gateway {
 
     /// The axum router serving HTTP and WebSocket on every path.
     pub fn app(self) -> axum::Router {
-        axum::Router::new().route("/", any(handle_root)).route("/{chain}", any(handle_chain)).with_state(self)
+        axum::Router::new()
+            .route("/", any(handle_root))
+            .route("/{chain}", any(handle_chain))
+            .route("/k/{key}", any(handle_key_root))
+            .route("/k/{key}/{chain}", any(handle_key_chain))
+            .with_state(self)
     }
 
     /// Resolves a path segment to a chain id, or the error listing what is served.
@@ -156,15 +181,20 @@ impl Gateway {
         }
     }
 
-    /// Answers one call (single or batch) on `chain`.
+    /// Answers one call (single or batch) on `chain`, for a client without a key.
     pub async fn dispatch(&self, chain: u64, body: &Bytes, opts: RouteOptions) -> Dispatched {
+        self.dispatch_call(chain, jsonrpc::parse(body), opts, None).await
+    }
+
+    /// Answers a parsed call on `chain`; each request must be allowed to `key` as well.
+    async fn dispatch_call(&self, chain: u64, call: Call, opts: RouteOptions, key: Option<&ApiKey>) -> Dispatched {
         let mut out = Dispatched::default();
-        match jsonrpc::parse(body) {
+        match call {
             Call::Error { code, message } => {
                 out.body = Some(jsonrpc::error_response(b"null", code, &message));
             }
             Call::Single(item) => {
-                let (resp, routed) = self.item(chain, item, opts).await;
+                let (resp, routed) = self.item(chain, item, opts, key).await;
                 if let Some(r) = &routed {
                     out.add(r);
                 }
@@ -178,7 +208,7 @@ impl Gateway {
                 // Routed concurrently, at most BATCH_CONCURRENCY at a time; answers keep
                 // request order.
                 let results: Vec<(Option<Bytes>, Option<Routed>)> = futures::stream::iter(items)
-                    .map(|i| self.item(chain, i, opts))
+                    .map(|i| self.item(chain, i, opts, key))
                     .buffered(BATCH_CONCURRENCY)
                     .collect()
                     .await;
@@ -205,13 +235,28 @@ impl Gateway {
         out
     }
 
-    async fn item(&self, chain: u64, item: Item, opts: RouteOptions) -> (Option<Bytes>, Option<Routed>) {
+    async fn item(
+        &self,
+        chain: u64,
+        item: Item,
+        opts: RouteOptions,
+        key: Option<&ApiKey>,
+    ) -> (Option<Bytes>, Option<Routed>) {
         match item {
             Item::Invalid { id, code, message } => {
                 self.inner.metrics.invalid(chain);
                 (Some(jsonrpc::error_response(&id, code, &message)), None)
             }
             Item::Request(req) => {
+                if let Some(k) = key.filter(|k| !k.allows(&req.method)) {
+                    self.inner.access.count(Some(k), "method_refused", 1);
+                    let refused = jsonrpc::error_response(
+                        req.id.as_deref().unwrap_or(b"null"),
+                        METHOD_NOT_FOUND,
+                        &k.refusal(&req.method),
+                    );
+                    return (req.id.is_some().then_some(refused), None);
+                }
                 let routed = self.inner.router.route(chain, &req, opts).await;
                 self.inner.metrics.routed(chain, &req.method, &routed);
                 let resp = (!req.is_notification()).then(|| routed.body.clone());
@@ -235,11 +280,11 @@ impl Gateway {
             out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET, OPTIONS"));
             out.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, x-rpcmesh-failover, x-rpcmesh-verify"),
+                HeaderValue::from_static("content-type, authorization, x-rpcmesh-failover, x-rpcmesh-verify"),
             );
             out.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("x-rpcmesh-served-by, x-rpcmesh-attempts, x-rpcmesh-verified"),
+                HeaderValue::from_static("x-rpcmesh-served-by, x-rpcmesh-attempts, x-rpcmesh-verified, retry-after"),
             );
             out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
             out.insert(header::VARY, HeaderValue::from_static("origin"));
@@ -277,7 +322,7 @@ async fn handle_root(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     req: HttpRequest,
 ) -> Response {
-    handle(gw, None, addr, req).await
+    handle(gw, None, None, addr, req).await
 }
 
 async fn handle_chain(
@@ -286,22 +331,62 @@ async fn handle_chain(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     req: HttpRequest,
 ) -> Response {
-    handle(gw, Some(chain), addr, req).await
+    handle(gw, Some(chain), None, addr, req).await
 }
 
-async fn handle(gw: Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
+async fn handle_key_root(
+    State(gw): State<Gateway>,
+    Path(key): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: HttpRequest,
+) -> Response {
+    handle(gw, None, Some(key), addr, req).await
+}
+
+async fn handle_key_chain(
+    State(gw): State<Gateway>,
+    Path((key, chain)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: HttpRequest,
+) -> Response {
+    handle(gw, Some(chain), Some(key), addr, req).await
+}
+
+async fn handle(
+    gw: Gateway,
+    segment: Option<String>,
+    path_key: Option<String>,
+    addr: SocketAddr,
+    req: HttpRequest,
+) -> Response {
     let req_headers = req.headers().clone();
+    let key = Access::presented(path_key.as_deref(), &req_headers);
     let mut resp = match *req.method() {
         Method::OPTIONS => StatusCode::NO_CONTENT.into_response(),
-        Method::GET if req_headers.get(header::UPGRADE).is_some() => upgrade(&gw, segment, addr, req).await,
-        Method::POST => post(&gw, segment, addr, &req_headers, req.into_body()).await,
+        Method::GET if req_headers.get(header::UPGRADE).is_some() => upgrade(&gw, segment, key, addr, req).await,
+        Method::POST => post(&gw, segment, key, addr, &req_headers, req.into_body()).await,
         _ => GatewayError::HttpMethod.respond(&Ids::Unknown),
     };
     gw.cors_headers(&req_headers, resp.headers_mut());
     resp
 }
 
-async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: HttpRequest) -> Response {
+async fn upgrade(
+    gw: &Gateway,
+    segment: Option<String>,
+    key: Option<&str>,
+    addr: SocketAddr,
+    req: HttpRequest,
+) -> Response {
+    // Refused before the upgrade: a client without a valid key gets no session at all. Calls
+    // inside the session are charged one by one against the quota.
+    let key = match gw.inner.access.authenticate(key) {
+        Ok(k) => k,
+        Err(denied) => {
+            gw.inner.access.count_denied(&denied, 1);
+            return GatewayError::from(denied).respond(&Ids::Unknown);
+        }
+    };
     let headers = req.headers().clone();
     let slot = req.extensions().get::<crate::serve::ConnectionSlot>().cloned();
     let upgrade = match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
@@ -318,30 +403,51 @@ async fn upgrade(gw: &Gateway, segment: Option<String>, addr: SocketAddr, req: H
     };
     // The session keeps the connection's place under `gateway.max_connections`.
     let permit = slot.and_then(|s| s.take());
-    ws::upgrade(gw.clone(), chain, opts, upgrade, permit)
+    ws::upgrade(gw.clone(), ws::Session { chain, opts, key, ip: addr.ip() }, upgrade, permit)
 }
 
-async fn post(gw: &Gateway, segment: Option<String>, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
+async fn post(
+    gw: &Gateway,
+    segment: Option<String>,
+    key: Option<&str>,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let body = match body::read(body, gw.inner.max_body_bytes, gw.inner.body_timeout, length).await {
         Ok(b) => b,
         Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
     };
+    let call = jsonrpc::parse(&body);
+    // A batch over the limit is refused whole: it costs at most the limit.
+    let calls = body::calls_in(&call).min(u32::try_from(gw.inner.max_batch_len).unwrap_or(u32::MAX).max(1));
+    let access = &gw.inner.access;
+    let key = match access.authenticate(key) {
+        Ok(k) => k,
+        Err(denied) => {
+            access.count_denied(&denied, calls);
+            return GatewayError::from(denied).respond(&body::ids_of_call(&call));
+        }
+    };
+    if let Err(denied) = access.charge(key.as_deref(), addr.ip(), calls) {
+        return GatewayError::from(denied).respond(&body::ids_of_call(&call));
+    }
     // The in-flight slot is taken once the request is complete: a slow client holds a
     // connection, never a slot.
     let Ok(_permit) = gw.inner.in_flight.clone().try_acquire_owned() else {
-        return GatewayError::Busy { limit: gw.inner.max_in_flight }.respond(&body::ids_of(&body));
+        return GatewayError::Busy { limit: gw.inner.max_in_flight }.respond(&body::ids_of_call(&call));
     };
     let chain = match gw.chain(segment.as_deref()) {
         Ok(c) => c,
-        Err(e) => return e.respond(&body::ids_of(&body)),
+        Err(e) => return e.respond(&body::ids_of_call(&call)),
     };
     let opts = match gw.options(headers, &addr) {
         Ok(o) => o,
-        Err(e) => return e.respond(&body::ids_of(&body)),
+        Err(e) => return e.respond(&body::ids_of_call(&call)),
     };
     let started = tokio::time::Instant::now();
-    let d = gw.dispatch(chain, &body, opts).await;
+    let d = gw.dispatch_call(chain, call, opts, key.as_deref()).await;
     gw.metrics().call(chain, "http", started.elapsed());
     let mut resp = match d.body {
         Some(b) => json_response(StatusCode::OK, b),

@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
+use super::access::Denied;
+use super::quota::retry_after_secs;
 use crate::jsonrpc::{self, INVALID_REQUEST, LIMIT_EXCEEDED, PARSE_ERROR, RESOURCE_NOT_FOUND};
 
 /// An error of the gateway itself (not of a provider).
@@ -48,6 +50,28 @@ pub enum GatewayError {
     },
     /// Not a request at all (an empty batch, a bare value).
     InvalidRequest(&'static str),
+    /// No API key where `gateway.require_key` asks for one, or a key that matches none.
+    Unauthorized {
+        /// `true`: no key was presented; `false`: a wrong one was.
+        missing: bool,
+    },
+    /// Over a quota (`[[gateway.keys]] requests_per_sec` or `gateway.per_ip_requests_per_sec`).
+    RateLimited {
+        /// Seconds to wait, also sent as `retry-after`.
+        retry_after_secs: u64,
+        /// The key whose quota it is; `None`: the client address's.
+        key: Option<std::sync::Arc<str>>,
+    },
+}
+
+impl From<Denied> for GatewayError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::MissingKey => Self::Unauthorized { missing: true },
+            Denied::BadKey => Self::Unauthorized { missing: false },
+            Denied::RateLimited { wait, key } => Self::RateLimited { retry_after_secs: retry_after_secs(wait), key },
+        }
+    }
 }
 
 impl GatewayError {
@@ -60,6 +84,8 @@ impl GatewayError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyUnreadable(_) | Self::BadHeader { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownChain(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // JSON-RPC-level errors of a request that did arrive: HTTP 200, as nodes answer.
             Self::Parse(_) | Self::BatchTooLarge { .. } | Self::InvalidRequest(_) => StatusCode::OK,
         }
@@ -68,7 +94,7 @@ impl GatewayError {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Self::Busy { .. } => LIMIT_EXCEEDED,
+            Self::Busy { .. } | Self::RateLimited { .. } => LIMIT_EXCEEDED,
             Self::UnknownChain(_) => RESOURCE_NOT_FOUND,
             Self::Parse(_) => PARSE_ERROR,
             Self::HttpMethod
@@ -77,7 +103,8 @@ impl GatewayError {
             | Self::BodyUnreadable(_)
             | Self::BadHeader { .. }
             | Self::BatchTooLarge { .. }
-            | Self::InvalidRequest(_) => INVALID_REQUEST,
+            | Self::InvalidRequest(_)
+            | Self::Unauthorized { .. } => INVALID_REQUEST,
         }
     }
 
@@ -100,6 +127,18 @@ impl GatewayError {
                 format!("batch of {items} requests is over the limit of {limit} (gateway.max_batch_len)")
             }
             Self::InvalidRequest(why) => format!("invalid request: {why}"),
+            Self::Unauthorized { missing: true } => "this gateway needs an API key: send \"Authorization: Bearer \
+                                                     <key>\" or use the path /k/<key>/<chain> (gateway.require_key)"
+                .into(),
+            Self::Unauthorized { missing: false } => "unknown API key".into(),
+            Self::RateLimited { retry_after_secs, key: Some(name) } => format!(
+                "rate limit of API key {name} exceeded; retry after {retry_after_secs} s ([[gateway.keys]] \
+                 requests_per_sec)"
+            ),
+            Self::RateLimited { retry_after_secs, key: None } => format!(
+                "rate limit of this client address exceeded; retry after {retry_after_secs} s, or use an API key \
+                 (gateway.per_ip_requests_per_sec)"
+            ),
         }
     }
 
@@ -126,7 +165,17 @@ impl GatewayError {
 
     /// The whole HTTP response.
     pub fn respond(&self, ids: &Ids) -> Response {
-        json_response(self.status(), self.body(ids))
+        let mut r = json_response(self.status(), self.body(ids));
+        match self {
+            Self::RateLimited { retry_after_secs, .. } => {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Unauthorized { .. } => {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        r
     }
 }
 
@@ -166,5 +215,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&GatewayError::HttpMethod.body(&Ids::Unknown)).unwrap();
         assert!(v["id"].is_null());
         assert_eq!(GatewayError::Busy { limit: 1 }.code(), LIMIT_EXCEEDED);
+    }
+
+    #[test]
+    fn access_refusals_carry_their_headers() {
+        let limited = GatewayError::from(Denied::RateLimited {
+            wait: std::time::Duration::from_millis(1500),
+            key: Some("alice".into()),
+        });
+        let r = limited.respond(&Ids::Single(Bytes::from_static(b"7")));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("2"));
+        assert_eq!(limited.code(), LIMIT_EXCEEDED);
+        assert!(limited.message().contains("alice"));
+        let r = GatewayError::from(Denied::BadKey).respond(&Ids::Unknown);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 }

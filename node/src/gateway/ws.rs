@@ -10,6 +10,11 @@
 //! mempool is per provider): polled with `eth_getFilterChanges`; when that provider fails, a new
 //! filter is made on the next best one under the same subscription id, and hashes already sent
 //! are not sent again (a few transactions may be missed during the switch).
+//!
+//! Access: the key (if any) is checked at the upgrade; each message is then charged against the
+//! key's or the address's quota like an HTTP request (one per batch item), and answered with a
+//! JSON-RPC -32005 error when over it (the session stays open). Subscription polls are the
+//! gateway's own work and are not charged: a subscription costs its `eth_subscribe`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -25,7 +30,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Gateway;
-use crate::jsonrpc::{self, Call, INVALID_PARAMS, Item, LIMIT_EXCEEDED, Request};
+use super::access::ApiKey;
+use super::body::{calls_in, ids_of_call};
+use super::respond::GatewayError;
+use crate::jsonrpc::{self, Call, INVALID_PARAMS, Item, LIMIT_EXCEEDED, METHOD_NOT_FOUND, Request};
 use crate::router::RouteOptions;
 use crate::router::Target;
 
@@ -62,20 +70,26 @@ const MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
 
 static NEXT_SUB: AtomicU64 = AtomicU64::new(1);
 
+/// What a session serves, and to whom.
+pub struct Session {
+    /// The chain of the upgrade's path.
+    pub chain: u64,
+    /// Routing options from the upgrade's headers.
+    pub opts: RouteOptions,
+    /// The API key checked at the upgrade.
+    pub key: Option<Arc<ApiKey>>,
+    /// The client's address (its quota when there is no key).
+    pub ip: std::net::IpAddr,
+}
+
 /// Accepts the upgrade and serves the connection; `slot` (the connection's place under
 /// `gateway.max_connections`) is held until the session ends.
-pub fn upgrade(
-    gw: Gateway,
-    chain: u64,
-    opts: RouteOptions,
-    up: WebSocketUpgrade,
-    slot: Option<OwnedSemaphorePermit>,
-) -> Response {
+pub fn upgrade(gw: Gateway, s: Session, up: WebSocketUpgrade, slot: Option<OwnedSemaphorePermit>) -> Response {
     up.max_message_size(MAX_MESSAGE_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            session(gw, chain, opts, socket).await;
+            session(gw, s, socket).await;
             drop(slot);
         })
 }
@@ -115,7 +129,7 @@ impl PingBudget {
     }
 }
 
-async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket) {
+async fn session(gw: Gateway, s: Session, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(OUTBOX);
     let outbox = Outbox { tx: out_tx, bytes: Arc::new(Semaphore::new(OUTBOX_BYTES)) };
@@ -160,8 +174,8 @@ async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket)
             _ => continue,
         };
         let started = tokio::time::Instant::now();
-        let answer = handle_message(&gw, chain, opts, &body, &mut subs, &outbox).await;
-        gw.metrics().call(chain, "ws", started.elapsed());
+        let answer = handle_message(&gw, &s, &body, &mut subs, &outbox).await;
+        gw.metrics().call(s.chain, "ws", started.elapsed());
         if let Some(a) = answer
             && !outbox.send(a).await
         {
@@ -182,21 +196,32 @@ async fn session(gw: Gateway, chain: u64, opts: RouteOptions, socket: WebSocket)
 
 async fn handle_message(
     gw: &Gateway,
-    chain: u64,
-    opts: RouteOptions,
+    s: &Session,
     body: &Bytes,
     subs: &mut HashMap<String, JoinHandle<()>>,
     out: &Outbox,
 ) -> Option<Bytes> {
-    // Subscriptions are only handled as single requests; batches go through the router.
-    if let Call::Single(Item::Request(req)) = jsonrpc::parse(body) {
-        match req.method.as_str() {
-            "eth_subscribe" => return Some(subscribe(gw, chain, opts, &req, subs, out)),
-            "eth_unsubscribe" => return Some(unsubscribe(&req, subs)),
-            _ => {}
-        }
+    let (chain, opts) = (s.chain, s.opts);
+    let call = jsonrpc::parse(body);
+    if let Err(denied) = gw.inner.access.charge(s.key.as_deref(), s.ip, calls_in(&call)) {
+        return Some(GatewayError::from(denied).body(&ids_of_call(&call)));
     }
-    let d = gw.dispatch(chain, body, opts).await;
+    // Subscriptions are only handled as single requests; batches go through the router.
+    if let Call::Single(Item::Request(req)) = &call
+        && matches!(req.method.as_str(), "eth_subscribe" | "eth_unsubscribe")
+    {
+        if let Some(k) = s.key.as_deref().filter(|k| !k.allows(&req.method)) {
+            gw.inner.access.count(Some(k), "method_refused", 1);
+            let msg = k.refusal(&req.method);
+            return Some(jsonrpc::error_response(req.id.as_deref().unwrap_or(b"null"), METHOD_NOT_FOUND, &msg));
+        }
+        return Some(if req.method == "eth_subscribe" {
+            subscribe(gw, chain, opts, req, subs, out)
+        } else {
+            unsubscribe(req, subs)
+        });
+    }
+    let d = gw.dispatch_call(chain, call, opts, s.key.as_deref()).await;
     // A WebSocket answer has no headers, and an extra member in a JSON-RPC response breaks
     // strict clients: who served it goes to this log line (per connection, in the session's
     // span) and to the metrics, never into the answer.

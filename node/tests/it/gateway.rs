@@ -303,10 +303,10 @@ pub(crate) struct Reply {
     body: Bytes,
 }
 
-type Fields = BTreeMap<String, Box<RawValue>>;
+pub(crate) type Fields = BTreeMap<String, Box<RawValue>>;
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().expect("ASCII header"))
     }
 
@@ -315,18 +315,24 @@ impl Reply {
     }
 
     /// The body as one JSON object (raw member texts).
-    fn object(&self) -> Fields {
+    pub(crate) fn object(&self) -> Fields {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", self.text()))
     }
 
     /// The body as a JSON array of objects.
-    fn array(&self) -> Vec<Fields> {
+    pub(crate) fn array(&self) -> Vec<Fields> {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not an array of objects ({e}): {}", self.text()))
     }
 }
 
 impl Node {
-    async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
         let body = body.into();
         let exchange = async {
             let stream = TcpStream::connect(self.addr).await.expect("connect to the gateway");
@@ -357,7 +363,7 @@ impl Node {
     }
 }
 
-fn call(id: &str, method: &str, params: &str) -> String {
+pub(crate) fn call(id: &str, method: &str, params: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
 }
 
@@ -369,12 +375,12 @@ pub(crate) fn balance_call(id: &str) -> String {
     call(id, "eth_getBalance", r#"["0x00000000000000000000000000000000000000aa","latest"]"#)
 }
 
-fn raw<'a>(f: &'a Fields, key: &str) -> &'a str {
+pub(crate) fn raw<'a>(f: &'a Fields, key: &str) -> &'a str {
     f.get(key).unwrap_or_else(|| panic!("no {key:?} member in {f:?}")).get()
 }
 
 /// Asserts a JSON-RPC error with `code` and the raw id text `id`; returns its message.
-fn assert_error(f: &Fields, id: &str, code: i64) -> String {
+pub(crate) fn assert_error(f: &Fields, id: &str, code: i64) -> String {
     assert_eq!(raw(f, "jsonrpc"), r#""2.0""#, "{f:?}");
     assert_eq!(raw(f, "id"), id, "id of {f:?}");
     assert!(!f.contains_key("result"), "an error has no result: {f:?}");
@@ -384,7 +390,7 @@ fn assert_error(f: &Fields, id: &str, code: i64) -> String {
 }
 
 /// Asserts a JSON-RPC result with the raw id text `id` and raw result text `result`.
-fn assert_result(f: &Fields, id: &str, result: &str) {
+pub(crate) fn assert_result(f: &Fields, id: &str, result: &str) {
     assert_eq!(raw(f, "jsonrpc"), r#""2.0""#, "{f:?}");
     assert_eq!(raw(f, "id"), id, "id of {f:?}");
     assert_eq!(raw(f, "result"), result, "result of {f:?}");

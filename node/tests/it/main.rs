@@ -1,5 +1,6 @@
 //! rpcmesh-node integration tests: one binary.
 
+mod access;
 mod evidence;
 mod gateway;
 mod limits;
