@@ -203,3 +203,29 @@ fn evidence_commands_parse_and_name_the_admin_api_when_it_is_down() {
     let out = rpcmesh(&["evidence", "show", "not-a-number"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn gateway_key_new_prints_a_key_once_and_config_lines_that_accept_it() {
+    let out =
+        rpcmesh(&["gateway", "key", "new", "--name", "alice", "--requests-per-sec", "5", "--allow-methods", "eth_*"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let key = text
+        .lines()
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("rmk_"))
+        .map(|rest| format!("rmk_{rest}"))
+        .expect("the key is printed");
+    assert!(!text.lines().any(|l| !l.starts_with('#') && l.contains(&key)), "the key is not in the config lines");
+    let config = rpcmesh_node::config::Config::from_toml(&text, Path::new("stdout")).expect("valid config lines");
+    config.check().expect("consistent");
+    let k = &config.gateway.keys[0];
+    assert_eq!(
+        (k.name.as_str(), k.requests_per_sec, k.allow_methods.clone()),
+        ("alice", Some(5), vec!["eth_*".into()])
+    );
+    let access = rpcmesh_node::gateway::access::Access::new(&config.gateway, Default::default());
+    assert_eq!(access.authenticate(Some(&key)).expect("accepted").expect("a key").name.as_ref(), "alice");
+    assert!(access.authenticate(Some("rmk_other")).is_err());
+    let bad = rpcmesh(&["gateway", "key", "new", "--name", "a b"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
