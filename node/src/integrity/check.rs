@@ -99,9 +99,8 @@ impl IntegrityCheck {
             VerifyMode::Strict => true,
             VerifyMode::Sample => {
                 let suspect = {
-                    let mut s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
-                    s.retain(|_, since| since.elapsed() < SUSPECT_FOR);
-                    s.contains_key(&target)
+                    let s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+                    s.get(&target).is_some_and(|since| since.elapsed() < SUSPECT_FOR)
                 };
                 // A fresh draw per attempt (a counter in the keyed hash): the same request asked
                 // again is sampled independently, so polling one value cannot dodge the checks.
@@ -114,7 +113,9 @@ impl IntegrityCheck {
     }
 
     fn suspect(&self, target: Target) {
-        self.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(target, Instant::now());
+        let mut s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        s.retain(|_, since| since.elapsed() < SUSPECT_FOR);
+        s.insert(target, Instant::now());
     }
 
     /// Judges an answer with material `method(params)`, asked of operators other than `not`
@@ -370,7 +371,8 @@ impl IntegrityCheck {
         result: &[u8],
         deadline: Instant,
     ) -> Result<Verified, Verdict> {
-        let params = params_of(call.req.upstream_body()).ok_or_else(|| Verdict::Unverifiable("params".into()))?;
+        let params = super::claim::params_text(call.req.upstream_body())
+            .ok_or_else(|| Verdict::Unverifiable("params".into()))?;
         let answer: serde_json::Value =
             serde_json::from_slice(result).map_err(|e| Verdict::Unverifiable(e.to_string()))?;
         let others: Vec<Target> =
@@ -736,17 +738,6 @@ fn placed(receipt: &[u8]) -> Result<At, Verdict> {
 fn placed_first(receipts: &[u8]) -> Option<At> {
     let list: Vec<&RawValue> = serde_json::from_slice(receipts).ok()?;
     placed(list.first()?.get().as_bytes()).ok()
-}
-
-/// The raw params of a request body.
-fn params_of(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Env<'a> {
-        #[serde(borrow)]
-        params: Option<&'a RawValue>,
-    }
-    let env: Env<'_> = serde_json::from_slice(body).ok()?;
-    Some(env.params.map_or_else(|| "[]".to_string(), |p| p.get().to_string()))
 }
 
 /// The params of a head-relative request with its head pinned to block `n` (hex).

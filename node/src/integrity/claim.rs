@@ -83,6 +83,13 @@ struct Envelope<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// The params of a request body as JSON text (`[]` when absent), to ask another operator the
+/// same question.
+pub fn params_text(body: &[u8]) -> Option<String> {
+    let env: Envelope<'_> = serde_json::from_slice(body).ok()?;
+    Some(env.params.map_or_else(|| "[]".to_string(), |p| p.get().to_string()))
+}
+
 /// The claim of a request, `Ok(None)` when the method is not verifiable.
 pub fn claim_of(method: &str, body: &[u8]) -> Result<Option<Claim>, Unreadable> {
     let state = |value| Some(value);

@@ -44,21 +44,6 @@ pub trait EvidenceSink: Send + Sync {
     fn report(&self, evidence: Evidence);
 }
 
-/// Logs bundles and drops them (no evidence task running).
-#[derive(Debug, Default)]
-pub struct LogEvidence;
-
-impl EvidenceSink for LogEvidence {
-    fn report(&self, evidence: Evidence) {
-        tracing::warn!(
-            accused = %evidence.accused.to_peer_id(),
-            chain_id = evidence.chain_id,
-            kind = evidence.kind.as_str(),
-            "provable lie (no evidence task to gossip it)"
-        );
-    }
-}
-
 impl crate::evidence::TrustedChain for Anchors {
     fn contains(&self, chain_id: u64, block: &BlockRef) -> Option<bool> {
         Anchors::contains(self, chain_id, block)

@@ -123,16 +123,6 @@ async fn measured_run(
     writer.write(&Record::Meta(meta.clone())).map_err(|e| e.to_string())?;
 
     let chain = scenario.topology.chains[0];
-    if let BackendKind::Anvil { .. } = backend {
-        // anvil's genesis header carries the empty state root whatever its funded accounts: no
-        // state proof verifies at block 0. Load starts once the chain is past it, as any real
-        // chain is.
-        let url = testnet.anvil_url(chain).ok_or("no anvil for the first chain")?;
-        wait_past_genesis(&url).await?;
-    }
-    writer.write(&Record::Phase(Phase { t_ms: 0, name: "baseline".into() })).map_err(|e| e.to_string())?;
-
-    let start = Instant::now();
     let truth = match backend {
         BackendKind::Sim => Truth::Sim(testnet.sim_chains[&chain]),
         BackendKind::Anvil { .. } => Truth::Direct(Box::new(super::truth::Direct {
@@ -141,6 +131,17 @@ async fn measured_run(
             chain_id: chain,
         })),
     };
+    if let BackendKind::Anvil { .. } = backend {
+        // anvil's genesis header carries the empty state root whatever its funded accounts: no
+        // state proof verifies at block 0. Load starts once the chain is past it, as any real
+        // chain is.
+        crate::daemon::wait_for(GENESIS_WAIT, "the chain to mine its first block", || async {
+            truth.head().await.is_some_and(|h| h >= 1)
+        })
+        .await?;
+    }
+    writer.write(&Record::Phase(Phase { t_ms: 0, name: "baseline".into() })).map_err(|e| e.to_string())?;
+    let start = Instant::now();
     let peers: PeerIndex = Arc::new(nodes.iter().map(|n| (n.peer_id.clone(), n.index)).collect());
     let (tx, mut rx) = mpsc::channel::<Record>(8192);
     let load_stop = CancellationToken::new();
@@ -356,31 +357,4 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
 }
 
 /// Longest wait for an anvil chain to mine its first block.
-const GENESIS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Waits until the chain at `url` has a block after genesis.
-async fn wait_past_genesis(url: &str) -> Result<(), String> {
-    let client = rpcmesh_node::upstream::HttpClient::new(1 << 20);
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let deadline = Instant::now() + GENESIS_WAIT;
-    let mut blocks = tokio::time::interval(std::time::Duration::from_millis(100));
-    loop {
-        blocks.tick().await;
-        let head = rpcmesh_node::upstream::rpc_call(
-            &client,
-            &uri,
-            "eth_blockNumber",
-            serde_json::json!([]),
-            std::time::Duration::from_secs(2),
-        )
-        .await
-        .ok()
-        .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok());
-        if head.is_some_and(|h| h >= 1) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the chain at {url} mined no block within {} s", GENESIS_WAIT.as_secs()));
-        }
-    }
-}
+const GENESIS_WAIT: Duration = Duration::from_secs(30);
