@@ -65,6 +65,7 @@ pub mod header;
 pub mod json;
 pub mod logs;
 pub mod proof;
+pub mod rawtx;
 pub mod receipts;
 pub mod state;
 pub mod transaction;
@@ -79,6 +80,7 @@ pub use logs::{
     parse_log_filter, parse_logs, verify_block_logs,
 };
 pub use proof::{VerifiedAccount, VerifiedSlot, verify_account_proof};
+pub use rawtx::{RawTransaction, decode_raw_transaction, dry_transfer};
 pub use receipts::{
     VerifiedLog, VerifiedReceipt, VerifiedReceipts, verify_block_receipts, verify_block_receipts_with_transactions,
     verify_receipt,

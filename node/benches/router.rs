@@ -130,6 +130,7 @@ fn provider(id: &Identity, i: usize, is_self: bool) -> ProviderView {
         listen_addrs: vec!["/ip4/192.0.2.10/tcp/4001".into()],
         software_version: "rpcmesh/0.1.0".into(),
         operator: None,
+        jurisdiction: None,
         chains: vec![chain_view(i)],
         attestations,
         announcement: Arc::new(Signed::sign(ann, id)),
@@ -179,6 +180,7 @@ fn router(own: &Identity, snap: MeshSnapshot) -> (Router, tokio::sync::watch::Se
         SharedForward::new(NoOp),
         RoutingConfig::default(),
         MethodPolicy::default(),
+        Default::default(),
     );
     (router, tx)
 }
@@ -187,23 +189,23 @@ fn bench_route(c: &mut Criterion) {
     let own = identity(0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let req = request();
-    let opts = RouteOptions { failover: true, client: Some(1), verify: VerifyMode::Off };
+    let opts = RouteOptions { failover: true, client: Some(1), verify: VerifyMode::Off, avoid: None };
     let mut g = c.benchmark_group("route");
     for n in SIZES {
         let (router, _tx) = router(&own, snapshot(&own, n));
-        let routed = rt.block_on(router.route(CHAIN, &req, opts));
+        let routed = rt.block_on(router.route(CHAIN, &req, &opts));
         assert_eq!(&routed.body[..], RESULT, "{}", String::from_utf8_lossy(&routed.body));
         // Allocations per request, steady state (tables built, sticky entry present).
         let rounds = 1000u64;
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for _ in 0..rounds {
-            black_box(rt.block_on(router.route(CHAIN, &req, opts)));
+            black_box(rt.block_on(router.route(CHAIN, &req, &opts)));
         }
         let per = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / rounds as f64;
         println!("route with {n} peers: {per:.1} allocations per request");
         g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::new("one request, no-op forward", n), &n, |b, _| {
-            b.iter(|| rt.block_on(router.route(CHAIN, black_box(&req), opts)))
+            b.iter(|| rt.block_on(router.route(CHAIN, black_box(&req), &opts)))
         });
     }
     // The same with the runtime's block_on alone, to subtract.
@@ -218,10 +220,10 @@ fn bench_explain(c: &mut Criterion) {
     let mut g = c.benchmark_group("router_explain");
     for n in SIZES {
         let (router, _tx) = router(&own, snapshot(&own, n));
-        assert_eq!(router.explain(CHAIN, "eth_call", true).len(), n);
+        assert_eq!(router.explain(CHAIN, "eth_call", true, None, &[]).len(), n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("explain, peers only", n), &n, |b, _| {
-            b.iter(|| router.explain(CHAIN, black_box("eth_call"), true))
+            b.iter(|| router.explain(CHAIN, black_box("eth_call"), true, None, &[]))
         });
     }
     g.finish();

@@ -56,6 +56,8 @@ pub struct Announcer {
     pub expiry_heartbeats: u32,
     /// Sequence numbers.
     pub seq: Arc<SeqGen>,
+    /// Declared jurisdiction (`jurisdiction`).
+    pub jurisdiction: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +95,8 @@ impl Announcer {
             .collect();
         let ttl = self.heartbeat.as_millis() as u64 * u64::from(self.expiry_heartbeats);
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), ttl);
-        let ann = CapacityAnnouncement::new(header, chains, addrs, self.cert.clone(), SOFTWARE_VERSION.into());
+        let ann = CapacityAnnouncement::new(header, chains, addrs, self.cert.clone(), SOFTWARE_VERSION.into())
+            .with_jurisdiction(self.jurisdiction.clone());
         (ann, material)
     }
 

@@ -53,6 +53,11 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Verification of answers.
     pub integrity: IntegrityConfig,
+    /// Censorship: providers' declared filters, watched addresses, canaries, broadcast writes.
+    pub censorship: CensorshipConfig,
+    /// Where this operator is subject to law (ISO 3166-1 alpha-2 such as `DE`, or `US-CA`),
+    /// announced so that peers broadcast transactions across jurisdictions. Optional.
+    pub jurisdiction: Option<String>,
     /// Serving relays for peers.
     pub relay: RelayConfig,
     /// Who is trusted.
@@ -78,6 +83,8 @@ impl Default for Config {
             prober: ProberConfig::default(),
             routing: RoutingConfig::default(),
             integrity: IntegrityConfig::default(),
+            censorship: CensorshipConfig::default(),
+            jurisdiction: None,
             relay: RelayConfig::default(),
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
@@ -396,8 +403,6 @@ pub struct RoutingConfig {
     /// within 3 times its latency estimate (at least 25 ms, at most 1 s); at most about one
     /// request in ten is hedged. Writes are never hedged.
     pub hedge: bool,
-    /// Send `eth_sendRawTransaction` to this many providers.
-    pub broadcast_transactions: u32,
     /// Consecutive failures before a provider is ejected.
     pub eject_after_failures: u32,
     /// How long an ejected provider sits out before a probation request, milliseconds.
@@ -412,7 +417,6 @@ impl Default for RoutingConfig {
             request_timeout_ms: 10_000,
             max_attempts: 4,
             hedge: true,
-            broadcast_transactions: 1,
             eject_after_failures: 3,
             eject_ms: 5_000,
         }
@@ -460,6 +464,48 @@ impl Default for IntegrityConfig {
             head_slack_blocks: 8,
             max_lag_blocks: 16,
             cordon_secs: 24 * 3600,
+        }
+    }
+}
+
+/// `[censorship]`: no provider decides what clients may read or send (see
+/// docs/operator-guide.md, "Censorship").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CensorshipConfig {
+    /// Policy patterns of providers not to route to, matched against every policy a provider
+    /// announces for the chain (own `[[chain]] policies` included): `filters:*`,
+    /// `geo:blocks:*`, an exact policy. `*` matches any rest. Per request: header
+    /// `x-rpcmesh-avoid`.
+    pub avoid: Vec<String>,
+    /// Addresses (0x…) whose reads and transactions are always verified, whatever the integrity
+    /// mode, and that canaries ask every provider about.
+    pub watch: Vec<String>,
+    /// Period of canary rounds, seconds (jittered by ±20 %); 0 turns canaries off. Each round
+    /// costs at most one proven read per watched address and kind, plus one dry transaction, per
+    /// provider.
+    pub canary_interval_secs: u64,
+    /// Distinct operators `eth_sendRawTransaction` is sent to (different jurisdictions first);
+    /// the first acceptance answers the client.
+    pub broadcast_operators: u32,
+    /// After a transaction was accepted, ask one more operator for it after this long and send
+    /// it there if it does not know it, milliseconds; 0 turns the confirmation off.
+    pub confirm_ms: u64,
+    /// Distinct filtered subjects (addresses, methods) proven against one provider on a chain
+    /// before it is no longer merely labelled but cordoned like a liar: a provider whose every
+    /// wrong answer is "empty" must not escape cordons by that alone.
+    pub max_filtered_subjects: usize,
+}
+
+impl Default for CensorshipConfig {
+    fn default() -> Self {
+        Self {
+            avoid: Vec::new(),
+            watch: Vec::new(),
+            canary_interval_secs: 300,
+            broadcast_operators: 2,
+            confirm_ms: 3_000,
+            max_filtered_subjects: 64,
         }
     }
 }
@@ -883,10 +929,47 @@ impl Config {
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
         }
+        self.validate_censorship()?;
         if self.integrity.cordon_secs == 0 {
             return invalid(
                 "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),
             );
+        }
+        Ok(())
+    }
+
+    fn validate_censorship(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let c = &self.censorship;
+        for w in &c.watch {
+            if crate::censorship::parse_address(w).is_none() {
+                return invalid(format!("censorship.watch: {w:?} is not a 0x-prefixed 20-byte hex address"));
+            }
+        }
+        for a in &c.avoid {
+            if a.is_empty() || a.len() > 256 || a.chars().any(char::is_whitespace) {
+                return invalid(format!("censorship.avoid: {a:?} is not a policy pattern (e.g. \"filters:*\")"));
+            }
+        }
+        if c.broadcast_operators == 0 {
+            return invalid("censorship.broadcast_operators must be at least 1".into());
+        }
+        if c.max_filtered_subjects == 0 {
+            return invalid("censorship.max_filtered_subjects must be at least 1".into());
+        }
+        if let Some(j) = &self.jurisdiction
+            && (j.is_empty()
+                || j.len() > rpcmesh_protocol::validate::MAX_JURISDICTION_LEN
+                || !j.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return invalid(format!("jurisdiction {j:?} must be a region code such as \"DE\" or \"US-CA\""));
+        }
+        for ch in &self.chains {
+            for p in &ch.policies {
+                if p.is_empty() || p.len() > 256 {
+                    return invalid(format!("chain {}: policy {p:?} must be 1..=256 bytes", ch.id));
+                }
+            }
         }
         Ok(())
     }

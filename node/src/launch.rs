@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::announce::{Announcer, SOFTWARE_VERSION};
+use crate::censorship;
 use crate::clock::{SeqGen, now_ms};
 use crate::config::Config;
 use crate::evidence::{self, EvidenceHandle, EvidenceHooks, EvidenceSettings, EvidenceTask};
@@ -284,6 +285,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             cordon_ms: config.integrity.cordon_secs.saturating_mul(1000),
             retention_ms: EVIDENCE_RETENTION_MS,
             max_evidence: config.store.max_evidence,
+            max_filtered_subjects: config.censorship.max_filtered_subjects,
         },
         store.clone(),
         p2p.clone(),
@@ -387,6 +389,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         heartbeat: Duration::from_millis(config.announce.heartbeat_ms),
         expiry_heartbeats: config.announce.expiry_heartbeats,
         seq: Arc::new(SeqGen::default()),
+        jurisdiction: config.jurisdiction.clone(),
     };
     let c = cancel.clone();
     tasks.spawn(async move {
@@ -405,7 +408,14 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
     );
     anchor_slot.fill(integrity.anchors.clone());
     let integrity_source = integrity.source.clone();
-    let forward = SharedForward::new(Checked { inner: targets, check: integrity.check });
+    // Integrity checks results; the write check (outermost) judges transaction refusals.
+    let write_check = censorship::WriteCheck::new(
+        integrity.anchors.clone(),
+        Arc::new(evidence.clone()),
+        metrics.censorship_refusals.clone(),
+    );
+    let forward =
+        SharedForward::new(Checked { inner: Checked { inner: targets, check: integrity.check }, check: write_check });
     let router = Router::new(
         own,
         upstreams.clone(),
@@ -414,8 +424,20 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         forward,
         config.routing.clone(),
         config.method_policy(),
+        censorship::Censorship::new(&config.censorship, &config.chains, config.jurisdiction.clone()),
     );
     integrity_source.attach(router.downgrade());
+    let canary = censorship::canary::CanarySettings {
+        watch: config.censorship.watch.iter().filter_map(|w| censorship::parse_address(w)).collect(),
+        interval: Duration::from_secs(config.censorship.canary_interval_secs),
+    };
+    let (c, canary_router, canary_metrics) = (cancel.clone(), router.clone(), metrics.clone());
+    tasks.spawn(async move {
+        censorship::canary::run(canary_router, canary, canary_metrics, c.clone()).await;
+        // It returns at once when nothing is watched; an ended task stops the daemon, so wait.
+        c.cancelled().await;
+        ("canary", Ok(()))
+    });
     let gateway =
         Gateway::with_access_metrics(router.clone(), &config.gateway, &config.chains, config.integrity.mode, &metrics)
             .with_metrics(request_metrics);

@@ -36,6 +36,7 @@
 
 pub mod admin;
 pub mod announce;
+pub mod censorship;
 pub mod clock;
 pub mod config;
 pub mod evidence;

@@ -137,6 +137,22 @@ pub struct EvidenceLabels {
     pub reason: String,
 }
 
+/// Labels by who answered: `own` upstream or `peer`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServedByLabels {
+    /// `own` or `peer`.
+    pub served_by: String,
+}
+
+/// Labels of canary checks.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CanaryLabels {
+    /// `read` (a proven read of a watched address) or `write` (a dry transaction).
+    pub probe: String,
+    /// `honest`, `filtered`, `lie` (a wrong non-empty answer), `unverifiable` or `failed`.
+    pub outcome: String,
+}
+
 /// Labels of gateway access decisions.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AccessLabels {
@@ -174,6 +190,13 @@ pub struct NodeMetrics {
     pub cordons_active: Gauge,
     /// Gateway calls (batch items) by API key and access outcome.
     pub gateway_access: Family<AccessLabels, Counter>,
+    /// Providers labelled as filtering on some chain right now (one per provider and chain).
+    pub censorship_labels_active: Gauge,
+    /// Transactions refused without a node-level reason (sent to the next operator), by who
+    /// refused.
+    pub censorship_refusals: Family<ServedByLabels, Counter>,
+    /// Canary checks of providers, by probe and outcome.
+    pub censorship_canary_checks: Family<CanaryLabels, Counter>,
 }
 
 impl NodeMetrics {
@@ -204,6 +227,21 @@ impl NodeMetrics {
         );
         r.register("evidence", "Evidence bundles by outcome and reason", m.evidence.clone());
         r.register("cordons_active", "Cordons in force (provider and chain)", m.cordons_active.clone());
+        r.register(
+            "censorship_labels_active",
+            "Providers labelled as filtering (provider and chain)",
+            m.censorship_labels_active.clone(),
+        );
+        r.register(
+            "censorship_refusals",
+            "Transactions refused without a node-level reason, sent to the next operator, by who refused",
+            m.censorship_refusals.clone(),
+        );
+        r.register(
+            "censorship_canary_checks",
+            "Canary checks of providers about watched addresses, by probe and outcome",
+            m.censorship_canary_checks.clone(),
+        );
         r.register(
             "gateway_key_calls",
             "Gateway calls (batch items) by API key and outcome (admitted, rate_limited, method_refused, \

@@ -75,6 +75,7 @@ fn announcement(signer: &Identity) -> CapacityAnnouncement {
         listen_addrs: vec!["/ip4/192.0.2.10/tcp/4001".into(), "/ip4/192.0.2.10/udp/4001/quic-v1".into()],
         membership_cert: Some(cert(signer, &identity(200))),
         software_version: "rpcmesh/0.1.0".into(),
+        jurisdiction: None,
     }
 }
 

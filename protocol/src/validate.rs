@@ -342,6 +342,9 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Longest `jurisdiction` accepted: a region code such as `DE` or `US-CA`, not prose.
+pub const MAX_JURISDICTION_LEN: usize = 16;
+
 impl Validate for CapacityAnnouncement {
     fn header(&self) -> &MessageHeader {
         &self.header
@@ -357,6 +360,12 @@ impl Validate for CapacityAnnouncement {
         check_len("chains", self.chains.len(), l.max_chains)?;
         check_len("listen_addrs", self.listen_addrs.len(), l.max_listen_addrs)?;
         check_len("software_version", self.software_version.len(), l.max_short_text_len)?;
+        if let Some(j) = &self.jurisdiction {
+            check_len("jurisdiction", j.len(), MAX_JURISDICTION_LEN)?;
+            if j.is_empty() || !j.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(field("jurisdiction", format!("{j:?} is not a region code (letters, digits, '-')")));
+            }
+        }
         for addr in &self.listen_addrs {
             check_len("listen_addrs[]", addr.len(), l.max_addr_len)?;
             if !addr.starts_with('/') {

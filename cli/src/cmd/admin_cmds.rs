@@ -145,7 +145,7 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} VETTED",
+        "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} {:<30} VETTED",
         "PEER",
         "",
         "TRUST",
@@ -159,7 +159,8 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
         "AGE S",
         "ATTEST",
         "LIES",
-        "CORDON"
+        "CORDON",
+        "FILTERS"
     );
     for p in v.get("providers").and_then(Value::as_array).into_iter().flatten() {
         let peer = display(&p["peer_id"]);
@@ -184,8 +185,9 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 .and_then(|cs| cs.iter().find(|x| x["chain_id"] == c["chain_id"]))
                 .map(|x| format!("{} (evidence {})", display(&x["kind"]), display(&x["evidence_id"])))
                 .unwrap_or_else(|| "-".into());
+            let filters = filters_cell(p, c);
             println!(
-                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} {}",
+                "{:<14} {:<4} {:<9} {:<5} {:>6} {:>10} {:>5} {:<9} {:>8} {:>5} {:>6} {:>7} {:>4}  {:<28} {:<30} {}",
                 short,
                 me,
                 trust,
@@ -200,11 +202,30 @@ pub fn peers(args: PeersArgs) -> Result<(), Failure> {
                 atts,
                 display(&p["proven_lies"]),
                 cordon,
+                filters,
                 vetted
             );
         }
     }
     Ok(())
+}
+
+/// What a provider filters on one chain: proven (a label from evidence: its first subject and
+/// how many more) over declared (its announced policies); `-` for neither.
+fn filters_cell(p: &Value, chain: &Value) -> String {
+    let label = p["filters"].as_array().and_then(|fs| fs.iter().find(|x| x["chain_id"] == chain["chain_id"]));
+    if let Some(l) = label {
+        let subjects: Vec<String> = l["subjects"].as_array().into_iter().flatten().map(display).collect();
+        let first = subjects.first().map(|s| {
+            if s.chars().count() > 14 { format!("{}…", s.chars().take(12).collect::<String>()) } else { s.clone() }
+        });
+        let more = if subjects.len() > 1 { format!(" +{}", subjects.len() - 1) } else { String::new() };
+        return format!("proven {}{more} (ev {})", first.unwrap_or_default(), display(&l["evidence_id"]));
+    }
+    match chain["policies"].as_array().filter(|ps| !ps.is_empty()) {
+        Some(ps) => format!("declared {}", ps.iter().map(display).collect::<Vec<_>>().join(",")),
+        None => "-".into(),
+    }
 }
 
 /// A member's vetting from its certificate, as `pass 2026-11-20 rpcmesh-default-v1`; `-` without.

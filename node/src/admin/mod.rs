@@ -231,6 +231,8 @@ pub struct PeerEntry<'a> {
     pub cordons: Vec<CordonView>,
     /// Distinct wrong answers proven against it.
     pub proven_lies: u32,
+    /// Chains on which it was proven to filter, with what (it keeps serving the rest).
+    pub filters: Vec<crate::mesh::FilterView>,
 }
 
 async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Response {
@@ -250,6 +252,7 @@ async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Resp
                 gossip_score: scores.get(&p.peer_id).copied(),
                 cordons: standing.map(|s| s.cordons.clone()).unwrap_or_default(),
                 proven_lies: standing.map_or(0, |s| s.proven_lies),
+                filters: standing.map(|s| s.filters.clone()).unwrap_or_default(),
             }
         })
         .collect();
@@ -295,10 +298,14 @@ pub struct ExplainQuery {
     pub method: Option<String>,
     /// `on`/`off`: judge as with that failover setting (default: config).
     pub failover: Option<String>,
+    /// An account (0x…) the request is about: shows which providers are labelled as filtering it.
+    pub address: Option<String>,
+    /// Policy patterns to avoid, as the `x-rpcmesh-avoid` header takes them.
+    pub avoid: Option<String>,
 }
 
-/// `GET /explain?chain=ID[&method=M][&failover=on|off]`: every candidate, its eligibility and
-/// reasons, and every score component, in routing order.
+/// `GET /explain?chain=ID[&method=M][&failover=on|off][&address=0x…][&avoid=filters]`: every
+/// candidate, its eligibility and reasons, and every score component, in routing order.
 async fn explain(State(s): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
     let Some(chain) = q.chain.or_else(|| s.chains.first().map(|c| c.id)) else {
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "pass ?chain=ID" }))).into_response();
@@ -309,7 +316,23 @@ async fn explain(State(s): State<AdminState>, Query(q): Query<ExplainQuery>) -> 
         Some("off") => false,
         _ => s.router.config().failover,
     };
-    let candidates = s.router.explain(chain, &method, failover);
+    let touched: Vec<_> = match q.address.as_deref().map(crate::censorship::parse_address) {
+        None => Vec::new(),
+        Some(Some(a)) => vec![a],
+        Some(None) => {
+            let error = "address must be a 0x-prefixed 20-byte hex address";
+            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
+        }
+    };
+    let avoid = match q.avoid.as_deref().map(crate::censorship::Avoid::parse_header) {
+        None => None,
+        Some(Some(a)) => Some(a),
+        Some(None) => {
+            let error = "avoid must be comma-separated policy patterns such as filters or geo:blocks:*";
+            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
+        }
+    };
+    let candidates = s.router.explain(chain, &method, failover, avoid.as_ref(), &touched);
     Json(serde_json::json!({
         "chain_id": chain,
         "method": method,

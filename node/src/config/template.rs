@@ -25,6 +25,9 @@ pub fn render_template(c: &Config) -> String {
 
 # Which mesh to join; messages of other networks are dropped.
 network_id = {network_id}
+# Where this operator is subject to law (e.g. "DE", "US-CA"), announced so that transactions are
+# broadcast across jurisdictions. Optional.
+{jurisdiction}
 
 [identity]
 # The daemon's ed25519 key (mode 0600). It is the libp2p PeerId and signs every message.
@@ -127,8 +130,6 @@ max_attempts = {r_attempts}
 # Hedge reads: if the first provider has not answered within 3x its usual latency (25 ms..1 s),
 # ask the next one too; the first answer wins. Writes are never hedged.
 hedge = {hedge}
-# Send eth_sendRawTransaction to this many providers ("already known" counts as success).
-broadcast_transactions = {bcast}
 # Outlier ejection: consecutive failures before a provider sits out, and for how long (ms).
 eject_after_failures = {eject_n}
 eject_ms = {eject_ms}
@@ -156,6 +157,24 @@ max_lag_blocks = {i_lag}
 # Seconds a provider proven to have answered wrongly stays out of routing on that chain, unless
 # cleared first with `rpcmesh evidence clear PEER`.
 cordon_secs = {cordon_secs}
+
+[censorship]
+# Providers whose announced [[chain]] policies match one of these patterns are not routed to
+# (this node's own upstreams included): e.g. ["filters:*"]. Per request: x-rpcmesh-avoid: filters.
+avoid = {c_avoid}
+# Addresses whose reads and transactions are always verified (whatever the integrity mode) and
+# that canaries ask every provider about: proven reads, and a dry transaction no node can mine.
+watch = {c_watch}
+# Seconds between canary rounds (jittered by 20 %); 0 turns canaries off.
+canary_interval_secs = {c_canary}
+# eth_sendRawTransaction goes to this many distinct operators, other jurisdictions first; the
+# first acceptance ("already known" included) answers the client.
+broadcast_operators = {c_bcast}
+# Ask one more operator for an accepted transaction after this long and send it there if it
+# does not know it (ms); 0: off.
+confirm_ms = {c_confirm}
+# Distinct filtered addresses proven against one provider before it is cordoned like a liar.
+max_filtered_subjects = {c_subjects}
 
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
@@ -248,7 +267,16 @@ worker_threads = {worker_threads}
         r_to = c.routing.request_timeout_ms,
         r_attempts = c.routing.max_attempts,
         hedge = c.routing.hedge,
-        bcast = c.routing.broadcast_transactions,
+        jurisdiction = match &c.jurisdiction {
+            Some(j) => format!("jurisdiction = {}", v(j)),
+            None => "# jurisdiction = \"DE\"".to_string(),
+        },
+        c_avoid = v(&c.censorship.avoid),
+        c_watch = v(&c.censorship.watch),
+        c_canary = c.censorship.canary_interval_secs,
+        c_bcast = c.censorship.broadcast_operators,
+        c_confirm = c.censorship.confirm_ms,
+        c_subjects = c.censorship.max_filtered_subjects,
         eject_n = c.routing.eject_after_failures,
         eject_ms = c.routing.eject_ms,
         i_mode = v(c.integrity.mode.label()),

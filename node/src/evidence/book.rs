@@ -6,13 +6,15 @@ use std::sync::Arc;
 use rpcmesh_protocol::PublicKey;
 use rpcmesh_protocol::digest::Digest;
 
-use crate::mesh::{CordonView, Standing};
-use crate::store::CordonRecord;
+use crate::mesh::{CordonView, FilterView, Standing};
+use crate::store::{CordonRecord, FilterRecord};
 
-/// Cordons by (accused, chain) and distinct proven lies by provider.
+/// Cordons and filter labels by (accused, chain), and distinct proven lies by provider.
 #[derive(Debug, Default, Clone)]
 pub struct CordonBook {
     cordons: HashMap<(PublicKey, u64), CordonRecord>,
+    /// Providers proven to filter, with what they filter.
+    labels: HashMap<(PublicKey, u64), FilterRecord>,
     /// Per provider, the digests of the receipts proven wrong: one lie reported by several
     /// reporters counts once.
     lies: HashMap<PublicKey, HashSet<Digest>>,
@@ -36,6 +38,61 @@ impl CordonBook {
         }
     }
 
+    /// Adds `rec.subjects` to the filter label of `accused` on `chain_id` (creating it, keeping
+    /// when it began, extending when it lapses). Returns whether anything changed and how many
+    /// distinct subjects the label now holds; at most `max_subjects` are kept.
+    pub fn label(
+        &mut self,
+        accused: PublicKey,
+        chain_id: u64,
+        rec: FilterRecord,
+        max_subjects: usize,
+    ) -> (bool, usize) {
+        match self.labels.get_mut(&(accused, chain_id)) {
+            Some(cur) => {
+                let mut changed = false;
+                for s in rec.subjects {
+                    if !cur.subjects.contains(&s) {
+                        if cur.subjects.len() >= max_subjects {
+                            return (changed, max_subjects + 1);
+                        }
+                        cur.subjects.push(s);
+                        changed = true;
+                    }
+                }
+                if rec.until_ms > cur.until_ms {
+                    cur.until_ms = rec.until_ms;
+                    cur.evidence_id = rec.evidence_id;
+                    cur.reporter = rec.reporter;
+                    changed = true;
+                }
+                (changed, cur.subjects.len())
+            }
+            None => {
+                let mut rec = rec;
+                rec.subjects.truncate(max_subjects);
+                let n = rec.subjects.len();
+                self.labels.insert((accused, chain_id), rec);
+                (true, n)
+            }
+        }
+    }
+
+    /// The filter label of `accused` on `chain_id`.
+    pub fn label_of(&self, accused: &PublicKey, chain_id: u64) -> Option<&FilterRecord> {
+        self.labels.get(&(*accused, chain_id))
+    }
+
+    /// Every filter label, as `(accused, chain, record)`.
+    pub fn labels(&self) -> impl Iterator<Item = (&PublicKey, u64, &FilterRecord)> {
+        self.labels.iter().map(|((k, c), r)| (k, *c, r))
+    }
+
+    /// Active filter labels.
+    pub fn active_labels(&self) -> usize {
+        self.labels.len()
+    }
+
     /// The cordon of `accused` on `chain_id`.
     pub fn get(&self, accused: &PublicKey, chain_id: u64) -> Option<&CordonRecord> {
         self.cordons.get(&(*accused, chain_id))
@@ -44,14 +101,17 @@ impl CordonBook {
     /// Clears the cordons of `accused` on `chain_id`, or on every chain. Returns the chains cleared.
     pub fn clear(&mut self, accused: &PublicKey, chain_id: Option<u64>) -> Vec<u64> {
         let mut cleared = Vec::new();
-        self.cordons.retain(|(k, c), _| {
-            let hit = k == accused && chain_id.is_none_or(|want| want == *c);
+        let mut hit = |k: &PublicKey, c: u64| {
+            let hit = k == accused && chain_id.is_none_or(|want| want == c);
             if hit {
-                cleared.push(*c);
+                cleared.push(c);
             }
             !hit
-        });
+        };
+        self.cordons.retain(|(k, c), _| hit(k, *c));
+        self.labels.retain(|(k, c), _| hit(k, *c));
         cleared.sort_unstable();
+        cleared.dedup();
         cleared
     }
 
@@ -59,6 +119,19 @@ impl CordonBook {
     pub fn expire(&mut self, now_ms: u64) -> Vec<(PublicKey, u64)> {
         let mut gone = Vec::new();
         self.cordons.retain(|(k, c), rec| {
+            let keep = rec.until_ms > now_ms;
+            if !keep {
+                gone.push((*k, *c));
+            }
+            keep
+        });
+        gone
+    }
+
+    /// Drops filter labels that lapsed at or before `now_ms`; returns them.
+    pub fn expire_labels(&mut self, now_ms: u64) -> Vec<(PublicKey, u64)> {
+        let mut gone = Vec::new();
+        self.labels.retain(|(k, c), rec| {
             let keep = rec.until_ms > now_ms;
             if !keep {
                 gone.push((*k, *c));
@@ -105,8 +178,19 @@ impl CordonBook {
                 evidence_id: rec.evidence_id,
             });
         }
+        for ((k, chain_id), rec) in &self.labels {
+            out.entry(*k).or_default().filters.push(FilterView {
+                chain_id: *chain_id,
+                subjects: rec.subjects.clone(),
+                since_ms: rec.since_ms,
+                until_ms: rec.until_ms,
+                reporter: rec.reporter.to_peer_id().to_string(),
+                evidence_id: rec.evidence_id,
+            });
+        }
         for s in out.values_mut() {
             s.cordons.sort_by_key(|c| c.chain_id);
+            s.filters.sort_by_key(|c| c.chain_id);
         }
         Arc::new(out)
     }

@@ -20,7 +20,9 @@ use crate::clock::{SeqGen, now_ms};
 use crate::mesh::MeshInput;
 use crate::metrics::NodeMetrics;
 use crate::p2p::{InboundGossip, P2pHandle, TopicKind};
-use crate::store::{CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, Store, StoreError};
+use crate::store::{
+    CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, FilterRecord, Store, StoreError,
+};
 
 /// Bound of the command channel (reports from the integrity layer, admin requests).
 pub const COMMAND_QUEUE: usize = 256;
@@ -47,6 +49,9 @@ pub struct EvidenceSettings {
     pub retention_ms: u64,
     /// Most evidence records the store keeps (`store.max_evidence`; the listing follows it).
     pub max_evidence: usize,
+    /// Distinct filtered subjects before a filtering provider is cordoned
+    /// (`censorship.max_filtered_subjects`).
+    pub max_filtered_subjects: usize,
 }
 
 /// Why an evidence operation failed.
@@ -347,8 +352,17 @@ impl EvidenceTask {
                 task.book.cordon(accused, chain_id, rec);
             }
         }
+        for (accused, chain_id, rec) in task.store.filters()? {
+            if rec.until_ms <= now {
+                task.store.remove_filters(&accused, Some(chain_id))?;
+            } else {
+                let max = task.settings.max_filtered_subjects;
+                task.book.label(accused, chain_id, rec, max);
+            }
+        }
         task.refresh_cordoning();
         task.metrics.cordons_active.set(task.book.active() as i64);
+        task.metrics.censorship_labels_active.set(task.book.active_labels() as i64);
         Ok((EvidenceHandle { commands: tx }, task))
     }
 
@@ -560,14 +574,32 @@ impl EvidenceTask {
         if verified {
             self.book.record_lie(e.accused, sha256(&e.receipt.to_bytes()));
         }
+        let until_ms = now.saturating_add(self.settings.cordon_ms);
+        // Censorship (an empty answer proven wrong, omitted logs, a refused transaction) labels
+        // the provider with what it filters; it keeps serving the rest. Past the subject limit
+        // it is cordoned like a liar.
+        let mut cordon_it = true;
+        if let Some(subjects) = crate::censorship::filtered_subjects(e) {
+            let label = FilterRecord { since_ms: now, until_ms, evidence_id: id, subjects, reporter: signed.signer };
+            let max = self.settings.max_filtered_subjects;
+            let (changed, n) = self.book.label(e.accused, e.chain_id, label, max);
+            if changed && let Some(rec) = self.book.label_of(&e.accused, e.chain_id) {
+                self.store.put_filter(&e.accused, e.chain_id, rec)?;
+            }
+            cordon_it = n > max;
+            if cordon_it {
+                tracing::warn!(accused = %e.accused.to_peer_id(), chain_id = e.chain_id, max, "a provider filters more subjects than censorship.max_filtered_subjects: cordoned");
+            }
+        }
         let cordon = CordonRecord {
             since_ms: now,
-            until_ms: now.saturating_add(self.settings.cordon_ms),
+            until_ms,
             evidence_id: id,
             kind: e.kind.as_str().into(),
             reporter: signed.signer,
         };
-        if self.book.cordon(e.accused, e.chain_id, cordon)
+        if cordon_it
+            && self.book.cordon(e.accused, e.chain_id, cordon)
             && let Some(rec) = self.book.get(&e.accused, e.chain_id)
         {
             self.store.put_cordon(&e.accused, e.chain_id, rec)?;
@@ -591,6 +623,7 @@ impl EvidenceTask {
     async fn clear(&mut self, accused: PublicKey, chain_id: Option<u64>) -> Result<Vec<u64>, EvidenceError> {
         let cleared = self.book.clear(&accused, chain_id);
         self.store.remove_cordons(&accused, chain_id)?;
+        self.store.remove_filters(&accused, chain_id)?;
         self.flush().await;
         tracing::info!(accused = %accused.to_peer_id(), chains = ?cleared, "cordons cleared by the operator");
         self.after_change().await;
@@ -599,11 +632,17 @@ impl EvidenceTask {
 
     async fn sweep(&mut self, prune: bool) {
         let now = now_ms();
-        let gone = self.book.expire(now);
+        let mut gone = self.book.expire(now);
         for (k, c) in &gone {
             if let Err(e) = self.store.remove_cordons(k, Some(*c)) {
                 tracing::warn!(error = %e, "could not remove a lapsed cordon");
             }
+        }
+        for (k, c) in self.book.expire_labels(now) {
+            if let Err(e) = self.store.remove_filters(&k, Some(c)) {
+                tracing::warn!(error = %e, "could not remove a lapsed filter label");
+            }
+            gone.push((k, c));
         }
         if prune {
             let retention = self.settings.retention_ms.max(self.settings.limits.max_gossip_ttl_ms);
@@ -652,6 +691,7 @@ impl EvidenceTask {
     async fn after_change(&mut self) {
         self.refresh_cordoning();
         self.metrics.cordons_active.set(self.book.active() as i64);
+        self.metrics.censorship_labels_active.set(self.book.active_labels() as i64);
         self.publish_standings().await;
     }
 

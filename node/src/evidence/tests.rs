@@ -102,6 +102,7 @@ impl Rig {
             cordon_ms: 3_600_000,
             retention_ms: 7 * 24 * 3_600_000,
             max_evidence: 100,
+            max_filtered_subjects: 2,
         };
         let (handle, task) = EvidenceTask::new(
             Arc::new(me.clone()),

@@ -32,6 +32,7 @@ use futures::StreamExt as _;
 
 use self::access::{Access, ApiKey};
 use self::respond::{GatewayError, Ids, json_response};
+use crate::censorship::Avoid;
 use crate::config::{ChainConfig, GatewayConfig};
 use crate::jsonrpc::{self, Call, Item, METHOD_NOT_FOUND};
 use crate::metrics::{NodeMetrics, RequestMetrics};
@@ -48,6 +49,8 @@ pub const VERIFIED: &str = "x-rpcmesh-verified";
 pub const FAILOVER: &str = "x-rpcmesh-failover";
 /// Request header choosing how far answers are verified: `off`, `sample` or `strict`.
 pub const VERIFY: &str = "x-rpcmesh-verify";
+/// Request header: policy patterns of providers not to use (`filters`, `geo:blocks:*`, ...).
+pub const AVOID: &str = "x-rpcmesh-avoid";
 
 /// Items of one batch routed at once: a batch of 1000 must not open 1000 upstream connections.
 pub const BATCH_CONCURRENCY: usize = 16;
@@ -208,7 +211,7 @@ impl Gateway {
                 // Routed concurrently, at most BATCH_CONCURRENCY at a time; answers keep
                 // request order.
                 let results: Vec<(Option<Bytes>, Option<Routed>)> = futures::stream::iter(items)
-                    .map(|i| self.item(chain, i, opts, key))
+                    .map(|i| self.item(chain, i, opts.clone(), key))
                     .buffered(BATCH_CONCURRENCY)
                     .collect()
                     .await;
@@ -257,7 +260,7 @@ impl Gateway {
                     );
                     return (req.id.is_some().then_some(refused), None);
                 }
-                let routed = self.inner.router.route(chain, &req, opts).await;
+                let routed = self.inner.router.route(chain, &req, &opts).await;
                 self.inner.metrics.routed(chain, &req.method, &routed);
                 let resp = (!req.is_notification()).then(|| routed.body.clone());
                 (resp, Some(routed))
@@ -280,7 +283,9 @@ impl Gateway {
             out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET, OPTIONS"));
             out.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, authorization, x-rpcmesh-failover, x-rpcmesh-verify"),
+                HeaderValue::from_static(
+                    "content-type, authorization, x-rpcmesh-failover, x-rpcmesh-verify, x-rpcmesh-avoid",
+                ),
             );
             out.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -307,7 +312,17 @@ impl Gateway {
                 return Err(GatewayError::BadHeader { name: VERIFY, expected: "\"off\", \"sample\" or \"strict\"" });
             }
         };
-        Ok(RouteOptions { failover, client: Some(client_key(addr)), verify })
+        let avoid = match headers.get(AVOID).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(v)) => Some(Avoid::parse_header(v).ok_or(GatewayError::BadHeader {
+                name: AVOID,
+                expected: "comma-separated policy patterns such as \"filters\" or \"geo:blocks:*\" (at most 16)",
+            })?),
+            Some(Err(_)) => {
+                return Err(GatewayError::BadHeader { name: AVOID, expected: "comma-separated policy patterns" });
+            }
+        };
+        Ok(RouteOptions { failover, client: Some(client_key(addr)), verify, avoid })
     }
 }
 

@@ -10,4 +10,6 @@ mod view;
 
 pub use state::{MeshSettings, MeshState};
 pub use task::{MeshInput, MeshTask};
-pub use view::{AttestationSummary, ChainView, CordonView, Health, MeshSnapshot, ProviderView, Source, Standing};
+pub use view::{
+    AttestationSummary, ChainView, CordonView, FilterView, Health, MeshSnapshot, ProviderView, Source, Standing,
+};

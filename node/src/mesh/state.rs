@@ -492,6 +492,7 @@ impl MeshState {
             listen_addrs: a.listen_addrs.clone(),
             software_version: a.software_version.clone(),
             operator: a.membership_cert.as_ref().map(|c| c.body.operator_name.clone()),
+            jurisdiction: a.jurisdiction.clone(),
             chains,
             attestations: summaries,
             announcement: e.announcement.clone(),

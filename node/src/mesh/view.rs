@@ -129,6 +129,8 @@ pub struct ProviderView {
     pub software_version: String,
     /// Operator name from its membership certificate.
     pub operator: Option<String>,
+    /// Declared jurisdiction, if any.
+    pub jurisdiction: Option<String>,
     /// Per chain.
     pub chains: Vec<ChainView>,
     /// Latest attestation of each attester about it.
@@ -175,12 +177,38 @@ pub struct Standing {
     pub cordons: Vec<CordonView>,
     /// Distinct wrong answers proven against it (evidence kept in the store).
     pub proven_lies: u32,
+    /// Chains on which it was proven to filter, with what: it stays routable for everything
+    /// else.
+    pub filters: Vec<FilterView>,
+}
+
+/// A provider proven to filter on one chain (censorship evidence): requests about its subjects
+/// go to other providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilterView {
+    /// Chain.
+    pub chain_id: u64,
+    /// What it filters: lower-case 0x addresses, or method names.
+    pub subjects: Vec<String>,
+    /// When first proven, Unix ms.
+    pub since_ms: u64,
+    /// When it lapses unless proven again, Unix ms.
+    pub until_ms: u64,
+    /// PeerId of who signed the latest evidence.
+    pub reporter: String,
+    /// The latest evidence record (`GET /evidence/{id}`).
+    pub evidence_id: u64,
 }
 
 impl Standing {
     /// The cordon on `chain_id`, if any.
     pub fn cordon(&self, chain_id: u64) -> Option<&CordonView> {
         self.cordons.iter().find(|c| c.chain_id == chain_id)
+    }
+
+    /// The filter label on `chain_id`, if any.
+    pub fn filter(&self, chain_id: u64) -> Option<&FilterView> {
+        self.filters.iter().find(|c| c.chain_id == chain_id)
     }
 }
 

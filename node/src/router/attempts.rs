@@ -509,9 +509,12 @@ impl<F: Forward> Attempts<F> {
         }
     }
 
-    /// Sends `call` to the first `n` targets of `plan` that their breakers admit, all at once;
-    /// the first answer that is a result wins. Used for transactions: every copy is deliberate,
-    /// nothing is hedged. With no result, the first caller error is the answer.
+    /// Sends a transaction to `n` distinct operators (own upstreams are one operator), in plan
+    /// order (the router puts distinct jurisdictions first). An operator that fails or refuses
+    /// it without a node-level reason is replaced by the next one at once. The first acceptance
+    /// goes to `first` as soon as it arrives, so the client is answered without waiting for the
+    /// slowest (with the attempts started so far); the run goes on until `n` operators answered, the plan ran out or the deadline
+    /// passed, and returns the first acceptance (else a caller error, else the last failure).
     pub async fn broadcast(
         &self,
         call: &Call<'_>,
@@ -519,60 +522,91 @@ impl<F: Forward> Attempts<F> {
         n: usize,
         deadline: Instant,
         budget_ms: u64,
+        mut first: Option<tokio::sync::oneshot::Sender<(Target, Answer, u32)>>,
     ) -> Outcome {
         let ctx = Ctx { forward: &self.forward, call, plan, deadline };
+        let n = n.max(1);
+        let operator = |t: Target| match t {
+            Target::Own(_) => None,
+            Target::Peer(k) => Some(k),
+        };
         let mut inflight = FuturesUnordered::new();
-        let now = Instant::now();
-        for (i, p) in plan.iter().enumerate() {
-            if inflight.len() >= n.max(1) {
+        let mut used: Vec<Option<rpcmesh_protocol::PublicKey>> = Vec::with_capacity(n);
+        let mut next = 0usize;
+        let mut attempts = 0u32;
+        // Starts the next operator of the plan not asked yet; false when there is none.
+        let mut start_next = |inflight: &mut FuturesUnordered<_>, used: &mut Vec<_>, attempts: &mut u32| {
+            let now = Instant::now();
+            while next < plan.len() {
+                let i = next;
+                next += 1;
+                let op = operator(plan[i].target);
+                if used.contains(&op) || !plan[i].breaker.admit(now) {
+                    continue;
+                }
+                used.push(op);
+                *attempts += 1;
+                inflight.push(ctx.attempt(i));
+                return true;
+            }
+            false
+        };
+        for _ in 0..n {
+            if !start_next(&mut inflight, &mut used, &mut attempts) {
                 break;
             }
-            if p.breaker.admit(now) {
-                inflight.push(ctx.attempt(i));
-            }
         }
-        let attempts = inflight.len() as u32;
+        let mut accepted: Option<(Target, Answer)> = None;
         let mut caller_error: Option<(Target, Answer)> = None;
         let mut last_error = None;
+        let mut answered = 0usize;
         let mut tally = Tally::default();
         let deadline_sleep = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline_sleep);
         loop {
             tokio::select! {
-                next = inflight.next() => {
-                    let Some(a) = next else { break };
+                next_done = inflight.next() => {
+                    let Some(a) = next_done else { break };
                     let p = &plan[a.idx];
                     tally.finished.push((p.target, a.started.elapsed()));
                     match a.result {
-                        Ok(answer) if answer.error().is_none() => {
-                            self.record_one(p, a.started.elapsed(), true);
-                            return Outcome { result: Ok((p.target, answer)), attempts, tally };
-                        }
                         Ok(answer) => {
                             self.record_one(p, a.started.elapsed(), true);
-                            caller_error.get_or_insert((p.target, answer));
+                            answered += 1;
+                            if answer.error().is_none() {
+                                if let Some(tx) = first.take() {
+                                    let _ = tx.send((p.target, answer.clone(), attempts));
+                                }
+                                accepted.get_or_insert((p.target, answer));
+                            } else {
+                                caller_error.get_or_insert((p.target, answer));
+                            }
+                            if answered >= n {
+                                break;
+                            }
                         }
                         Err(e) => {
                             if e.class() != Class::Busy {
                                 self.record_one(p, a.started.elapsed(), false);
                             }
+                            if e.class() != Class::Caller {
+                                tally.failovers += u32::from(start_next(&mut inflight, &mut used, &mut attempts));
+                            }
                             last_error = Some(e);
                         }
                     }
                 }
-                _ = &mut deadline_sleep => {
-                    return Outcome {
-                        result: caller_error.ok_or(Failure::Deadline { budget_ms }),
-                        attempts,
-                        tally,
-                    };
-                }
+                _ = &mut deadline_sleep => break,
             }
         }
-        let result = match (caller_error, last_error) {
-            (Some(c), _) => Ok(c),
-            (None, Some(e)) => Err(Failure::Exhausted(e)),
-            (None, None) => Err(Failure::NoTarget),
+        let result = match (accepted, caller_error, last_error) {
+            (Some(a), _, _) => Ok(a),
+            (None, Some(c), _) => Ok(c),
+            (None, None, _) if Instant::now() >= deadline && !inflight.is_empty() => {
+                Err(Failure::Deadline { budget_ms })
+            }
+            (None, None, Some(e)) => Err(Failure::Exhausted(e)),
+            (None, None, None) => Err(Failure::NoTarget),
         };
         Outcome { result, attempts, tally }
     }

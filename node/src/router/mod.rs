@@ -50,9 +50,10 @@ use self::breaker::BreakerCell;
 pub use self::forward::{Call, DynForward, Forward, SharedForward, Target, Targets, VerifyMode};
 pub use self::outcome::{Answer, AttemptError, Class, Verified};
 pub use self::plan::Candidate;
-use self::plan::{PlanInput, Unplannable};
+use self::plan::{PlanInput, Scope, Unplannable};
 pub use self::policy::{MethodPolicy, MethodRules};
 use self::table::{Breakers, TableCache};
+use crate::censorship::{self, Avoid, Censorship};
 use crate::config::{ChainConfig, RoutingConfig};
 use crate::jsonrpc::{self, METHOD_NOT_FOUND, RESOURCE_UNAVAILABLE, Request};
 use crate::mesh::MeshSnapshot;
@@ -64,7 +65,7 @@ const STICKY_IDLE: Duration = Duration::from_secs(300);
 const STICKY_MAX: usize = 10_000;
 
 /// Per-request routing options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct RouteOptions {
     /// Whether peers may serve (config, overridden by `x-rpcmesh-failover`).
     pub failover: bool,
@@ -72,6 +73,17 @@ pub struct RouteOptions {
     pub client: Option<u64>,
     /// How far answers must be verified.
     pub verify: VerifyMode,
+    /// Policy patterns of providers this request must not go to (`x-rpcmesh-avoid`), on top of
+    /// `censorship.avoid`.
+    pub avoid: Option<Avoid>,
+}
+
+impl RouteOptions {
+    /// Options with failover as given, no client, verification off: for requests this daemon
+    /// makes itself.
+    pub fn internal(failover: bool) -> Self {
+        Self { failover, client: None, verify: VerifyMode::Off, avoid: None }
+    }
 }
 
 /// How a routed request ended, for metrics and headers.
@@ -173,11 +185,20 @@ struct Inner {
     tables: TableCache,
     sticky: Mutex<HashMap<(u64, u64), (Target, Instant)>>,
     attempts: Attempts<SharedForward>,
+    censorship: Censorship,
+    /// Bounds transaction confirmations running after their client was answered.
+    confirmations: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most transaction confirmations in flight at once; more are skipped (the broadcast already
+/// reached `broadcast_operators` operators).
+const MAX_CONFIRMATIONS: usize = 256;
 
 impl Router {
     /// A router over our upstreams and the mesh, forwarding through `forward` (the composed
-    /// forward and answer-check layers), refusing what `policy` refuses.
+    /// forward and answer-check layers), refusing what `policy` refuses, avoiding and
+    /// broadcasting as `censorship` says.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         own: PublicKey,
         upstreams: Arc<UpstreamSet>,
@@ -186,6 +207,7 @@ impl Router {
         forward: SharedForward,
         cfg: RoutingConfig,
         policy: MethodPolicy,
+        censorship: Censorship,
     ) -> Self {
         let breakers = Breakers::default();
         let own_cells = upstreams
@@ -212,6 +234,8 @@ impl Router {
                 sticky: Mutex::new(HashMap::new()),
                 attempts: Attempts::new(forward, settings),
                 cfg,
+                censorship,
+                confirmations: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMATIONS)),
             }),
         }
     }
@@ -239,20 +263,33 @@ impl Router {
         self.inner.own_cells.get(&chain_id).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    fn input<'a>(&self, chain_id: u64, method: &'a str, failover: bool) -> PlanInput<'a> {
+    fn input<'a>(&'a self, chain_id: u64, method: &'a str, failover: bool, scope: Scope<'a>) -> PlanInput<'a> {
         PlanInput {
             chain_id,
+            method,
             namespace: method.split('_').next().unwrap_or(method),
             failover,
             max_lag: self.inner.cfg.max_head_lag_blocks,
+            own_policies: self.inner.censorship.own_policies.get(&chain_id).map(Vec::as_slice).unwrap_or(&[]),
+            avoid: scope.avoid,
+            touched: scope.touched,
         }
     }
 
-    /// Every candidate with its eligibility and score components (`/explain`).
-    pub fn explain(&self, chain_id: u64, method: &str, failover: bool) -> Vec<Candidate> {
+    /// Every candidate with its eligibility and score components (`/explain`), for a request
+    /// about `touched` accounts avoiding `avoid` (on top of the configured patterns).
+    pub fn explain(
+        &self,
+        chain_id: u64,
+        method: &str,
+        failover: bool,
+        avoid: Option<&Avoid>,
+        touched: &[rpcmesh_eth::Address],
+    ) -> Vec<Candidate> {
         let tables = self.inner.tables.get(&self.inner.breakers);
+        let avoid = self.avoid_for(avoid);
         plan::explain(
-            &self.input(chain_id, method, failover),
+            &self.input(chain_id, method, failover, Scope { avoid: &avoid, touched }),
             &tables,
             &self.inner.upstreams,
             self.own_cells(chain_id),
@@ -261,11 +298,19 @@ impl Router {
         )
     }
 
-    fn plan(&self, chain_id: u64, method: &str, opts: RouteOptions) -> Result<Plan, Unplannable> {
+    /// The configured avoid patterns with a request's own.
+    fn avoid_for(&self, extra: Option<&Avoid>) -> Avoid {
+        match extra {
+            Some(a) => self.inner.censorship.avoid.union(a),
+            None => self.inner.censorship.avoid.clone(),
+        }
+    }
+
+    fn plan(&self, chain_id: u64, method: &str, opts: &RouteOptions, scope: Scope<'_>) -> Result<Plan, Unplannable> {
         let tables = self.inner.tables.get(&self.inner.breakers);
         let sticky = opts.client.and_then(|c| self.sticky(chain_id, c));
         plan::plan(
-            &self.input(chain_id, method, opts.failover),
+            &self.input(chain_id, method, opts.failover, scope),
             &tables,
             &self.inner.upstreams,
             self.own_cells(chain_id),
@@ -275,21 +320,31 @@ impl Router {
     }
 
     /// Routes one request, failing over within one deadline.
-    pub async fn route(&self, chain_id: u64, req: &Request, opts: RouteOptions) -> Routed {
+    pub async fn route(&self, chain_id: u64, req: &Request, opts: &RouteOptions) -> Routed {
         if let Err(refused) = self.inner.policy.check(chain_id, &req.method) {
             let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
             return Routed::refused(req, &msg);
         }
-        let plan = match self.plan(chain_id, &req.method, opts) {
+        // The accounts a request is about matter only when something acts on them: a watched
+        // address (always verified) or a provider labelled as filtering on this chain.
+        let touched = if !self.inner.censorship.watch.is_empty()
+            || self.inner.tables.get(&self.inner.breakers).any_filters(chain_id)
+        {
+            censorship::touch::touched(&req.method, req.upstream_body())
+        } else {
+            Vec::new()
+        };
+        let mode = if self.inner.censorship.watched(&touched) { VerifyMode::Strict } else { opts.verify };
+        let avoid = self.avoid_for(opts.avoid.as_ref());
+        let plan = match self.plan(chain_id, &req.method, opts, Scope { avoid: &avoid, touched: &touched }) {
             Ok(plan) => plan,
             Err(Unplannable::MethodNotServed) => return Routed::refused(req, "Method not found"),
         };
         let budget_ms = self.inner.cfg.request_timeout_ms;
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
-        let call = Call { chain_id, req, mode: opts.verify };
-        let broadcast = self.inner.cfg.broadcast_transactions as usize;
-        let outcome = if call.is_send() && broadcast > 1 {
-            self.inner.attempts.broadcast(&call, &plan, broadcast, deadline, budget_ms).await
+        let call = Call { chain_id, req, mode };
+        let outcome = if call.is_send() {
+            self.broadcast(chain_id, req, mode, plan, deadline, budget_ms).await
         } else {
             self.inner.attempts.run(&call, &plan, deadline, budget_ms).await
         };
@@ -321,6 +376,9 @@ impl Router {
                     Failure::Exhausted(AttemptError::Unverified(_)) => {
                         ("no provider gave an answer that passed verification", RouteStatus::Unverified)
                     }
+                    Failure::Exhausted(AttemptError::Filtered(_)) => {
+                        ("every provider asked refused the transaction", RouteStatus::UpstreamError)
+                    }
                     Failure::NoTarget => ("no provider could serve the request", RouteStatus::NoProvider),
                     _ => ("no provider could serve the request", RouteStatus::UpstreamError),
                 };
@@ -333,16 +391,114 @@ impl Router {
     /// The best eligible provider for `method` on `chain_id`, skipping `exclude`: for state that
     /// lives on one provider (filters), which must then be asked with [`Router::call_target`].
     pub fn best_target(&self, chain_id: u64, method: &str, failover: bool, exclude: &[Target]) -> Option<Target> {
-        let opts = RouteOptions { failover, client: None, verify: VerifyMode::Off };
-        self.plan(chain_id, method, opts).ok()?.into_iter().map(|p| p.target).find(|t| !exclude.contains(t))
+        let opts = RouteOptions::internal(failover);
+        let avoid = self.avoid_for(None);
+        self.plan(chain_id, method, &opts, Scope { avoid: &avoid, touched: &[] })
+            .ok()?
+            .into_iter()
+            .map(|p| p.target)
+            .find(|t| !exclude.contains(t))
     }
 
-    /// Every eligible target of `chain_id`, best first (own upstreams, then peers).
+    /// Every eligible target of `chain_id`, best first (own upstreams, then peers). Policies
+    /// and filter labels do not apply: these are the operators asked for verification material
+    /// and canaries, and a filter cannot fake what a proof shows.
     pub fn eligible_targets(&self, chain_id: u64) -> Vec<Target> {
-        let opts = RouteOptions { failover: true, client: None, verify: VerifyMode::Off };
-        self.plan(chain_id, "eth_getBlockByNumber", opts)
+        let opts = RouteOptions::internal(true);
+        self.plan(chain_id, "eth_getBlockByNumber", &opts, Scope { avoid: &Avoid::default(), touched: &[] })
             .map(|plan| plan.into_iter().map(|p| p.target).collect())
             .unwrap_or_default()
+    }
+
+    /// Sends a transaction to `censorship.broadcast_operators` distinct operators, distinct
+    /// jurisdictions first, and answers at the first acceptance; the broadcast (and a later
+    /// confirmation on one more operator) goes on in its own task, so the client does not wait
+    /// for the slowest operator and a cancelled client does not cancel the broadcast.
+    async fn broadcast(
+        &self,
+        chain_id: u64,
+        req: &Request,
+        mode: VerifyMode,
+        plan: Plan,
+        deadline: Instant,
+        budget_ms: u64,
+    ) -> Outcome {
+        let plan = {
+            let tables = self.inner.tables.get(&self.inner.breakers);
+            tx::across_jurisdictions(plan, |t| self.jurisdiction(&tables, chain_id, t))
+        };
+        let n = self.inner.censorship.broadcast_operators;
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let router = self.clone();
+        let req = req.clone();
+        let run = tokio::spawn(async move {
+            let call = Call { chain_id, req: &req, mode };
+            let outcome = router.inner.attempts.broadcast(&call, &plan, n, deadline, budget_ms, Some(first_tx)).await;
+            if let (Ok((_, answer)), Some(after)) = (&outcome.result, router.inner.censorship.confirm_ms)
+                && answer.error().is_none()
+                && let Ok(permit) = router.inner.confirmations.clone().try_acquire_owned()
+            {
+                let asked: Vec<Target> = outcome.tally.finished.iter().map(|(t, _)| *t).collect();
+                let router = router.clone();
+                let plan = plan.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after)).await;
+                    router.confirm(chain_id, &req, &plan, &asked).await;
+                    drop(permit);
+                });
+            }
+            outcome
+        });
+        match first_rx.await {
+            Ok((target, answer, attempts)) => {
+                Outcome { result: Ok((target, answer)), attempts, tally: Tally::default() }
+            }
+            // No acceptance: the run's own outcome (a caller error, or why it failed).
+            Err(_) => match run.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transaction broadcast task failed");
+                    Outcome {
+                        result: Err(Failure::Exhausted(AttemptError::Unavailable("broadcast failed"))),
+                        attempts: 0,
+                        tally: Tally::default(),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Asks one operator the broadcast did not reach whether it knows the transaction, and
+    /// sends it there if not: a transaction accepted by filtering pools that never propagate it
+    /// still reaches the chain.
+    async fn confirm(&self, chain_id: u64, req: &Request, plan: &[Planned], asked: &[Target]) {
+        let Some(hash) = tx::tx_hash(req) else { return };
+        let own_asked = asked.iter().any(|t| matches!(t, Target::Own(_)));
+        let Some(other) = plan.iter().map(|p| p.target).find(|t| match t {
+            Target::Own(_) => !own_asked,
+            Target::Peer(_) => !asked.contains(t),
+        }) else {
+            return;
+        };
+        let lookup = tx::lookup_request(&hash);
+        match self.call_target(chain_id, other, &lookup, VerifyMode::Off).await {
+            Ok(body) if tx::is_null_result(&body) => {
+                let sent = self.call_target(chain_id, other, req, VerifyMode::Off).await;
+                tracing::info!(chain_id, %hash, target = ?other, ok = sent.is_ok(), "transaction unknown to one more operator: sent it there");
+            }
+            Ok(_) => tracing::debug!(chain_id, %hash, target = ?other, "transaction confirmed on one more operator"),
+            Err(e) => tracing::debug!(chain_id, %hash, target = ?other, error = %e, "could not confirm a transaction"),
+        }
+    }
+
+    fn jurisdiction(&self, tables: &table::Tables, chain_id: u64, target: Target) -> Option<String> {
+        match target {
+            Target::Own(_) => self.inner.censorship.own_jurisdiction.clone(),
+            Target::Peer(key) => tables
+                .chain(chain_id)
+                .and_then(|t| t.peers.iter().find(|p| p.key == key))
+                .and_then(|p| p.view.jurisdiction.clone()),
+        }
     }
 
     /// A handle that does not keep the router alive.
@@ -352,7 +508,13 @@ impl Router {
 
     /// Sends `req` to exactly `target` (no failover) and returns the body of a successful or
     /// caller-error answer, or why it failed. Outcomes feed the breaker like routed ones.
-    pub async fn call_target(&self, chain_id: u64, target: Target, req: &Request) -> Result<Bytes, AttemptError> {
+    pub async fn call_target(
+        &self,
+        chain_id: u64,
+        target: Target,
+        req: &Request,
+        mode: VerifyMode,
+    ) -> Result<Bytes, AttemptError> {
         let breaker = match target {
             Target::Own(i) => self.own_cells(chain_id).get(i).cloned(),
             Target::Peer(_) => Some(self.inner.breakers.cell(chain_id, target)),
@@ -360,8 +522,7 @@ impl Router {
         .ok_or(AttemptError::Unavailable("upstream gone"))?;
         let planned = Planned { target, hedge_delay: attempts::HEDGE_MAX, breaker };
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.request_timeout_ms);
-        let answer =
-            self.inner.attempts.call_one(&Call { chain_id, req, mode: VerifyMode::Off }, &planned, deadline).await?;
+        let answer = self.inner.attempts.call_one(&Call { chain_id, req, mode }, &planned, deadline).await?;
         Ok(answer.body)
     }
 

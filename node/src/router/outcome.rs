@@ -131,6 +131,9 @@ pub enum AttemptError {
     /// The peer's relay policy does not serve the method to us (its reason): the client gets
     /// -32601, as from our own policy.
     MethodRefused(String),
+    /// A transaction refused for no reason a well-behaved node gives (a filter): the next
+    /// operator is asked at once.
+    Filtered(RpcError),
 }
 
 impl AttemptError {
@@ -148,6 +151,7 @@ impl AttemptError {
             | Self::Relay(_)
             | Self::RelayInvalid(_)
             | Self::Unverified(_)
+            | Self::Filtered(_)
             | Self::Unavailable(_) => Class::Retryable,
         }
     }
@@ -167,6 +171,7 @@ impl AttemptError {
             Self::Unverified(_) => "unverified",
             Self::Unavailable(_) => "unavailable",
             Self::MethodRefused(_) => "method_refused",
+            Self::Filtered(_) => "filtered",
         }
     }
 }
@@ -186,6 +191,9 @@ impl fmt::Display for AttemptError {
             Self::Unverified(c) => write!(f, "answer failed verification ({}): {}", c.kind, c.detail),
             Self::Unavailable(why) => f.write_str(why),
             Self::MethodRefused(why) => f.write_str(why),
+            Self::Filtered(e) => {
+                write!(f, "transaction refused without a node-level reason ({}: {})", e.code, e.message)
+            }
         }
     }
 }

@@ -21,8 +21,10 @@ use tokio::time::Instant;
 use super::attempts::{Plan, Planned, hedge_delay};
 use super::breaker::{Admission, BreakerCell};
 use super::forward::Target;
-use super::table::{Ineligible, Tables, UNKNOWN_LATENCY_US};
+use super::table::{Ineligible, PeerEntry, Tables, UNKNOWN_LATENCY_US};
+use crate::censorship::Avoid;
 use crate::upstream::UpstreamSet;
+use rpcmesh_eth::Address;
 
 /// Own upstreams' score is multiplied by this: prefer them when among the best.
 pub const OWN_BONUS: f64 = 0.5;
@@ -38,12 +40,46 @@ fn score(latency_us: f64, error_rate: f64, utilisation: f64, own_bonus: f64) -> 
 pub struct PlanInput<'a> {
     /// Chain.
     pub chain_id: u64,
+    /// The method.
+    pub method: &'a str,
     /// JSON-RPC namespace of the method (`eth`, `debug`...).
     pub namespace: &'a str,
     /// Whether peers may serve.
     pub failover: bool,
     /// Most blocks behind the reference head.
     pub max_lag: u64,
+    /// This node's own declared policies on the chain.
+    pub own_policies: &'a [String],
+    /// Policy patterns of providers not to use.
+    pub avoid: &'a Avoid,
+    /// Accounts the request is about (empty when nothing acts on them).
+    pub touched: &'a [Address],
+}
+
+/// The per-request part of a plan's input: what the request avoids and is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// Policy patterns (configured ∪ the request's).
+    pub avoid: &'a Avoid,
+    /// Accounts the request is about.
+    pub touched: &'a [Address],
+}
+
+impl PlanInput<'_> {
+    /// Why a peer may not serve this request in particular (policies, filter labels).
+    fn excludes(&self, p: &PeerEntry) -> Option<Ineligible> {
+        if let Some(policy) = self.avoid.matching(&p.policies) {
+            return Some(Ineligible::Avoided { policy: Arc::from(policy) });
+        }
+        let f = p.filters.as_ref()?;
+        f.hit(self.method, self.touched)
+            .map(|subject| Ineligible::Filters { subject: Arc::from(subject), evidence_id: f.evidence_id })
+    }
+
+    /// Why own upstreams may not serve it (this operator's own declared policies).
+    fn excludes_own(&self) -> Option<Ineligible> {
+        self.avoid.matching(self.own_policies).map(|policy| Ineligible::Avoided { policy: Arc::from(policy) })
+    }
 }
 
 /// Why a request has no plan at all.
@@ -78,7 +114,8 @@ pub fn plan(
 ) -> Result<Plan, Unplannable> {
     let reference = tables.snapshot().reference_heads.get(&input.chain_id).copied();
     let mut ranked: Vec<Ranked> = Vec::with_capacity(4);
-    for (i, u) in upstreams.for_chain(input.chain_id).iter().enumerate() {
+    let own = if input.excludes_own().is_some() { &[][..] } else { upstreams.for_chain(input.chain_id) };
+    for (i, u) in own.iter().enumerate() {
         let Some(cell) = own_cells.get(i) else { continue };
         let (usable, head, probe_ewma) = u.routing_view();
         let behind = matches!((reference, head), (Some(r), Some(h)) if r as i64 - h as i64 > input.max_lag as i64);
@@ -95,7 +132,9 @@ pub fn plan(
     }
     let peers = tables.chain(input.chain_id).map(|t| t.peers.as_slice()).unwrap_or(&[]);
     if input.failover {
-        for p in peers.iter().filter(|p| p.reasons.is_empty() && p.serves(input.namespace)) {
+        for p in
+            peers.iter().filter(|p| p.reasons.is_empty() && p.serves(input.namespace) && input.excludes(p).is_none())
+        {
             let (admission, ewma, error_rate) = p.breaker.peek(now);
             if admission == Admission::Ejected {
                 continue;
@@ -199,6 +238,7 @@ pub fn explain(
         if let Some(l) = lag.filter(|l| *l > input.max_lag as i64) {
             reasons.push(Ineligible::Behind { blocks: l });
         }
+        reasons.extend(input.excludes_own());
         let b = cell.get();
         let admission = b.admission(now);
         if admission == Admission::Ejected {
@@ -237,6 +277,7 @@ pub fn explain(
         if !p.serves(input.namespace) {
             reasons.push(format!("namespace {} not served", input.namespace));
         }
+        reasons.extend(input.excludes(p).map(|r| r.to_string()));
         let b = p.breaker.get();
         let admission = b.admission(now);
         if admission == Admission::Ejected {

@@ -52,6 +52,18 @@ pub enum Ineligible {
         /// When it lapses, Unix ms.
         until_ms: u64,
     },
+    /// It announces a policy the request (or `censorship.avoid`) avoids.
+    Avoided {
+        /// The matching announced policy.
+        policy: Arc<str>,
+    },
+    /// It was proven to filter an account (or method) this request is about.
+    Filters {
+        /// The subject.
+        subject: Arc<str>,
+        /// The evidence record behind the label.
+        evidence_id: u64,
+    },
 }
 
 impl fmt::Display for Ineligible {
@@ -67,6 +79,10 @@ impl fmt::Display for Ineligible {
             Self::Ejected => f.write_str("ejected after consecutive failures"),
             Self::Cordoned { kind, evidence_id, until_ms } => {
                 write!(f, "cordoned: proven {kind} lie (evidence {evidence_id}) until {until_ms} (Unix ms)")
+            }
+            Self::Avoided { policy } => write!(f, "avoided: announces policy {policy}"),
+            Self::Filters { subject, evidence_id } => {
+                write!(f, "filters {subject} (proven, evidence {evidence_id})")
             }
         }
     }
@@ -98,6 +114,31 @@ pub struct PeerEntry {
     pub lag_blocks: Option<i64>,
     /// Its breaker on this chain.
     pub breaker: Arc<BreakerCell>,
+    /// Policies it announces for the chain.
+    pub policies: Arc<[String]>,
+    /// What it was proven to filter on the chain (addresses and methods), if anything.
+    pub filters: Option<Arc<Filtered>>,
+}
+
+/// A filter label as routing needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Filtered {
+    /// Filtered accounts.
+    pub addresses: Vec<rpcmesh_eth::Address>,
+    /// Filtered methods (labels without an account).
+    pub methods: Vec<String>,
+    /// The evidence record behind the label.
+    pub evidence_id: u64,
+}
+
+impl Filtered {
+    /// The first subject of a request (its method, or an account it is about) this label names.
+    pub fn hit(&self, method: &str, touched: &[rpcmesh_eth::Address]) -> Option<String> {
+        if self.methods.iter().any(|m| m == method) {
+            return Some(method.to_string());
+        }
+        touched.iter().find(|a| self.addresses.contains(a)).map(crate::censorship::subject_of)
+    }
 }
 
 impl PeerEntry {
@@ -119,6 +160,8 @@ pub struct ChainTable {
 pub struct Tables {
     snapshot: Arc<MeshSnapshot>,
     chains: HashMap<u64, ChainTable>,
+    /// Chains on which some peer carries a filter label.
+    filtered_chains: Vec<u64>,
 }
 
 impl Tables {
@@ -130,6 +173,11 @@ impl Tables {
     /// The table of `chain_id` (empty if no peer announces it).
     pub fn chain(&self, chain_id: u64) -> Option<&ChainTable> {
         self.chains.get(&chain_id)
+    }
+
+    /// Whether some peer of `chain_id` carries a filter label.
+    pub fn any_filters(&self, chain_id: u64) -> bool {
+        self.filtered_chains.contains(&chain_id)
     }
 }
 
@@ -159,6 +207,7 @@ impl Breakers {
 /// Builds the tables of one snapshot.
 pub fn build(snapshot: Arc<MeshSnapshot>, breakers: &Breakers, max_lag: u64) -> Tables {
     let mut chains: HashMap<u64, ChainTable> = HashMap::new();
+    let mut filtered_chains = Vec::new();
     for p in snapshot.providers.iter().filter(|p| !p.is_self) {
         let peer_id: Arc<str> = Arc::from(p.peer_id.as_str());
         for c in &p.chains {
@@ -182,6 +231,16 @@ pub fn build(snapshot: Arc<MeshSnapshot>, breakers: &Breakers, max_lag: u64) -> 
                     until_ms: cordon.until_ms,
                 });
             }
+            let filters = snapshot.standing(&p.key).and_then(|s| s.filter(c.chain_id)).map(|f| {
+                filtered_chains.push(c.chain_id);
+                let (addresses, methods): (Vec<_>, Vec<_>) =
+                    f.subjects.iter().partition(|s| crate::censorship::parse_address(s).is_some());
+                Arc::new(Filtered {
+                    addresses: addresses.iter().filter_map(|s| crate::censorship::parse_address(s)).collect(),
+                    methods: methods.into_iter().cloned().collect(),
+                    evidence_id: f.evidence_id,
+                })
+            });
             let source = if p.attestations.is_empty() { "probes" } else { "probes/attestations" };
             chains.entry(c.chain_id).or_default().peers.push(PeerEntry {
                 key: p.key,
@@ -194,11 +253,15 @@ pub fn build(snapshot: Arc<MeshSnapshot>, breakers: &Breakers, max_lag: u64) -> 
                 saturated: c.utilisation_permille >= 1000,
                 lag_blocks: c.lag_blocks,
                 breaker: breakers.cell(c.chain_id, Target::Peer(p.key)),
+                policies: Arc::from(c.policies.as_slice()),
+                filters,
             });
         }
     }
+    filtered_chains.sort_unstable();
+    filtered_chains.dedup();
     breakers.retain_peers(|k| snapshot.provider(k).is_some());
-    Tables { snapshot, chains }
+    Tables { snapshot, chains, filtered_chains }
 }
 
 /// The tables of the latest snapshot, rebuilt by the first request that sees a new one.

@@ -56,6 +56,7 @@ fn provider(id: &Identity, spec: &Spec) -> ProviderView {
         listen_addrs: vec![],
         software_version: "t".into(),
         operator: None,
+        jurisdiction: None,
         chains: vec![ChainView {
             chain_id: CHAIN,
             announced_head: Some(HEAD),
@@ -97,7 +98,11 @@ impl Mesh {
 
     async fn route(&self, method: &str) -> Routed {
         self.router
-            .route(CHAIN, &request(method), RouteOptions { failover: true, client: Some(7), verify: VerifyMode::Off })
+            .route(
+                CHAIN,
+                &request(method),
+                &RouteOptions { failover: true, client: Some(7), verify: VerifyMode::Off, avoid: None },
+            )
             .await
     }
 }
@@ -121,6 +126,7 @@ fn mesh(routing: RoutingConfig, specs: Vec<Spec>) -> Mesh {
         SharedForward::new(scripted.clone()),
         routing,
         MethodPolicy::default(),
+        Default::default(),
     );
     Mesh { router, scripted, keys }
 }
@@ -133,7 +139,7 @@ fn error_code(body: &[u8]) -> Option<i64> {
 #[tokio::test(start_paused = true)]
 async fn full_utilisation_is_a_penalty_not_ineligibility() {
     let alone = mesh(RoutingConfig::default(), vec![Spec { utilisation_permille: 1000, ..Spec::new(1_000) }]);
-    let c = alone.router.explain(CHAIN, "eth_blockNumber", true);
+    let c = alone.router.explain(CHAIN, "eth_blockNumber", true, None, &[]);
     assert!(c[0].eligible && c[0].saturated, "{c:?}");
     let r = alone.route("eth_blockNumber").await;
     assert_eq!(r.served_by, alone.served_by(0), "{}", String::from_utf8_lossy(&r.body));
@@ -143,7 +149,7 @@ async fn full_utilisation_is_a_penalty_not_ineligibility() {
     // Next to a peer with headroom: ranked after it, even though it is far faster.
     let two =
         mesh(RoutingConfig::default(), vec![Spec { utilisation_permille: 1000, ..Spec::new(100) }, Spec::new(40_000)]);
-    let c = two.router.explain(CHAIN, "eth_blockNumber", true);
+    let c = two.router.explain(CHAIN, "eth_blockNumber", true, None, &[]);
     assert!(c.iter().all(|c| c.eligible), "{c:?}");
     assert_eq!((c[0].target, c[1].target), (two.peer(1), two.peer(0)), "the peer with headroom first: {c:?}");
     assert!(c[1].score < c[0].score, "by score alone it would have been first");
@@ -174,14 +180,9 @@ async fn a_namespace_no_peer_serves_is_method_not_found() {
         SharedForward::new(m.scripted.clone()),
         RoutingConfig::default(),
         MethodPolicy::new(MethodRules::allow_all(), Default::default()),
+        Default::default(),
     );
-    let r = router
-        .route(
-            CHAIN,
-            &request("debug_traceTransaction"),
-            RouteOptions { failover: true, client: None, verify: VerifyMode::Off },
-        )
-        .await;
+    let r = router.route(CHAIN, &request("debug_traceTransaction"), &RouteOptions::internal(true)).await;
     assert_eq!(error_code(&r.body), Some(-32601), "{}", String::from_utf8_lossy(&r.body));
     assert!(m.scripted.calls().is_empty());
 }
@@ -192,7 +193,7 @@ async fn untrusted_peers_are_never_planned_and_explain_says_why() {
         RoutingConfig::default(),
         vec![Spec { trust: TrustStatus::Untrusted { reason: "no certificate".into() }, ..Spec::new(1_000) }],
     );
-    let c = m.router.explain(CHAIN, "eth_blockNumber", true);
+    let c = m.router.explain(CHAIN, "eth_blockNumber", true, None, &[]);
     assert_eq!(c[0].reasons, vec!["not trusted".to_string()]);
     let r = m.route("eth_blockNumber").await;
     assert_eq!(error_code(&r.body), Some(-32002));
@@ -237,6 +238,6 @@ async fn ids_reach_the_client_byte_for_byte() {
         panic!()
     };
     assert_eq!(req.upstream_id(), Some(&b"1"[..]), "nodes get an id they echo");
-    let r = m.router.route(CHAIN, &req, RouteOptions { failover: true, client: None, verify: VerifyMode::Off }).await;
+    let r = m.router.route(CHAIN, &req, &RouteOptions::internal(true)).await;
     assert_eq!(&r.body[..], br#"{"jsonrpc":"2.0","id":1.50,"result":"0x64"}"#);
 }

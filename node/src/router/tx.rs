@@ -1,11 +1,12 @@
 //! `eth_sendRawTransaction`: "already known" is the success it is (the transaction is in the
-//! pool: its hash is the answer). Broadcasting to several providers is
-//! [`super::Attempts::broadcast`].
+//! pool: its hash is the answer). Broadcasting to several operators is
+//! [`super::Attempts::broadcast`], over a plan ordered by [`across_jurisdictions`].
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use sha3::{Digest as _, Keccak256};
 
+use super::{Plan, Target};
 use crate::jsonrpc::Request;
 
 /// The transaction hash of an `eth_sendRawTransaction` request: keccak256 of the raw bytes.
@@ -34,6 +35,37 @@ pub fn already_known_answer(req: &Request, upstream_id: &[u8]) -> Option<Bytes> 
     Some(Bytes::from(out))
 }
 
+/// `plan` reordered for a broadcast: the best target of each jurisdiction first (unknown
+/// jurisdictions count as distinct), then the rest in their order. One regulator's filter then
+/// stops at most one of the copies.
+pub fn across_jurisdictions(plan: Plan, jurisdiction: impl Fn(Target) -> Option<String>) -> Plan {
+    let mut seen: Vec<String> = Vec::new();
+    let (mut first, mut rest) = (Vec::with_capacity(plan.len()), Vec::new());
+    for p in plan {
+        match jurisdiction(p.target).map(|j| j.to_ascii_uppercase()) {
+            Some(j) if seen.contains(&j) => rest.push(p),
+            Some(j) => {
+                seen.push(j);
+                first.push(p);
+            }
+            None => first.push(p),
+        }
+    }
+    first.extend(rest);
+    first
+}
+
+/// An `eth_getTransactionByHash` request for `hash`.
+pub fn lookup_request(hash: &str) -> Request {
+    let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getTransactionByHash","params":["{hash}"]}}"#);
+    Request::new(Bytes::from(raw), "eth_getTransactionByHash", Some(Bytes::from_static(b"1")))
+}
+
+/// Whether a response's result is `null`.
+pub fn is_null_result(body: &[u8]) -> bool {
+    crate::integrity::judge::result_of(body).is_some_and(|r| r.get() == "null")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +82,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&already_known_answer(&req, b"9").unwrap()).unwrap();
         assert_eq!(v["result"], expected);
         assert_eq!(v["id"], 9);
+    }
+
+    #[test]
+    fn a_broadcast_plan_puts_one_target_per_jurisdiction_first() {
+        use super::super::Planned;
+        let p =
+            |i| Planned { target: Target::Own(i), hedge_delay: std::time::Duration::ZERO, breaker: Default::default() };
+        let j = |t: Target| match t {
+            Target::Own(0 | 1) => Some("de".to_string()),
+            Target::Own(2) => None,
+            _ => Some("US".to_string()),
+        };
+        let order: Vec<Target> =
+            across_jurisdictions(vec![p(0), p(1), p(2), p(3)], j).iter().map(|p| p.target).collect();
+        assert_eq!(order, [Target::Own(0), Target::Own(2), Target::Own(3), Target::Own(1)]);
     }
 }

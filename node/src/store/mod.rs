@@ -50,7 +50,9 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use error::{BackendError, StoreError};
-pub use records::{CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, IdentityMeta, PeerRecord};
+pub use records::{
+    CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, FilterRecord, IdentityMeta, PeerRecord,
+};
 
 /// Version of the on-disk layout (trees, keys, value encodings) this build reads and writes.
 /// Bump it, and add a step to `Store::migrate`, whenever any of them changes.
@@ -125,6 +127,8 @@ struct Inner {
     /// `accused(32) ‖ chain_id(8, BE)` → cordon record. Added without a schema bump: an older
     /// build ignores the tree (and so forgets cordons on a downgrade, which is safe).
     cordons: sled::Tree,
+    /// `accused(32) ‖ chain_id(8, BE)` → filter label. Added without a schema bump, like cordons.
+    filters: sled::Tree,
 }
 
 impl Drop for Inner {
@@ -214,6 +218,7 @@ impl Store {
                 peers: tree("peers")?,
                 evidence: tree("evidence")?,
                 cordons: tree("cordons")?,
+                filters: tree("filters")?,
                 db,
                 cfg,
                 path,
@@ -425,6 +430,49 @@ impl Store {
         }
         self.inner.evidence.apply_batch(batch).map_err(|e| self.backend(e))?;
         Ok(n)
+    }
+
+    /// Records or replaces the filter label of `accused` on `chain_id`.
+    pub fn put_filter(&self, accused: &PublicKey, chain_id: u64, rec: &FilterRecord) -> Result<(), StoreError> {
+        let bytes = self.encode(rec, "filter record")?;
+        self.inner.filters.insert(cordon_key(accused, chain_id), bytes).map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    /// Removes the filter labels of `accused` on `chain_id`, or on every chain when `None`.
+    pub fn remove_filters(&self, accused: &PublicKey, chain_id: Option<u64>) -> Result<(), StoreError> {
+        match chain_id {
+            Some(c) => {
+                self.inner.filters.remove(cordon_key(accused, c)).map_err(|e| self.backend(e))?;
+            }
+            None => {
+                let keys = self.collect_keys(self.inner.filters.scan_prefix(accused.0), usize::MAX)?;
+                let mut batch = sled::Batch::default();
+                for k in keys {
+                    batch.remove(k);
+                }
+                self.inner.filters.apply_batch(batch).map_err(|e| self.backend(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every filter label, as `(accused, chain, record)`; malformed entries are skipped.
+    pub fn filters(&self) -> Result<Vec<(PublicKey, u64, FilterRecord)>, StoreError> {
+        let all = self.scan_decoded::<FilterRecord>(self.inner.filters.iter(), "filters")?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(key, rec)| {
+                let parsed = (key.len() == KEY_LEN + 8)
+                    .then(|| public_key_from(&key[..KEY_LEN]))
+                    .flatten()
+                    .zip(<[u8; 8]>::try_from(&key[KEY_LEN..]).ok().map(u64::from_be_bytes));
+                if parsed.is_none() {
+                    tracing::warn!(key = %hex::encode(&key), "skipping a filter entry with a malformed key");
+                }
+                parsed.map(|(k, c)| (k, c, rec))
+            })
+            .collect())
     }
 
     /// Records or replaces the cordon of `accused` on `chain_id`.

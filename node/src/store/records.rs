@@ -71,3 +71,20 @@ pub struct CordonRecord {
     /// Who signed the evidence.
     pub reporter: PublicKey,
 }
+
+/// A provider labelled as filtering on one chain, because of proven censorship evidence (an
+/// "empty" answer proven wrong, an omitted log, a refused transaction). Unlike a cordon it keeps
+/// the provider routable for everything but its subjects. Key: accused ‖ chain id.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct FilterRecord {
+    /// When the label began, Unix milliseconds.
+    pub since_ms: u64,
+    /// When it lapses on its own (extended by new evidence), Unix milliseconds.
+    pub until_ms: u64,
+    /// The latest evidence record that added to it.
+    pub evidence_id: u64,
+    /// What it was seen filtering: lower-case 0x addresses, or method names.
+    pub subjects: Vec<String>,
+    /// Who signed the latest evidence.
+    pub reporter: PublicKey,
+}

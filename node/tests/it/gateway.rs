@@ -262,7 +262,8 @@ async fn start_node(chains: &[ChainSpec<'_>], gateway: GatewayConfig, routing: R
     let mesh = watch::channel(Arc::new(MeshSnapshot::default())).1;
     let upstreams = Arc::new(set);
     let forward = SharedForward::new(Targets { upstreams: upstreams.clone(), relay: None });
-    let router = Router::new(own, upstreams, &configs, mesh, forward, routing, MethodPolicy::default());
+    let router =
+        Router::new(own, upstreams, &configs, mesh, forward, routing, MethodPolicy::default(), Default::default());
     // Served as the daemon serves it: connection cap and header timeout from the config.
     let app = Gateway::new(router.clone(), &gateway, &configs, VerifyMode::Off).app();
     let limits = ServeLimits {
@@ -287,7 +288,7 @@ async fn two_upstreams(routing: RoutingConfig) -> (Node, Mock, Mock) {
     m2.set_delay(SLOW);
     let node =
         start_node(&[ChainSpec { id: 1, aliases: &[], mocks: &[&m1, &m2] }], GatewayConfig::default(), routing).await;
-    let first = node.router.explain(1, "eth_getBalance", false);
+    let first = node.router.explain(1, "eth_getBalance", false, None, &[]);
     assert_eq!(first[0].upstream.as_deref(), Some(m1.url.as_str()), "the fast upstream must rank first: {first:?}");
     (node, m1, m2)
 }
@@ -358,7 +359,7 @@ impl Node {
 
     /// The breaker state the router reports for `mock` on chain 1.
     fn breaker(&self, mock: &Mock) -> &'static str {
-        let all = self.router.explain(1, "eth_getBalance", false);
+        let all = self.router.explain(1, "eth_getBalance", false, None, &[]);
         all.iter().find(|c| c.upstream.as_deref() == Some(mock.url.as_str())).expect("candidate of the mock").breaker
     }
 }
@@ -1024,7 +1025,7 @@ async fn abandoned_probation_does_not_eject_forever() {
     let routing = RoutingConfig { eject_after_failures: 1, eject_ms: 300, ..RoutingConfig::default() };
     let node =
         start_node(&[ChainSpec { id: 1, aliases: &[], mocks: &[&a, &b] }], GatewayConfig::default(), routing).await;
-    assert_eq!(node.router.explain(1, "eth_getBalance", false)[0].upstream.as_deref(), Some(a.url.as_str()));
+    assert_eq!(node.router.explain(1, "eth_getBalance", false, None, &[])[0].upstream.as_deref(), Some(a.url.as_str()));
 
     // 1. A is slow this once, so B gets a hedge, fails it, and is ejected.
     a.set_traffic_delay(Duration::from_millis(200));

@@ -46,6 +46,10 @@ pub struct CapacityAnnouncement {
     pub membership_cert: Option<Signed<MembershipCert>>,
     /// Software name and version, e.g. `rpcmesh/0.1.0`.
     pub software_version: String,
+    /// Where the operator declares it is subject to law (an ISO 3166-1 alpha-2 code such as
+    /// `DE`, or a short region name): transactions are broadcast to operators in different
+    /// jurisdictions first, so one regulator's filter does not stop them.
+    pub jurisdiction: Option<String>,
 }
 
 impl CapacityAnnouncement {
@@ -57,7 +61,13 @@ impl CapacityAnnouncement {
         membership_cert: Option<Signed<MembershipCert>>,
         software_version: String,
     ) -> Self {
-        Self { header, chains, listen_addrs, membership_cert, software_version }
+        Self { header, chains, listen_addrs, membership_cert, software_version, jurisdiction: None }
+    }
+
+    /// The same announcement declaring `jurisdiction`.
+    pub fn with_jurisdiction(mut self, jurisdiction: Option<String>) -> Self {
+        self.jurisdiction = jurisdiction;
+        self
     }
 
     /// The entry for `chain_id`, if served.

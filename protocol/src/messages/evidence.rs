@@ -29,6 +29,10 @@ pub enum LieKind {
     /// An answer that disagrees with the answers of a quorum of other operators to the same
     /// request pinned to the same block (`eth_call`, `eth_estimateGas`).
     Disagreement,
+    /// A transaction refused with an error that is none of the reasons a well-behaved node gives
+    /// (nonce, funds, fees, gas, size, type, signature, already known): a filtered write. The
+    /// accused's signed receipt binds the transaction and the refusal; no material is needed.
+    Refusal,
 }
 
 impl LieKind {
@@ -44,6 +48,7 @@ impl LieKind {
             Self::State => "state",
             Self::Head => "head",
             Self::Disagreement => "disagreement",
+            Self::Refusal => "refusal",
         }
     }
 }

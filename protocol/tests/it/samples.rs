@@ -67,6 +67,7 @@ pub fn announcement(signer: &Identity, with_cert: bool) -> CapacityAnnouncement 
         listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001".into(), "/ip4/127.0.0.1/udp/4001/quic-v1".into()],
         membership_cert: with_cert.then(|| cert(signer, &identity(200))),
         software_version: "rpcmesh/0.1.0".into(),
+        jurisdiction: Some("DE".into()),
     }
 }
 
@@ -232,13 +233,15 @@ pub fn arb_announcement() -> impl Strategy<Value = CapacityAnnouncement> {
         vec("/ip4/[0-9.]{1,15}/tcp/[0-9]{1,5}", 0..3),
         proptest::option::of(arb_cert_body()),
         arb_text(16),
+        proptest::option::of("[A-Z]{2}(-[A-Z0-9]{1,3})?"),
     )
-        .prop_map(|(header, chains, listen_addrs, cert, software_version)| CapacityAnnouncement {
+        .prop_map(|(header, chains, listen_addrs, cert, software_version, jurisdiction)| CapacityAnnouncement {
             header,
             chains,
             listen_addrs,
             membership_cert: cert.map(|c| Signed::sign(c, &identity(200))),
             software_version,
+            jurisdiction,
         })
 }
 
@@ -302,6 +305,7 @@ pub fn arb_lie_kind() -> impl Strategy<Value = LieKind> {
         Just(LieKind::State),
         Just(LieKind::Head),
         Just(LieKind::Disagreement),
+        Just(LieKind::Refusal),
     ]
 }
 

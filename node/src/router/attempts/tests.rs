@@ -349,19 +349,43 @@ async fn an_answer_failing_its_check_goes_to_the_next_target() {
     assert!(plan[0].breaker.get().recent_err > 0.0, "counted like any failure");
 }
 
+fn peer(n: u8) -> Target {
+    Target::Peer(rpcmesh_protocol::Identity::from_secret_bytes([n; 32]).public_key())
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_broadcast_goes_to_n_targets_at_once_and_the_first_result_wins() {
+async fn a_broadcast_goes_to_n_operators_at_once_and_the_first_result_wins() {
+    let (pa, pb, pc) = (peer(1), peer(2), peer(3));
     let s = Scripted::default();
     let err: &'static [u8] = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"nonce too low"}}"#;
-    s.script(A, vec![], Step::Body(err)).script(B, vec![], Step::Slow(ms(10))).script(C, vec![], Step::Ok);
+    s.script(pa, vec![], Step::Body(err)).script(pb, vec![], Step::Slow(ms(10))).script(pc, vec![], Step::Ok);
     let a = Attempts::new(s.clone(), settings(true));
-    let plan = [planned(A, 40), planned(B, 40), planned(C, 40)];
+    let plan = [planned(pa, 40), planned(pb, 40), planned(pc, 40)];
     let req = request("eth_sendRawTransaction");
     let call = Call { chain_id: 1, req: &req, mode: VerifyMode::Off };
-    let o = a.broadcast(&call, &plan, 2, Instant::now() + ms(1000), 1000).await;
-    assert_eq!((winner(&o), o.attempts), (B, 2), "a result beats an earlier caller error");
-    assert_eq!(s.calls_to(C), 0, "only the first two");
-    s.script(B, vec![], Step::Fail(AttemptError::Http(502)));
-    let o = a.broadcast(&call, &plan, 2, Instant::now() + ms(1000), 1000).await;
-    assert_eq!(winner(&o), A, "with no result, the caller error is the answer");
+    let o = a.broadcast(&call, &plan, 2, Instant::now() + ms(1000), 1000, None).await;
+    assert_eq!((winner(&o), o.attempts), (pb, 2), "a result beats an earlier caller error");
+    assert_eq!(s.calls_to(pc), 0, "only the first two: both answered");
+    s.script(pb, vec![], Step::Fail(AttemptError::Http(502)));
+    let o = a.broadcast(&call, &plan, 2, Instant::now() + ms(1000), 1000, None).await;
+    assert_eq!((winner(&o), o.attempts), (pc, 3), "a failed operator is replaced by the next one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_counts_own_upstreams_as_one_operator_and_answers_at_the_first_acceptance() {
+    let pa = peer(1);
+    let s = Scripted::default();
+    s.script(A, vec![], Step::Ok).script(B, vec![], Step::Ok).script(pa, vec![], Step::Slow(ms(500)));
+    let a = Attempts::new(s.clone(), settings(true));
+    let plan = [planned(A, 40), planned(B, 40), planned(pa, 40)];
+    let req = request("eth_sendRawTransaction");
+    let call = Call { chain_id: 1, req: &req, mode: VerifyMode::Off };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let run = a.broadcast(&call, &plan, 2, started + ms(1000), 1000, Some(tx));
+    let (first, o) = tokio::join!(async { (rx.await.unwrap(), Instant::now()) }, run);
+    assert_eq!((first.0.0, first.0.2), (A, 2), "answered by the own upstream, two operators asked");
+    assert_eq!(first.1, started, "the first acceptance is passed on before the slow operator answers");
+    assert_eq!(s.calls_to(B), 0, "a second own upstream is not a second operator");
+    assert_eq!((s.calls_to(pa), o.attempts), (1, 2));
 }
