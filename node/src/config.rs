@@ -839,6 +839,13 @@ impl Config {
         let mut ids = std::collections::HashSet::new();
         let mut aliases: BTreeMap<&str, u64> = BTreeMap::new();
         for c in &self.chains {
+            if c.upstreams.is_empty() {
+                return invalid(format!(
+                    "chain {} has no upstreams: add upstreams = [{{ http = \"...\" }}] to its [[chain]] table or pass \
+                     --upstream {}=URL",
+                    c.id, c.id
+                ));
+            }
             if !ids.insert(c.id) {
                 return invalid(format!("chain {} is configured twice; merge its [[chain]] tables", c.id));
             }
@@ -1052,7 +1059,44 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
         return Err(format!("{key:?} is not a key path like p2p.mdns"));
     }
     if parts[0] == "chain" {
-        return Err("[[chain]] tables are set in config.toml or with --upstream CHAIN=URL".into());
+        // `chain.ID.KEY`: one key of the [[chain]] table with that id (e.g. its policies).
+        let (Some(id), Some(field), 3) = (parts.get(1).and_then(|p| p.parse::<i64>().ok()), parts.get(2), parts.len())
+        else {
+            return Err("[[chain]] tables are set in config.toml, with --upstream CHAIN=URL, or one key at a time \
+                        as chain.ID.KEY (e.g. chain.1.policies=[\"filters:ofac-sdn\"])"
+                .into());
+        };
+        if *field == "id" {
+            return Err(format!("{key:?}: a chain's id cannot be changed"));
+        }
+        let chains = table
+            .entry("chain")
+            .or_insert_with(|| toml::Value::Array(Vec::new()))
+            .as_array_mut()
+            .ok_or_else(|| "chain is not a list of [[chain]] tables".to_string())?;
+        let pos = chains.iter().position(|t| t.get("id").and_then(toml::Value::as_integer) == Some(id));
+        let pos = match pos {
+            Some(p) => p,
+            // A chain whose upstreams come from --upstream (applied after overrides): its table
+            // starts here, and `check` refuses it if no upstream ever joins it.
+            None => {
+                let mut t = toml::Table::new();
+                t.insert("id".into(), toml::Value::Integer(id));
+                chains.push(toml::Value::Table(t));
+                chains.len() - 1
+            }
+        };
+        let chain = chains[pos].as_table_mut().ok_or_else(|| format!("{key:?}: [[chain]] {id} is not a table"))?;
+        // List keys take a comma-separated string too, as list keys of the sections do.
+        let lists = ["aliases", "method_groups", "policies", "allow_methods", "deny_methods"];
+        let value = match value {
+            toml::Value::String(s) if lists.contains(field) => toml::Value::Array(
+                s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| toml::Value::String(p.into())).collect(),
+            ),
+            v => v,
+        };
+        chain.insert(field.to_string(), value);
+        return Ok(());
     }
     let mut t = table;
     for part in &parts[..parts.len() - 1] {

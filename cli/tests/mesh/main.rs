@@ -3,6 +3,7 @@
 //! process group when the test ends.
 
 mod attacker;
+mod censorship;
 mod clients;
 mod failover;
 mod integrity;

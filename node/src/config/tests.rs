@@ -175,6 +175,46 @@ fn overrides_win_over_file_and_later_over_earlier() {
 }
 
 #[test]
+fn one_chain_key_is_set_by_id_even_before_its_upstream_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[[chain]]\nid = 1\nupstreams = [{ http = \"http://127.0.0.1:8545\" }]\n").unwrap();
+    let set = |k: &str, v: &str| Override::flag(format!("--set {k}"), k, v);
+    let c = Config::load(&path, true, &[set("chain.1.policies", "filters:ofac-sdn, geo:blocks:cu")]).unwrap();
+    assert_eq!(c.chains[0].policies, ["filters:ofac-sdn", "geo:blocks:cu"]);
+    // A chain named only by the override starts its table; the load refuses it without upstreams
+    // (the CLI adds --upstream ones between the overrides and the check).
+    let err = Config::load(&path, true, &[set("chain.5.policies", r#"["filters:x"]"#)]).unwrap_err();
+    assert!(err.to_string().contains("chain 5 has no upstreams"), "{err}");
+    let c = Config::default().with_overrides(&[set("chain.5.policies", r#"["filters:x"]"#)]).unwrap();
+    assert_eq!((c.chains[0].id, c.chains[0].policies.as_slice()), (5, ["filters:x".to_string()].as_slice()));
+    assert!(Config::load(&path, true, &[set("chain.1.id", "2")]).is_err());
+    assert!(Config::load(&path, true, &[set("chain.x.policies", "a")]).is_err());
+    assert!(Config::load(&path, true, &[set("chain.1.nonsense", "a")]).is_err(), "unknown keys are still errors");
+}
+
+#[test]
+fn censorship_settings_are_checked() {
+    let mut c = custom();
+    c.censorship.watch = vec!["0x1234".into()];
+    assert!(c.check().unwrap_err().to_string().contains("censorship.watch"));
+    let mut c = custom();
+    c.censorship.avoid = vec!["filters *".into()];
+    assert!(c.check().unwrap_err().to_string().contains("censorship.avoid"));
+    let mut c = custom();
+    c.censorship.broadcast_operators = 0;
+    assert!(c.check().is_err());
+    let mut c = custom();
+    c.jurisdiction = Some("Germany, mostly".into());
+    assert!(c.check().unwrap_err().to_string().contains("jurisdiction"));
+    let mut c = custom();
+    c.jurisdiction = Some("US-CA".into());
+    c.censorship.watch = vec!["0xa0ee7a142d267c1f36714e4a8f75612f20a79720".into()];
+    c.censorship.avoid = vec!["filters".into()];
+    c.check().unwrap();
+}
+
+#[test]
 fn consistency_checks() {
     let mut c = custom();
     c.chains[1].id = 1;
