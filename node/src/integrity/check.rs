@@ -39,6 +39,9 @@ pub const MATERIAL_SOURCES: usize = 2;
 pub const LOG_BLOCKS_IN_FLIGHT: usize = 8;
 /// Bytes of verified material (receipts, proofs, blocks) kept for reuse.
 pub const MATERIAL_CACHE_BYTES: usize = 32 << 20;
+/// Blocks whose receipts are kept verified (decoded, root checked) for reuse: a sampled check
+/// of logs or a receipt in a block seen before costs a comparison, not a trie rebuild.
+pub const VERIFIED_RECEIPTS_BLOCKS: usize = 256;
 
 /// After a failed check, every answer of that provider is fully checked for this long.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(3600);
@@ -66,6 +69,7 @@ pub struct IntegrityCheck {
     draws: std::sync::atomic::AtomicU64,
     suspects: Mutex<HashMap<Target, Instant>>,
     cache: MaterialCache,
+    receipts: ReceiptsCache,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
 }
@@ -87,6 +91,7 @@ impl IntegrityCheck {
             draws: Default::default(),
             suspects: Mutex::new(HashMap::new()),
             cache: MaterialCache::new(MATERIAL_CACHE_BYTES),
+            receipts: ReceiptsCache::default(),
             evidence,
             metrics,
         }
@@ -304,6 +309,14 @@ impl IntegrityCheck {
                 if trusted.header.hash() != at.hash {
                     return Err(no(Verdict::Unverifiable("receipt of a block off the trusted chain".into())));
                 }
+                match self.verified_receipts(chain_id, target, &trusted, deadline).await {
+                    Ok(receipts) => match judge::receipt_against(result, &receipts) {
+                        Err(Verdict::Lie { .. }) => {}
+                        judged => return judged.map(|v| (v, None)).map_err(no),
+                    },
+                    Err(v) => return Err(no(v)),
+                }
+                // A lie: judged again over the material's bytes, which the evidence carries.
                 let params = format!(r#"["{}"]"#, at.hash);
                 let judged = self
                     .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
@@ -447,10 +460,16 @@ impl IntegrityCheck {
             })
             .cloned()
             .collect();
-        // The blocks' receipts are fetched concurrently (bounded), judged as they arrive.
+        // The answer is parsed once; each block is judged on its own share of it. The blocks'
+        // receipts are fetched concurrently (bounded), judged as they arrive.
         let checks: Vec<_> = blocks
             .into_iter()
-            .map(|trusted| self.logs_of(chain_id, target, result, filter, trusted, deadline))
+            .map(|trusted| {
+                let hash = trusted.header.hash();
+                let mine: Vec<rpcmesh_eth::ClaimedLog> =
+                    logs.iter().filter(|l| l.block_hash == hash).cloned().collect();
+                self.logs_of(chain_id, target, result, mine, filter, trusted, deadline)
+            })
             .collect();
         let mut judged = futures::stream::iter(checks).buffered(LOG_BLOCKS_IN_FLIGHT);
         while let Some(r) = judged.next().await {
@@ -459,16 +478,26 @@ impl IntegrityCheck {
         Ok((Verified::Header, None))
     }
 
-    /// One block's share of an `eth_getLogs` answer against that block's receipts.
+    /// One block's share of an `eth_getLogs` answer (`mine`) against that block's receipts.
+    #[allow(clippy::too_many_arguments)]
     async fn logs_of(
         &self,
         chain_id: u64,
         target: Target,
         result: &[u8],
+        mine: Vec<rpcmesh_eth::ClaimedLog>,
         filter: &rpcmesh_eth::LogFilter,
         trusted: Arc<super::anchor::Trusted>,
         deadline: Instant,
     ) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+        match self.verified_receipts(chain_id, target, &trusted, deadline).await {
+            Ok(receipts) => match judge::logs_against(&mine, filter, &receipts) {
+                Err(Verdict::Lie { .. }) => {}
+                judged => return judged.map(|v| (v, None)).map_err(|v| (v, None)),
+            },
+            Err(v) => return Err((v, None)),
+        }
+        // A lie: judged again over the material's bytes, which the evidence carries.
         let params = format!(r#"["{}"]"#, trusted.header.hash());
         let judged = self
             .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
@@ -476,6 +505,37 @@ impl IntegrityCheck {
             })
             .await;
         settle(judged, &trusted)
+    }
+
+    /// The verified receipts of a trusted block: reused when verified before, else fetched as
+    /// material (other operators first) and verified against the header.
+    async fn verified_receipts(
+        &self,
+        chain_id: u64,
+        target: Target,
+        trusted: &super::anchor::Trusted,
+        deadline: Instant,
+    ) -> Result<Arc<rpcmesh_eth::VerifiedReceipts>, Verdict> {
+        let hash = trusted.header.hash();
+        if let Some(r) = self.receipts.get(chain_id, hash) {
+            return Ok(r);
+        }
+        let params = format!(r#"["{hash}"]"#);
+        let verified: Mutex<Option<Arc<rpcmesh_eth::VerifiedReceipts>>> = Mutex::new(None);
+        let (judged, _) = self
+            .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |b| {
+                let r = judge::verified_receipts(b, &trusted.header)?;
+                *verified.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(r));
+                Ok(Verified::Header)
+            })
+            .await;
+        judged?;
+        let r = verified
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| Verdict::Unverifiable("no verified receipts".into()))?;
+        self.receipts.put(chain_id, hash, r.clone());
+        Ok(r)
     }
 
     /// Pins a head-relative state read or log filter to the trusted head.
@@ -587,6 +647,32 @@ impl MaterialCache {
             let Some(old) = c.order.pop_front() else { break };
             if let Some(b) = c.map.remove(&old) {
                 c.bytes -= b.len();
+            }
+        }
+    }
+}
+
+/// Verified receipts by (chain, block hash), at most [`VERIFIED_RECEIPTS_BLOCKS`], oldest out
+/// first. Keyed by hash: a reorg makes another key, never a stale entry.
+#[derive(Default)]
+struct ReceiptsCache {
+    inner: Mutex<(HashMap<(u64, B256), Arc<rpcmesh_eth::VerifiedReceipts>>, std::collections::VecDeque<(u64, B256)>)>,
+}
+
+impl ReceiptsCache {
+    fn get(&self, chain_id: u64, hash: B256) -> Option<Arc<rpcmesh_eth::VerifiedReceipts>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&(chain_id, hash)).cloned()
+    }
+
+    fn put(&self, chain_id: u64, hash: B256, r: Arc<rpcmesh_eth::VerifiedReceipts>) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *g;
+        if map.insert((chain_id, hash), r).is_none() {
+            order.push_back((chain_id, hash));
+        }
+        while order.len() > VERIFIED_RECEIPTS_BLOCKS {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
             }
         }
     }
@@ -773,7 +859,33 @@ fn rewrite_params(method: &str, body: &[u8], n: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::rewrite_params;
+    use super::*;
+
+    #[test]
+    fn verified_receipts_are_reused_and_bounded() {
+        let header = rpcmesh_eth::verify_header(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../eth/tests/fixtures/block_4_hashes.json"
+        )))
+        .unwrap();
+        let bytes = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../eth/tests/fixtures/block_4_receipts.json"));
+        let r = Arc::new(judge::verified_receipts(bytes, &header).unwrap());
+        let cache = ReceiptsCache::default();
+        let hash = |i: usize| B256::from(word(i));
+        for i in 0..VERIFIED_RECEIPTS_BLOCKS + 10 {
+            cache.put(1, hash(i), r.clone());
+        }
+        assert!(cache.get(1, hash(0)).is_none(), "the oldest went first");
+        assert!(cache.get(1, hash(VERIFIED_RECEIPTS_BLOCKS + 9)).is_some());
+        assert!(cache.get(2, hash(VERIFIED_RECEIPTS_BLOCKS + 9)).is_none(), "by chain");
+        assert_eq!(cache.inner.lock().unwrap().0.len(), VERIFIED_RECEIPTS_BLOCKS);
+    }
+
+    fn word(i: usize) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[24..].copy_from_slice(&(i as u64).to_be_bytes());
+        b
+    }
 
     #[test]
     fn pins_the_head_of_state_reads_and_log_ranges() {
