@@ -656,8 +656,10 @@ impl MaterialCache {
 /// first. Keyed by hash: a reorg makes another key, never a stale entry.
 #[derive(Default)]
 struct ReceiptsCache {
-    inner: Mutex<(HashMap<(u64, B256), Arc<rpcmesh_eth::VerifiedReceipts>>, std::collections::VecDeque<(u64, B256)>)>,
+    inner: Mutex<(ReceiptsByBlock, std::collections::VecDeque<(u64, B256)>)>,
 }
+
+type ReceiptsByBlock = HashMap<(u64, B256), Arc<rpcmesh_eth::VerifiedReceipts>>;
 
 impl ReceiptsCache {
     fn get(&self, chain_id: u64, hash: B256) -> Option<Arc<rpcmesh_eth::VerifiedReceipts>> {
