@@ -972,6 +972,14 @@ impl Config {
             return invalid(format!("jurisdiction {j:?} must be a region code such as \"DE\" or \"US-CA\""));
         }
         for ch in &self.chains {
+            let most = rpcmesh_protocol::validate::Limits::default().max_policies;
+            if ch.policies.len() > most {
+                return invalid(format!(
+                    "chain {}: {} policies, at most {most} (peers would reject the announcement)",
+                    ch.id,
+                    ch.policies.len()
+                ));
+            }
             for p in &ch.policies {
                 if p.is_empty() || p.len() > 256 {
                     return invalid(format!("chain {}: policy {p:?} must be 1..=256 bytes", ch.id));

@@ -149,7 +149,8 @@ pub struct ServedByLabels {
 pub struct CanaryLabels {
     /// `read` (a proven read of a watched address) or `write` (a dry transaction).
     pub probe: String,
-    /// `honest`, `filtered`, `lie` (a wrong non-empty answer), `unverifiable` or `failed`.
+    /// Reads: `honest`, `proven_wrong`, `unverifiable`, `failed`. Writes: `honest` (a node-level
+    /// refusal), `filtered`, `accepted` (it should never be), `failed`.
     pub outcome: String,
 }
 

@@ -418,9 +418,9 @@ pub fn evidence(args: EvidenceArgs) -> Result<(), Failure> {
             }
             let chains = list(v.get("cleared_chains"));
             if chains.is_empty() {
-                println!("{} had no cordon to clear", display(&v["peer"]));
+                println!("{} had no cordon or filter label to clear", display(&v["peer"]));
             } else {
-                println!("cleared the cordon of {} on chain(s) {chains}", display(&v["peer"]));
+                println!("cleared the cordons and filter labels of {} on chain(s) {chains}", display(&v["peer"]));
             }
         }
     }

@@ -173,7 +173,8 @@ broadcast_operators = {c_bcast}
 # Ask one more operator for an accepted transaction after this long and send it there if it
 # does not know it (ms); 0: off.
 confirm_ms = {c_confirm}
-# Distinct filtered addresses proven against one provider before it is cordoned like a liar.
+# Distinct filtered subjects (addresses, or methods) proven against one provider before it is
+# cordoned like a liar.
 max_filtered_subjects = {c_subjects}
 
 [relay]

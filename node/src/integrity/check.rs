@@ -70,6 +70,7 @@ pub struct IntegrityCheck {
     suspects: Mutex<HashMap<Target, Instant>>,
     cache: MaterialCache,
     receipts: ReceiptsCache,
+    memory: super::equivocation::Memory,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
 }
@@ -92,6 +93,7 @@ impl IntegrityCheck {
             suspects: Mutex::new(HashMap::new()),
             cache: MaterialCache::new(MATERIAL_CACHE_BYTES),
             receipts: ReceiptsCache::default(),
+            memory: Default::default(),
             evidence,
             metrics,
         }
@@ -581,6 +583,39 @@ impl IntegrityCheck {
         Ok(Some(Request::new(Bytes::from(raw), req.method.clone(), req.upstream_id().map(Bytes::copy_from_slice))))
     }
 
+    /// Remembers a peer's signed answer to a question pinned to a block hash; when it contradicts
+    /// an earlier one of the same peer, reports the pair (proof by itself) and returns true.
+    async fn equivocation(&self, call: &Call<'_>, target: Target, answer: &Answer, deadline: Instant) -> bool {
+        let (Target::Peer(accused), Some(receipt)) = (target, answer.receipt.as_ref()) else { return false };
+        let body = call.req.upstream_body();
+        // A cheap filter first: only these can name a block by hash.
+        let maybe = matches!(call.req.method.as_str(), "eth_getBlockByHash" | "eth_getBlockReceipts")
+            || body.windows(9).any(|w| w == b"blockHash");
+        if !maybe || !super::equivocation::pinned_by_hash(&call.req.method, body) {
+            return false;
+        }
+        let now = super::equivocation::Exchange {
+            request: body.to_vec(),
+            response: answer.body.to_vec(),
+            receipt: (**receipt).clone(),
+        };
+        let Some(earlier) = self.memory.observe(accused, call.chain_id, &call.req.method, now) else { return false };
+        tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, "two different signed answers to one question pinned to a block hash");
+        self.suspect(target);
+        match self.anchors.head(call.chain_id, deadline).await {
+            Ok(head) => {
+                let t = &head.header;
+                let material = Material {
+                    anchor: BlockRef { number: t.header.number(), hash: t.header.hash().0 },
+                    parts: super::equivocation::material(t.json.to_vec(), &earlier),
+                };
+                self.report(call, target, answer, LieKind::Equivocation, material);
+            }
+            Err(why) => tracing::debug!(chain_id = call.chain_id, %why, "no trusted head to anchor an equivocation on"),
+        }
+        true
+    }
+
     fn report(&self, call: &Call<'_>, target: Target, answer: &Answer, kind: LieKind, material: Material) {
         let (Target::Peer(accused), Some(receipt)) = (target, answer.receipt.as_ref()) else { return };
         let evidence = Evidence {
@@ -736,7 +771,16 @@ impl AnswerCheck for IntegrityCheck {
             return Ok(answer);
         }
         let Some(result) = answer.result() else { return Ok(answer) };
+        let contradicted = self.equivocation(call, target, &answer, deadline).await;
         match self.judge(call, target, result, deep, deadline).await {
+            // One of two contradicting answers is a lie: this one is used only if it verified.
+            Ok((Verified::None, _)) if contradicted => {
+                self.metrics.checked(&call.req.method, LieKind::Equivocation.as_str());
+                Err(failure(Verdict::Lie {
+                    kind: LieKind::Equivocation,
+                    detail: "contradicts the provider's earlier signed answer".into(),
+                }))
+            }
             Ok((verified, _)) => {
                 self.metrics.checked(&call.req.method, verified.label());
                 answer.verified = verified;

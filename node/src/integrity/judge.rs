@@ -205,15 +205,18 @@ pub struct NotProven(pub String);
 pub fn recheck(ev: &Evidence) -> Result<(), NotProven> {
     let fail = |why: &str| NotProven(why.to_string());
     let method = method_of(&ev.request).ok_or_else(|| fail("request has no method"))?;
-    if ev.kind == LieKind::Refusal {
-        // A refused write needs no material beyond the anchor's header (which places the
-        // bundle in time on the receiver's trusted chain).
+    if matches!(ev.kind, LieKind::Refusal | LieKind::Equivocation) {
+        // A refused write and an equivocation prove themselves from the accused's own signed
+        // receipts; the anchor's header only places the bundle in time on the receiver's chain.
         let header_json = ev.material.first().ok_or_else(|| fail("no header"))?;
         let header = verify_header(header_json).map_err(|e| NotProven(format!("header: {e}")))?;
         if header.hash().0 != ev.anchor.hash || header.number() != ev.anchor.number {
             return Err(fail("header is not the anchor"));
         }
-        return crate::censorship::refusal::recheck(ev).map_err(NotProven);
+        return match ev.kind {
+            LieKind::Refusal => crate::censorship::refusal::recheck(ev).map_err(NotProven),
+            _ => super::equivocation::recheck(ev).map_err(NotProven),
+        };
     }
     let claim = claim_of(&method, &ev.request)
         .map_err(|e| NotProven(format!("request: {}", e.0)))?

@@ -20,6 +20,7 @@
 pub mod anchor;
 pub mod check;
 pub mod claim;
+pub mod equivocation;
 pub mod judge;
 pub mod source;
 
