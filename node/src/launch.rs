@@ -405,6 +405,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         targets.clone(),
         Arc::new(evidence.clone()),
         integrity::IntegrityMetrics::new(&metrics),
+        Some(store.clone()),
     );
     anchor_slot.fill(integrity.anchors.clone());
     let integrity_source = integrity.source.clone();
