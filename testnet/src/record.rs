@@ -120,10 +120,28 @@ pub struct Meta {
     /// The run was stopped before its planned end: the data is partial.
     #[serde(default)]
     pub interrupted: bool,
-    /// Policies nodes declared on their chains (e.g. `filters:address-list:…`), by node index;
-    /// nodes that declared none are left out.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub node_policies: std::collections::BTreeMap<usize, Vec<String>>,
+    /// Policies nodes declared on their chains (e.g. `filters:address-list:…`); nodes that
+    /// declared none are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_policies: Vec<NodePolicies>,
+}
+
+impl Meta {
+    /// The policies node `node` declared (empty if none).
+    pub fn policies_of(&self, node: usize) -> &[String] {
+        self.node_policies.iter().find(|p| p.node == node).map_or(&[], |p| p.policies.as_slice())
+    }
+}
+
+/// Policies one node declared on every chain it serves.
+// A list of these rather than a map by node index: records are an internally tagged enum, whose
+// maps cannot have integer keys in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodePolicies {
+    /// The node.
+    pub node: usize,
+    /// Its policies, as announced.
+    pub policies: Vec<String>,
 }
 
 /// Start of a phase; it lasts until the next phase starts or the run ends. The first phase is
@@ -481,6 +499,41 @@ mod tests {
         assert_eq!((r.served_by, r.served_by_node, r.attempts, r.detail), (None, None, 0, None));
         let m: Record = serde_json::from_str(r#"{"type":"meta","scenario":"s","nodes":2}"#).unwrap();
         assert_eq!(m, Record::Meta(Meta { scenario: "s".into(), nodes: 2, ..Meta::default() }));
+    }
+
+    #[test]
+    fn new_kinds_round_trip() {
+        let records = [
+            Record::Meta(Meta {
+                node_policies: vec![NodePolicies { node: 1, policies: vec!["filters:address-list:ab".into()] }],
+                ..Meta::default()
+            }),
+            Record::Label(LabelChange {
+                t_ms: 1,
+                observer: 0,
+                subject: 1,
+                chain_id: 31337,
+                labelled: true,
+                subjects: vec!["0xab".into()],
+            }),
+            Record::Transaction(SentTransaction {
+                t_ms: 2,
+                gateway: 1,
+                from: "0x01".into(),
+                to: "0x02".into(),
+                hash: "0x03".into(),
+                accepted: false,
+                detail: Some("refused".into()),
+                mined_block: None,
+            }),
+        ];
+        let text: String = records.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        let parsed = parse_records(text.as_bytes());
+        assert_eq!(parsed.malformed, 0, "{text}");
+        assert_eq!(parsed.records, records);
+        let Record::Meta(m) = &records[0] else { unreachable!() };
+        assert_eq!(m.policies_of(1), ["filters:address-list:ab"]);
+        assert!(m.policies_of(0).is_empty());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const USING_LOOKBACK_MS: u64 = 5_000;
 /// fault (judgements lag), not counted as a false alarm, ms.
 pub const FALSE_ALARM_GRACE_MS: u64 = 5_000;
 
+/// What [`Detection::health`] says when a censoring node was detected by its `filters` label.
+pub const FILTERS_LABEL: &str = "filters";
+
 /// At most this many wrong answers are listed in `report.md` (all are in the summary).
 pub const MAX_LISTED_WRONG: usize = 50;
 
@@ -547,6 +550,18 @@ fn fault_summary(run: &Run<'_>, w: &Window, by_gateway: &BTreeMap<usize, Vec<&Re
 
     let mut detection = None;
     let mut observers = BTreeSet::new();
+    if w.base() == "censor" {
+        // A censoring node stays healthy: it is detected when a daemon labels it `filters`.
+        for l in run.labels.iter().filter(|l| l.labelled && w.contains(l.t_ms) && w.affects(l.observer, l.subject)) {
+            observers.insert(l.observer);
+            detection.get_or_insert_with(|| Detection {
+                after_ms: l.t_ms - w.start_ms,
+                observer: l.observer,
+                subject: l.subject,
+                health: FILTERS_LABEL.into(),
+            });
+        }
+    }
     for v in run.views.iter().filter(|v| w.contains(v.t_ms) && !v.is_healthy() && w.affects(v.observer, v.subject)) {
         observers.insert(v.observer);
         detection.get_or_insert_with(|| Detection {
@@ -812,7 +827,12 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) ->
     if f.node.is_none() && !partition_parsed(run, f) {
         out.push(format!("{label}: this fault names no node, so detection and routing are not measured."));
     } else {
-        out.extend(detection_and_routing(f, &label, &target));
+        let mut sentences = detection_and_routing(f, &label, &target);
+        if base_kind(&f.kind) == "censor" {
+            // Its labels are told in the censorship sentences below; keep the label and routing.
+            sentences[0] = format!("{label}:");
+        }
+        out.extend(sentences);
     }
 
     let st = &f.stats;

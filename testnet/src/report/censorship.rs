@@ -6,8 +6,10 @@
 //! Definitions (also printed in the report):
 //! - A request is *about* an address when it reads that account (`eth_getBalance`,
 //!   `eth_getTransactionCount`, `eth_getCode`) or sends it a transaction ([`Request::subject`]).
-//! - A *censored answer* is a wrong answer (one that disagrees with the chain's truth) to a read
-//!   about the censored address, sent while the censor fault was open.
+//! - A *censored answer* is a wrong answer (one that disagrees with the chain's truth), sent while
+//!   the censor fault was open, to a read about the censored address or to `eth_getLogs` (the
+//!   censor drops the logs naming the address; a log query names no account, so every wrong log
+//!   answer during the fault counts).
 //! - *Time to label* is, per daemon, injection → the first poll of its `/peers` that showed a
 //!   `filters` label on the censoring node (0 if the label was already there); mesh-wide, the
 //!   slowest daemon, or never if one never showed it.
@@ -36,9 +38,12 @@ pub struct CensorSummary {
     pub declared: Vec<String>,
     /// Requests about the censored address sent while the fault was open.
     pub about: RequestStats,
-    /// Censored answers that reached clients: wrong answers to reads about the address, sent
-    /// while the fault was open (writes refused are counted in the transactions).
+    /// Censored answers that reached clients: wrong answers to reads about the address or to
+    /// `eth_getLogs`, sent while the fault was open (refused writes are counted in the
+    /// transactions).
     pub censored_answers: u64,
+    /// `eth_getLogs` requests sent while the fault was open.
+    pub log_queries: u64,
     /// Requests of any kind sent while the fault was open that the censoring node served (as
     /// far as known: WebSocket answers do not say who served them).
     pub served_by_censor: u64,
@@ -123,16 +128,20 @@ fn censor_summary(run: &Run<'_>, w: &Window, node: usize, address: String) -> Ce
     let during: Vec<&Request> =
         run.requests.iter().copied().filter(|r| w.start_ms <= r.t_ms && r.t_ms < w.end_ms).collect();
     let about: Vec<&Request> = during.iter().copied().filter(|r| is_about(r, &address)).collect();
-    let censored_answers =
-        about.iter().filter(|r| r.outcome == Outcome::Wrong && r.method != "eth_sendRawTransaction").count() as u64;
+    let censored_answers = during
+        .iter()
+        .filter(|r| r.outcome == Outcome::Wrong)
+        .filter(|r| (is_about(r, &address) && r.method != "eth_sendRawTransaction") || r.method == "eth_getLogs")
+        .count() as u64;
     let served: Vec<usize> = during.iter().filter_map(|r| run.served_node(r)).collect();
     CensorSummary {
         node,
         injected_at_ms: w.start_ms,
         end_ms: w.end_ms,
-        declared: run.meta.and_then(|m| m.node_policies.get(&node).cloned()).unwrap_or_default(),
+        declared: run.meta.map(|m| m.policies_of(node).to_vec()).unwrap_or_default(),
         about: RequestStats::of(about.iter().copied()),
         censored_answers,
+        log_queries: during.iter().filter(|r| r.method == "eth_getLogs").count() as u64,
         served_by_censor: served.iter().filter(|&&n| n == node).count() as u64,
         served_known: served.len() as u64,
         labels: (0..run.nodes).map(|observer| label_time(run, observer, node, w.start_ms)).collect(),
@@ -207,13 +216,15 @@ pub(crate) fn censor_sentences(c: &CensorSummary, backend: &str) -> Vec<String> 
         let declared: Vec<String> = c.declared.iter().map(|p| format!("`{p}`")).collect();
         out.push(if c.served_by_censor == 0 && c.served_known > 0 {
             format!(
-                "{node} declared {} and served none of the {} client requests whose server is known while it censored.",
+                "Node {} declared {} and served none of the {} client requests whose server is known while it censored.",
+                c.node,
                 declared.join(", "),
                 c.served_known
             )
         } else {
             format!(
-                "{node} declared {} and served {} of the {} client requests whose server is known while it censored.",
+                "Node {} declared {} and served {} of the {} client requests whose server is known while it censored.",
+                c.node,
                 declared.join(", "),
                 c.served_by_censor,
                 c.served_known
@@ -221,21 +232,22 @@ pub(crate) fn censor_sentences(c: &CensorSummary, backend: &str) -> Vec<String> 
         });
     }
     let st = &c.about;
-    out.push(if st.requests == 0 {
+    out.push(if c.censored_answers > 0 {
+        format!(
+            "{} reached clients while {node} censored {address} (of {} about it and {}): rpcmesh did not shield them from the censoring provider.",
+            fmt::plural(c.censored_answers, "censored answer", "censored answers"),
+            fmt::plural(st.requests, "request", "requests"),
+            fmt::plural(c.log_queries, "log query", "log queries")
+        )
+    } else if st.requests == 0 {
         format!("No client asked about {address} while {node} censored it, so censored answers are not measured.")
-    } else if c.censored_answers == 0 {
+    } else {
         format!(
             "No censored answer reached a client: of {} about {address} while {node} censored it, {} correct, {} failed, {} wrong.",
             fmt::plural(st.requests, "request", "requests"),
             st.ok,
             st.error,
             st.wrong
-        )
-    } else {
-        format!(
-            "{} about {address} reached clients while {node} censored it (of {} about it): rpcmesh did not shield them from the censoring provider.",
-            fmt::plural(c.censored_answers, "censored answer", "censored answers"),
-            st.requests
         )
     });
     let labelled = c.labelled_by();
@@ -371,6 +383,8 @@ mod tests {
             ),
             request(3300, "eth_sendRawTransaction", Some(A), Outcome::Error, None),
             request(3400, "eth_blockNumber", None, Outcome::Ok, Some(2)),
+            request(3500, "eth_getLogs", None, Outcome::Wrong, None),
+            request(3600, "eth_getBlockByNumber", None, Outcome::Wrong, Some(1)),
             // Daemon 0 had the label before the fault (0), 2 after 3 s, 3 after 5 s; 1 never.
             label(500, 0, true),
             label(5000, 2, true),
@@ -398,15 +412,15 @@ mod tests {
         let c = &c[0];
         assert_eq!((c.node, c.address.as_str(), c.injected_at_ms, c.end_ms), (1, A, 2000, 15_000));
         assert_eq!((c.about.requests, c.about.ok, c.about.error, c.about.wrong), (3, 1, 1, 1));
-        assert_eq!(c.censored_answers, 1, "the wrong nonce; the refused send is not an answer");
-        assert_eq!((c.served_by_censor, c.served_known), (2, 4));
+        assert_eq!(c.censored_answers, 2, "the wrong nonce and logs; the refused send is not an answer");
+        assert_eq!((c.served_by_censor, c.served_known), (3, 5));
         let after: Vec<Option<u64>> = c.labels.iter().map(|l| l.after_ms).collect();
         assert_eq!(after, [Some(0), None, Some(3000), Some(5000)]);
         assert_eq!(c.labels[2].subjects, [A]);
         assert_eq!(c.labelled_everywhere_ms(), None);
         assert_eq!(c.labelled_by(), [0, 2, 3]);
         let text = censor_sentences(c, "anvil").join(" ");
-        assert!(text.contains("1 censored answer about"), "{text}");
+        assert!(text.contains("2 censored answers reached clients"), "{text}");
         assert!(
             text.contains("3 of 4 daemons labelled node 1 `filters` (the last after 5 s); daemon 1 never did"),
             "{text}"
@@ -418,14 +432,15 @@ mod tests {
         let mut records = run_records();
         records.push(label(9000, 1, true));
         if let Record::Meta(m) = &mut records[0] {
-            m.node_policies.insert(1, vec!["filters:address-list:ab".into()]);
+            m.node_policies
+                .push(crate::record::NodePolicies { node: 1, policies: vec!["filters:address-list:ab".into()] });
         }
         let run = Run::new(&records);
         let c = &censor_summaries(&run)[0];
         assert_eq!(c.labelled_everywhere_ms(), Some(7000));
         assert!(c.disclosed());
         let text = censor_sentences(c, "anvil").join(" ");
-        assert!(text.contains("node 1 declared `filters:address-list:ab` and served 2 of the 4"), "{text}");
+        assert!(text.contains("Node 1 declared `filters:address-list:ab` and served 3 of the 5"), "{text}");
         assert!(text.contains("Every daemon (4) labelled node 1 `filters` (0xa0ee"), "{text}");
     }
 

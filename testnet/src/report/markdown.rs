@@ -203,7 +203,7 @@ fn faults(md: &mut String, s: &ReportSummary) {
     }
     md.push_str(
         "\n*Detected after*: injection → first view change of the faulty node to anything but `healthy`, by any \
-         node, before the fault ended. *Routed around after*: injection → completion of the first correct \
+         node, before the fault ended (a `censor` fault: its first `filters` label). *Routed around after*: injection → completion of the first correct \
          answer from another node to a request sent after the injection, on each gateway that was using the \
          faulty node just before; the slowest such gateway. *Longest stall*: the longest time a gateway went \
          without a correct answer inside the fault window. Counts are of requests sent inside the window.\n\n",
@@ -248,8 +248,8 @@ fn censorship(md: &mut String, s: &ReportSummary) {
         }
         md.push_str(
             "\n*Requests about it*: account reads of the censored address and transactions to it, sent while the \
-             censor was on. *Censored answers reaching clients*: those reads answered wrong (against the chain's \
-             truth). *Served by censor*: requests of any kind the censoring node served, of those whose server is \
+             censor was on. *Censored answers reaching clients*: those reads, and log queries (the censor drops logs \
+             naming the address), answered wrong against the chain's truth. *Served by censor*: requests of any kind the censoring node served, of those whose server is \
              known (HTTP). *Labelled after*: injection → the first poll of a daemon's `/peers` showing a `filters` \
              label on the censoring node; every daemon's, the slowest (never if one never did).\n\n",
         );

@@ -43,8 +43,8 @@ use std::io;
 use std::path::Path;
 
 pub use analysis::{
-    Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FaultSummary, GatewayRouting, GatewaySummary, GossipSummary,
-    MAX_LISTED_WRONG, ObserverGossip, PhaseSummary, ReportSummary, Stall, USING_LOOKBACK_MS,
+    Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FILTERS_LABEL, FaultSummary, GatewayRouting, GatewaySummary,
+    GossipSummary, MAX_LISTED_WRONG, ObserverGossip, PhaseSummary, ReportSummary, Stall, USING_LOOKBACK_MS,
 };
 pub use censorship::{CensorSummary, LabelTime, TransactionSummary};
 pub use stats::RequestStats;

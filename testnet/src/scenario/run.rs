@@ -17,8 +17,8 @@ use super::truth::Truth;
 use super::{Event, Scenario};
 use crate::net::{BackendKind, NodeInfo, Testnet, TestnetSpec};
 use crate::record::{
-    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Phase, Record, RecordWriter, SentTransaction,
-    Transport, ViewChange,
+    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, NodePolicies, Phase, Record, RecordWriter,
+    SentTransaction, Transport, ViewChange,
 };
 
 /// How to run.
@@ -126,7 +126,7 @@ async fn measured_run(
             .extras()?
             .into_iter()
             .filter(|(_, e)| !e.policies.is_empty())
-            .map(|(k, e)| (k, e.policies))
+            .map(|(node, e)| NodePolicies { node, policies: e.policies })
             .collect(),
     };
     writer.write(&Record::Meta(meta.clone())).map_err(|e| e.to_string())?;
