@@ -501,6 +501,23 @@ impl Router {
         }
     }
 
+    /// Whether `key` carries a filter label on `chain_id` naming `address` with more than
+    /// `share` of its life left (the canary need not prove it again yet).
+    pub fn labelled_long_enough(
+        &self,
+        chain_id: u64,
+        key: &PublicKey,
+        address: &rpcmesh_eth::Address,
+        share: f64,
+    ) -> bool {
+        let snap = self.inner.mesh.borrow().clone();
+        let Some(label) = snap.standing(key).and_then(|s| s.filter(chain_id)) else { return false };
+        let subject = censorship::subject_of(address);
+        let now = crate::clock::now_ms();
+        let life = label.until_ms.saturating_sub(label.since_ms) as f64;
+        label.subjects.contains(&subject) && (label.until_ms.saturating_sub(now) as f64) > life * share
+    }
+
     /// A handle that does not keep the router alive.
     pub fn downgrade(&self) -> WeakRouter {
         WeakRouter(Arc::downgrade(&self.inner))
