@@ -177,6 +177,15 @@ confirm_ms = {c_confirm}
 # cordoned like a liar.
 max_filtered_subjects = {c_subjects}
 
+[cache]
+# Reuse answers while the chain says they hold: answers about a block hash until evicted, about
+# settled history (final_depth_blocks below the head) until a reorganisation is seen, about the
+# head while the head stays and at most head_ttl_ms. Identical requests in flight are asked once.
+enabled = {cache_on}
+max_mib = {rcache_mib}
+final_depth_blocks = {cache_depth}
+head_ttl_ms = {cache_ttl}
+
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
 open = {relay_open}
@@ -272,6 +281,10 @@ worker_threads = {worker_threads}
             Some(j) => format!("jurisdiction = {}", v(j)),
             None => "# jurisdiction = \"DE\"".to_string(),
         },
+        cache_on = c.cache.enabled,
+        rcache_mib = c.cache.max_mib,
+        cache_depth = c.cache.final_depth_blocks,
+        cache_ttl = c.cache.head_ttl_ms,
         c_avoid = v(&c.censorship.avoid),
         c_watch = v(&c.censorship.watch),
         c_canary = c.censorship.canary_interval_secs,

@@ -241,3 +241,29 @@ async fn ids_reach_the_client_byte_for_byte() {
     let r = m.router.route(CHAIN, &req, &RouteOptions::internal(true)).await;
     assert_eq!(&r.body[..], br#"{"jsonrpc":"2.0","id":1.50,"result":"0x64"}"#);
 }
+
+#[tokio::test(start_paused = true)]
+async fn identical_requests_in_flight_are_asked_once_and_cached_answers_reused() {
+    let mut m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000)]);
+    let settings = cache::CacheSettings {
+        max_bytes: 1 << 20,
+        final_depth_blocks: 10,
+        head_ttl: std::time::Duration::from_secs(60),
+    };
+    m.router = m.router.with_cache(Some(cache::ResponseCache::new(settings, Default::default())));
+    let peer = Target::Peer(m.keys[0]);
+    m.scripted.script(peer, vec![], Step::Slow(std::time::Duration::from_millis(50)));
+    let (a, b) = tokio::join!(m.route("eth_blockNumber"), m.route("eth_blockNumber"));
+    assert_eq!(m.scripted.calls_to(peer), 1, "the second waited for the first's answer");
+    let mut outcomes = [a.cache, b.cache];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [CacheOutcome::Coalesced, CacheOutcome::Miss]);
+    assert_eq!(&a.body[..], RESULT);
+    assert_eq!(&b.body[..], RESULT);
+    let c = m.route("eth_blockNumber").await;
+    assert_eq!((c.cache, m.scripted.calls_to(peer)), (CacheOutcome::Hit, 1), "then from the cache");
+    assert_eq!(c.served_by, m.served_by(0), "naming who served it first");
+    // Writes are never cached.
+    let w = m.route("eth_sendRawTransaction").await;
+    assert_eq!(w.cache, CacheOutcome::None);
+}
