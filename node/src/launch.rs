@@ -505,6 +505,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         gateway_addr,
         router,
         receipts: relay_receipts,
+        // Its own client, as the prober's: vetting relays must not crowd client receipts out.
+        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone()),
         evidence: evidence.clone(),
         p2p: p2p.clone(),
         mesh: mesh.clone(),
