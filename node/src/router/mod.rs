@@ -31,6 +31,7 @@ pub mod cache;
 pub mod check;
 pub mod classify;
 pub mod forward;
+pub mod logs_split;
 pub mod outcome;
 pub mod plan;
 pub mod policy;
@@ -399,6 +400,55 @@ impl Router {
 
     /// Routes one request, failing over within one deadline.
     pub async fn route(&self, chain_id: u64, req: &Request, opts: &RouteOptions) -> Routed {
+        let routed = self.route_one(chain_id, req, opts).await;
+        if req.method == "eth_getLogs"
+            && routed.status != RouteStatus::Ok
+            && logs_split::is_range_limit(&routed.body)
+            && let Some(merged) = self.split_logs(chain_id, req, opts, 0).await
+        {
+            return merged;
+        }
+        routed
+    }
+
+    /// A too-wide `eth_getLogs` asked in halves (recursively, [`logs_split::MAX_SPLIT_DEPTH`]
+    /// at most) and merged; `None` when it cannot be split or a part failed otherwise.
+    fn split_logs<'a>(
+        &'a self,
+        chain_id: u64,
+        req: &'a Request,
+        opts: &'a RouteOptions,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'a, Option<Routed>> {
+        Box::pin(async move {
+            if depth >= logs_split::MAX_SPLIT_DEPTH {
+                return None;
+            }
+            let (a, b) = logs_split::halves(req, self.current_head(chain_id))?;
+            let mut parts = Vec::with_capacity(2);
+            for part in [a, b] {
+                let mut r = self.route_one(chain_id, &part, opts).await;
+                if r.status != RouteStatus::Ok {
+                    if !logs_split::is_range_limit(&r.body) {
+                        return Some(r);
+                    }
+                    r = self.split_logs(chain_id, &part, opts, depth + 1).await?;
+                }
+                parts.push(r);
+            }
+            let id = req.id.as_deref().unwrap_or(b"null");
+            let body = logs_split::merge(&parts[0].body, &parts[1].body, id)?;
+            let mut merged = parts.swap_remove(0);
+            let second = parts.pop()?;
+            merged.body = body;
+            merged.attempts += second.attempts;
+            merged.verified = merged.verified.min(second.verified);
+            merged.cache = CacheOutcome::None;
+            Some(merged)
+        })
+    }
+
+    async fn route_one(&self, chain_id: u64, req: &Request, opts: &RouteOptions) -> Routed {
         if let Err(refused) = self.inner.policy.check(chain_id, &req.method) {
             let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
             return Routed::refused(req, &msg);
