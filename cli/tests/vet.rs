@@ -212,6 +212,17 @@ async fn a_healthy_anvil_passes_the_default_policy_and_is_admitted_with_its_repo
     assert!(oldest.is_some_and(|b| b <= 1), "archive: {}", report["coverage"]["archive"]);
     assert!(report["websocket"]["heads"].as_u64().unwrap() >= 3, "{}", report["websocket"]);
     assert_eq!(report["load"]["held_rate_per_sec"], 20);
+    // Receipts, logs and state reads were proven against the pinned block's header.
+    let reads = report["correctness"]["reads"].as_array().unwrap();
+    let verified = |method: &str, how: &str| {
+        reads.iter().any(|r| r["method"] == method && r["verification"] == format!("verified ({how})").as_str())
+    };
+    assert!(verified("eth_getBlockReceipts", "receipts root"), "{}", report["correctness"]);
+    assert!(verified("eth_getTransactionReceipt", "receipt in the block's receipts root"));
+    assert!(verified("eth_getLogs", "logs in the block's receipts"));
+    for m in ["eth_getBalance", "eth_getTransactionCount", "eth_getCode", "eth_getStorageAt"] {
+        assert!(verified(m, "proof against the state root"), "{m}: {}", report["correctness"]);
+    }
 
     // Admitted with the report: the certificate carries the vetter's signed summary.
     let admitted = admit(dir.path(), &dir.path().join("report"), &["--network-id", NET]).await;
@@ -330,6 +341,27 @@ async fn a_lying_endpoint_fails_correctness_and_admit_refuses_it_without_force()
     assert_eq!(forced.code, Some(0), "{}", forced.stderr);
     let cert = rpcmesh_node::trust::cert_file::load(&dir.path().join("member.cert")).expect("certificate");
     assert_eq!(cert.body.vetting.expect("summary").body.verdict, VettingVerdict::Fail);
+    liar.shutdown().await;
+}
+
+/// No reference at all: a candidate whose balances are wrong (its headers, receipts and proofs
+/// honest) is caught by its own proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_liar_is_caught_by_its_own_proofs_without_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    seed(&anvil.url()).await;
+    let fault = rpcmesh_testnet::faults::parse_fault("lie=balance").unwrap();
+    let liar = proxy(&anvil, fault).await;
+    let (run, report) = vet(dir.path(), &liar.http_url(), &[]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(failed(&report).contains(&"correctness".to_string()), "{}", report["verdict"]);
+    let reads = report["correctness"]["reads"].as_array().unwrap();
+    let balance = reads.iter().find(|r| r["method"] == "eth_getBalance").expect("a balance read");
+    assert_eq!(balance["verification_failed"], true, "{balance}");
+    assert_eq!(balance["outcome"], "not_compared", "no reference: caught by the proof alone");
+    let nonce = reads.iter().find(|r| r["method"] == "eth_getTransactionCount").expect("a nonce read");
+    assert_eq!(nonce["verification"], "verified (proof against the state root)", "{nonce}");
     liar.shutdown().await;
 }
 

@@ -25,6 +25,7 @@
 pub mod conformance;
 pub mod correctness;
 pub mod coverage;
+pub mod deep;
 pub mod load;
 pub mod mesh;
 pub mod plot;
@@ -248,7 +249,8 @@ async fn run_tests<C: RpcTarget, R: RpcTarget>(
     let s = &config.settings;
     let pinned = report.pinned.first().cloned();
     let reads = correctness::reads(&report.pinned, head);
-    report.correctness = unless_cancelled(cancel, correctness::run(candidate, references, reads, tracker)).await;
+    report.correctness =
+        unless_cancelled(cancel, correctness::run(candidate, references, reads, &report.pinned, tracker)).await;
     let probes = coverage::Probes { head, logs_range_max: s.logs_range_max, batch_max: s.batch_max };
     report.coverage = unless_cancelled(cancel, coverage::run(candidate, pinned.as_ref(), probes, tracker)).await;
     if let (Some(c), Some(cov)) = (&mut report.correctness, &report.coverage) {
