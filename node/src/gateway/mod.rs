@@ -49,6 +49,9 @@ pub const VERIFIED: &str = "x-rpcmesh-verified";
 pub const FAILOVER: &str = "x-rpcmesh-failover";
 /// Request header choosing how far answers are verified: `off`, `sample` or `strict`.
 pub const VERIFY: &str = "x-rpcmesh-verify";
+/// Ids of client requests in this process, for their tracing spans.
+static NEXT_REQUEST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Response header: whether the answer came from the response cache (`hit`) or providers (`miss`).
 pub const CACHE: &str = "x-rpcmesh-cache";
 /// Request header: policy patterns of providers not to use (`filters`, `geo:blocks:*`, ...).
@@ -274,7 +277,26 @@ impl Gateway {
                     );
                     return (req.id.is_some().then_some(refused), None);
                 }
-                let routed = self.inner.router.route(chain, &req, &opts).await;
+                // One span per client request: every event of its routing (attempts, failovers,
+                // checks, the relay's `seq`, which the serving peer's `relay` span names too)
+                // carries its id, chain and method.
+                let span = tracing::info_span!(
+                    "request",
+                    rid = NEXT_REQUEST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    chain,
+                    method = %req.method,
+                    attempts = tracing::field::Empty,
+                    served_by = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
+                );
+                let routed =
+                    tracing::Instrument::instrument(self.inner.router.route(chain, &req, &opts), span.clone()).await;
+                span.record("attempts", routed.attempts);
+                span.record("outcome", routed.status.label());
+                if let Some(s) = &routed.served_by {
+                    span.record("served_by", &**s);
+                }
+                tracing::debug!(parent: &span, "answered");
                 self.inner.metrics.routed(chain, &req.method, &routed);
                 let resp = (!req.is_notification()).then(|| routed.body.clone());
                 (resp, Some(routed))
