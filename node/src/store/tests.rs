@@ -205,3 +205,27 @@ fn evidence_is_pruned_by_age_and_read_by_id() {
     assert_eq!(store.evidence().unwrap().len(), 2);
     assert_eq!(store.prune_evidence_before(0).unwrap(), 0);
 }
+
+#[test]
+fn a_damaged_settings_file_is_corruption_with_advice() {
+    let damaged: [&[u8]; 3] = [
+        // Not UTF-8: sled would blame "a sled version earlier than 0.29".
+        b"segment_size: 524288\nuse_compression: false\nversion: 0.34\n\xff\xfe\x00\x00\x00\x00",
+        // Another segment size: sled would ask to "change it back".
+        b"segment_size: 12\nuse_compression: false\nversion: 0.34\nXXXX",
+        // Garbage.
+        b"garbage\x00\x01 that is long enough",
+    ];
+    for conf in damaged {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        std::fs::write(dir.path().join("conf"), conf).unwrap();
+        let err = Store::open(dir.path(), StoreConfig::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let msg = err.to_string();
+        for advice in ["move the directory aside", "rebuilds its view of the mesh", "evidence", "cordons", "are lost"] {
+            assert!(msg.contains(advice), "{advice:?} missing from: {msg}");
+        }
+        assert!(!msg.contains("earlier than 0.29") || msg.contains("damaged"), "{msg}");
+    }
+}
