@@ -184,14 +184,19 @@ pub struct GatewayConfig {
     /// Refuse clients without a valid API key (HTTP 401). Needs at least one `[[gateway.keys]]`.
     /// A presented key that matches none is refused whatever this says.
     pub require_key: bool,
-    /// Calls (batch items) per second each client address may make without an API key; 0 turns
-    /// the per-address quota off. IPv6 clients are counted per /64 (one host's usual share).
+    /// Compute units per second each client address may spend without an API key (a plain read
+    /// costs 1; see `method_costs`); 0 turns the per-address quota off. IPv6 clients are counted
+    /// per /64 (one host's usual share).
     pub per_ip_requests_per_sec: u32,
-    /// Calls an address may make at once above its rate (bucket size); 0 means one second's
-    /// worth (`per_ip_requests_per_sec`).
+    /// Compute units an address may spend at once above its rate (bucket size); 0 means one
+    /// second's worth (`per_ip_requests_per_sec`).
     pub per_ip_burst: u32,
     /// API keys clients may present (`Authorization: Bearer <key>` or `/k/<key>/...`).
     pub keys: Vec<ApiKeyConfig>,
+    /// Compute units a call of a method costs against the quotas (`*` wildcards), over the
+    /// built-in table (`gateway::cost::DEFAULT_METHOD_COSTS`: plain reads 1, eth_call 5,
+    /// eth_getLogs 10, debug_*/trace_* 20...). A batch costs the sum of its items.
+    pub method_costs: BTreeMap<String, u32>,
 }
 
 /// One `[[gateway.keys]]`: a client's API key, stored as the SHA-256 of the secret so that the
@@ -204,10 +209,11 @@ pub struct ApiKeyConfig {
     pub name: String,
     /// Hex SHA-256 of the secret key (64 hex digits).
     pub key_sha256: String,
-    /// Calls (batch items) per second this key may make; absent: no quota.
+    /// Compute units per second this key may spend (a plain read costs 1; see
+    /// `gateway.method_costs`); absent: no quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_sec: Option<u32>,
-    /// Calls this key may make at once above its rate; absent: one second's worth.
+    /// Compute units this key may spend at once above its rate; absent: one second's worth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
     /// Methods this key may call (`*` wildcards), within what the gateway allows; absent or
@@ -233,6 +239,7 @@ impl Default for GatewayConfig {
             per_ip_requests_per_sec: 0,
             per_ip_burst: 0,
             keys: Vec::new(),
+            method_costs: BTreeMap::new(),
         }
     }
 }
@@ -933,6 +940,7 @@ impl Config {
             return invalid("gateway.header_timeout_ms and gateway.body_timeout_ms must be positive".into());
         }
         self.validate_keys()?;
+        self.validate_method_costs()?;
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
         }
@@ -976,6 +984,25 @@ impl Config {
                 if p.is_empty() || p.len() > 256 {
                     return invalid(format!("chain {}: policy {p:?} must be 1..=256 bytes", ch.id));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_method_costs(&self) -> Result<(), ConfigError> {
+        use crate::gateway::cost::MAX_METHOD_COST;
+        for (pattern, cost) in &self.gateway.method_costs {
+            if pattern.is_empty() || !pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*') {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.method_costs: {pattern:?} must be a method name or pattern (letters, digits, _ and * \
+                     wildcards)"
+                )));
+            }
+            if !(1..=MAX_METHOD_COST).contains(cost) {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.method_costs.{pattern} = {cost}: a cost must be 1..={MAX_METHOD_COST} compute units \
+                     (every call is some work; refuse a method with gateway.deny_methods instead)"
+                )));
             }
         }
         Ok(())

@@ -197,6 +197,8 @@ pub struct NodeMetrics {
     pub censorship_refusals: Family<ServedByLabels, Counter>,
     /// Canary checks of providers, by probe and outcome.
     pub censorship_canary_checks: Family<CanaryLabels, Counter>,
+    /// Gateway compute units charged against quotas, by API key and outcome.
+    pub gateway_units: Family<AccessLabels, Counter>,
 }
 
 impl NodeMetrics {
@@ -247,6 +249,11 @@ impl NodeMetrics {
             "Gateway calls (batch items) by API key and outcome (admitted, rate_limited, method_refused, \
              missing_key, bad_key)",
             m.gateway_access.clone(),
+        );
+        r.register(
+            "gateway_key_units",
+            "Gateway compute units (see [gateway.method_costs]) by API key and outcome (admitted, rate_limited)",
+            m.gateway_units.clone(),
         );
         m
     }

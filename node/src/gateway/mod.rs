@@ -3,8 +3,8 @@
 //! `/{chain_id}` and `/{alias}`. The outermost layer of the request path: HTTP/WS framing,
 //! batch splitting, ids; each request then goes through the [`Router`]'s stack.
 //!
-//! Client access control (API keys, quotas) is checked before a call is routed: [`access`],
-//! [`quota`]. A key may also be given in the path: `/k/<key>` and `/k/<key>/{chain}`.
+//! Client access control (API keys, quotas in compute units) is checked before a call is routed:
+//! [`access`], [`quota`], [`cost`]. A key may also be given in the path: `/k/<key>` and `/k/<key>/{chain}`.
 //!
 //! Every answer says who served it (`x-rpcmesh-served-by`), after how many attempts
 //! (`x-rpcmesh-attempts`) and how far it was verified (`x-rpcmesh-verified`). Errors the gateway
@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod body;
+pub mod cost;
 pub mod quota;
 pub mod respond;
 mod ws;
@@ -134,7 +135,9 @@ impl Gateway {
                 max_in_flight: cfg.max_connections.max(1),
                 verify,
                 metrics: RequestMetrics::default(),
-                access: Arc::new(Access::new(cfg, metrics.gateway_access.clone())),
+                access: Arc::new(
+                    Access::new(cfg, metrics.gateway_access.clone()).with_units_metrics(metrics.gateway_units.clone()),
+                ),
             }),
         }
     }
@@ -438,6 +441,7 @@ async fn post(
     // A batch over the limit is refused whole: it costs at most the limit.
     let calls = body::calls_in(&call).min(u32::try_from(gw.inner.max_batch_len).unwrap_or(u32::MAX).max(1));
     let access = &gw.inner.access;
+    let units = access.units(&call, gw.inner.max_batch_len);
     let key = match access.authenticate(key) {
         Ok(k) => k,
         Err(denied) => {
@@ -445,7 +449,7 @@ async fn post(
             return GatewayError::from(denied).respond(&body::ids_of_call(&call));
         }
     };
-    if let Err(denied) = access.charge(key.as_deref(), addr.ip(), calls) {
+    if let Err(denied) = access.charge(key.as_deref(), addr.ip(), calls, units) {
         return GatewayError::from(denied).respond(&body::ids_of_call(&call));
     }
     // The in-flight slot is taken once the request is complete: a slow client holds a
