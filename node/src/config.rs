@@ -132,6 +132,11 @@ pub struct P2pConfig {
     pub idle_connection_timeout_secs: u64,
     /// Upper bound of the reconnect backoff towards bootstrap peers, milliseconds.
     pub bootstrap_backoff_max_ms: u64,
+    /// Most established incoming connections from peers that are neither bootstrap peers nor
+    /// trusted (at most `max_connections`; 0 admits only those). Bootstrap and trusted peers are
+    /// admitted beyond it, and beyond `max_connections` by closing a stranger's connection, so a
+    /// flood of strangers cannot crowd them out.
+    pub max_incoming: u32,
 }
 
 impl Default for P2pConfig {
@@ -147,6 +152,9 @@ impl Default for P2pConfig {
             max_pending_incoming: 64,
             idle_connection_timeout_secs: 300,
             bootstrap_backoff_max_ms: 60_000,
+            // Three quarters of max_connections: the rest is for the connections this node
+            // dials (bootstrap, discovery) without evicting anyone.
+            max_incoming: 192,
         }
     }
 }

@@ -52,6 +52,10 @@ max_pending_incoming = {max_pending_incoming}
 idle_connection_timeout_secs = {idle}
 # Upper bound of the reconnect backoff towards bootstrap peers (milliseconds).
 bootstrap_backoff_max_ms = {backoff}
+# Most established incoming connections from peers that are neither bootstrap nor trusted
+# (0 = only those). Bootstrap and trusted peers always get in, closing a stranger's connection
+# when max_connections is reached; max_pending_incoming does not count their addresses.
+max_incoming = {max_incoming}
 
 [gateway]
 # Ethereum JSON-RPC over HTTP and WebSocket for wallets, dapps and tools.
@@ -243,6 +247,7 @@ worker_threads = {worker_threads}
         max_pending_incoming = c.p2p.max_pending_incoming,
         idle = c.p2p.idle_connection_timeout_secs,
         backoff = c.p2p.bootstrap_backoff_max_ms,
+        max_incoming = c.p2p.max_incoming,
         gw_addr = v(&c.gateway.addr),
         gw_body = c.gateway.max_body_bytes,
         gw_batch = c.gateway.max_batch_len,
