@@ -251,7 +251,7 @@ impl Behaviour {
     }
 
     fn open_total(&self) -> usize {
-        self.established.len() - self.closing.len()
+        self.established.len().saturating_sub(self.closing.len())
     }
 
     fn open_incoming_strangers(&self) -> usize {
