@@ -205,6 +205,10 @@ pub struct GatewayConfig {
     /// built-in table (`gateway::cost::DEFAULT_METHOD_COSTS`: plain reads 1, eth_call 5,
     /// eth_getLogs 10, debug_*/trace_* 20...). A batch costs the sum of its items.
     pub method_costs: BTreeMap<String, u32>,
+    /// Bytes all request bodies being received or served may hold at once (at least
+    /// `max_body_bytes`); a request beyond it gets HTTP 503 and JSON-RPC -32005 at once. The
+    /// timeouts bound how long slow clients hold body memory; this bounds how much.
+    pub max_buffered_body_bytes: usize,
 }
 
 /// One `[[gateway.keys]]`: a client's API key, stored as the SHA-256 of the secret so that the
@@ -248,6 +252,9 @@ impl Default for GatewayConfig {
             per_ip_burst: 0,
             keys: Vec::new(),
             method_costs: BTreeMap::new(),
+            // 51 maximal bodies at once: far more than honest clients send together, and a
+            // bounded share of memory whatever slow clients do.
+            max_buffered_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -949,6 +956,13 @@ impl Config {
         }
         self.validate_keys()?;
         self.validate_method_costs()?;
+        if self.gateway.max_buffered_body_bytes < self.gateway.max_body_bytes {
+            return invalid(format!(
+                "gateway.max_buffered_body_bytes ({}) must be at least gateway.max_body_bytes ({}), or no body of the \
+                 largest allowed size could ever be received",
+                self.gateway.max_buffered_body_bytes, self.gateway.max_body_bytes
+            ));
+        }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
         }

@@ -100,6 +100,9 @@ keys = {gw_keys}
 # eth_subscribe 5; eth_getLogs, eth_getBlockReceipts 10; debug_*, trace_* 20). A batch costs the
 # sum of its items. E.g. method_costs = {{ eth_getLogs = 25, "debug_*" = 50 }}
 method_costs = {gw_costs}
+# Bytes all request bodies may hold at once (at least max_body_bytes); beyond it: HTTP 503 with
+# JSON-RPC -32005. Bounds the memory slow clients can hold with large bodies.
+max_buffered_body_bytes = {gw_body_budget}
 
 [admin]
 # Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
@@ -255,6 +258,7 @@ worker_threads = {worker_threads}
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
         gw_costs = v(&c.gateway.method_costs),
+        gw_body_budget = c.gateway.max_buffered_body_bytes,
         gw_header_to = c.gateway.header_timeout_ms,
         gw_body_to = c.gateway.body_timeout_ms,
         gw_allow = v(&c.gateway.allow_methods),

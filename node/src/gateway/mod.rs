@@ -70,6 +70,8 @@ struct GatewayInner {
     max_body_bytes: usize,
     max_batch_len: usize,
     body_timeout: Duration,
+    /// Bytes all request bodies may hold at once (`gateway.max_buffered_body_bytes`).
+    body_budget: body::BodyBudget,
     cors: Vec<String>,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
@@ -130,6 +132,7 @@ impl Gateway {
                 max_body_bytes: cfg.max_body_bytes,
                 max_batch_len: cfg.max_batch_len,
                 body_timeout: Duration::from_millis(cfg.body_timeout_ms),
+                body_budget: body::BodyBudget::new(cfg.max_buffered_body_bytes),
                 cors: cfg.cors_origins.clone(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
@@ -433,10 +436,13 @@ async fn post(
     body: Body,
 ) -> Response {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = match body::read(body, gw.inner.max_body_bytes, gw.inner.body_timeout, length).await {
-        Ok(b) => b,
-        Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
-    };
+    let inner = &gw.inner;
+    // `_held` keeps the body's bytes counted until the answer is made.
+    let (body, _held) =
+        match body::read(body, inner.max_body_bytes, inner.body_timeout, length, &inner.body_budget).await {
+            Ok(b) => b,
+            Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
+        };
     let call = jsonrpc::parse(&body);
     // A batch over the limit is refused whole: it costs at most the limit.
     let calls = body::calls_in(&call).min(u32::try_from(gw.inner.max_batch_len).unwrap_or(u32::MAX).max(1));
