@@ -48,7 +48,7 @@ enum Command {
 
 /// An error and the exit code it maps to.
 pub(crate) enum Failure {
-    /// Something the user typed or configured is wrong: exit 2.
+    /// Something the user typed or configured is wrong, or the store needs the operator: exit 2.
     Usage(anyhow::Error),
     /// Anything else: exit 1.
     Runtime(anyhow::Error),
@@ -59,10 +59,17 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         let e: anyhow::Error = e.into();
         // Every configuration error exits 2: the documented systemd unit stops restarting on it
         // (restarting cannot fix a config), and scripts can tell it from a runtime failure.
+        // A damaged store, or one a newer rpcmesh wrote, exits 2 as well: a restart finds it
+        // the same, and the message says what the operator must do.
         use rpcmesh_node::launch::LaunchError;
+        use rpcmesh_node::store::StoreError;
+        let store_needs_operator =
+            |s: &StoreError| matches!(s, StoreError::Corrupt { .. } | StoreError::NewerSchema { .. });
         let config_error = e.downcast_ref::<rpcmesh_node::config::ConfigError>().is_some()
             || e.downcast_ref::<rpcmesh_protocol::KeyFileError>().is_some()
-            || matches!(e.downcast_ref::<LaunchError>(), Some(LaunchError::Config(_) | LaunchError::Identity(_)));
+            || matches!(e.downcast_ref::<LaunchError>(), Some(LaunchError::Config(_) | LaunchError::Identity(_)))
+            || matches!(e.downcast_ref::<LaunchError>(), Some(LaunchError::Store(s)) if store_needs_operator(s))
+            || e.downcast_ref::<StoreError>().is_some_and(store_needs_operator);
         if config_error { Failure::Usage(e) } else { Failure::Runtime(e) }
     }
 }

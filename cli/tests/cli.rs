@@ -229,3 +229,55 @@ fn gateway_key_new_prints_a_key_once_and_config_lines_that_accept_it() {
     let bad = rpcmesh(&["gateway", "key", "new", "--name", "a b"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `rpcmesh run` with a bounded wait: the daemon is killed (by its PID) if it has not exited
+/// within `limit`, and the test fails then.
+fn run_expecting_exit(home: &Path, limit: std::time::Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_rpcmesh"))
+        .args(["run", "--home", home.to_str().unwrap()])
+        .env_remove("RPCMESH_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs the binary");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("waits for the binary"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's PID; no memory is touched.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("rpcmesh run did not exit within {limit:?} on a damaged store");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_store_exits_2_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let loopback = ["--rpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"];
+    let out = init(&home, &loopback);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conf = home.join("store").join("conf");
+    assert!(conf.is_file(), "init made the store");
+    // Bytes that are not UTF-8 in sled's settings file: sled blames "a sled version earlier
+    // than 0.29"; the daemon must say what happened and what to do instead.
+    let mut damaged = std::fs::read(&conf).unwrap();
+    damaged.extend_from_slice(b"\xff\xfe\x00\x00");
+    std::fs::write(&conf, &damaged).unwrap();
+    let out = run_expecting_exit(&home, std::time::Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for said in ["is damaged", "move the directory aside", "rebuilds its view of the mesh", "evidence", "are lost"] {
+        assert!(err.contains(said), "{said:?} missing from: {err}");
+    }
+    // Moved aside as advised, a new store opens in its place.
+    std::fs::rename(home.join("store"), home.join("store.damaged")).unwrap();
+    assert!(rpcmesh_node::store::Store::open(&home.join("store"), Default::default()).is_ok());
+}

@@ -135,6 +135,11 @@ pub struct P2pConfig {
     pub idle_connection_timeout_secs: u64,
     /// Upper bound of the reconnect backoff towards bootstrap peers, milliseconds.
     pub bootstrap_backoff_max_ms: u64,
+    /// Most established incoming connections from peers that are neither bootstrap peers nor
+    /// trusted (at most `max_connections`; 0 admits only those). Bootstrap and trusted peers are
+    /// admitted beyond it, and beyond `max_connections` by closing a stranger's connection, so a
+    /// flood of strangers cannot crowd them out.
+    pub max_incoming: u32,
 }
 
 impl Default for P2pConfig {
@@ -150,6 +155,9 @@ impl Default for P2pConfig {
             max_pending_incoming: 64,
             idle_connection_timeout_secs: 300,
             bootstrap_backoff_max_ms: 60_000,
+            // Three quarters of max_connections: the rest is for the connections this node
+            // dials (bootstrap, discovery) without evicting anyone.
+            max_incoming: 192,
         }
     }
 }
@@ -187,14 +195,23 @@ pub struct GatewayConfig {
     /// Refuse clients without a valid API key (HTTP 401). Needs at least one `[[gateway.keys]]`.
     /// A presented key that matches none is refused whatever this says.
     pub require_key: bool,
-    /// Calls (batch items) per second each client address may make without an API key; 0 turns
-    /// the per-address quota off. IPv6 clients are counted per /64 (one host's usual share).
+    /// Compute units per second each client address may spend without an API key (a plain read
+    /// costs 1; see `method_costs`); 0 turns the per-address quota off. IPv6 clients are counted
+    /// per /64 (one host's usual share).
     pub per_ip_requests_per_sec: u32,
-    /// Calls an address may make at once above its rate (bucket size); 0 means one second's
-    /// worth (`per_ip_requests_per_sec`).
+    /// Compute units an address may spend at once above its rate (bucket size); 0 means one
+    /// second's worth (`per_ip_requests_per_sec`).
     pub per_ip_burst: u32,
     /// API keys clients may present (`Authorization: Bearer <key>` or `/k/<key>/...`).
     pub keys: Vec<ApiKeyConfig>,
+    /// Compute units a call of a method costs against the quotas (`*` wildcards), over the
+    /// built-in table (`gateway::cost::DEFAULT_METHOD_COSTS`: plain reads 1, eth_call 5,
+    /// eth_getLogs 10, debug_*/trace_* 20...). A batch costs the sum of its items.
+    pub method_costs: BTreeMap<String, u32>,
+    /// Bytes all request bodies being received or served may hold at once (at least
+    /// `max_body_bytes`); a request beyond it gets HTTP 503 and JSON-RPC -32005 at once. The
+    /// timeouts bound how long slow clients hold body memory; this bounds how much.
+    pub max_buffered_body_bytes: usize,
 }
 
 /// One `[[gateway.keys]]`: a client's API key, stored as the SHA-256 of the secret so that the
@@ -207,10 +224,11 @@ pub struct ApiKeyConfig {
     pub name: String,
     /// Hex SHA-256 of the secret key (64 hex digits).
     pub key_sha256: String,
-    /// Calls (batch items) per second this key may make; absent: no quota.
+    /// Compute units per second this key may spend (a plain read costs 1; see
+    /// `gateway.method_costs`); absent: no quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_sec: Option<u32>,
-    /// Calls this key may make at once above its rate; absent: one second's worth.
+    /// Compute units this key may spend at once above its rate; absent: one second's worth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
     /// Methods this key may call (`*` wildcards), within what the gateway allows; absent or
@@ -236,6 +254,10 @@ impl Default for GatewayConfig {
             per_ip_requests_per_sec: 0,
             per_ip_burst: 0,
             keys: Vec::new(),
+            method_costs: BTreeMap::new(),
+            // 51 maximal bodies at once: far more than honest clients send together, and a
+            // bounded share of memory whatever slow clients do.
+            max_buffered_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -960,6 +982,14 @@ impl Config {
             return invalid("gateway.header_timeout_ms and gateway.body_timeout_ms must be positive".into());
         }
         self.validate_keys()?;
+        self.validate_method_costs()?;
+        if self.gateway.max_buffered_body_bytes < self.gateway.max_body_bytes {
+            return invalid(format!(
+                "gateway.max_buffered_body_bytes ({}) must be at least gateway.max_body_bytes ({}), or no body of the \
+                 largest allowed size could ever be received",
+                self.gateway.max_buffered_body_bytes, self.gateway.max_body_bytes
+            ));
+        }
         if self.routing.max_attempts == 0 {
             return invalid("routing.max_attempts must be at least 1".into());
         }
@@ -1011,6 +1041,25 @@ impl Config {
                 if p.is_empty() || p.len() > 256 {
                     return invalid(format!("chain {}: policy {p:?} must be 1..=256 bytes", ch.id));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_method_costs(&self) -> Result<(), ConfigError> {
+        use crate::gateway::cost::MAX_METHOD_COST;
+        for (pattern, cost) in &self.gateway.method_costs {
+            if pattern.is_empty() || !pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*') {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.method_costs: {pattern:?} must be a method name or pattern (letters, digits, _ and * \
+                     wildcards)"
+                )));
+            }
+            if !(1..=MAX_METHOD_COST).contains(cost) {
+                return Err(ConfigError::Invalid(format!(
+                    "gateway.method_costs.{pattern} = {cost}: a cost must be 1..={MAX_METHOD_COST} compute units \
+                     (every call is some work; refuse a method with gateway.deny_methods instead)"
+                )));
             }
         }
         Ok(())

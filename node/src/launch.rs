@@ -2,7 +2,7 @@
 //!
 //! Tasks (all share one [`CancellationToken`]; if a critical one ends, the daemon stops):
 //! p2p event loop · gateway · mesh writer · evidence · relay server · announcer · peer prober ·
-//! one prober per own upstream · admin HTTP server.
+//! one prober per own upstream · admin HTTP server · trusted peers (mesh view → p2p admission).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -246,6 +246,14 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             max_connections: config.p2p.max_connections,
             max_connections_per_peer: config.p2p.max_connections_per_peer,
             max_pending_incoming: config.p2p.max_pending_incoming,
+            max_incoming: config.p2p.max_incoming.min(config.p2p.max_connections),
+            reserved_peers: config
+                .trust
+                .peers
+                .iter()
+                .filter_map(|p| rpcmesh_protocol::PublicKey::parse(p).ok())
+                .map(|k| k.to_peer_id())
+                .collect(),
             // Evidence is the largest gossip (a block's receipts); every kind's own cap is
             // checked on receipt.
             max_gossip_bytes: limits.max_gossip_bytes.max(limits.max_evidence_bytes),
@@ -344,6 +352,11 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
 
     let c = cancel.clone();
     tasks.spawn(async move { ("p2p", p2p_loop.run(c).await) });
+    let (c, view, p) = (cancel.clone(), mesh.clone(), p2p.clone());
+    tasks.spawn(async move {
+        crate::mesh::sync_trusted(view, p, c).await;
+        ("trusted peers", Ok(()))
+    });
     let c = cancel.clone();
     tasks.spawn(async move {
         mesh_task.run(c).await;

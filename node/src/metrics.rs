@@ -202,6 +202,8 @@ pub struct NodeMetrics {
     pub cache_reorg_evictions: Counter,
     /// Bytes of cached answers.
     pub cache_bytes: Gauge,
+    /// Gateway compute units charged against quotas, by API key and outcome.
+    pub gateway_units: Family<AccessLabels, Counter>,
 }
 
 impl NodeMetrics {
@@ -258,6 +260,11 @@ impl NodeMetrics {
             "Gateway calls (batch items) by API key and outcome (admitted, rate_limited, method_refused, \
              missing_key, bad_key)",
             m.gateway_access.clone(),
+        );
+        r.register(
+            "gateway_key_units",
+            "Gateway compute units (see [gateway.method_costs]) by API key and outcome (admitted, rate_limited)",
+            m.gateway_units.clone(),
         );
         m
     }

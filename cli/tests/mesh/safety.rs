@@ -229,3 +229,117 @@ async fn half_open_sockets_do_not_lock_new_peers_out() {
     }
     drop(held);
 }
+
+/// Half-open sockets (TCP connect, then silence) from `hosts` loopback addresses, `per_host`
+/// each, kept open: a socket A closes (its handshake timed out, or it was refused) is opened
+/// again on the next tick, so the flood holds A's pending slots for as long as it runs. Bounded:
+/// at most `hosts * per_host` sockets, at most that many connects per tick.
+fn half_open_flood(port: u16, hosts: u8, per_host: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut held: Vec<Option<tokio::net::TcpStream>> = (0..usize::from(hosts) * per_host).map(|_| None).collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            for (i, slot) in held.iter_mut().enumerate() {
+                let mut buf = [0u8; 64];
+                let closed = match slot {
+                    None => true,
+                    Some(s) => match s.try_read(&mut buf) {
+                        // A closed it (a listener sends nothing before the dialer's first message).
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    },
+                };
+                if !closed {
+                    continue;
+                }
+                let host = 2 + (i / per_host) as u8;
+                let Ok(s) = tokio::net::TcpSocket::new_v4() else { continue };
+                if s.bind(SocketAddr::from(([127, 0, 0, host], 0))).is_err() {
+                    continue;
+                }
+                *slot = s.connect(target).await.ok();
+            }
+        }
+    })
+}
+
+/// A's caps are full of strangers: `p2p.max_incoming` = `p2p.max_connections` = 3, taken by
+/// in-process libp2p peers, and `p2p.max_pending_incoming` = 8, held by half-open sockets from
+/// four other loopback addresses. B, a bootstrap peer of A that A also trusts, comes up and
+/// still connects at once: its address is reserved before the handshake, and once its PeerId is
+/// known a stranger's connection is closed to make room. A fourth stranger stays out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_and_trusted_peers_connect_while_strangers_fill_the_caps() {
+    const STRANGERS: usize = 4;
+    const CAP: usize = 3;
+    const PROMPTLY: Duration = Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let net = "safety-reserved";
+    // B first, not running: A's config names its PeerId and address.
+    let b_port = rpcmesh_testnet::daemon::free_port().unwrap();
+    let mut b_spec = spec(dir.path(), "b", net, vec![], vec![], fast_sets());
+    b_spec.p2p_port = Some(b_port);
+    let mut b = rpcmesh_testnet::daemon::Daemon::init(b_spec).expect("init B");
+    let b_addr = format!("/ip4/127.0.0.1/tcp/{b_port}/p2p/{}", b.peer_id);
+    let mut a_sets = fast_sets();
+    a_sets.extend([
+        format!("p2p.max_incoming={CAP}"),
+        format!("p2p.max_connections={CAP}"),
+        "p2p.max_pending_incoming=8".into(),
+        format!("trust.peers=[\"{}\"]", b.peer_id),
+    ]);
+    let a = start(spec(dir.path(), "a", net, vec![], vec![b_addr], a_sets)).await;
+    let a_addr = a.p2p_addr().await.unwrap();
+    let port: u16 = a_addr.split('/').nth(4).and_then(|p| p.parse().ok()).expect("tcp port in the multiaddr");
+    let admission = async |outcome: &str| {
+        let text = a.metrics().await.unwrap_or_default();
+        metric(&text, &format!("rpcmesh_p2p_admission_total{{outcome=\"{outcome}\"}}"))
+    };
+    let connected = async || {
+        let status = a.admin_json("/status").await.unwrap_or_default();
+        status["peers"].as_array().cloned().unwrap_or_default()
+    };
+
+    // Strangers fill the established places; the fourth is refused (and keeps redialling, about
+    // once a second).
+    let strangers: Vec<crate::attacker::Attacker> = {
+        let mut v = Vec::new();
+        for _ in 0..STRANGERS {
+            v.push(crate::attacker::Attacker::connect(net, &a_addr).await);
+        }
+        v
+    };
+    wait("3 strangers connected to A", async || connected().await.len() == CAP).await;
+    wait("a fourth stranger refused", async || admission("refused_incoming").await >= 1.0).await;
+    // Half-open sockets from 127.0.0.2..=5 fill the pending slots of unreserved addresses.
+    let flood = half_open_flood(port, 4, 8);
+    wait("half-open sockets refused over p2p.max_pending_incoming", async || admission("refused_pending").await >= 1.0)
+        .await;
+
+    // B comes up: it dials A and A redials it; either way it gets in at once.
+    b.run_args = vec!["--set".into(), format!("p2p.bootstrap=[\"{a_addr}\"]")];
+    b.launch().expect("B starts");
+    let up = std::time::Instant::now();
+    loop {
+        let peers = connected().await;
+        if peers.iter().any(|p| p == b.peer_id.as_str()) {
+            break;
+        }
+        assert!(up.elapsed() < PROMPTLY, "B not connected to A {PROMPTLY:?} after it started: {peers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A stranger made room, and A is back within its cap with B among its peers.
+    wait("a stranger's connection closed for B", async || admission("evicted").await >= 1.0).await;
+    wait("A at its cap with B", async || {
+        let peers = connected().await;
+        peers.len() == CAP && peers.iter().any(|p| p == b.peer_id.as_str())
+    })
+    .await;
+    assert!(admission("reserved").await >= 1.0);
+    assert!(admission("refused_pending").await >= 1.0, "the flood was still being refused");
+    flood.abort();
+    drop(strangers);
+}

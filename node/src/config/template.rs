@@ -52,6 +52,10 @@ max_pending_incoming = {max_pending_incoming}
 idle_connection_timeout_secs = {idle}
 # Upper bound of the reconnect backoff towards bootstrap peers (milliseconds).
 bootstrap_backoff_max_ms = {backoff}
+# Most established incoming connections from peers that are neither bootstrap nor trusted
+# (0 = only those). Bootstrap and trusted peers always get in, closing a stranger's connection
+# when max_connections is reached; max_pending_incoming does not count their addresses.
+max_incoming = {max_incoming}
 
 [gateway]
 # Ethereum JSON-RPC over HTTP and WebSocket for wallets, dapps and tools.
@@ -82,14 +86,23 @@ deny_methods = {gw_deny}
 # present a key as "Authorization: Bearer <key>" or in the path, "/k/<key>/<chain>". With
 # require_key = true, calls without a valid key get HTTP 401; a wrong key always does.
 require_key = {gw_require_key}
-# Calls (batch items) per second per client address without a key, and its burst (0 = one
-# second's worth); 0 turns the quota off. Over quota: HTTP 429, JSON-RPC -32005, retry-after.
+# Compute units (see method_costs) per second per client address without a key, and its burst
+# (0 = one second's worth); 0 turns the quota off. Over quota: HTTP 429, JSON-RPC -32005,
+# retry-after.
 per_ip_requests_per_sec = {gw_ip_rate}
 per_ip_burst = {gw_ip_burst}
 # API keys, stored as the SHA-256 of the secret; make one with `rpcmesh gateway key new --name NAME`.
 # Each: name, key_sha256, optional requests_per_sec and burst, optional allow_methods (narrower
 # than the gateway's). Written here as inline tables; [[gateway.keys]] sections work as well.
 keys = {gw_keys}
+# Compute units per call that quotas count, over the built-in table (plain reads 1; blocks,
+# receipts, eth_feeHistory 2; eth_call, eth_estimateGas, eth_getProof, eth_sendRawTransaction,
+# eth_subscribe 5; eth_getLogs, eth_getBlockReceipts 10; debug_*, trace_* 20). A batch costs the
+# sum of its items. E.g. method_costs = {{ eth_getLogs = 25, "debug_*" = 50 }}
+method_costs = {gw_costs}
+# Bytes all request bodies may hold at once (at least max_body_bytes); beyond it: HTTP 503 with
+# JSON-RPC -32005. Bounds the memory slow clients can hold with large bodies.
+max_buffered_body_bytes = {gw_body_budget}
 
 [admin]
 # Operator API: /status /peers /health /ready /metrics /explain. Keep it on loopback.
@@ -247,12 +260,15 @@ worker_threads = {worker_threads}
         max_pending_incoming = c.p2p.max_pending_incoming,
         idle = c.p2p.idle_connection_timeout_secs,
         backoff = c.p2p.bootstrap_backoff_max_ms,
+        max_incoming = c.p2p.max_incoming,
         gw_addr = v(&c.gateway.addr),
         gw_body = c.gateway.max_body_bytes,
         gw_batch = c.gateway.max_batch_len,
         gw_default = c.gateway.default_chain,
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
+        gw_costs = v(&c.gateway.method_costs),
+        gw_body_budget = c.gateway.max_buffered_body_bytes,
         gw_header_to = c.gateway.header_timeout_ms,
         gw_body_to = c.gateway.body_timeout_ms,
         gw_allow = v(&c.gateway.allow_methods),

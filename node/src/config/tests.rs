@@ -233,3 +233,27 @@ fn consistency_checks() {
     assert!(c.check().is_err());
     custom().check().unwrap();
 }
+
+#[test]
+fn method_costs_and_max_incoming_round_trip_and_are_checked() {
+    let mut c = Config::default();
+    c.gateway.method_costs.insert("eth_getLogs".into(), 25);
+    c.gateway.method_costs.insert("debug_*".into(), 50);
+    c.p2p.max_incoming = 7;
+    let text = render_template(&c);
+    assert_eq!(Config::from_toml(&text, Path::new("config.toml")).unwrap(), c);
+    // One cost from the command line, over the file.
+    let set = Override::parse_set("gateway.method_costs.eth_call=9").unwrap();
+    let c2 = c.clone().with_overrides(&[set]).unwrap();
+    assert_eq!(c2.gateway.method_costs.get("eth_call"), Some(&9));
+    assert_eq!(c2.gateway.method_costs.get("eth_getLogs"), Some(&25));
+    let check = |pattern: &str, cost: u32| {
+        let mut c = Config::default();
+        c.gateway.method_costs.insert(pattern.into(), cost);
+        c.check().err().map(|e| e.to_string())
+    };
+    assert_eq!(check("eth_*", 3), None);
+    assert!(check("eth_call", 0).unwrap().contains("gateway.method_costs.eth_call"));
+    assert!(check("eth_call", crate::gateway::cost::MAX_METHOD_COST + 1).unwrap().contains("1..="));
+    assert!(check("eth call", 2).unwrap().contains("gateway.method_costs"));
+}

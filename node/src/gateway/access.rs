@@ -9,8 +9,10 @@
 //!
 //! Decisions, in order: a presented key that matches none → 401 (whatever `require_key` says:
 //! a typo must not silently fall back to anonymous access); no key and `require_key` → 401; then
-//! the quota of the key, or of the client's address for calls without a key → 429. A key's
-//! `allow_methods` narrows the gateway's method policy per call (-32601), in the dispatch.
+//! the quota of the key, or of the client's address for calls without a key → 429. Quotas count
+//! compute units ([`super::cost`]: a plain read is 1, `eth_getLogs` 10...), so a client's rate
+//! is the same whichever way it spends it. A key's `allow_methods` narrows the gateway's method
+//! policy per call (-32601), in the dispatch.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,8 +23,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sha2::{Digest as _, Sha256};
 
+use super::cost::MethodCosts;
 use super::quota::{IpQuota, KeyQuota, Rate};
 use crate::config::GatewayConfig;
+use crate::jsonrpc::Call;
 use crate::metrics::AccessLabels;
 use crate::router::MethodRules;
 
@@ -83,8 +87,12 @@ pub struct Access {
     keys: Vec<Arc<ApiKey>>,
     require_key: bool,
     per_ip: Option<IpQuota>,
+    /// What each method costs against the quotas.
+    costs: MethodCosts,
     /// Calls (batch items) per key label and outcome.
     metrics: Family<AccessLabels, Counter>,
+    /// Compute units per key label and outcome (`admitted`, `rate_limited`).
+    units_metrics: Family<AccessLabels, Counter>,
 }
 
 impl Access {
@@ -106,7 +114,32 @@ impl Access {
             .collect();
         let per_ip = (cfg.per_ip_requests_per_sec > 0)
             .then(|| IpQuota::new(Rate::new(cfg.per_ip_requests_per_sec, cfg.per_ip_burst)));
-        Self { keys, require_key: cfg.require_key, per_ip, metrics }
+        Self {
+            keys,
+            require_key: cfg.require_key,
+            per_ip,
+            costs: MethodCosts::new(&cfg.method_costs),
+            metrics,
+            units_metrics: Family::default(),
+        }
+    }
+
+    /// Counts compute units charged, per key and outcome, into `units`.
+    pub fn with_units_metrics(mut self, units: Family<AccessLabels, Counter>) -> Self {
+        self.units_metrics = units;
+        self
+    }
+
+    /// What `call` costs against a quota, in compute units ([`super::cost`]). A batch over
+    /// `max_batch_len` is refused whole without being routed: it costs one unit per item the
+    /// limit allows, whatever its methods.
+    pub fn units(&self, call: &Call, max_batch_len: usize) -> u32 {
+        match call {
+            Call::Batch(items) if items.len() > max_batch_len => {
+                u32::try_from(max_batch_len).unwrap_or(u32::MAX).max(1)
+            }
+            _ => self.costs.units(call),
+        }
     }
 
     /// The key a client presented, if any: `path_key` (from `/k/<key>/...`) or the bearer token.
@@ -135,21 +168,27 @@ impl Access {
         found.map(Some).ok_or(Denied::BadKey)
     }
 
-    /// Charges `calls` to the key's quota, or to the client address's when there is no key.
-    /// A key without a quota is not limited (nor by the address quota: a key is trust).
-    pub fn charge(&self, key: Option<&ApiKey>, ip: IpAddr, calls: u32) -> Result<(), Denied> {
-        let calls = calls.max(1);
+    /// Charges `units` (what [`Access::units`] says `calls` batch items cost) to the key's quota,
+    /// or to the client address's when there is no key. A key without a quota is not limited
+    /// (nor by the address quota: a key is trust).
+    pub fn charge(&self, key: Option<&ApiKey>, ip: IpAddr, calls: u32, units: u32) -> Result<(), Denied> {
+        let (calls, units) = (calls.max(1), units.max(1));
         let result = match key {
             Some(k) => match &k.quota {
-                Some(q) => q.charge(calls).map_err(|wait| Denied::RateLimited { wait, key: Some(k.name.clone()) }),
+                Some(q) => q.charge(units).map_err(|wait| Denied::RateLimited { wait, key: Some(k.name.clone()) }),
                 None => Ok(()),
             },
             None => match &self.per_ip {
-                Some(q) => q.charge(ip, calls).map_err(|wait| Denied::RateLimited { wait, key: None }),
+                Some(q) => q.charge(ip, units).map_err(|wait| Denied::RateLimited { wait, key: None }),
                 None => Ok(()),
             },
         };
-        self.count(key, if result.is_ok() { "admitted" } else { "rate_limited" }, calls);
+        let outcome = if result.is_ok() { "admitted" } else { "rate_limited" };
+        self.count(key, outcome, calls);
+        let label = key.map_or(NO_KEY_LABEL, |k| &k.name);
+        self.units_metrics
+            .get_or_create(&AccessLabels { key: label.to_string(), outcome: outcome.to_string() })
+            .inc_by(u64::from(units));
         result
     }
 
@@ -274,8 +313,8 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let alice = a.authenticate(Some("alice-secret")).unwrap().unwrap();
         let bob = a.authenticate(Some("bob-secret")).unwrap().unwrap();
-        assert!(a.charge(Some(&alice), ip, 2).is_ok());
-        match a.charge(Some(&alice), ip, 1) {
+        assert!(a.charge(Some(&alice), ip, 2, 2).is_ok());
+        match a.charge(Some(&alice), ip, 1, 1) {
             Err(Denied::RateLimited { wait, key }) => {
                 assert_eq!(wait, Duration::from_secs(1));
                 assert_eq!(key.as_deref(), Some("alice"));
@@ -284,17 +323,60 @@ mod tests {
         }
         // Bob has no quota, and the address quota does not apply to keys.
         for _ in 0..10 {
-            assert!(a.charge(Some(&bob), ip, 5).is_ok());
+            assert!(a.charge(Some(&bob), ip, 5, 5).is_ok());
         }
         // Without a key: the address's own bucket (1/s, burst 1).
-        assert!(a.charge(None, ip, 1).is_ok());
-        assert!(matches!(a.charge(None, ip, 1), Err(Denied::RateLimited { key: None, .. })));
+        assert!(a.charge(None, ip, 1, 1).is_ok());
+        assert!(matches!(a.charge(None, ip, 1, 1), Err(Denied::RateLimited { key: None, .. })));
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(a.charge(None, ip, 1).is_ok());
+        assert!(a.charge(None, ip, 1, 1).is_ok());
         let admitted = AccessLabels { key: "bob".into(), outcome: "admitted".into() };
         assert_eq!(a.metrics.get_or_create(&admitted).get(), 50);
         let limited = AccessLabels { key: "alice".into(), outcome: "rate_limited".into() };
         assert_eq!(a.metrics.get_or_create(&limited).get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quotas_count_compute_units() {
+        let mut cfg = GatewayConfig {
+            keys: vec![ApiKeyConfig {
+                name: "carol".into(),
+                key_sha256: sha("carol-secret"),
+                requests_per_sec: Some(10),
+                burst: Some(20),
+                allow_methods: Vec::new(),
+            }],
+            per_ip_requests_per_sec: 10,
+            ..GatewayConfig::default()
+        };
+        cfg.method_costs.insert("eth_chainId".into(), 4);
+        let units = Family::<AccessLabels, Counter>::default();
+        let a = Access::new(&cfg, Family::default()).with_units_metrics(units.clone());
+        let parse = |s: &'static str| crate::jsonrpc::parse(&bytes::Bytes::from_static(s.as_bytes()));
+        let logs = parse(r#"{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{}]}"#);
+        let batch = parse(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[]},{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}]"#,
+        );
+        assert_eq!(a.units(&logs, 1000), 10);
+        assert_eq!(a.units(&batch, 1000), 5 + 4, "eth_chainId as configured");
+        assert_eq!(a.units(&batch, 1), 1, "over max_batch_len: refused whole, one unit per allowed item");
+        let carol = a.authenticate(Some("carol-secret")).unwrap().unwrap();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        // A burst of 20 units: two log queries, not twenty.
+        assert!(a.charge(Some(&carol), ip, 1, a.units(&logs, 1000)).is_ok());
+        assert!(a.charge(Some(&carol), ip, 1, a.units(&logs, 1000)).is_ok());
+        assert!(a.charge(Some(&carol), ip, 1, 1).is_err());
+        // The address quota (10/s, burst 10) counts units the same way: a batch of 9 units, then
+        // one more unit, and the next log query waits a second.
+        assert!(a.charge(None, ip, 2, a.units(&batch, 1000)).is_ok());
+        assert!(a.charge(None, ip, 1, 1).is_ok());
+        match a.charge(None, ip, 1, a.units(&logs, 1000)) {
+            Err(Denied::RateLimited { wait, .. }) => assert_eq!(wait, Duration::from_secs(1)),
+            other => panic!("{other:?}"),
+        }
+        let admitted = AccessLabels { key: "carol".into(), outcome: "admitted".into() };
+        assert_eq!(units.get_or_create(&admitted).get(), 20);
+        assert_eq!(a.metrics.get_or_create(&admitted).get(), 2, "calls are counted as calls");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Reading a request body within bounds (size, time), and reading the ids of a body that was
-//! refused, so the error can echo them.
+//! Reading a request body within bounds (size, time, and the bytes all bodies may hold at once),
+//! and reading the ids of a body that was refused, so the error can echo them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::respond::{GatewayError, Ids};
 use crate::jsonrpc::{self, Call, Item};
@@ -22,17 +24,64 @@ pub struct BodyRefused {
     pub prefix: Bytes,
 }
 
+/// Bytes of request bodies the gateway holds at once, across all connections
+/// (`gateway.max_buffered_body_bytes`): the timeouts bound how long a slow client holds body
+/// memory, this bounds how much all of them hold together (without it, clients that send all but
+/// the last byte of a maximal body would hold `max_connections` × `max_body_bytes`).
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        Self { bytes: Arc::new(Semaphore::new(total)), total }
+    }
+
+    /// Takes `n` more bytes into `held`, or says the budget is spent.
+    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), GatewayError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let spent = || GatewayError::BodyBudget { limit: self.total };
+        let n = u32::try_from(n).map_err(|_| spent())?;
+        let permit = self.bytes.clone().try_acquire_many_owned(n).map_err(|_| spent())?;
+        match held {
+            Some(h) => h.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// A body's share of the [`BodyBudget`]: given back when dropped, once the request is answered.
+#[derive(Debug)]
+#[must_use = "the body's bytes stay counted only while this is held"]
+pub struct BodyHeld {
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
 /// Reads the whole body: at most `limit` bytes (a larger announced `Content-Length` is refused
-/// before reading), within `timeout`.
+/// before reading), within `timeout`, counted against `budget` (the announced length up front,
+/// else each piece as it arrives) until the returned [`BodyHeld`] is dropped.
 pub async fn read(
     body: Body,
     limit: usize,
     timeout: Duration,
     content_length: Option<usize>,
-) -> Result<Bytes, BodyRefused> {
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyHeld), BodyRefused> {
     if content_length.is_some_and(|l| l > limit) {
         // Not read at all: nothing to sniff, and reading it would be the cost refused.
         return Err(BodyRefused { error: GatewayError::BodyTooLarge { limit }, prefix: Bytes::new() });
+    }
+    let mut held = None;
+    let mut counted = content_length.unwrap_or(0);
+    if let Err(error) = budget.take(counted, &mut held) {
+        return Err(BodyRefused { error, prefix: Bytes::new() });
     }
     let mut body = body;
     let mut buf = BytesMut::with_capacity(content_length.unwrap_or(0).min(limit));
@@ -40,7 +89,7 @@ pub async fn read(
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(refused(GatewayError::BodyTimeout, &buf)),
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok((buf.freeze(), BodyHeld { _bytes: held })),
             Ok(Some(Err(e))) => return Err(refused(GatewayError::BodyUnreadable(e.to_string()), &buf)),
             Ok(Some(Ok(frame))) => frame,
         };
@@ -49,6 +98,14 @@ pub async fn read(
             let room = SNIFF_BYTES.saturating_sub(buf.len());
             buf.extend_from_slice(&data[..room.min(data.len())]);
             return Err(refused(GatewayError::BodyTooLarge { limit }, &buf));
+        }
+        // A body without a length (chunked) is counted as it arrives.
+        let total = buf.len() + data.len();
+        if total > counted {
+            if let Err(error) = budget.take(total - counted, &mut held) {
+                return Err(refused(error, &buf));
+            }
+            counted = total;
         }
         buf.extend_from_slice(&data);
     }
@@ -228,6 +285,32 @@ mod tests {
         assert_eq!(sniff_id(br#"{"jsonrpc":"2.0","method":"m","params":["0xff"#), Ids::Unknown);
         assert_eq!(sniff_id(br#"[{"id":1}"#), Ids::Unknown);
         assert_eq!(sniff_id(br#"{"id":{"a":1},"x":1}"#), Ids::Unknown);
+    }
+
+    fn chunked(pieces: &[&'static [u8]]) -> Body {
+        let frames: Vec<Result<Bytes, std::io::Error>> = pieces.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn bodies_share_one_budget_of_bytes_until_answered() {
+        let budget = BodyBudget::new(10);
+        let t = Duration::from_secs(5);
+        let (first, held) = read(Body::from("12345678"), 100, t, Some(8), &budget).await.unwrap();
+        assert_eq!(&first[..], b"12345678");
+        // The announced length is counted before a byte is read.
+        let refused = read(Body::from("12345"), 100, t, Some(5), &budget).await.unwrap_err();
+        assert_eq!(refused.error, GatewayError::BodyBudget { limit: 10 });
+        assert_eq!(refused.error.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        // A body without a length is counted as it arrives: 2 bytes are left, so "a" fits and
+        // "bc" overflows.
+        let refused = read(chunked(&[b"a", b"bc", b"def"]), 100, t, None, &budget).await.unwrap_err();
+        assert_eq!((refused.error, &refused.prefix[..]), (GatewayError::BodyBudget { limit: 10 }, &b"a"[..]));
+        // Answered: its bytes are free again (and a refused body's never stayed counted).
+        drop(held);
+        let (_, a) = read(chunked(&[b"12345", b"67890"]), 100, t, None, &budget).await.unwrap();
+        drop(a);
+        assert_eq!(budget.bytes.available_permits(), 10);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! `/{chain_id}` and `/{alias}`. The outermost layer of the request path: HTTP/WS framing,
 //! batch splitting, ids; each request then goes through the [`Router`]'s stack.
 //!
-//! Client access control (API keys, quotas) is checked before a call is routed: [`access`],
-//! [`quota`]. A key may also be given in the path: `/k/<key>` and `/k/<key>/{chain}`.
+//! Client access control (API keys, quotas in compute units) is checked before a call is routed:
+//! [`access`], [`quota`], [`cost`]. A key may also be given in the path: `/k/<key>` and `/k/<key>/{chain}`.
 //!
 //! Every answer says who served it (`x-rpcmesh-served-by`), after how many attempts
 //! (`x-rpcmesh-attempts`) and how far it was verified (`x-rpcmesh-verified`). Errors the gateway
@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod body;
+pub mod cost;
 pub mod quota;
 pub mod respond;
 mod ws;
@@ -74,6 +75,8 @@ struct GatewayInner {
     max_body_bytes: usize,
     max_batch_len: usize,
     body_timeout: Duration,
+    /// Bytes all request bodies may hold at once (`gateway.max_buffered_body_bytes`).
+    body_budget: body::BodyBudget,
     cors: Vec<String>,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
@@ -146,12 +149,15 @@ impl Gateway {
                 max_body_bytes: cfg.max_body_bytes,
                 max_batch_len: cfg.max_batch_len,
                 body_timeout: Duration::from_millis(cfg.body_timeout_ms),
+                body_budget: body::BodyBudget::new(cfg.max_buffered_body_bytes),
                 cors: cfg.cors_origins.clone(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
                 max_in_flight: cfg.max_connections.max(1),
                 verify,
                 metrics: RequestMetrics::default(),
-                access: Arc::new(Access::new(cfg, metrics.gateway_access.clone())),
+                access: Arc::new(
+                    Access::new(cfg, metrics.gateway_access.clone()).with_units_metrics(metrics.gateway_units.clone()),
+                ),
             }),
         }
     }
@@ -468,14 +474,18 @@ async fn post(
     body: Body,
 ) -> Response {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = match body::read(body, gw.inner.max_body_bytes, gw.inner.body_timeout, length).await {
-        Ok(b) => b,
-        Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
-    };
+    let inner = &gw.inner;
+    // `_held` keeps the body's bytes counted until the answer is made.
+    let (body, _held) =
+        match body::read(body, inner.max_body_bytes, inner.body_timeout, length, &inner.body_budget).await {
+            Ok(b) => b,
+            Err(refused) => return refused.error.respond(&body::sniff_id(&refused.prefix)),
+        };
     let call = jsonrpc::parse(&body);
     // A batch over the limit is refused whole: it costs at most the limit.
     let calls = body::calls_in(&call).min(u32::try_from(gw.inner.max_batch_len).unwrap_or(u32::MAX).max(1));
     let access = &gw.inner.access;
+    let units = access.units(&call, gw.inner.max_batch_len);
     let key = match access.authenticate(key) {
         Ok(k) => k,
         Err(denied) => {
@@ -483,7 +493,7 @@ async fn post(
             return GatewayError::from(denied).respond(&body::ids_of_call(&call));
         }
     };
-    if let Err(denied) = access.charge(key.as_deref(), addr.ip(), calls) {
+    if let Err(denied) = access.charge(key.as_deref(), addr.ip(), calls, units) {
         return GatewayError::from(denied).respond(&body::ids_of_call(&call));
     }
     // The in-flight slot is taken once the request is complete: a slow client holds a

@@ -28,6 +28,11 @@ pub enum GatewayError {
     },
     /// The body did not arrive in time (`gateway.body_timeout_ms` or the minimum rate).
     BodyTimeout,
+    /// The bodies being received already hold `gateway.max_buffered_body_bytes`.
+    BodyBudget {
+        /// The limit, bytes.
+        limit: usize,
+    },
     /// The body could not be read.
     BodyUnreadable(String),
     /// No such chain served here.
@@ -78,7 +83,7 @@ impl GatewayError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::BodyBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::HttpMethod => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -94,7 +99,7 @@ impl GatewayError {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Self::Busy { .. } | Self::RateLimited { .. } => LIMIT_EXCEEDED,
+            Self::Busy { .. } | Self::BodyBudget { .. } | Self::RateLimited { .. } => LIMIT_EXCEEDED,
             Self::UnknownChain(_) => RESOURCE_NOT_FOUND,
             Self::Parse(_) => PARSE_ERROR,
             Self::HttpMethod
@@ -119,6 +124,10 @@ impl GatewayError {
                 format!("request body is larger than the gateway limit of {limit} bytes (gateway.max_body_bytes)")
             }
             Self::BodyTimeout => "the request body did not arrive in time (gateway.body_timeout_ms)".into(),
+            Self::BodyBudget { limit } => format!(
+                "gateway busy: request bodies being received already hold {limit} bytes \
+                 (gateway.max_buffered_body_bytes)"
+            ),
             Self::BodyUnreadable(why) => format!("could not read the body: {why}"),
             Self::UnknownChain(why) => why.clone(),
             Self::BadHeader { name, expected } => format!("header {name} must be {expected}"),

@@ -4,10 +4,12 @@
 //! [`MeshTask`] is the single writer; everyone else reads an `Arc<MeshSnapshot>` from a
 //! `watch` channel (no lock held, no swarm access).
 
+mod reserved;
 mod state;
 mod task;
 mod view;
 
+pub use reserved::{sync_trusted, trusted_peers};
 pub use state::{MeshSettings, MeshState};
 pub use task::{MeshInput, MeshTask};
 pub use view::{

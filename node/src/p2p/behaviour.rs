@@ -11,8 +11,14 @@ use libp2p::gossipsub::{
 };
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, kad, mdns, ping, request_response};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, kad, mdns, ping, request_response,
+};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use super::admission::{AdmissionLabels, AdmissionLimits};
 use super::codec::{RELAY_PROTOCOL, RelayCodec};
 use super::topics::Topics;
 
@@ -21,9 +27,10 @@ use super::topics::Topics;
 pub struct Behaviour {
     /// Peers this node refuses to talk to (operator bans, testnet partitions).
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Pending incoming connections per IP (before the global pending cap below counts them).
+    /// Caps on pending and established connections, with places kept for bootstrap and trusted
+    /// peers (see [`super::admission`]).
     pub admission: super::admission::Behaviour,
-    /// Caps on connections (total, per peer, pending).
+    /// Established connections per peer (the other caps are the admission's).
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and the network's protocol version.
     pub identify: identify::Behaviour,
@@ -44,12 +51,19 @@ pub struct Behaviour {
 pub struct BehaviourSettings {
     /// Network id (names protocols and topics).
     pub network_id: String,
-    /// Total established connections.
+    /// Total established connections (`p2p.max_connections`).
     pub max_connections: u32,
     /// Established connections per peer.
     pub max_connections_per_peer: u32,
-    /// Incoming connections in handshake.
+    /// Incoming connections in handshake from addresses not reserved for bootstrap or trusted
+    /// peers (`p2p.max_pending_incoming`).
     pub max_pending_incoming: u32,
+    /// Established incoming connections from peers that are neither bootstrap nor trusted
+    /// (`p2p.max_incoming`).
+    pub max_incoming: u32,
+    /// Peers always admitted, evicting others if need be (`trust.peers`; bootstrap peers are
+    /// added from the bootstrap addresses). Trusted peers learned later come from the mesh view.
+    pub reserved_peers: Vec<PeerId>,
     /// Largest gossip message, bytes.
     pub max_gossip_bytes: usize,
     /// Largest relay frame, bytes.
@@ -113,19 +127,38 @@ fn score_params(topics: &Topics) -> PeerScoreParams {
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair`, registering libp2p metrics in `registry`.
+    /// Builds the behaviour for `keypair`, keeping places for the peers of `bootstrap`, and
+    /// registering libp2p metrics in `registry`.
     pub fn new(
         keypair: &libp2p::identity::Keypair,
         s: &BehaviourSettings,
+        bootstrap: &[Multiaddr],
         topics: &Topics,
         registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
+        // Total and pending caps are the admission's: connection_limits would refuse a bootstrap
+        // or trusted peer as readily as a stranger.
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(s.max_connections))
-                .with_max_established_per_peer(Some(s.max_connections_per_peer))
-                .with_max_pending_incoming(Some(s.max_pending_incoming)),
+                .with_max_established_per_peer(Some(s.max_connections_per_peer)),
+        );
+        let admission_counter = Family::<AdmissionLabels, Counter>::default();
+        registry.sub_registry_with_prefix("rpcmesh").register(
+            "p2p_admission",
+            "p2p connections refused by cap, admitted as a bootstrap or trusted peer's (reserved), or closed to \
+             make room for one (evicted)",
+            admission_counter.clone(),
+        );
+        let admission = super::admission::Behaviour::new(
+            AdmissionLimits {
+                max_pending_incoming: s.max_pending_incoming as usize,
+                max_incoming: s.max_incoming as usize,
+                max_established: s.max_connections as usize,
+            },
+            s.reserved_peers.iter().copied(),
+            bootstrap,
+            admission_counter,
         );
         let identify = identify::Behaviour::new(
             identify::Config::new(protocol_version(&s.network_id), keypair.public())
@@ -181,7 +214,7 @@ impl Behaviour {
         };
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
-            admission: super::admission::Behaviour::default(),
+            admission,
             limits,
             identify,
             ping,

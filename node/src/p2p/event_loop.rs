@@ -170,7 +170,7 @@ pub fn build(
     let topics = Topics::new(&settings.behaviour.network_id);
     let transport =
         transport::build(&keypair, settings.loopback_only, registry).map_err(|e| format!("transport: {e}"))?;
-    let behaviour = Behaviour::new(&keypair, &settings.behaviour, &topics, registry)?;
+    let behaviour = Behaviour::new(&keypair, &settings.behaviour, &settings.bootstrap, &topics, registry)?;
     let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
     let swarm = Swarm::new(
         transport,
@@ -379,6 +379,7 @@ impl P2pEventLoop {
                 self.publish_status();
             }
             Command::ReportValidation { id, source, acceptance } => self.report(&id, &source, acceptance),
+            Command::SetTrusted { peers } => self.swarm.behaviour_mut().admission.set_trusted(peers),
             Command::PeerScores { reply } => {
                 let gs = &self.swarm.behaviour().gossipsub;
                 let scores = self.connected.iter().filter_map(|p| gs.peer_score(p).map(|s| (*p, s))).collect();

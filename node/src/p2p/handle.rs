@@ -88,6 +88,12 @@ pub enum Command {
         /// The verdict.
         acceptance: MessageAcceptance,
     },
+    /// Replaces the trusted peers (from the mesh view) whose connections are admitted into the
+    /// places kept for them, with the addresses they announce.
+    SetTrusted {
+        /// The peers and their announced listen addresses.
+        peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    },
     /// Gossipsub scores of connected peers.
     PeerScores {
         /// `(peer, score)` pairs.
@@ -186,6 +192,13 @@ impl P2pHandle {
     /// Blocks exactly `peers` (unblocking any other): their connections are closed and refused.
     pub async fn set_blocked(&self, peers: Vec<PeerId>) -> Result<(), P2pError> {
         self.send(Command::SetBlocked { peers }).await
+    }
+
+    /// Keeps places for exactly these trusted `peers` (besides `trust.peers` and the bootstrap
+    /// peers, always kept): their connections are admitted over `p2p.max_incoming` and
+    /// `p2p.max_pending_incoming`, closing a stranger's when `p2p.max_connections` is reached.
+    pub async fn set_trusted(&self, peers: Vec<(PeerId, Vec<Multiaddr>)>) -> Result<(), P2pError> {
+        self.send(Command::SetTrusted { peers }).await
     }
 
     /// Reports the verdict on a message received as [`InboundGossip`](super::InboundGossip).

@@ -35,10 +35,14 @@ pub enum StoreError {
         /// The newest version this build understands ([`SCHEMA_VERSION`](super::SCHEMA_VERSION)).
         supported: u32,
     },
-    /// The data on disk is damaged, or a record does not decode.
+    /// The data on disk is damaged (the storage engine's settings file or its data), or a record
+    /// does not decode.
     #[error(
-        "the store at {path} is damaged ({what}); stop rpcmesh and move the directory aside to start \
-         with an empty store (peers, announcements and attestations are relearned from the mesh)"
+        "the store at {path} is damaged ({what}). Stop rpcmesh, move the directory aside \
+         (mv {path} {path}.damaged; store.path names it) and start again: the daemon makes an empty store and \
+         rebuilds its view of the mesh (peers, announcements, attestations) from its peers within a few \
+         heartbeats. The evidence it kept and the cordons and filter labels it held are lost (other daemons \
+         keep theirs)"
     )]
     Corrupt {
         /// The store directory.

@@ -746,12 +746,23 @@ fn backend_error(path: &Path, e: sled::Error) -> StoreError {
 }
 
 /// Like [`backend_error`], but recognises sled's lock failure (sled 0.34 reports it as an
-/// `io::Error` of kind `Other` whose message starts "could not acquire lock").
+/// `io::Error` of kind `Other` whose message starts "could not acquire lock") and its refusals of
+/// a damaged settings file (`conf`). sled reads `conf` first and answers `Unsupported` when it
+/// is not UTF-8 ("created using a sled version earlier than 0.29") or names another version or
+/// segment size than the ones this build always writes: for a store only this build made, that
+/// is damage, not an old sled, and the advice is the same as for damaged data.
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
-    match &e {
+    match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::Locked { path: path.to_path_buf() }
         }
-        _ => backend_error(path, e),
+        sled::Error::Unsupported(why) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!(
+                "the storage engine cannot read its settings file {}; sled says: {why}",
+                path.join("conf").display()
+            ),
+        },
+        other => backend_error(path, other),
     }
 }

@@ -231,3 +231,27 @@ fn trusted_headers_survive_a_reopen_newest_first_per_chain_and_are_pruned() {
         Some(format!("{{\"n\":{}}}", TRUSTED_HEADERS_KEPT + 299).into_bytes())
     );
 }
+
+#[test]
+fn a_damaged_settings_file_is_corruption_with_advice() {
+    let damaged: [&[u8]; 3] = [
+        // Not UTF-8: sled would blame "a sled version earlier than 0.29".
+        b"segment_size: 524288\nuse_compression: false\nversion: 0.34\n\xff\xfe\x00\x00\x00\x00",
+        // Another segment size: sled would ask to "change it back".
+        b"segment_size: 12\nuse_compression: false\nversion: 0.34\nXXXX",
+        // Garbage.
+        b"garbage\x00\x01 that is long enough",
+    ];
+    for conf in damaged {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        std::fs::write(dir.path().join("conf"), conf).unwrap();
+        let err = Store::open(dir.path(), StoreConfig::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let msg = err.to_string();
+        for advice in ["move the directory aside", "rebuilds its view of the mesh", "evidence", "cordons", "are lost"] {
+            assert!(msg.contains(advice), "{advice:?} missing from: {msg}");
+        }
+        assert!(!msg.contains("earlier than 0.29") || msg.contains("damaged"), "{msg}");
+    }
+}

@@ -200,3 +200,33 @@ async fn websocket_sessions_need_a_key_at_the_upgrade() {
     let v: serde_json::Value = serde_json::from_str(reply.to_text().expect("text")).expect("JSON");
     assert_eq!(v["result"].as_str(), Some("0x1"), "{v}");
 }
+
+/// Quotas count compute units: with `eth_getBalance` priced at 100 (`gateway.method_costs`), a
+/// bucket of 200 at 1 unit/s holds two balance reads, while a batch of 50 `eth_blockNumber` (1
+/// unit each, built in) costs half of one. The waits are tens of seconds, so the outcome does
+/// not depend on how fast the machine runs the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_count_compute_units_and_a_batch_costs_its_sum() {
+    const CU: &str = "rmk_cu_key";
+    let mut cu = key("cu", CU);
+    cu.requests_per_sec = Some(1);
+    cu.burst = Some(200);
+    let mut gateway = GatewayConfig { keys: vec![cu], ..GatewayConfig::default() };
+    gateway.method_costs.insert("eth_getBalance".into(), 100);
+    let (node, _mock) = node(gateway).await;
+    let path = format!("/k/{CU}/1");
+    assert_eq!(node.post(&path, balance_call("1")).await.status, StatusCode::OK, "100 of 200 units");
+    // Two balance reads in one batch: 200 units, 100 held.
+    let r = node.post(&path, batch(2)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.header("retry-after").expect("retry-after").parse().expect("seconds");
+    assert!(retry >= 50, "about 100 units short at 1 unit/s: retry-after {retry}");
+    // Fifty plain reads cost 50.
+    let items: Vec<String> = (0..50).map(|i| call(&i.to_string(), "eth_blockNumber", "[]")).collect();
+    let r = node.post(&path, format!("[{}]", items.join(","))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.array().len(), 50);
+    // 50 left: one more balance read (100) waits.
+    let r = node.post(&path, balance_call("\"last\"")).await;
+    assert_limited(&r, "\"last\"", 10);
+}

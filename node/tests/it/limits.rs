@@ -1,8 +1,9 @@
 //! The gateway's resource bounds against abusive clients, over real sockets on 127.0.0.1:
 //! slow or silent connections are closed after the header/body timeouts and never lock other
 //! clients out for longer; WebSocket sessions count against `gateway.max_connections`; a client
-//! flooding pings is disconnected. Abuse is bounded in count (≤ 64 sockets, ≤ 500 pings) and
-//! time (timeouts of a few hundred milliseconds).
+//! flooding pings is disconnected; withheld bodies hold no more than the body budget. Abuse is
+//! bounded in count (≤ 64 sockets, ≤ 500 pings, 2 MiB of body) and time (timeouts of a few
+//! hundred milliseconds to two seconds).
 
 use std::time::{Duration, Instant};
 
@@ -135,4 +136,48 @@ async fn a_websocket_ping_flooder_is_disconnected() {
     })
     .await;
     assert!(ended.is_ok(), "the ping flooder is still connected after {WAIT:?}");
+}
+
+/// Clients that send all but the last bytes of large bodies hold body memory only within
+/// `gateway.max_buffered_body_bytes`: with room for two bodies of 1 MiB, a third is refused at
+/// once (503, -32005) instead of being buffered, and once the two are timed out the gateway
+/// takes bodies again. Bounded: three sockets, 2 MiB sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_bodies_hold_no_more_than_the_body_budget() {
+    const MIB: usize = 1024 * 1024;
+    let mock = Mock::start(1, 1).await;
+    let gateway = GatewayConfig {
+        max_body_bytes: MIB,
+        max_buffered_body_bytes: 2 * MIB,
+        header_timeout_ms: 2_000,
+        body_timeout_ms: 2_000,
+        ..GatewayConfig::default()
+    };
+    let node = single(&mock, gateway, RoutingConfig::default()).await;
+    let head = format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {MIB}\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(node.addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(&vec![b' '; MIB - 1]).await.expect("write");
+        held.push(s);
+    }
+    // Both bodies are counted once the gateway has read their headers: any further request is
+    // refused at once rather than queued or buffered (unread, so its id is unknown: null).
+    let refused = async || {
+        let r = node.post("/", balance_call("7")).await;
+        r.status == StatusCode::SERVICE_UNAVAILABLE
+            && crate::gateway::assert_error(&r.object(), "null", -32005).contains("gateway.max_buffered_body_bytes")
+    };
+    let deadline = Instant::now() + WAIT;
+    while !refused().await {
+        assert!(Instant::now() < deadline, "the two withheld bodies never filled the budget");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The withheld bodies time out (408) and their bytes are free again.
+    for s in &mut held {
+        assert!(closed_within(s, WAIT).await, "a withheld body outlived the body timeout");
+    }
+    let r = node.post("/", balance_call("8")).await;
+    assert_eq!(r.status, StatusCode::OK);
 }
