@@ -31,6 +31,16 @@ if [ ! -f "$CLIENTS_STAMP" ] || [ "$(cat "$CLIENTS_STAMP")" != "$CLIENTS_LOCK_HA
   npm ci --prefix "$CLIENTS" --no-audit --no-fund --ignore-scripts --loglevel=error >&2
   echo "$CLIENTS_LOCK_HASH" >"$CLIENTS_STAMP"
 fi
+# web3.py for the full pending-transaction subscription test, pinned, into .tools/py (PyPI).
+WEB3_VERSION=7.6.0
+PY="$TOOLS/py"
+if [ ! -f "$PY/.web3-$WEB3_VERSION" ]; then
+  echo "installing web3 $WEB3_VERSION from PyPI into $PY" >&2
+  rm -rf "$PY"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$PY" "web3==$WEB3_VERSION" >&2
+  touch "$PY/.web3-$WEB3_VERSION"
+fi
+export RPCMESH_TEST_PYTHONPATH="$PY"
 # RPCMESH_TEST_*: the daemon reads other RPCMESH_* variables as config keys.
 export RPCMESH_TEST_CLIENTS_DIR="$CLIENTS"
 export PATH="$(dirname "$ANVIL"):$PATH"

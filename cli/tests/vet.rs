@@ -2,6 +2,8 @@
 //! behind the testnet's fault proxy: the default policy passes a healthy node; a liar, a slow
 //! node, a node that fails under the ramp and a node without archive state each fail, naming the
 //! criterion; admit embeds a passing report and refuses a failed, incomplete or edited one.
+//! Through the mesh (`--peer`): a candidate daemon is vetted by its PeerId from a member's daemon,
+//! over the relay, and admitted with that report.
 //!
 //! Every test starts its own anvil (own process group, killed by PID on drop) and fault proxy
 //! (in this process). Thresholds are set so outcomes do not depend on the machine's speed: a
@@ -210,6 +212,17 @@ async fn a_healthy_anvil_passes_the_default_policy_and_is_admitted_with_its_repo
     assert!(oldest.is_some_and(|b| b <= 1), "archive: {}", report["coverage"]["archive"]);
     assert!(report["websocket"]["heads"].as_u64().unwrap() >= 3, "{}", report["websocket"]);
     assert_eq!(report["load"]["held_rate_per_sec"], 20);
+    // Receipts, logs and state reads were proven against the pinned block's header.
+    let reads = report["correctness"]["reads"].as_array().unwrap();
+    let verified = |method: &str, how: &str| {
+        reads.iter().any(|r| r["method"] == method && r["verification"] == format!("verified ({how})").as_str())
+    };
+    assert!(verified("eth_getBlockReceipts", "receipts root"), "{}", report["correctness"]);
+    assert!(verified("eth_getTransactionReceipt", "receipt in the block's receipts root"));
+    assert!(verified("eth_getLogs", "logs in the block's receipts"));
+    for m in ["eth_getBalance", "eth_getTransactionCount", "eth_getCode", "eth_getStorageAt"] {
+        assert!(verified(m, "proof against the state root"), "{m}: {}", report["correctness"]);
+    }
 
     // Admitted with the report: the certificate carries the vetter's signed summary.
     let admitted = admit(dir.path(), &dir.path().join("report"), &["--network-id", NET]).await;
@@ -331,6 +344,27 @@ async fn a_lying_endpoint_fails_correctness_and_admit_refuses_it_without_force()
     liar.shutdown().await;
 }
 
+/// No reference at all: a candidate whose balances are wrong (its headers, receipts and proofs
+/// honest) is caught by its own proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_liar_is_caught_by_its_own_proofs_without_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    seed(&anvil.url()).await;
+    let fault = rpcmesh_testnet::faults::parse_fault("lie=balance").unwrap();
+    let liar = proxy(&anvil, fault).await;
+    let (run, report) = vet(dir.path(), &liar.http_url(), &[]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(failed(&report).contains(&"correctness".to_string()), "{}", report["verdict"]);
+    let reads = report["correctness"]["reads"].as_array().unwrap();
+    let balance = reads.iter().find(|r| r["method"] == "eth_getBalance").expect("a balance read");
+    assert_eq!(balance["verification_failed"], true, "{balance}");
+    assert_eq!(balance["outcome"], "not_compared", "no reference: caught by the proof alone");
+    let nonce = reads.iter().find(|r| r["method"] == "eth_getTransactionCount").expect("a nonce read");
+    assert_eq!(nonce["verification"], "verified (proof against the state root)", "{nonce}");
+    liar.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_fails_the_p95_latency() {
     let dir = tempfile::tempdir().unwrap();
@@ -440,14 +474,226 @@ async fn ctrl_c_writes_a_partial_report_that_admit_refuses() {
     assert!(refused.stderr.contains("incomplete"), "{}", refused.stderr);
 }
 
+/// A member daemon A of a new federation and a candidate daemon B that trusts the federation (so
+/// it serves A's relays) but has no certificate yet, over the node at `b_node` (A's is `anvil`),
+/// announcing 30 req/s and 8 concurrent relays; returned once A sees B's announcement.
+async fn member_and_candidate(
+    dir: &Path,
+    anvil: &Anvil,
+    b_node: &str,
+) -> (rpcmesh_testnet::federation::Federation, rpcmesh_testnet::daemon::Daemon, rpcmesh_testnet::daemon::Daemon) {
+    use rpcmesh_testnet::daemon::Daemon;
+    use rpcmesh_testnet::federation::Federation;
+    use support::{fast_sets, peers, provider, spec, wait};
+
+    let federation = Federation::init(&bin(), &dir.join("federation")).expect("federation");
+    let mut sets: Vec<String> = fast_sets().into_iter().filter(|s| !s.starts_with("trust.mode")).collect();
+    sets.push(federation.trust_set());
+    let mut a = Daemon::init(spec(dir, "a", NET, vec![(CHAIN, anvil.url())], vec![], sets.clone())).expect("init a");
+    federation.admit(&mut a, "Alpha Nodes", NET, "1d").expect("admit a");
+    a.launch().expect("launch a");
+    a.wait_up(WAIT).await.expect("a up");
+    sets.push(format!("chain.{CHAIN}.max_requests_per_sec=30"));
+    sets.push(format!("chain.{CHAIN}.max_concurrent_relays=8"));
+    let bootstrap = vec![a.p2p_addr().await.expect("addr")];
+    let mut b = Daemon::init(spec(dir, "b", NET, vec![(CHAIN, b_node.to_string())], bootstrap, sets)).expect("init b");
+    b.launch().expect("launch b");
+    b.wait_up(WAIT).await.expect("b up");
+    // Ready: its node answered a probe, so B relays to it.
+    wait("B to be ready", async || b.admin_json("/ready").await.is_ok_and(|v| v["ready"] == true)).await;
+    wait("A to see B's announcement on the chain", async || {
+        provider(&peers(&a).await, &b.peer_id).is_some_and(|v| {
+            v["connected"] == true
+                && v["chains"].as_array().is_some_and(|c| c.iter().any(|c| c["max_requests_per_sec"] == 30))
+        })
+    })
+    .await;
+    (federation, a, b)
+}
+
+/// `federation vet --peer` from A's home into `dir/report` with a 3 s ramp (`--rate 100`, above
+/// what B announces, unless `extra` has a `--rate`): the run and the report.
+async fn vet_through(
+    dir: &Path,
+    a: &rpcmesh_testnet::daemon::Daemon,
+    peer: &str,
+    reference: &str,
+    extra: &[&str],
+) -> (Run, Value) {
+    let home = a.home().display().to_string();
+    let out = dir.join("report").display().to_string();
+    #[rustfmt::skip]
+    let mut args = vec![
+        "federation", "vet", "--peer", peer, "--via", &a.admin_url, "--home", &home,
+        "--chain", "31337", "--reference", reference, "--out", &out,
+        "--duration", "3s", "--confirmations", "0", "--batch-max", "64", "--timeout", "5s",
+    ];
+    if !extra.contains(&"--rate") {
+        args.extend(["--rate", "100"]);
+    }
+    args.extend(extra);
+    let run = rpcmesh(&args).await;
+    let report = std::fs::read_to_string(dir.join("report/report.json"))
+        .map(|t| serde_json::from_str(&t).expect("report.json is JSON"))
+        .unwrap_or_else(|e| {
+            panic!("no report.json ({e}); stdout {} stderr {}\n--- a ---\n{}", run.stdout, run.stderr, a.log())
+        });
+    (run, report)
+}
+
+/// Vetting through the mesh: B (see [`member_and_candidate`]) is vetted by its PeerId from A's
+/// home, through A's relay route: the ramp is lowered to B's announced capacity, every answer
+/// carries B's verified receipt, what B's relay policy refuses is reported as its policy, and the
+/// parts a relay cannot carry are "not tested through the mesh". The report admits B and only B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_is_vetted_through_the_mesh_by_its_peer_id_and_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    seed(&anvil.url()).await;
+    let (federation, a, b) = member_and_candidate(dir.path(), &anvil, &anvil.url()).await;
+
+    // The relay route: the admin token is required; the answer is B's node's, verbatim, with B's
+    // verified receipt; the daemon's own PeerId is refused.
+    let route = format!("{}/relay/{}/{CHAIN}", a.admin_url, b.peer_id);
+    let call = json!({ "jsonrpc": "2.0", "id": 7, "method": "eth_chainId", "params": [] });
+    let t = Duration::from_secs(10);
+    let no_token = rpcmesh_node::admin::client::post_json(&route, &call, None, t).await;
+    assert!(matches!(no_token, Err(rpcmesh_node::admin::client::AdminClientError::Status { status: 401, .. })));
+    let token = a.admin_token().expect("token");
+    let body = rpcmesh_node::admin::client::post_json(&route, &call, Some(&token), t).await.expect("relayed");
+    let relayed: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(relayed["status"], "ok", "{relayed}");
+    assert_eq!(relayed["answer"], json!({ "jsonrpc": "2.0", "id": 7, "result": "0x7a69" }), "{relayed}");
+    assert_eq!(relayed["receipt"]["verified"], true, "{relayed}");
+    let own = format!("{}/relay/{}/{CHAIN}", a.admin_url, a.peer_id);
+    let refused = rpcmesh_node::admin::client::post_json(&own, &call, Some(&token), t).await;
+    assert!(matches!(refused, Err(rpcmesh_node::admin::client::AdminClientError::Status { status: 400, .. })));
+
+    let out = dir.path().join("report");
+    let out_s = out.display().to_string();
+    let (run, report) = vet_through(dir.path(), &a, &b.peer_id, &anvil.url(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}\n{}", run.stdout, run.stderr, report["verdict"]);
+    assert_eq!(report["verdict"]["verdict"], "pass", "{}", report["verdict"]);
+    assert!(run.stderr.contains("--rate 100 lowered to the 30 req/s"), "{}", run.stderr);
+
+    // Who was reached, through whom, and as which member of which network; signed by A's key.
+    let mesh = &report["mesh"];
+    assert_eq!(mesh["candidate"], b.peer_id.as_str());
+    assert_eq!(mesh["via"], a.peer_id.as_str());
+    assert_eq!(report["member"], b.peer_id.as_str());
+    assert_eq!(report["network_id"], NET);
+    assert_eq!(report["vetter"], a.peer_id.as_str());
+    assert_eq!(mesh["announced"]["max_concurrent_relays"], 8, "{mesh}");
+
+    // Every relayed answer carried B's verified receipt.
+    let relayed = mesh["relayed"].as_u64().expect("relayed");
+    assert!(relayed >= 50, "{mesh}");
+    assert_eq!(mesh["receipts_verified"].as_u64(), Some(relayed), "{mesh}");
+    assert_eq!(mesh["statuses"]["ok"].as_u64(), Some(relayed), "{mesh}");
+    let criterion = |name: &str| {
+        report["verdict"]["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(criterion("relay_receipts")["outcome"], "pass", "{}", report["verdict"]);
+
+    // The ramp stayed within B's announced capacity.
+    assert_eq!(report["load"]["rate_per_sec"], 30);
+    assert_eq!(report["settings"]["max_in_flight"], 8);
+    assert_eq!(report["load"]["held_rate_per_sec"], 30, "{}", report["load"]);
+    assert_eq!(report["load"]["total"]["busy"], 0, "{}", report["load"]["total"]);
+
+    // B's relay policy (the default: eth, net, web3) is reported as its policy, not as failures.
+    let groups = report["coverage"]["method_groups"].as_array().unwrap();
+    let group = |g: &str| groups.iter().find(|x| x["group"] == g).cloned().unwrap_or_default();
+    assert_eq!(group("txpool")["refused_by_policy"], true, "{groups:?}");
+    assert_eq!(group("eth")["answers"], true);
+    assert!(criterion("method_groups")["measured"].as_str().unwrap().contains("not relayed by the candidate's policy"));
+    let refusals = mesh["refusals"].as_array().unwrap();
+    assert!(refusals.iter().any(|r| r["request"] == "txpool_status" && r["by_policy"] == true), "{refusals:?}");
+    assert!(report["coverage"]["batch"]["largest_ok"].as_u64().unwrap() >= 50, "{}", report["coverage"]["batch"]);
+
+    // Malformed JSON and the empty batch never reach B's node: not tested, not failed.
+    let checks = report["conformance"]["checks"].as_array().unwrap();
+    let check = |n: &str| checks.iter().find(|c| c["name"] == n).cloned().unwrap_or_default();
+    for n in ["parse_error", "empty_batch"] {
+        assert!(check(n)["not_tested"].as_str().is_some_and(|t| t.contains("before its node saw it")), "{checks:?}");
+    }
+    for n in ["method_not_found", "invalid_params", "id_echo", "batch_ids"] {
+        assert_eq!(check(n)["passed"], true, "{n}: {checks:?}");
+    }
+    assert_eq!(criterion("error_conformance")["outcome"], "pass");
+    let ws = criterion("websocket");
+    assert_eq!(ws["outcome"], "pass");
+    assert!(ws["measured"].as_str().unwrap().contains("not tested through the mesh"), "{ws}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for says in
+        ["# Vetting report: PASS", "| reached | through the mesh", "## Through the mesh", "Caveats", "relay round trip"]
+    {
+        assert!(md.contains(says), "{says}: {md}");
+    }
+
+    // The report admits B, and no other member.
+    let refused = admit(dir.path(), &out, &["--network-id", NET]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("it vetted member {}", b.peer_id)), "{}", refused.stderr);
+    let (root, cert) = (federation.root_key.display().to_string(), dir.path().join("b.cert").display().to_string());
+    #[rustfmt::skip]
+    let admitted = rpcmesh(&[
+        "federation", "admit", "--root", &root, "--member", &b.peer_id, "--name", "Beta RPC",
+        "--network-id", NET, "--out", &cert, "--vetting-report", &out_s,
+    ])
+    .await;
+    assert_eq!(admitted.code, Some(0), "{}", admitted.stderr);
+    let cert = rpcmesh_node::trust::cert_file::load(Path::new(&cert)).expect("certificate");
+    assert_eq!(cert.body.vetting.expect("summary").body.verdict, VettingVerdict::Pass);
+}
+
+/// Through the mesh, a candidate whose node is slow fails the latency criterion by name, and the
+/// relay round trip in the report shows the time is spent beyond the vetting daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_candidate_fails_the_p95_latency_through_the_mesh() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    seed(&anvil.url()).await;
+    let slow = proxy(&anvil, Fault::Slow { delay_ms: 300, jitter_ms: 0 }).await;
+    let (_federation, a, b) = member_and_candidate(dir.path(), &anvil, &slow.http_url()).await;
+    let policy = policy(dir.path(), "max_p95_ms = 500", "max_p95_ms = 100");
+    // 10 req/s of 300 ms requests keep 3 in flight, within the 8 relays B announces.
+    let (run, report) =
+        vet_through(dir.path(), &a, &b.peer_id, &anvil.url(), &["--policy", &policy, "--rate", "10"]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(failed(&report), ["p95_latency"], "{}", report["verdict"]);
+    assert!(run.stdout.contains("failed p95_latency"), "{}", run.stdout);
+    assert!(report["mesh"]["relay_p50_us"].as_u64().unwrap() >= 300_000, "{}", report["mesh"]);
+    drop((a, b));
+    slow.shutdown().await;
+}
+
 #[tokio::test]
-async fn usage_errors_exit_2_and_mesh_mode_says_not_yet() {
+async fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let key = vetter_key(dir.path()).display().to_string();
     let bad_policy = policy(dir.path(), "max_p95_ms = 500", "max_p59_ms = 500");
     for (args, says) in [
         (vec!["--endpoint", "http://127.0.0.1:1"], "--chain"),
-        (vec!["--peer", "12D3KooWEf4Uomw9joW32DrmmvPavixz3KfHXuJxyPe31UWexdKF", "--chain", "1"], "not implemented yet"),
+        (
+            vec![
+                "--peer",
+                "12D3KooWEf4Uomw9joW32DrmmvPavixz3KfHXuJxyPe31UWexdKF",
+                "--chain",
+                "1",
+                "--ws",
+                "ws://127.0.0.1:1",
+            ],
+            "cannot be used with",
+        ),
+        (vec!["--peer", "not-a-peer", "--chain", "1"], "--peer"),
+        (vec!["--chain", "1"], "--endpoint URL"),
         (vec!["--endpoint", "https://node.example/v3/SECRET", "--chain", "1"], "https is not supported"),
         (vec!["--endpoint", "http://127.0.0.1:1", "--chain", "1", "--policy", &bad_policy], "max_p59_ms"),
         (vec!["--endpoint", "http://127.0.0.1:1", "--chain", "1", "--rate", "0"], "--rate"),

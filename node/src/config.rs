@@ -55,6 +55,8 @@ pub struct Config {
     pub integrity: IntegrityConfig,
     /// Censorship: providers' declared filters, watched addresses, canaries, broadcast writes.
     pub censorship: CensorshipConfig,
+    /// The response cache.
+    pub cache: CacheConfig,
     /// Where this operator is subject to law (ISO 3166-1 alpha-2 such as `DE`, or `US-CA`),
     /// announced so that peers broadcast transactions across jurisdictions. Optional.
     pub jurisdiction: Option<String>,
@@ -84,6 +86,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             integrity: IntegrityConfig::default(),
             censorship: CensorshipConfig::default(),
+            cache: CacheConfig::default(),
             jurisdiction: None,
             relay: RelayConfig::default(),
             trust: TrustConfig::default(),
@@ -529,6 +532,30 @@ impl Default for CensorshipConfig {
             confirm_ms: 3_000,
             max_filtered_subjects: 64,
         }
+    }
+}
+
+/// `[cache]`: answers reused while the chain says they hold (see `router::cache`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Off by default: a cache changes what an operator measures of its upstreams (their load
+    /// drops, repeated questions no longer reach them), so turning it on is a decision.
+    pub enabled: bool,
+    /// Memory for cached answers, MiB.
+    pub max_mib: usize,
+    /// Blocks below the head after which a block number's answers are kept as settled history
+    /// (Ethereum finalizes after 2 epochs, 64 blocks). A deeper reorganisation, when seen, still
+    /// drops them.
+    pub final_depth_blocks: u64,
+    /// Longest an answer about the head (`latest`, `eth_blockNumber`, receipts) is reused,
+    /// milliseconds; it is never reused past the head it was served at.
+    pub head_ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { enabled: false, max_mib: 64, final_depth_blocks: 64, head_ttl_ms: 250 }
     }
 }
 
@@ -1002,6 +1029,14 @@ impl Config {
             return invalid(format!("jurisdiction {j:?} must be a region code such as \"DE\" or \"US-CA\""));
         }
         for ch in &self.chains {
+            let most = rpcmesh_protocol::validate::Limits::default().max_policies;
+            if ch.policies.len() > most {
+                return invalid(format!(
+                    "chain {}: {} policies, at most {most} (peers would reject the announcement)",
+                    ch.id,
+                    ch.policies.len()
+                ));
+            }
             for p in &ch.policies {
                 if p.is_empty() || p.len() > 256 {
                     return invalid(format!("chain {}: policy {p:?} must be 1..=256 bytes", ch.id));

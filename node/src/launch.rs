@@ -418,6 +418,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         targets.clone(),
         Arc::new(evidence.clone()),
         integrity::IntegrityMetrics::new(&metrics),
+        Some(store.clone()),
     );
     anchor_slot.fill(integrity.anchors.clone());
     let integrity_source = integrity.source.clone();
@@ -438,7 +439,20 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         config.routing.clone(),
         config.method_policy(),
         censorship::Censorship::new(&config.censorship, &config.chains, config.jurisdiction.clone()),
-    );
+    )
+    .with_cache(config.cache.enabled.then(|| {
+        crate::router::cache::ResponseCache::new(
+            crate::router::cache::CacheSettings {
+                max_bytes: config.cache.max_mib.saturating_mul(1 << 20),
+                final_depth_blocks: config.cache.final_depth_blocks,
+                head_ttl: Duration::from_millis(config.cache.head_ttl_ms),
+            },
+            crate::router::cache::CacheMetrics {
+                reorg_evictions: metrics.cache_reorg_evictions.clone(),
+                bytes: metrics.cache_bytes.clone(),
+            },
+        )
+    }));
     integrity_source.attach(router.downgrade());
     let canary = censorship::canary::CanarySettings {
         watch: config.censorship.watch.iter().filter_map(|w| censorship::parse_address(w)).collect(),
@@ -504,6 +518,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         gateway_addr,
         router,
         receipts: relay_receipts,
+        // Its own client, as the prober's: vetting relays must not crowd client receipts out.
+        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone()),
         evidence: evidence.clone(),
         p2p: p2p.clone(),
         mesh: mesh.clone(),

@@ -149,7 +149,8 @@ pub struct ServedByLabels {
 pub struct CanaryLabels {
     /// `read` (a proven read of a watched address) or `write` (a dry transaction).
     pub probe: String,
-    /// `honest`, `filtered`, `lie` (a wrong non-empty answer), `unverifiable` or `failed`.
+    /// Reads: `honest`, `proven_wrong`, `unverifiable`, `failed`. Writes: `honest` (a node-level
+    /// refusal), `filtered`, `accepted` (it should never be), `failed`.
     pub outcome: String,
 }
 
@@ -199,6 +200,10 @@ pub struct NodeMetrics {
     pub censorship_canary_checks: Family<CanaryLabels, Counter>,
     /// Gateway compute units charged against quotas, by API key and outcome.
     pub gateway_units: Family<AccessLabels, Counter>,
+    /// Cached answers dropped because a reorganisation was seen.
+    pub cache_reorg_evictions: Counter,
+    /// Bytes of cached answers.
+    pub cache_bytes: Gauge,
 }
 
 impl NodeMetrics {
@@ -244,6 +249,12 @@ impl NodeMetrics {
             "Canary checks of providers about watched addresses, by probe and outcome",
             m.censorship_canary_checks.clone(),
         );
+        r.register(
+            "cache_reorg_evictions",
+            "Cached answers dropped because a reorganisation was seen",
+            m.cache_reorg_evictions.clone(),
+        );
+        r.register("cache_bytes", "Bytes of cached answers", m.cache_bytes.clone());
         r.register(
             "gateway_key_calls",
             "Gateway calls (batch items) by API key and outcome (admitted, rate_limited, method_refused, \
@@ -301,7 +312,8 @@ pub struct RequestLabels {
     pub method: &'static str,
     /// `ok`, `caller_error`, `upstream_error`, `no_provider` or `verification_failed`.
     pub outcome: &'static str,
-    /// `own` (an own upstream), `peer` (relayed) or `none`.
+    /// `own` (an own upstream), `peer` (relayed), `cache` (the response cache, or an identical
+    /// request in flight) or `none`.
     pub served_by: &'static str,
 }
 
@@ -359,6 +371,17 @@ pub struct RequestMetrics {
     pub busy_retries: Family<ChainLabels, Counter>,
     /// Each finished attempt, by target kind.
     pub target_duration: HistogramFamily<TargetLabels>,
+    /// Cacheable requests by what the response cache did (hit, coalesced, miss).
+    pub cache: Family<CacheLabels, Counter>,
+}
+
+/// Labels of `rpcmesh_cache_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Chain id.
+    pub chain: u64,
+    /// `hit`, `coalesced` or `miss`.
+    pub outcome: &'static str,
 }
 
 impl Default for RequestMetrics {
@@ -372,6 +395,7 @@ impl Default for RequestMetrics {
             failovers: Family::default(),
             busy_retries: Family::default(),
             target_duration: Family::new_with_constructor(latency_histogram),
+            cache: Family::default(),
         }
     }
 }
@@ -388,6 +412,11 @@ impl RequestMetrics {
             m.duration.clone(),
         );
         r.register("request_attempts", "Attempts per routed request (1 = no failover or hedge)", m.attempts.clone());
+        r.register(
+            "cache_requests",
+            "Cacheable requests by what the response cache did (hit, coalesced, miss)",
+            m.cache.clone(),
+        );
         r.register(
             "request_hedges",
             "Hedged attempts (second target asked because the first was slow)",
@@ -416,11 +445,15 @@ impl RequestMetrics {
 
     /// Records one routed request.
     pub fn routed(&self, chain: u64, method: &str, r: &Routed) {
-        let served_by = match r.target {
-            Some(Target::Own(_)) => "own",
-            Some(Target::Peer(_)) => "peer",
-            None => "none",
+        let served_by = match (r.target, r.cache) {
+            (Some(Target::Own(_)), _) => "own",
+            (Some(Target::Peer(_)), _) => "peer",
+            (None, crate::router::CacheOutcome::Hit | crate::router::CacheOutcome::Coalesced) => "cache",
+            (None, _) => "none",
         };
+        if let Some(outcome) = r.cache.label() {
+            self.cache.get_or_create(&CacheLabels { chain, outcome }).inc();
+        }
         self.requests
             .get_or_create(&RequestLabels { chain, method: method_label(method), outcome: r.status.label(), served_by })
             .inc();

@@ -273,6 +273,25 @@ impl Drop for Daemon {
     }
 }
 
+/// Sets `policies` on every `[[chain]]` of the daemon's `config.toml` (written by `rpcmesh init`;
+/// chain tables cannot be changed with `--set`). The file is rewritten without its comments.
+pub fn declare_policies(home: &Path, policies: &[String]) -> DaemonResult<()> {
+    let path = home.join("config.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut config: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some(toml::Value::Array(chains)) = config.get_mut("chain") else {
+        return Err(format!("{} has no [[chain]] table to declare policies on", path.display()));
+    };
+    let list = toml::Value::Array(policies.iter().map(|p| toml::Value::String(p.clone())).collect());
+    for chain in chains.iter_mut() {
+        if let toml::Value::Table(t) = chain {
+            t.insert("policies".into(), list.clone());
+        }
+    }
+    let text = toml::to_string(&config).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 /// Polls `cond` every 50 ms until it holds or `timeout` passes. This waits on an observable
 /// state change (a daemon's API), not on time: the timeout only bounds a failure.
 pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> DaemonResult<()>
@@ -311,5 +330,30 @@ pub(crate) fn own_group_dying_with_parent(cmd: &mut Command) {
                 Ok(())
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_are_declared_on_every_chain() {
+        let home = std::env::temp_dir().join(format!("rpcmesh-declare-policies-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let config = "# a comment\nnetwork_id = \"n\"\n\n[[chain]]\nid = 1\npolicies = []\n\n[[chain]]\nid = 137\n";
+        std::fs::write(home.join("config.toml"), config).unwrap();
+        declare_policies(&home, &["filters:address-list:ab".into()]).unwrap();
+        let text = std::fs::read_to_string(home.join("config.toml")).unwrap();
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(t["network_id"].as_str(), Some("n"));
+        let chains = t["chain"].as_array().unwrap();
+        assert_eq!(chains.len(), 2);
+        for c in chains {
+            assert_eq!(c["policies"], toml::Value::Array(vec!["filters:address-list:ab".into()]));
+        }
+        std::fs::write(home.join("config.toml"), "network_id = \"n\"\n").unwrap();
+        assert!(declare_policies(&home, &["x".into()]).unwrap_err().contains("no [[chain]]"));
+        std::fs::remove_dir_all(&home).unwrap();
     }
 }

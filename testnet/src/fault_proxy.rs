@@ -51,9 +51,13 @@
 //! - [`Fault::Overload`]: of the requests arriving in each one-second window (counted from the
 //!   first request under the fault), those beyond `max_per_sec` get HTTP 429 and a JSON-RPC
 //!   `-32005 limit exceeded` for every call (ids echoed); the others are forwarded as they are.
-//! - [`Fault::Censor`]: `eth_sendRawTransaction` whose raw bytes contain the address fails with
-//!   `-32003 transaction rejected`; its `eth_getBalance` reads `0`; logs emitted by it or
-//!   mentioning it in a topic are left out of `eth_getLogs`.
+//! - [`Fault::Censor`]: a node filtering one address the way a sanctions filter in front of a
+//!   real node does: `eth_sendRawTransaction` whose raw bytes contain the address, and
+//!   `eth_call`/`eth_estimateGas` whose `to` or `from` is it, fail with `-32003 transaction
+//!   rejected`; its account reads empty (`eth_getBalance` and `eth_getTransactionCount` `0x0`,
+//!   `eth_getCode` `0x`, `eth_getStorageAt` the zero word); logs emitted by it or mentioning it in
+//!   a topic are left out of `eth_getLogs`. `eth_getProof` stays honest: a daemon checks a read
+//!   with proofs fetched from *other* operators, so lying there too would change nothing.
 //!
 //! Content faults (`Stale`, `Lie`/`LieAbout`, `Censor`) act on every call of a batch on its own;
 //! ids are echoed byte for byte, calls without an id (notifications) get no answer. They send one
@@ -507,7 +511,9 @@ enum Post {
     StaleTx(u64),
     /// Lies of these kinds, about a result of this shape.
     Lie(LieKinds, lies::Answer),
-    Zero,
+    /// A string result (a quantity or data) is replaced by this empty value.
+    Empty(&'static str),
+    /// Logs emitted by or naming this address are dropped.
     CensorLogs(Address),
 }
 
@@ -736,21 +742,39 @@ fn plan_lie(kinds: LieKinds, method: &str, mut p: Vec<Value>) -> Plan {
     pass(post)
 }
 
+/// The zero storage word, what a censor answers for any slot of the censored account.
+const ZERO_WORD: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The refusal a censor gives for a transaction or call touching the censored address.
+fn refused() -> Plan {
+    Plan::Local(Err(error_text(-32003, "transaction rejected")))
+}
+
 fn plan_censor(address: &Address, method: &str, p: Vec<Value>) -> Plan {
+    let is_censored =
+        |v: Option<&Value>| v.and_then(Value::as_str).and_then(parse_address).is_some_and(|a| a == *address);
+    // Account reads name the account first; the node still judges the block parameter, so a
+    // read at an unknown block fails as it would anyway.
+    let empty = |value: &'static str| pass(if is_censored(p.first()) { Post::Empty(value) } else { Post::None });
     match method {
         "eth_sendRawTransaction" => {
             let raw = p.first().and_then(Value::as_str).and_then(|s| strip_0x(s)).and_then(|h| hex::decode(h).ok());
             match raw {
-                Some(raw) if raw.windows(address.len()).any(|w| w == address) => {
-                    Plan::Local(Err(error_text(-32003, "transaction rejected")))
-                }
+                Some(raw) if raw.windows(address.len()).any(|w| w == address) => refused(),
                 _ => pass(Post::None),
             }
         }
-        "eth_getBalance" => {
-            let censored = p.first().and_then(Value::as_str).and_then(parse_address).is_some_and(|a| a == *address);
-            pass(if censored { Post::Zero } else { Post::None })
+        "eth_call" | "eth_estimateGas" => {
+            let call = p.first();
+            if is_censored(call.and_then(|c| c.get("to"))) || is_censored(call.and_then(|c| c.get("from"))) {
+                refused()
+            } else {
+                pass(Post::None)
+            }
         }
+        "eth_getBalance" | "eth_getTransactionCount" => empty("0x0"),
+        "eth_getCode" => empty("0x"),
+        "eth_getStorageAt" => empty(ZERO_WORD),
         "eth_getLogs" => pass(Post::CensorLogs(*address)),
         _ => pass(Post::None),
     }
@@ -787,9 +811,9 @@ fn post_process(post: Post, result: String) -> String {
                 return result;
             }
         }
-        Post::Zero => {
+        Post::Empty(empty) => {
             if v.is_string() {
-                v = Value::from("0x0");
+                v = Value::from(empty);
             } else {
                 return result;
             }
@@ -917,6 +941,58 @@ mod tests {
             post_process(Post::StaleLogs(head), r#"[{"blockNumber":"0xa"},{"blockNumber":"0xb"}]"#.into()),
             r#"[{"blockNumber":"0xa"}]"#
         );
+    }
+
+    /// What a censor does with one call: `Err(code)` refused locally, `Ok(Some(result))` the
+    /// node's `answer` post-processed, `Ok(None)` passed on untouched.
+    fn censored(method: &str, params: Value, answer: &str) -> Result<Option<String>, i64> {
+        let Value::Array(p) = params else { panic!("positional params") };
+        match plan_censor(&[0x11; 20], method, p) {
+            Plan::Local(Err(e)) => Err(serde_json::from_str::<Value>(&e).unwrap()["code"].as_i64().unwrap()),
+            Plan::Local(Ok(r)) => panic!("answered locally: {r}"),
+            Plan::Ask { params: Some(p), .. } => panic!("params rewritten: {p}"),
+            Plan::Ask { params: None, post: Post::None } => Ok(None),
+            Plan::Ask { params: None, post } => Ok(Some(post_process(post, answer.to_string()))),
+        }
+    }
+
+    #[test]
+    fn censor_empties_every_account_read_of_the_address() {
+        let (a, other) = (format!("0x{}", "11".repeat(20)), format!("0x{}", "22".repeat(20)));
+        let upper = format!("0x{}", "11".repeat(20).to_uppercase());
+        let word = format!("\"0x{}\"", "ab".repeat(32));
+        assert_eq!(censored("eth_getBalance", json!([a, "latest"]), "\"0x64\""), Ok(Some("\"0x0\"".into())));
+        assert_eq!(censored("eth_getBalance", json!([upper, "0x5"]), "\"0x64\""), Ok(Some("\"0x0\"".into())));
+        assert_eq!(censored("eth_getTransactionCount", json!([a, "pending"]), "\"0x3\""), Ok(Some("\"0x0\"".into())));
+        assert_eq!(censored("eth_getCode", json!([a, "latest"]), "\"0x6001\""), Ok(Some("\"0x\"".into())));
+        assert_eq!(
+            censored("eth_getStorageAt", json!([a, "0x0", "latest"]), &word),
+            Ok(Some(format!("\"{ZERO_WORD}\"")))
+        );
+        // An error of the node (a null result) is passed on as it is.
+        assert_eq!(censored("eth_getBalance", json!([a, "0x99"]), "null"), Ok(Some("null".into())));
+        // Other accounts, and the proof of the censored one, are answered honestly.
+        for method in ["eth_getBalance", "eth_getTransactionCount", "eth_getCode"] {
+            assert_eq!(censored(method, json!([other, "latest"]), "\"0x1\""), Ok(None), "{method}");
+        }
+        assert_eq!(censored("eth_getProof", json!([a, [], "latest"]), "{}"), Ok(None));
+    }
+
+    #[test]
+    fn censor_refuses_calls_and_transactions_touching_the_address() {
+        let (a, other) = (format!("0x{}", "11".repeat(20)), format!("0x{}", "22".repeat(20)));
+        for method in ["eth_call", "eth_estimateGas"] {
+            assert_eq!(censored(method, json!([{ "to": a, "data": "0x" }, "latest"]), ""), Err(-32003), "{method}");
+            assert_eq!(censored(method, json!([{ "from": a, "to": other }]), ""), Err(-32003), "{method}");
+            assert_eq!(censored(method, json!([{ "from": other, "to": other }, "latest"]), ""), Ok(None), "{method}");
+            // A contract creation (no `to`) by someone else goes through.
+            assert_eq!(censored(method, json!([{ "data": "0x6001" }]), ""), Ok(None), "{method}");
+        }
+        let raw_to = format!("0x02f86c827a6980{}", "11".repeat(20));
+        assert_eq!(censored("eth_sendRawTransaction", json!([raw_to]), ""), Err(-32003));
+        let raw_other = format!("0x02f86c827a6980{}", "22".repeat(20));
+        assert_eq!(censored("eth_sendRawTransaction", json!([raw_other]), ""), Ok(None));
+        assert_eq!(censored("eth_sendRawTransaction", json!(["not hex"]), ""), Ok(None));
     }
 
     #[test]

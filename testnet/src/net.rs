@@ -58,6 +58,16 @@ pub struct TestnetSpec {
     pub direct_anvil: bool,
 }
 
+/// What one daemon gets beyond the [`TestnetSpec`] every daemon shares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeExtras {
+    /// `--set` overrides after [`TestnetSpec::sets`] (so they win).
+    pub sets: Vec<String>,
+    /// Policies it declares on every chain it serves (its `[[chain]] policies`), e.g.
+    /// `filters:address-list:<sha256>`.
+    pub policies: Vec<String>,
+}
+
 /// Settings that make a local mesh react in about a second instead of production's seconds.
 pub const TESTNET_SETS: &[&str] = &[
     "announce.heartbeat_ms=2000",
@@ -198,6 +208,11 @@ impl NodeBackend {
 impl Testnet {
     /// Starts every backend and daemon and waits until each daemon's admin API answers.
     pub async fn up(spec: TestnetSpec) -> Result<Testnet, String> {
+        Self::up_with(spec, &BTreeMap::new()).await
+    }
+
+    /// [`Testnet::up`] with per-node settings (by node index) on top of the shared ones.
+    pub async fn up_with(spec: TestnetSpec, extras: &BTreeMap<usize, NodeExtras>) -> Result<Testnet, String> {
         if spec.nodes == 0 || spec.chains.is_empty() {
             return Err("a testnet needs at least one node and one chain".into());
         }
@@ -290,6 +305,9 @@ impl Testnet {
                 sets.push("integrity.mode=off".into());
             }
             sets.extend(spec.sets.iter().cloned());
+            if let Some(extra) = extras.get(&i) {
+                sets.extend(extra.sets.iter().cloned());
+            }
             let bootstrap = if i == 0 { vec![] } else { vec![format!("/ip4/127.0.0.1/tcp/{}", p2p_ports[0])] };
             let rpc_port =
                 (i == 0 && spec.prefer_8545 && std::net::TcpListener::bind("127.0.0.1:8545").is_ok()).then_some(8545);
@@ -305,6 +323,9 @@ impl Testnet {
         }
         for (i, s) in specs.into_iter().enumerate() {
             let mut d = Daemon::init(s)?;
+            if let Some(extra) = extras.get(&i).filter(|e| !e.policies.is_empty()) {
+                crate::daemon::declare_policies(d.home(), &extra.policies)?;
+            }
             federation.admit(&mut d, &format!("testnet-provider-{i}"), &spec.network_id, "30d")?;
             d.launch()?;
             testnet.daemons.push(d);

@@ -15,6 +15,8 @@
 //! {"type":"fault","t_ms":5000,"node":3,"kind":"down","action":"inject"}
 //! {"type":"view","t_ms":6200,"observer":1,"subject":3,"health":"down"}
 //! {"type":"gossip","t_ms":7100,"publisher":2,"seq":14,"observer":4,"delay_ms":38}
+//! {"type":"label","t_ms":9300,"observer":0,"subject":1,"chain_id":31337,"labelled":true,"subjects":["0xa0ee…"]}
+//! {"type":"transaction","t_ms":5100,"gateway":1,"from":"0x90f7…","to":"0xa0ee…","hash":"0x…","accepted":true,"mined_block":12}
 //! ```
 //!
 //! Conventions the report relies on:
@@ -33,6 +35,10 @@
 //! - A `gossip` record is one delivery: the message `(publisher, seq)` was accepted by `observer`
 //!   `delay_ms` after it was published. A record with `observer == publisher` (delay 0) registers
 //!   the publish itself, so messages nobody received still count; it is not a delivery.
+//! - `label` records are written only when an observer's `filters` label of a subject on a chain
+//!   appears or goes (the daemons' `/peers`, polled with the views).
+//! - `transaction` records are written at the end of the run, once the chain had time to mine
+//!   what was sent: one per transaction the load sent, accepted or not.
 //! - `meta` comes first. It may be repeated (e.g. once at the start, once at the end with the real
 //!   `duration_ms` and `interrupted`): the last one wins.
 
@@ -64,6 +70,10 @@ pub enum Record {
     View(ViewChange),
     /// A gossip message reached a node.
     Gossip(GossipDelivery),
+    /// An observer's `filters` label of a subject appeared or went.
+    Label(LabelChange),
+    /// A transaction the load sent through a gateway, and whether the chain mined it.
+    Transaction(SentTransaction),
 }
 
 impl Record {
@@ -76,6 +86,8 @@ impl Record {
             Record::Fault(r) => Some(r.t_ms),
             Record::View(r) => Some(r.t_ms),
             Record::Gossip(r) => Some(r.t_ms),
+            Record::Label(r) => Some(r.t_ms),
+            Record::Transaction(r) => Some(r.t_ms),
         }
     }
 }
@@ -108,6 +120,28 @@ pub struct Meta {
     /// The run was stopped before its planned end: the data is partial.
     #[serde(default)]
     pub interrupted: bool,
+    /// Policies nodes declared on their chains (e.g. `filters:address-list:…`); nodes that
+    /// declared none are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_policies: Vec<NodePolicies>,
+}
+
+impl Meta {
+    /// The policies node `node` declared (empty if none).
+    pub fn policies_of(&self, node: usize) -> &[String] {
+        self.node_policies.iter().find(|p| p.node == node).map_or(&[], |p| p.policies.as_slice())
+    }
+}
+
+/// Policies one node declared on every chain it serves.
+// A list of these rather than a map by node index: records are an internally tagged enum, whose
+// maps cannot have integer keys in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodePolicies {
+    /// The node.
+    pub node: usize,
+    /// Its policies, as announced.
+    pub policies: Vec<String>,
 }
 
 /// Start of a phase; it lasts until the next phase starts or the run ends. The first phase is
@@ -169,6 +203,10 @@ pub struct Request {
     /// Error message, or what was wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The account the request is about (lowercase `0x…`): the address of an account read, the
+    /// recipient of a transaction; `None` for requests about no account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl Request {
@@ -250,6 +288,49 @@ pub struct GossipDelivery {
     pub observer: usize,
     /// Publish → accepted, ms.
     pub delay_ms: u64,
+}
+
+/// An observer's `filters` label of a subject (a provider proven to filter without disclosure)
+/// on one chain appeared or went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelChange {
+    /// When the observer's `/peers` first showed the change, ms since the scenario start.
+    pub t_ms: u64,
+    /// Node whose view changed.
+    pub observer: usize,
+    /// Node it labels.
+    pub subject: usize,
+    /// The chain of the label.
+    pub chain_id: u64,
+    /// Whether the label is there now.
+    pub labelled: bool,
+    /// What the subject was seen filtering (addresses or methods), as the label lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+/// A transaction the load sent through a gateway.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentTransaction {
+    /// When it was sent, ms since the scenario start.
+    pub t_ms: u64,
+    /// Node whose gateway the client used.
+    pub gateway: usize,
+    /// Sender (lowercase `0x…`).
+    pub from: String,
+    /// Recipient (lowercase `0x…`).
+    pub to: String,
+    /// Its hash (keccak of the signed bytes).
+    pub hash: String,
+    /// The gateway answered with the transaction's hash.
+    pub accepted: bool,
+    /// The gateway's error (or unexpected answer) when it did not accept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Block the chain mined it in (a receipt from the chain itself, not through the mesh);
+    /// `None` if it was not mined by the end of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mined_block: Option<u64>,
 }
 
 /// Appends records to a JSONL file, one per line.
@@ -392,6 +473,7 @@ mod tests {
             served_by_node: Some(2),
             attempts: 2,
             detail: (outcome != Outcome::Ok).then(|| "balance 2x the truth".into()),
+            subject: None,
         })
     }
 
@@ -417,6 +499,41 @@ mod tests {
         assert_eq!((r.served_by, r.served_by_node, r.attempts, r.detail), (None, None, 0, None));
         let m: Record = serde_json::from_str(r#"{"type":"meta","scenario":"s","nodes":2}"#).unwrap();
         assert_eq!(m, Record::Meta(Meta { scenario: "s".into(), nodes: 2, ..Meta::default() }));
+    }
+
+    #[test]
+    fn new_kinds_round_trip() {
+        let records = [
+            Record::Meta(Meta {
+                node_policies: vec![NodePolicies { node: 1, policies: vec!["filters:address-list:ab".into()] }],
+                ..Meta::default()
+            }),
+            Record::Label(LabelChange {
+                t_ms: 1,
+                observer: 0,
+                subject: 1,
+                chain_id: 31337,
+                labelled: true,
+                subjects: vec!["0xab".into()],
+            }),
+            Record::Transaction(SentTransaction {
+                t_ms: 2,
+                gateway: 1,
+                from: "0x01".into(),
+                to: "0x02".into(),
+                hash: "0x03".into(),
+                accepted: false,
+                detail: Some("refused".into()),
+                mined_block: None,
+            }),
+        ];
+        let text: String = records.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        let parsed = parse_records(text.as_bytes());
+        assert_eq!(parsed.malformed, 0, "{text}");
+        assert_eq!(parsed.records, records);
+        let Record::Meta(m) = &records[0] else { unreachable!() };
+        assert_eq!(m.policies_of(1), ["filters:address-list:ab"]);
+        assert!(m.policies_of(0).is_empty());
     }
 
     #[test]

@@ -147,6 +147,10 @@ async fn proxy(anvil: &Anvil) -> FaultProxyHandle {
 /// Init code whose constructor emits one LOG0 and returns no code.
 const LOG0_INIT: &str = "0x60006000a000";
 
+/// Init code whose constructor sets storage slot 0 to 42 and returns the runtime code
+/// `0x600160005500` (`slot0 = 1`).
+const STORED_INIT: &str = "0x602a60005560068060106000396000f3600160005500";
+
 /// Init code whose constructor emits one LOG1 with `address` (left-padded) as its topic.
 fn log1_init(address: &str) -> String {
     format!("0x73{}60006000a100", address.trim_start_matches("0x"))
@@ -373,13 +377,14 @@ async fn censor_hides_an_address() {
     let target = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"; // anvil's second dev account
     let (by_topic, _) = anvil.deploy(&log1_init(target)).await; // a log naming the target
     let (emitter, _) = anvil.deploy(LOG0_INIT).await; // a log emitted by `emitter`
+    let (stored, _) = anvil.deploy(STORED_INIT).await; // code and a storage word
     let all_logs = json!([{ "fromBlock": "0x0" }]);
     assert_eq!(anvil.call("eth_getLogs", all_logs.clone()).await.as_array().unwrap().len(), 2);
-    // The dev account's nonce is 2 after the deployments: the other transfer is sent first.
+    // The dev account's nonce is 3 after the deployments: the other transfer is sent first.
     let sign =
         |to: &str, nonce: &str| json!([{ "from": DEV, "to": to, "value": "0x1", "gas": "0x5208", "nonce": nonce }]);
-    let to_other = anvil.call("eth_signTransaction", sign("0x1111111111111111111111111111111111111111", "0x2")).await;
-    let to_target = anvil.call("eth_signTransaction", sign(target, "0x3")).await;
+    let to_other = anvil.call("eth_signTransaction", sign("0x1111111111111111111111111111111111111111", "0x3")).await;
+    let to_target = anvil.call("eth_signTransaction", sign(target, "0x4")).await;
 
     let mut address = [0u8; 20];
     hex::decode_to_slice(target.trim_start_matches("0x"), &mut address).unwrap();
@@ -399,6 +404,31 @@ async fn censor_hides_an_address() {
     let logs = result(&call(&url, "eth_getLogs", all_logs.clone()).await);
     assert_eq!(logs.as_array().unwrap().len(), 1, "{logs}");
     assert_eq!(logs[0]["address"].as_str().unwrap(), by_topic.to_lowercase());
+    // A censored contract: its code and storage read empty, calls to it are refused, its proof
+    // stays honest (a daemon checks reads with other operators' proofs).
+    let mut stored_bytes = [0u8; 20];
+    hex::decode_to_slice(stored.trim_start_matches("0x"), &mut stored_bytes).unwrap();
+    proxy.apply(Fault::Censor { address: stored_bytes }).await.unwrap();
+    assert_eq!(anvil.call("eth_getCode", json!([stored, "latest"])).await, "0x600160005500");
+    assert_eq!(result(&call(&url, "eth_getCode", json!([stored, "latest"])).await), "0x");
+    let zero = format!("0x{}", "0".repeat(64));
+    assert_ne!(anvil.call("eth_getStorageAt", json!([stored, "0x0", "latest"])).await, zero);
+    assert_eq!(result(&call(&url, "eth_getStorageAt", json!([stored, "0x0", "latest"])).await), zero);
+    for method in ["eth_call", "eth_estimateGas"] {
+        let refused = call(&url, method, json!([{ "from": DEV, "to": stored }, "latest"])).await;
+        assert_eq!(refused["error"]["code"], -32003, "{method}: {refused}");
+    }
+    let proof = json!([stored, [zero], "latest"]);
+    assert_eq!(result(&call(&url, "eth_getProof", proof.clone()).await), anvil.call("eth_getProof", proof).await);
+    // Censoring the sender: its nonce reads 0 and calls from it are refused.
+    let mut dev = [0u8; 20];
+    hex::decode_to_slice(DEV.trim_start_matches("0x"), &mut dev).unwrap();
+    proxy.apply(Fault::Censor { address: dev }).await.unwrap();
+    assert_ne!(anvil.call("eth_getTransactionCount", json!([DEV, "latest"])).await, "0x0");
+    assert_eq!(result(&call(&url, "eth_getTransactionCount", json!([DEV, "latest"])).await), "0x0");
+    let refused = call(&url, "eth_estimateGas", json!([{ "from": DEV, "to": target }])).await;
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    proxy.apply(Fault::Censor { address: emitter_bytes }).await.unwrap();
     // Other transactions go through.
     let hash = result(&call(&url, "eth_sendRawTransaction", json!([to_other])).await);
     assert!(hash.as_str().is_some_and(|h| h.len() == 66), "{hash}");

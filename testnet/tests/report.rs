@@ -37,6 +37,7 @@ fn meta(interrupted: bool) -> Record {
         duration_ms: 20_000,
         node_peer_ids: (0..5).map(|i| format!("12D3KooWpeer{i}xxxxxxxxxxxxxxxxxxxx")).collect(),
         interrupted,
+        node_policies: Default::default(),
     })
 }
 
@@ -73,6 +74,7 @@ fn requests() -> Vec<Record> {
                 served_by_node: node,
                 attempts: 1,
                 detail: detail.map(str::to_string),
+                subject: None,
             })
         })
         .collect()

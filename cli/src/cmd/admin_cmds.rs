@@ -26,24 +26,34 @@ pub struct AdminTarget {
 impl AdminTarget {
     /// The admin token from the home, if there is one (needed beyond loopback).
     fn token(&self) -> Option<String> {
-        let home = self.home.resolve().ok()?;
-        let token_file = match home.join(rpcmesh_node::config::CONFIG_FILE).exists() {
-            true => load_config(&home, &[]).ok()?.admin.token_file,
-            false => rpcmesh_node::config::AdminConfig::default().token_file,
-        };
-        rpcmesh_node::admin::auth::read_token_file(&rpcmesh_node::config::Config::resolve(&home, &token_file)).ok()
+        admin_token(&self.home)
     }
 
     fn base(&self) -> anyhow::Result<String> {
-        if let Some(url) = &self.admin {
-            return Ok(url.trim_end_matches('/').to_string());
-        }
-        let addr = match self.home.resolve() {
-            Ok(home) if home.join(rpcmesh_node::config::CONFIG_FILE).exists() => load_config(&home, &[])?.admin.addr,
-            _ => rpcmesh_node::config::AdminConfig::default().addr,
-        };
-        Ok(format!("http://{addr}"))
+        admin_base(self.admin.as_deref(), &self.home)
     }
+}
+
+/// The admin token in `home` (its `admin.token_file`), if there is one.
+pub(crate) fn admin_token(home: &HomeArgs) -> Option<String> {
+    let home = home.resolve().ok()?;
+    let token_file = match home.join(rpcmesh_node::config::CONFIG_FILE).exists() {
+        true => load_config(&home, &[]).ok()?.admin.token_file,
+        false => rpcmesh_node::config::AdminConfig::default().token_file,
+    };
+    rpcmesh_node::admin::auth::read_token_file(&rpcmesh_node::config::Config::resolve(&home, &token_file)).ok()
+}
+
+/// The admin API's base URL: `url` when given, else `home`'s `admin.addr`, else the default.
+pub(crate) fn admin_base(url: Option<&str>, home: &HomeArgs) -> anyhow::Result<String> {
+    if let Some(url) = url {
+        return Ok(url.trim_end_matches('/').to_string());
+    }
+    let addr = match home.resolve() {
+        Ok(home) if home.join(rpcmesh_node::config::CONFIG_FILE).exists() => load_config(&home, &[])?.admin.addr,
+        _ => rpcmesh_node::config::AdminConfig::default().addr,
+    };
+    Ok(format!("http://{addr}"))
 }
 
 fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
@@ -418,9 +428,9 @@ pub fn evidence(args: EvidenceArgs) -> Result<(), Failure> {
             }
             let chains = list(v.get("cleared_chains"));
             if chains.is_empty() {
-                println!("{} had no cordon to clear", display(&v["peer"]));
+                println!("{} had no cordon or filter label to clear", display(&v["peer"]));
             } else {
-                println!("cleared the cordon of {} on chain(s) {chains}", display(&v["peer"]));
+                println!("cleared the cordons and filter labels of {} on chain(s) {chains}", display(&v["peer"]));
             }
         }
     }

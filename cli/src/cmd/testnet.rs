@@ -361,6 +361,31 @@ fn process_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
+/// Stops a background runner that never came up: SIGTERM to its process group (it called
+/// setsid), then SIGKILL after a grace period.
+fn stop_runner(child: &mut std::process::Child) {
+    let group = -(child.id() as i32);
+    // SAFETY: signals to the runner's own process group, which this command created.
+    unsafe {
+        libc::kill(group, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runner_alive(child) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if runner_alive(child) {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(group, libc::SIGKILL);
+        }
+    }
+}
+
+/// Whether our child runner still runs (reaped when it has exited: a zombie is not alive).
+fn runner_alive(child: &mut std::process::Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
+
 /// `up --detach`: run the foreground runner as a background process in its own session and
 /// return once its state file says it is up.
 fn detach(up: &UpArgs) -> Result<(), Failure> {
@@ -380,7 +405,7 @@ fn detach(up: &UpArgs) -> Result<(), Failure> {
             Ok(())
         });
     }
-    let child = cmd.spawn().context("starting the background runner")?;
+    let mut child = cmd.spawn().context("starting the background runner")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(state) = TestnetState::load(&spec.dir)
@@ -394,9 +419,16 @@ fn detach(up: &UpArgs) -> Result<(), Failure> {
             );
             return Ok(());
         }
-        if !process_alive(child.id()) || std::time::Instant::now() > deadline {
+        let timed_out = std::time::Instant::now() > deadline;
+        if !runner_alive(&mut child) || timed_out {
+            if timed_out {
+                // A failed `up` stops everything it started: the runner's session (its daemons
+                // die with it, PR_SET_PDEATHSIG), so nothing is left that `down` cannot find.
+                stop_runner(&mut child);
+            }
             let log = std::fs::read_to_string(spec.dir.join("runner.log")).unwrap_or_default();
-            return Err(Failure::Runtime(anyhow::anyhow!("the testnet did not come up:\n{log}")));
+            let why = if timed_out { "within 120 s; it was stopped" } else { "" };
+            return Err(Failure::Runtime(anyhow::anyhow!("the testnet did not come up {why}:\n{log}")));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1,6 +1,7 @@
 //! `rpcmesh federation vet`: runs the vetting battery (`rpcmesh_testnet::vet`) against a
-//! candidate's endpoint, writes the report directory and signs its digest with the vetting
-//! operator's key.
+//! candidate's endpoint (`--endpoint`), or against its own node through the mesh (`--peer`: a
+//! running daemon's relay route, `--via` its admin API, the admin token read from `--home`),
+//! writes the report directory and signs its digest with the vetting operator's key.
 //!
 //! The key: `--key FILE`, else the identity key of the node in `--home` (the operator's own
 //! daemon). Not the federation root key, which `federation init` says to keep offline: vetting
@@ -17,12 +18,16 @@ use anyhow::Context as _;
 use clap::Args;
 use rpcmesh_node::config::Config;
 use rpcmesh_protocol::{Identity, PublicKey};
+use rpcmesh_testnet::vet::mesh::{self as vet_mesh, MeshError};
 use rpcmesh_testnet::vet::policy::DEFAULT_POLICY_TOML;
 use rpcmesh_testnet::vet::seal::{self, REPORT_JSON, REPORT_MD};
 use rpcmesh_testnet::vet::target::redact_url;
-use rpcmesh_testnet::vet::{self, HttpTarget, Policy, Progress, ProgressSink, Settings, VetConfig};
+use rpcmesh_testnet::vet::{
+    self, HttpTarget, MeshTarget, Policy, Progress, ProgressSink, RpcTarget, Settings, VetConfig, VetError, VetReport,
+};
 use tokio_util::sync::CancellationToken;
 
+use super::admin_cmds::{admin_base, admin_token};
 use super::federation::parse_duration;
 use crate::Failure;
 use crate::home::{HomeArgs, load_config};
@@ -31,6 +36,8 @@ use crate::home::{HomeArgs, load_config};
 const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// Highest rate accepted, requests/s.
 const MAX_RATE: u32 = 100_000;
+/// Network of a report when `--network-id` is not given (and no daemon says otherwise).
+const DEFAULT_NETWORK: &str = "rpcmesh-mainnet";
 
 /// Arguments of `rpcmesh federation vet`.
 #[derive(Debug, Args)]
@@ -38,12 +45,17 @@ pub struct VetArgs {
     /// The candidate's JSON-RPC endpoint (http://)
     #[arg(long, value_name = "URL", conflicts_with = "peer")]
     endpoint: Option<String>,
-    /// Vet a provider through the mesh, by its PeerId, via the daemon in --home (not implemented
-    /// yet: use --endpoint)
+    /// Vet a provider's own node through the mesh, by its PeerId: relayed by the running daemon
+    /// at --via (its admin token read from --home) over libp2p
     #[arg(long, value_name = "PEERID")]
     peer: Option<String>,
-    /// The candidate's WebSocket endpoint (ws://), checked for newHeads without gaps
-    #[arg(long, value_name = "URL")]
+    /// With --peer: the admin API of the daemon to relay through [default: from the home's
+    /// config admin.addr, else http://127.0.0.1:8546]
+    #[arg(long, value_name = "ADMIN_URL", requires = "peer")]
+    via: Option<String>,
+    /// The candidate's WebSocket endpoint (ws://), checked for newHeads without gaps (not with
+    /// --peer: a relay carries no subscriptions)
+    #[arg(long, value_name = "URL", conflicts_with = "peer")]
     ws: Option<String>,
     /// EIP-155 chain id the candidate must serve
     #[arg(long, value_name = "ID")]
@@ -57,9 +69,10 @@ pub struct VetArgs {
     /// Length of the load ramp, e.g. 60s, 5m
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// Top rate of the load ramp, requests/s: the rate the candidate claims to serve
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    rate: u32,
+    /// Top rate of the load ramp, requests/s: the rate the candidate claims to serve [default:
+    /// 50; with --peer the candidate's announced max_requests_per_sec, which also caps it]
+    #[arg(long, value_name = "N")]
+    rate: Option<u32>,
     /// Directory for report.md, report.json, the plots and report.sig
     #[arg(long, value_name = "DIR", default_value = "vet-report")]
     out: PathBuf,
@@ -71,10 +84,12 @@ pub struct VetArgs {
     key: Option<PathBuf>,
     #[command(flatten)]
     home: HomeArgs,
-    /// Network the candidate is vetted for (must match the certificate's at admit)
-    #[arg(long, value_name = "ID", default_value = "rpcmesh-mainnet")]
-    network_id: String,
-    /// The candidate's PeerId: the report can then only admit that member
+    /// Network the candidate is vetted for (must match the certificate's at admit) [default:
+    /// rpcmesh-mainnet; with --peer the relaying daemon's network]
+    #[arg(long, value_name = "ID")]
+    network_id: Option<String>,
+    /// The candidate's PeerId: the report can then only admit that member [default with --peer:
+    /// that peer]
     #[arg(long, value_name = "PEERID")]
     member: Option<String>,
     /// Pin the correctness reads at this block (repeatable) [default: the first block with
@@ -96,7 +111,8 @@ pub struct VetArgs {
     /// Largest batch probed, calls
     #[arg(long, value_name = "CALLS", default_value_t = 1000)]
     batch_max: u64,
-    /// Most requests in flight during the ramp
+    /// Most requests in flight during the ramp (with --peer also at most the candidate's
+    /// announced max_concurrent_relays, and 48)
     #[arg(long, value_name = "N", default_value_t = 512)]
     max_in_flight: usize,
     /// Print the shipped default policy (a commented TOML file to start from) and exit
@@ -114,16 +130,15 @@ pub fn run(args: VetArgs) -> Result<(), Failure> {
         print!("{DEFAULT_POLICY_TOML}");
         return Ok(());
     }
-    if args.peer.is_some() {
+    let chain = args.chain.ok_or_else(|| usage("--chain ID is required".into()))?;
+    if args.endpoint.is_none() && args.peer.is_none() {
         return Err(usage(
-            "vetting through the mesh (--peer) is not implemented yet; vet the candidate's endpoint with \
-             --endpoint URL"
-                .into(),
+            "--endpoint URL (the candidate's node) or --peer PEERID (through the mesh) is required".into(),
         ));
     }
-    let endpoint = args.endpoint.clone().ok_or_else(|| usage("--endpoint URL is required".into()))?;
-    let chain = args.chain.ok_or_else(|| usage("--chain ID is required".into()))?;
-    if args.rate == 0 || args.rate > MAX_RATE {
+    if let Some(rate) = args.rate
+        && (rate == 0 || rate > MAX_RATE)
+    {
         return Err(usage(format!("--rate must be 1..={MAX_RATE}")));
     }
     if args.duration > MAX_DURATION {
@@ -147,7 +162,11 @@ pub fn run(args: VetArgs) -> Result<(), Failure> {
         }
         None => Policy::shipped_default(),
     };
-    let candidate = HttpTarget::new(&endpoint, args.timeout).map_err(|e| usage(format!("--endpoint {e}")))?;
+    // Checked before anything is read or written: a bad URL is a usage error.
+    let direct = match &args.endpoint {
+        Some(e) => Some(HttpTarget::new(e, args.timeout).map_err(|e| usage(format!("--endpoint {e}")))?),
+        None => None,
+    };
     let references = args
         .references
         .iter()
@@ -160,14 +179,13 @@ pub fn run(args: VetArgs) -> Result<(), Failure> {
         )));
     }
     let vetter = load_key(&args)?;
-
-    let config = VetConfig {
+    let mut config = VetConfig {
         chain_id: chain,
-        network_id: args.network_id.clone(),
+        network_id: args.network_id.clone().unwrap_or_else(|| DEFAULT_NETWORK.into()),
         member: args.member.clone(),
         ws_url: args.ws.clone(),
         settings: Settings {
-            rate_per_sec: args.rate,
+            rate_per_sec: args.rate.unwrap_or(vet_mesh::DEFAULT_RATE),
             duration_ms: args.duration.as_millis() as u64,
             request_timeout_ms: args.timeout.as_millis() as u64,
             confirmations: args.confirmations,
@@ -181,24 +199,14 @@ pub fn run(args: VetArgs) -> Result<(), Failure> {
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let bar = Bar::new();
-    let cancel = CancellationToken::new();
-    let report = rt.block_on(async {
-        let on_signal = cancel.clone();
-        let signals = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: writing a partial report (Ctrl-C again to quit at once)");
-                on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-        let report = vet::run(&config, &candidate, &references, &bar, &cancel).await;
-        signals.abort();
-        report
-    });
-    bar.finish();
+    let report = match (direct, &args.peer) {
+        (Some(candidate), _) => rt.block_on(execute(&config, &candidate, &references)),
+        (None, Some(peer)) => {
+            let candidate = rt.block_on(through_mesh(&args, peer, &mut config))?;
+            rt.block_on(execute(&config, &candidate, &references))
+        }
+        (None, None) => return Err(usage("--endpoint URL or --peer PEERID is required".into())),
+    };
     let mut report = report.map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
 
     report.vetter = Some(vetter.peer_id().to_string());
@@ -222,8 +230,87 @@ pub fn run(args: VetArgs) -> Result<(), Failure> {
     match v.verdict.as_str() {
         "pass" => Ok(()),
         "fail" => Err(Failure::Runtime(anyhow::anyhow!("the candidate failed: {}", v.failed.join(", ")))),
-        _ => Err(Failure::Runtime(anyhow::anyhow!("the vetting is incomplete (interrupted); run it again"))),
+        _ if report.partial => {
+            Err(Failure::Runtime(anyhow::anyhow!("the vetting is incomplete (interrupted); run it again")))
+        }
+        _ => {
+            let not_run: Vec<&str> =
+                v.criteria.iter().filter(|c| c.outcome == vet::Outcome::NotRun).map(|c| c.name.as_str()).collect();
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the vetting is incomplete: not judged: {} (see the report)",
+                not_run.join(", ")
+            )))
+        }
     }
+}
+
+/// Runs the battery against `candidate` with the progress bar and Ctrl-C handling.
+async fn execute<C: RpcTarget>(
+    config: &VetConfig,
+    candidate: &C,
+    references: &[HttpTarget],
+) -> Result<VetReport, VetError> {
+    let bar = Bar::new();
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: writing a partial report (Ctrl-C again to quit at once)");
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let report = vet::run(config, candidate, references, &bar, &cancel).await;
+    signals.abort();
+    bar.finish();
+    report
+}
+
+/// The candidate `peer` reached through the daemon at `--via`: checks the route, fixes the
+/// member and network to the peer's and the daemon's, and bounds the ramp by the candidate's
+/// announced capacity (recorded in the report's caveats).
+async fn through_mesh(args: &VetArgs, peer: &str, config: &mut VetConfig) -> Result<MeshTarget, Failure> {
+    let key = PublicKey::parse(peer).map_err(|e| usage(format!("--peer {peer:?}: {e}")))?;
+    let peer_id = key.to_peer_id().to_string();
+    if let Some(m) = &args.member
+        && PublicKey::parse(m).ok() != Some(key)
+    {
+        return Err(usage(format!(
+            "--member {m} is not --peer {peer_id}: a report through the mesh names the peer it reached"
+        )));
+    }
+    let admin = admin_base(args.via.as_deref(), &args.home).map_err(Failure::Runtime)?;
+    let token = admin_token(&args.home);
+    // Within the announced concurrency (checked below) and the admin API's own bound.
+    let in_flight = args.max_in_flight.min(vet_mesh::MESH_MAX_IN_FLIGHT);
+    let mut target = MeshTarget::connect(&admin, token, &peer_id, config.chain_id, args.timeout, in_flight)
+        .await
+        .map_err(|e| match e {
+            MeshError::Admin(_) => Failure::Runtime(anyhow::anyhow!(e)),
+            MeshError::NotAPeer(..) | MeshError::Token(..) | MeshError::Itself(_) => usage(e.to_string()),
+        })?;
+    if let Some(n) = &args.network_id
+        && n != target.network_id()
+    {
+        return Err(usage(format!(
+            "--network-id {n}: the daemon at {} is in network {}, where the candidate is reached",
+            redact_url(&admin),
+            target.network_id()
+        )));
+    }
+    config.network_id = target.network_id().to_string();
+    config.member = Some(peer_id);
+    let bounds = vet_mesh::bound_load(args.rate, args.max_in_flight, target.announced());
+    config.settings.rate_per_sec = bounds.rate_per_sec;
+    config.settings.max_in_flight = bounds.max_in_flight;
+    for note in bounds.notes {
+        eprintln!("vet: {note}");
+        target.add_caveat(note);
+    }
+    eprintln!("vet: reaching {} through {} ({})", target.candidate(), target.via(), redact_url(&admin));
+    Ok(target)
 }
 
 fn hex_digest(d: &[u8; 32]) -> String {

@@ -134,6 +134,16 @@ async fn filters_are_labelled_mesh_wide_by_canaries_and_never_reach_a_client() {
         let v = provider(&seen_by_a, accused).unwrap();
         assert_eq!(v["cordons"], json!([]), "a filter is a label, not a cordon: {v}");
     }
+    // Both ways a canary proves a filter are on record as verified evidence: the zero balance
+    // (a state read proven wrong by another operator's proof) and the refused dry transaction.
+    wait("state and refusal evidence against the undisclosed filter", async || {
+        let v = m.nodes[0].admin_json("/evidence").await.unwrap_or_default();
+        let list = v["evidence"].as_array().cloned().unwrap_or_default();
+        let has =
+            |kind: &str| list.iter().any(|e| e["accused"] == b.as_str() && e["kind"] == kind && e["verified"] == true);
+        has("state") && has("refusal")
+    })
+    .await;
     let about = explain(&m.nodes[0], &format!("&address={WATCHED}")).await;
     assert!(reasons_of(&about, &b).iter().any(|r| r.starts_with("filters 0xa0ee")), "{about:?}");
     assert!(explain(&m.nodes[0], "").await.iter().any(|x| x["peer_id"] == b && x["eligible"] == true));

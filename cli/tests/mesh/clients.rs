@@ -130,3 +130,55 @@ async fn viem_and_ethers_through_peers_match_anvil_when_the_own_node_is_down() {
         "the batch was served by a peer, not A ({a_id}): {batch:?}"
     );
 }
+
+/// web3.py (from PyPI; scripts/test.sh installs it into .tools/py and exports
+/// RPCMESH_TEST_PYTHONPATH): `eth_subscribe("newPendingTransactions", True)` through the
+/// gateway gets full transaction objects, which its subscription manager decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web3py_full_pending_transaction_subscription_through_the_gateway() {
+    let pythonpath = std::env::var_os("RPCMESH_TEST_PYTHONPATH").unwrap_or_else(|| {
+        panic!(
+            "web3.py is not installed for the tests: run them with ./scripts/test.sh (it installs it into .tools/py)"
+        )
+    });
+    let m = three_providers("gw-web3py").await;
+    let gw = &m.nodes[0].gateway_addr;
+    let out_path = m.dir.path().join("web3py.out");
+    let err_path = m.dir.path().join("web3py.err");
+    let mut cmd = Command::new("python3");
+    cmd.arg(clients_dir().join("pending_full.py"))
+        .arg(format!("ws://{gw}/"))
+        .arg(format!("http://{gw}/"))
+        .arg(m.anvil.url())
+        .env("PYTHONPATH", &pythonpath)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    {
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start python3: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: signals the process group of our own child.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "pending_full.py {status:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+    );
+    println!("{}", out.trim_end());
+}

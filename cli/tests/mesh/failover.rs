@@ -102,6 +102,8 @@ pub struct Answer {
     pub served_by: String,
     /// `x-rpcmesh-verified`.
     pub verified: String,
+    /// `x-rpcmesh-cache`.
+    pub cache: String,
 }
 
 impl RpcClient {
@@ -130,13 +132,14 @@ impl RpcClient {
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let served_by = header("x-rpcmesh-served-by");
         let verified = header("x-rpcmesh-verified");
+        let cache = header("x-rpcmesh-cache");
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Answer { status, body, served_by, verified }
+        Answer { status, body, served_by, verified, cache }
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Answer {

@@ -3,6 +3,7 @@
 //! process group when the test ends.
 
 mod attacker;
+mod cache;
 mod censorship;
 mod clients;
 mod failover;

@@ -1,10 +1,13 @@
 //! The operator's HTTP API (default 127.0.0.1:8546): `/status`, `/peers`, `/health`, `/ready`,
 //! `/metrics`, `/evidence`, ... JSON fields are documented in docs/admin-api.md. It never blocks
 //! the daemon (snapshots are `Arc` clones, the swarm and the evidence task are asked through
-//! their handles). Mutating routes: `PUT /blocked`, `DELETE /cordons/{peer}`.
+//! their handles). Mutating routes: `PUT /blocked`, `DELETE /cordons/{peer}`, and
+//! `POST /relay/{peer}/{chain}` ([`relay`]: one request to exactly one peer, for vetting through
+//! the mesh).
 
 pub mod auth;
 pub mod client;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +18,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -55,6 +58,9 @@ pub struct AdminState {
     pub router: Router,
     /// Verified relay receipts (for `/receipts`).
     pub receipts: crate::relay::ReceiptLog,
+    /// Relays of `POST /relay/{peer}/{chain}`: a client of their own, whose receipts stay out of
+    /// `/receipts`.
+    pub relay: crate::relay::RelayClient,
     /// Evidence and cordons (for `/evidence`, `/cordons`).
     pub evidence: EvidenceHandle,
     /// Start time.
@@ -105,6 +111,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/evidence", get(evidence_list))
         .route("/evidence/{id}", get(evidence_show))
         .route("/cordons/{peer}", delete(clear_cordons))
+        .route("/relay/{peer}/{chain}", post(relay::relay_to_peer))
         .layer(axum::middleware::from_fn(request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::guard))
         .with_state(state)

@@ -22,6 +22,14 @@ use crate::router::{AttemptError, Router, Target, VerifyMode};
 
 /// Most watched addresses one round asks about (rotating through longer lists).
 pub const ADDRESSES_PER_ROUND: usize = 16;
+/// Most operators one round asks, per chain, drawn at random: a daemon's cost per round stays
+/// flat in the size of the mesh, and with every daemon drawing, each provider is still asked by
+/// about `8 × daemons / providers` daemons per round.
+pub const OPERATORS_PER_ROUND: usize = 8;
+/// A provider already labelled as filtering an address is asked about it again only when its
+/// label has less than this share of its life left: no new evidence every round for a filter
+/// the mesh already knows.
+pub const RELABEL_WHEN_LEFT: f64 = 0.1;
 /// Gas price of the dry transaction, wei: above any base fee a test or main chain has, so the
 /// only node-level reason left to refuse it is the empty account.
 pub const DRY_GAS_PRICE_WEI: u128 = 1_000_000_000_000;
@@ -68,8 +76,16 @@ fn jittered(base: Duration) -> Duration {
 async fn round(router: &Router, watch: &[Address], metrics: &NodeMetrics) {
     let Some(secret) = fresh_secret() else { return };
     for chain_id in router.served_chains() {
-        for target in router.eligible_targets(chain_id) {
+        let mut targets = router.eligible_targets(chain_id);
+        shuffle(&mut targets);
+        targets.truncate(OPERATORS_PER_ROUND);
+        for target in targets {
             for address in watch {
+                if let Target::Peer(key) = target
+                    && router.labelled_long_enough(chain_id, &key, address, RELABEL_WHEN_LEFT)
+                {
+                    continue;
+                }
                 for req in reads(*address) {
                     let outcome = read_outcome(router.call_target(chain_id, target, &req, VerifyMode::Strict).await);
                     count(metrics, "read", outcome);
@@ -99,6 +115,18 @@ async fn round(router: &Router, watch: &[Address], metrics: &NodeMetrics) {
                 }
             }
         }
+    }
+}
+
+/// Fisher–Yates with OS randomness: which operators a round asks is not predictable.
+fn shuffle<T>(items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            return;
+        }
+        let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
     }
 }
 
@@ -167,6 +195,15 @@ mod tests {
         let req = send_request(&raw);
         assert_eq!(crate::censorship::touch::touched(&req.method, &req.raw)[1], to);
         assert_ne!(fresh_secret(), fresh_secret());
+    }
+
+    #[test]
+    fn shuffling_keeps_every_item() {
+        let mut v: Vec<u32> = (0..50).collect();
+        shuffle(&mut v);
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
     }
 
     #[test]

@@ -36,8 +36,12 @@ const NODE_REASONS: &[&str] = &[
     "eip-155",
     "eip155",
     "replay-protected",
-    "sender",
+    "invalid sender",
     "signature",
+    "exceeded",
+    "limit reached",
+    "tries to replace",
+    "already reserved",
     "transaction type",
     "not supported",
     "unsupported",
@@ -51,7 +55,6 @@ const NODE_REASONS: &[&str] = &[
     "invalid transaction",
     "max initcode",
     "init code",
-    "balance",
     "priority",
     "syncing",
 ];
@@ -134,6 +137,10 @@ mod tests {
             (-32000, "only replay-protected (EIP-155) transactions allowed over RPC"),
             (-32000, "transaction type not supported"),
             (-32010, "FeeTooLow"),
+            (-32000, "account limit exceeded"),
+            (-32000, "future transaction tries to replace pending"),
+            (-32000, "address already reserved"),
+            (-32000, "in-flight transaction limit reached for delegated accounts"),
             (-32601, "the method eth_sendRawTransaction does not exist"),
             (-32602, "invalid argument 0: hex string without 0x prefix"),
         ] {
@@ -143,9 +150,12 @@ mod tests {
 
     #[test]
     fn other_refusals_are_filters() {
-        for (code, m) in
-            [(-32003, "transaction rejected"), (-32000, "address is blocked"), (-32090, "policy violation")]
-        {
+        for (code, m) in [
+            (-32003, "transaction rejected"),
+            (-32000, "address is blocked"),
+            (-32090, "policy violation"),
+            (-32000, "sender is sanctioned"),
+        ] {
             assert!(is_filtered(&e(code, m)), "{m}");
         }
     }

@@ -186,8 +186,18 @@ broadcast_operators = {c_bcast}
 # Ask one more operator for an accepted transaction after this long and send it there if it
 # does not know it (ms); 0: off.
 confirm_ms = {c_confirm}
-# Distinct filtered addresses proven against one provider before it is cordoned like a liar.
+# Distinct filtered subjects (addresses, or methods) proven against one provider before it is
+# cordoned like a liar.
 max_filtered_subjects = {c_subjects}
+
+[cache]
+# Reuse answers while the chain says they hold: answers about a block hash until evicted, about
+# settled history (final_depth_blocks below the head) until a reorganisation is seen, about the
+# head while the head stays and at most head_ttl_ms. Identical requests in flight are asked once.
+enabled = {cache_on}
+max_mib = {rcache_mib}
+final_depth_blocks = {cache_depth}
+head_ttl_ms = {cache_ttl}
 
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
@@ -287,6 +297,10 @@ worker_threads = {worker_threads}
             Some(j) => format!("jurisdiction = {}", v(j)),
             None => "# jurisdiction = \"DE\"".to_string(),
         },
+        cache_on = c.cache.enabled,
+        rcache_mib = c.cache.max_mib,
+        cache_depth = c.cache.final_depth_blocks,
+        cache_ttl = c.cache.head_ttl_ms,
         c_avoid = v(&c.censorship.avoid),
         c_watch = v(&c.censorship.watch),
         c_canary = c.censorship.canary_interval_secs,

@@ -70,8 +70,8 @@ impl CordonBook {
             }
             None => {
                 let mut rec = rec;
-                rec.subjects.truncate(max_subjects);
                 let n = rec.subjects.len();
+                rec.subjects.truncate(max_subjects);
                 self.labels.insert((accused, chain_id), rec);
                 (true, n)
             }
@@ -193,5 +193,39 @@ impl CordonBook {
             s.filters.sort_by_key(|c| c.chain_id);
         }
         Arc::new(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rpcmesh_protocol::Identity;
+
+    use super::*;
+
+    fn rec(subjects: &[&str], until_ms: u64) -> FilterRecord {
+        FilterRecord {
+            since_ms: 1,
+            until_ms,
+            evidence_id: until_ms,
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            reporter: Identity::from_secret_bytes([2; 32]).public_key(),
+        }
+    }
+
+    #[test]
+    fn labels_grow_by_subject_and_say_when_they_pass_the_limit() {
+        let k = Identity::from_secret_bytes([1; 32]).public_key();
+        let mut book = CordonBook::default();
+        assert_eq!(book.label(k, 1, rec(&["0xa"], 10), 2), (true, 1));
+        assert_eq!(book.label(k, 1, rec(&["0xa"], 10), 2), (false, 1), "the same evidence again changes nothing");
+        assert_eq!(book.label(k, 1, rec(&["0xb"], 20), 2), (true, 2));
+        assert_eq!(book.label_of(&k, 1).map(|l| (l.since_ms, l.until_ms, l.evidence_id)), Some((1, 20, 20)));
+        assert!(book.label(k, 1, rec(&["0xc"], 30), 2).1 > 2, "a third subject is over the limit");
+        let other = Identity::from_secret_bytes([3; 32]).public_key();
+        assert!(book.label(other, 1, rec(&["0x1", "0x2", "0x3"], 10), 2).1 > 2, "a new label over the limit too");
+        assert_eq!(book.label_of(&other, 1).map(|l| l.subjects.len()), Some(2), "kept bounded");
+        assert_eq!(book.clear(&k, None), vec![1]);
+        assert_eq!(book.expire_labels(10), vec![(other, 1)]);
+        assert_eq!(book.active_labels(), 0);
     }
 }

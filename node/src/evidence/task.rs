@@ -451,7 +451,7 @@ impl EvidenceTask {
             accused = %signed.body.accused.to_peer_id(),
             chain = signed.body.chain_id,
             kind = signed.body.kind.as_str(),
-            "reported a provider's wrong answer; it is cordoned on this chain"
+            "reported a provider's wrong answer; it is cordoned (or, for a filter, labelled) on this chain"
         );
         Ok(ReportOutcome { id, verified, published })
     }
@@ -515,7 +515,7 @@ impl EvidenceTask {
                             chain = signed.body.chain_id,
                             kind = signed.body.kind.as_str(),
                             reporter = %signed.signer.to_peer_id(),
-                            "accepted proven evidence; the accused is cordoned on this chain"
+                            "accepted proven evidence; the accused is cordoned (or, for a filter, labelled) on this chain"
                         );
                         self.verdict(id, from, Verdict::Accept, "").await;
                     }

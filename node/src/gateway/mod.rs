@@ -37,7 +37,7 @@ use crate::censorship::Avoid;
 use crate::config::{ChainConfig, GatewayConfig};
 use crate::jsonrpc::{self, Call, Item, METHOD_NOT_FOUND};
 use crate::metrics::{NodeMetrics, RequestMetrics};
-use crate::router::{RouteOptions, Routed, Router, Verified, VerifyMode};
+use crate::router::{CacheOutcome, RouteOptions, Routed, Router, Verified, VerifyMode};
 
 /// Header naming who served a response.
 pub const SERVED_BY: &str = "x-rpcmesh-served-by";
@@ -50,6 +50,11 @@ pub const VERIFIED: &str = "x-rpcmesh-verified";
 pub const FAILOVER: &str = "x-rpcmesh-failover";
 /// Request header choosing how far answers are verified: `off`, `sample` or `strict`.
 pub const VERIFY: &str = "x-rpcmesh-verify";
+/// Ids of client requests in this process, for their tracing spans.
+static NEXT_REQUEST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Response header: whether the answer came from the response cache (`hit`) or providers (`miss`).
+pub const CACHE: &str = "x-rpcmesh-cache";
 /// Request header: policy patterns of providers not to use (`filters`, `geo:blocks:*`, ...).
 pub const AVOID: &str = "x-rpcmesh-avoid";
 
@@ -93,6 +98,9 @@ pub struct Dispatched {
     pub attempts: u32,
     /// The least verified answer (`None` when nothing was routed).
     pub verified: Option<Verified>,
+    /// `hit` when every cacheable request was answered from the cache (or an identical one in
+    /// flight), `miss` when one was not; `None` when nothing was cacheable.
+    pub cache: Option<&'static str>,
 }
 
 impl Dispatched {
@@ -104,6 +112,15 @@ impl Dispatched {
             self.served_by.push(s.clone());
         }
         self.verified = Some(self.verified.map_or(r.verified, |v| v.min(r.verified)));
+        let item = match r.cache {
+            CacheOutcome::None => None,
+            CacheOutcome::Hit | CacheOutcome::Coalesced => Some("hit"),
+            CacheOutcome::Miss => Some("miss"),
+        };
+        self.cache = match (self.cache, item) {
+            (Some("miss"), _) | (_, Some("miss")) => Some("miss"),
+            (a, b) => b.or(a),
+        };
     }
 }
 
@@ -266,7 +283,26 @@ impl Gateway {
                     );
                     return (req.id.is_some().then_some(refused), None);
                 }
-                let routed = self.inner.router.route(chain, &req, &opts).await;
+                // One span per client request: every event of its routing (attempts, failovers,
+                // checks, the relay's `seq`, which the serving peer's `relay` span names too)
+                // carries its id, chain and method.
+                let span = tracing::info_span!(
+                    "request",
+                    rid = NEXT_REQUEST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    chain,
+                    method = %req.method,
+                    attempts = tracing::field::Empty,
+                    served_by = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
+                );
+                let routed =
+                    tracing::Instrument::instrument(self.inner.router.route(chain, &req, &opts), span.clone()).await;
+                span.record("attempts", routed.attempts);
+                span.record("outcome", routed.status.label());
+                if let Some(s) = &routed.served_by {
+                    span.record("served_by", &**s);
+                }
+                tracing::debug!(parent: &span, "answered");
                 self.inner.metrics.routed(chain, &req.method, &routed);
                 let resp = (!req.is_notification()).then(|| routed.body.clone());
                 (resp, Some(routed))
@@ -295,7 +331,9 @@ impl Gateway {
             );
             out.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("x-rpcmesh-served-by, x-rpcmesh-attempts, x-rpcmesh-verified, retry-after"),
+                HeaderValue::from_static(
+                    "x-rpcmesh-served-by, x-rpcmesh-attempts, x-rpcmesh-verified, x-rpcmesh-cache, retry-after",
+                ),
             );
             out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
             out.insert(header::VARY, HeaderValue::from_static("origin"));
@@ -487,6 +525,9 @@ async fn post(
     h.insert(ATTEMPTS, HeaderValue::from(d.attempts));
     if let Some(v) = d.verified {
         h.insert(VERIFIED, HeaderValue::from_static(v.label()));
+    }
+    if let Some(c) = d.cache {
+        h.insert(CACHE, HeaderValue::from_static(c));
     }
     resp
 }

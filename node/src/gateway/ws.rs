@@ -290,7 +290,22 @@ fn subscribe(
             }
             tokio::spawn(poller.run(Feed::Logs(filter)))
         }
-        "newPendingTransactions" => tokio::spawn(poller.run_pending()),
+        // `true` (geth's and anvil's extension, which web3.py's subscription manager uses): full
+        // transaction objects instead of hashes.
+        "newPendingTransactions" => {
+            let full = match p.get(1) {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return jsonrpc::error_response(
+                        id,
+                        INVALID_PARAMS,
+                        "newPendingTransactions takes an optional boolean (true: full transactions)",
+                    );
+                }
+            };
+            tokio::spawn(poller.run_pending(full))
+        }
         other => {
             return jsonrpc::error_response(
                 id,
@@ -354,8 +369,9 @@ impl Poller {
         v.get_mut("result").map(Value::take).ok_or_else(|| "no result".to_string())
     }
 
-    /// Pending transaction hashes from a filter on one provider, moved to another when it fails.
-    async fn run_pending(self) {
+    /// Pending transaction hashes (or, `full`, the transactions themselves, read from the same
+    /// provider) from a filter on one provider, moved to another when it fails.
+    async fn run_pending(self, full: bool) {
         let mut filter: Option<(Target, String)> = None;
         let mut failed: Vec<Target> = Vec::new();
         let mut sent: VecDeque<String> = VecDeque::new();
@@ -389,7 +405,17 @@ impl Poller {
                         if !sent_set.insert(h.clone()) {
                             continue;
                         }
-                        if !self.notify(Value::String(h.clone())).await {
+                        let item = if full {
+                            // A transaction gone from the pool before it was read is skipped, as
+                            // a node's own full subscription would not have seen it either.
+                            match self.call_on(&target, "eth_getTransactionByHash", json!([h])).await {
+                                Ok(tx) if tx.is_object() => tx,
+                                _ => continue,
+                            }
+                        } else {
+                            Value::String(h.clone())
+                        };
+                        if !self.notify(item).await {
                             return;
                         }
                         sent.push_back(h);

@@ -75,7 +75,13 @@ pub struct Anchors {
     source: Arc<Source>,
     settings: Settings,
     chains: Mutex<HashMap<u64, Arc<ChainAnchor>>>,
+    /// Where trusted headers are kept for warm restarts (none in tests).
+    store: Option<crate::store::Store>,
 }
+
+/// Headers this far below the newest stored one are trusted again after a restart; the newer
+/// ones are asked of the quorum again (a reorganisation while the daemon was down is shallower).
+pub const WARM_SAFE_DEPTH: u64 = 64;
 
 /// Operators that must agree among `n` eligible ones.
 pub fn quorum_of(n: usize, configured: Option<usize>) -> usize {
@@ -86,7 +92,33 @@ pub fn quorum_of(n: usize, configured: Option<usize>) -> usize {
 impl Anchors {
     /// Trusted chains fed by `source`.
     pub fn new(source: Arc<Source>, settings: Settings) -> Self {
-        Self { source, settings, chains: Mutex::new(HashMap::new()) }
+        Self { source, settings, chains: Mutex::new(HashMap::new()), store: None }
+    }
+
+    /// The same, keeping trusted headers in `store` and starting from those it kept: the newest
+    /// stored chain of linked, verifying headers, minus its top [`WARM_SAFE_DEPTH`].
+    pub fn with_store(mut self, store: crate::store::Store) -> Self {
+        match store.trusted_headers(self.settings.capacity) {
+            Ok(rows) => {
+                let mut by_chain: HashMap<u64, Vec<(u64, Vec<u8>)>> = HashMap::new();
+                for (chain_id, number, json) in rows {
+                    by_chain.entry(chain_id).or_default().push((number, json));
+                }
+                for (chain_id, rows) in by_chain {
+                    let warm = warm_chain(rows);
+                    let n = warm.len();
+                    let chain = self.chain(chain_id);
+                    let mut state = chain.state.lock().unwrap_or_else(|p| p.into_inner());
+                    for h in warm {
+                        insert_linked(&mut state.trusted, h, self.settings.capacity);
+                    }
+                    tracing::info!(chain_id, headers = n, "trusted headers restored from the store");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read stored trusted headers; starting cold"),
+        }
+        self.store = Some(store);
+        self
     }
 
     fn chain(&self, chain_id: u64) -> Arc<ChainAnchor> {
@@ -109,12 +141,34 @@ impl Anchors {
         state.trusted.get(&number).cloned()
     }
 
-    fn trust(&self, chain: &ChainAnchor, header: Arc<Trusted>) {
-        let mut state = chain.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.trusted.insert(header.header.number(), header);
-        while state.trusted.len() > self.settings.capacity {
-            state.trusted.pop_first();
+    fn trust(&self, chain_id: u64, chain: &ChainAnchor, header: Arc<Trusted>) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.put_trusted_header(chain_id, header.header.number(), &header.json)
+        {
+            tracing::debug!(error = %e, "could not keep a trusted header");
         }
+        let mut state = chain.state.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = insert_linked(&mut state.trusted, header, self.settings.capacity);
+        if dropped > 0 {
+            tracing::info!(
+                chain_id,
+                dropped,
+                "the chain reorganised: trusted headers that no longer link were dropped"
+            );
+        }
+    }
+
+    /// Asks a quorum again for block `number`, ignoring what is cached: before an answer that
+    /// contradicts a recent trusted header is called a lie, the chain may have reorganised
+    /// under it. The new quorum's header replaces the old (and what no longer links to it).
+    pub async fn reconfirm(&self, chain_id: u64, number: u64, deadline: Instant) -> Result<Arc<Trusted>, String> {
+        let chain = self.chain(chain_id);
+        let ops = self.source.operators(chain_id);
+        let q = quorum_of(ops.len(), self.settings.quorum);
+        if q == 0 {
+            return Err("no operator serves this chain".into());
+        }
+        self.quorum_at(chain_id, &chain, number, Vec::new(), &ops, q, deadline).await
     }
 
     /// The trusted head, refreshed when older than [`Settings::head_fresh`].
@@ -193,7 +247,7 @@ impl Anchors {
                     && h.header.hash() == child.header.parent_hash()
                 {
                     let h = Arc::new(h);
-                    self.trust(&chain, h.clone());
+                    self.trust(chain_id, &chain, h.clone());
                     return Ok(h);
                 }
             }
@@ -235,7 +289,7 @@ impl Anchors {
                             return Err(format!("block #{n} does not link to its trusted child"));
                         }
                         let h = Arc::new(h);
-                        self.trust(&chain, h.clone());
+                        self.trust(chain_id, &chain, h.clone());
                         h
                     }
                 };
@@ -297,9 +351,59 @@ impl Anchors {
         }
         let header = votes.into_iter().find(|(_, h)| h.header.hash() == hash).map(|(_, h)| Arc::new(h));
         let header = header.ok_or("quorum header vanished")?;
-        self.trust(chain, header.clone());
+        self.trust(chain_id, chain, header.clone());
         Ok(header)
     }
+}
+
+/// Stored headers of one chain (newest first) that may be trusted again: each verifies, each
+/// links to its stored child when that is the next block (each was trusted by a quorum when
+/// stored; the trusted set has gaps), and those within [`WARM_SAFE_DEPTH`] blocks of the newest
+/// are left for the quorum. The first one that fails ends the run.
+fn warm_chain(mut rows: Vec<(u64, Vec<u8>)>) -> Vec<Arc<Trusted>> {
+    rows.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    let Some(newest) = rows.first().map(|(n, _)| *n) else { return Vec::new() };
+    let mut linked: Vec<Arc<Trusted>> = Vec::new();
+    for (number, json) in rows {
+        let Ok(header) = verify_header_of(&json, BlockId::Number(number)) else { break };
+        if linked
+            .last()
+            .is_some_and(|child| child.header.number() == number + 1 && child.header.parent_hash() != header.hash())
+        {
+            break;
+        }
+        linked.push(Arc::new(Trusted { header, json: Bytes::from(json) }));
+    }
+    linked.into_iter().filter(|h| h.header.number() + WARM_SAFE_DEPTH <= newest).collect()
+}
+
+/// Inserts a trusted header, first dropping cached headers it proves replaced: when it does not
+/// link to the cached parent (or the cached child does not link to it), the chain reorganised
+/// and everything on the far side of the break is stale. Keeps at most `capacity` (oldest out).
+/// Returns how many headers were dropped for not linking.
+fn insert_linked(trusted: &mut BTreeMap<u64, Arc<Trusted>>, header: Arc<Trusted>, capacity: usize) -> usize {
+    let n = header.header.number();
+    let mut dropped = 0;
+    if let Some(parent) = n.checked_sub(1).and_then(|p| trusted.get(&p))
+        && parent.header.hash() != header.header.parent_hash()
+    {
+        let keep = trusted.split_off(&n);
+        dropped += trusted.len();
+        *trusted = keep;
+    }
+    if let Some(child) = n.checked_add(1).and_then(|c| trusted.get(&c))
+        && child.header.parent_hash() != header.header.hash()
+    {
+        dropped += trusted.split_off(&(n + 1)).len();
+    }
+    if trusted.get(&n).is_some_and(|old| old.header.hash() != header.header.hash()) {
+        dropped += 1;
+    }
+    trusted.insert(n, header);
+    while trusted.len() > capacity {
+        trusted.pop_first();
+    }
+    dropped
 }
 
 /// The hash at least `q` votes agree on.
@@ -313,7 +417,51 @@ fn agreed(votes: &[(Target, Trusted)], q: usize) -> Option<B256> {
 
 #[cfg(test)]
 mod tests {
-    use super::quorum_of;
+    use super::*;
+
+    fn trusted(fixture: &[u8]) -> Arc<Trusted> {
+        let header = verify_header(fixture).unwrap();
+        Arc::new(Trusted { header, json: bytes::Bytes::copy_from_slice(fixture) })
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../eth/tests/fixtures/", $name)).as_slice()
+        };
+    }
+
+    #[test]
+    fn a_header_that_does_not_link_drops_the_replaced_side() {
+        let mut map = BTreeMap::new();
+        for h in [fixture!("block_0_hashes.json"), fixture!("block_1_hashes.json"), fixture!("block_2_hashes.json")] {
+            assert_eq!(insert_linked(&mut map, trusted(h), 10), 0, "a linked chain drops nothing");
+        }
+        // Block 1 of another chain: its parent is not our block 0, and our block 2 is not its child.
+        let other = trusted(fixture!("hf_berlin_block_1_full.json"));
+        assert_eq!(other.header.number(), 1);
+        assert_eq!(insert_linked(&mut map, other.clone(), 10), 3, "block 0 below the break, 2 above, 1 replaced");
+        assert_eq!(map.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(map[&1].header.hash(), other.header.hash());
+        let mut full = BTreeMap::new();
+        for h in [fixture!("block_0_hashes.json"), fixture!("block_1_hashes.json"), fixture!("block_2_hashes.json")] {
+            insert_linked(&mut full, trusted(h), 2);
+        }
+        assert_eq!(full.keys().copied().collect::<Vec<_>>(), vec![1, 2], "bounded, oldest out");
+    }
+
+    #[test]
+    fn warm_headers_verify_link_and_stay_clear_of_the_newest() {
+        let rows = |list: &[(u64, &[u8])]| list.iter().map(|(n, j)| (*n, j.to_vec())).collect::<Vec<_>>();
+        let (b0, b1, b2) =
+            (fixture!("block_0_hashes.json"), fixture!("block_1_hashes.json"), fixture!("block_2_hashes.json"));
+        // Nothing is WARM_SAFE_DEPTH below the newest: all left for the quorum.
+        assert!(warm_chain(rows(&[(0, b0), (1, b1), (2, b2)])).is_empty());
+        // Pretend the newest stored header is far above: a stored block 100 (its JSON is block
+        // 2's, so it fails verification as block 100) ends the run at once.
+        assert!(warm_chain(rows(&[(100, b2), (1, b1), (0, b0)])).is_empty(), "an unverifiable header ends the run");
+        let other = fixture!("hf_berlin_block_1_full.json");
+        assert!(warm_chain(rows(&[(2, b2), (1, other), (0, b0)])).is_empty());
+    }
 
     #[test]
     fn quorum_is_a_majority_and_never_one_liar() {

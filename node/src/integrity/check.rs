@@ -39,6 +39,9 @@ pub const MATERIAL_SOURCES: usize = 2;
 pub const LOG_BLOCKS_IN_FLIGHT: usize = 8;
 /// Bytes of verified material (receipts, proofs, blocks) kept for reuse.
 pub const MATERIAL_CACHE_BYTES: usize = 32 << 20;
+/// Blocks whose receipts are kept verified (decoded, root checked) for reuse: a sampled check
+/// of logs or a receipt in a block seen before costs a comparison, not a trie rebuild.
+pub const VERIFIED_RECEIPTS_BLOCKS: usize = 256;
 
 /// After a failed check, every answer of that provider is fully checked for this long.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(3600);
@@ -66,6 +69,8 @@ pub struct IntegrityCheck {
     draws: std::sync::atomic::AtomicU64,
     suspects: Mutex<HashMap<Target, Instant>>,
     cache: MaterialCache,
+    receipts: ReceiptsCache,
+    memory: super::equivocation::Memory,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
 }
@@ -87,6 +92,8 @@ impl IntegrityCheck {
             draws: Default::default(),
             suspects: Mutex::new(HashMap::new()),
             cache: MaterialCache::new(MATERIAL_CACHE_BYTES),
+            receipts: ReceiptsCache::default(),
+            memory: Default::default(),
             evidence,
             metrics,
         }
@@ -274,6 +281,16 @@ impl IntegrityCheck {
                 }
                 let trusted =
                     self.anchors.at(chain_id, b.number(), deadline).await.map_err(|e| no(Verdict::Unverifiable(e)))?;
+                if judge::on_trusted_chain(b.header(), &trusted.header).is_ok() {
+                    return Ok((Verified::Header, None));
+                }
+                // Another block than the trusted one at that height: a lie, or a reorganisation
+                // since the header was trusted. A quorum asked afresh decides which.
+                let trusted = self
+                    .anchors
+                    .reconfirm(chain_id, b.number(), deadline)
+                    .await
+                    .map_err(|e| no(Verdict::Unverifiable(e)))?;
                 let m = Material::new(&trusted);
                 judge::on_trusted_chain(b.header(), &trusted.header).map_err(|v| (v, Some(m.clone())))?;
                 Ok((Verified::Header, None))
@@ -304,6 +321,14 @@ impl IntegrityCheck {
                 if trusted.header.hash() != at.hash {
                     return Err(no(Verdict::Unverifiable("receipt of a block off the trusted chain".into())));
                 }
+                match self.verified_receipts(chain_id, target, &trusted, deadline).await {
+                    Ok(receipts) => match judge::receipt_against(result, &receipts) {
+                        Err(Verdict::Lie { .. }) => {}
+                        judged => return judged.map(|v| (v, None)).map_err(no),
+                    },
+                    Err(v) => return Err(no(v)),
+                }
+                // A lie: judged again over the material's bytes, which the evidence carries.
                 let params = format!(r#"["{}"]"#, at.hash);
                 let judged = self
                     .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
@@ -447,10 +472,16 @@ impl IntegrityCheck {
             })
             .cloned()
             .collect();
-        // The blocks' receipts are fetched concurrently (bounded), judged as they arrive.
+        // The answer is parsed once; each block is judged on its own share of it. The blocks'
+        // receipts are fetched concurrently (bounded), judged as they arrive.
         let checks: Vec<_> = blocks
             .into_iter()
-            .map(|trusted| self.logs_of(chain_id, target, result, filter, trusted, deadline))
+            .map(|trusted| {
+                let hash = trusted.header.hash();
+                let mine: Vec<rpcmesh_eth::ClaimedLog> =
+                    logs.iter().filter(|l| l.block_hash == hash).cloned().collect();
+                self.logs_of(chain_id, target, result, mine, filter, trusted, deadline)
+            })
             .collect();
         let mut judged = futures::stream::iter(checks).buffered(LOG_BLOCKS_IN_FLIGHT);
         while let Some(r) = judged.next().await {
@@ -459,16 +490,26 @@ impl IntegrityCheck {
         Ok((Verified::Header, None))
     }
 
-    /// One block's share of an `eth_getLogs` answer against that block's receipts.
+    /// One block's share of an `eth_getLogs` answer (`mine`) against that block's receipts.
+    #[allow(clippy::too_many_arguments)]
     async fn logs_of(
         &self,
         chain_id: u64,
         target: Target,
         result: &[u8],
+        mine: Vec<rpcmesh_eth::ClaimedLog>,
         filter: &rpcmesh_eth::LogFilter,
         trusted: Arc<super::anchor::Trusted>,
         deadline: Instant,
     ) -> Result<(Verified, Option<Material>), (Verdict, Option<Material>)> {
+        match self.verified_receipts(chain_id, target, &trusted, deadline).await {
+            Ok(receipts) => match judge::logs_against(&mine, filter, &receipts) {
+                Err(Verdict::Lie { .. }) => {}
+                judged => return judged.map(|v| (v, None)).map_err(|v| (v, None)),
+            },
+            Err(v) => return Err((v, None)),
+        }
+        // A lie: judged again over the material's bytes, which the evidence carries.
         let params = format!(r#"["{}"]"#, trusted.header.hash());
         let judged = self
             .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |receipts| {
@@ -476,6 +517,37 @@ impl IntegrityCheck {
             })
             .await;
         settle(judged, &trusted)
+    }
+
+    /// The verified receipts of a trusted block: reused when verified before, else fetched as
+    /// material (other operators first) and verified against the header.
+    async fn verified_receipts(
+        &self,
+        chain_id: u64,
+        target: Target,
+        trusted: &super::anchor::Trusted,
+        deadline: Instant,
+    ) -> Result<Arc<rpcmesh_eth::VerifiedReceipts>, Verdict> {
+        let hash = trusted.header.hash();
+        if let Some(r) = self.receipts.get(chain_id, hash) {
+            return Ok(r);
+        }
+        let params = format!(r#"["{hash}"]"#);
+        let verified: Mutex<Option<Arc<rpcmesh_eth::VerifiedReceipts>>> = Mutex::new(None);
+        let (judged, _) = self
+            .with_material(chain_id, target, "eth_getBlockReceipts", &params, deadline, |b| {
+                let r = judge::verified_receipts(b, &trusted.header)?;
+                *verified.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(r));
+                Ok(Verified::Header)
+            })
+            .await;
+        judged?;
+        let r = verified
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| Verdict::Unverifiable("no verified receipts".into()))?;
+        self.receipts.put(chain_id, hash, r.clone());
+        Ok(r)
     }
 
     /// Pins a head-relative state read or log filter to the trusted head.
@@ -519,6 +591,39 @@ impl IntegrityCheck {
         raw.extend_from_slice(params.as_bytes());
         raw.push(b'}');
         Ok(Some(Request::new(Bytes::from(raw), req.method.clone(), req.upstream_id().map(Bytes::copy_from_slice))))
+    }
+
+    /// Remembers a peer's signed answer to a question pinned to a block hash; when it contradicts
+    /// an earlier one of the same peer, reports the pair (proof by itself) and returns true.
+    async fn equivocation(&self, call: &Call<'_>, target: Target, answer: &Answer, deadline: Instant) -> bool {
+        let (Target::Peer(accused), Some(receipt)) = (target, answer.receipt.as_ref()) else { return false };
+        let body = call.req.upstream_body();
+        // A cheap filter first: only these can name a block by hash.
+        let maybe = matches!(call.req.method.as_str(), "eth_getBlockByHash" | "eth_getBlockReceipts")
+            || body.windows(9).any(|w| w == b"blockHash");
+        if !maybe || !super::equivocation::pinned_by_hash(&call.req.method, body) {
+            return false;
+        }
+        let now = super::equivocation::Exchange {
+            request: body.to_vec(),
+            response: answer.body.to_vec(),
+            receipt: (**receipt).clone(),
+        };
+        let Some(earlier) = self.memory.observe(accused, call.chain_id, &call.req.method, now) else { return false };
+        tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, "two different signed answers to one question pinned to a block hash");
+        self.suspect(target);
+        match self.anchors.head(call.chain_id, deadline).await {
+            Ok(head) => {
+                let t = &head.header;
+                let material = Material {
+                    anchor: BlockRef { number: t.header.number(), hash: t.header.hash().0 },
+                    parts: super::equivocation::material(t.json.to_vec(), &earlier),
+                };
+                self.report(call, target, answer, LieKind::Equivocation, material);
+            }
+            Err(why) => tracing::debug!(chain_id = call.chain_id, %why, "no trusted head to anchor an equivocation on"),
+        }
+        true
     }
 
     fn report(&self, call: &Call<'_>, target: Target, answer: &Answer, kind: LieKind, material: Material) {
@@ -592,6 +697,34 @@ impl MaterialCache {
     }
 }
 
+/// Verified receipts by (chain, block hash), at most [`VERIFIED_RECEIPTS_BLOCKS`], oldest out
+/// first. Keyed by hash: a reorg makes another key, never a stale entry.
+#[derive(Default)]
+struct ReceiptsCache {
+    inner: Mutex<(ReceiptsByBlock, std::collections::VecDeque<(u64, B256)>)>,
+}
+
+type ReceiptsByBlock = HashMap<(u64, B256), Arc<rpcmesh_eth::VerifiedReceipts>>;
+
+impl ReceiptsCache {
+    fn get(&self, chain_id: u64, hash: B256) -> Option<Arc<rpcmesh_eth::VerifiedReceipts>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&(chain_id, hash)).cloned()
+    }
+
+    fn put(&self, chain_id: u64, hash: B256, r: Arc<rpcmesh_eth::VerifiedReceipts>) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *g;
+        if map.insert((chain_id, hash), r).is_none() {
+            order.push_back((chain_id, hash));
+        }
+        while order.len() > VERIFIED_RECEIPTS_BLOCKS {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+}
+
 /// What shows a lie: the trusted header and what was checked against it.
 #[derive(Debug, Clone)]
 struct Material {
@@ -648,7 +781,16 @@ impl AnswerCheck for IntegrityCheck {
             return Ok(answer);
         }
         let Some(result) = answer.result() else { return Ok(answer) };
+        let contradicted = self.equivocation(call, target, &answer, deadline).await;
         match self.judge(call, target, result, deep, deadline).await {
+            // One of two contradicting answers is a lie: this one is used only if it verified.
+            Ok((Verified::None, _)) if contradicted => {
+                self.metrics.checked(&call.req.method, LieKind::Equivocation.as_str());
+                Err(failure(Verdict::Lie {
+                    kind: LieKind::Equivocation,
+                    detail: "contradicts the provider's earlier signed answer".into(),
+                }))
+            }
             Ok((verified, _)) => {
                 self.metrics.checked(&call.req.method, verified.label());
                 answer.verified = verified;
@@ -773,7 +915,33 @@ fn rewrite_params(method: &str, body: &[u8], n: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::rewrite_params;
+    use super::*;
+
+    #[test]
+    fn verified_receipts_are_reused_and_bounded() {
+        let header = rpcmesh_eth::verify_header(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../eth/tests/fixtures/block_4_hashes.json"
+        )))
+        .unwrap();
+        let bytes = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../eth/tests/fixtures/block_4_receipts.json"));
+        let r = Arc::new(judge::verified_receipts(bytes, &header).unwrap());
+        let cache = ReceiptsCache::default();
+        let hash = |i: usize| B256::from(word(i));
+        for i in 0..VERIFIED_RECEIPTS_BLOCKS + 10 {
+            cache.put(1, hash(i), r.clone());
+        }
+        assert!(cache.get(1, hash(0)).is_none(), "the oldest went first");
+        assert!(cache.get(1, hash(VERIFIED_RECEIPTS_BLOCKS + 9)).is_some());
+        assert!(cache.get(2, hash(VERIFIED_RECEIPTS_BLOCKS + 9)).is_none(), "by chain");
+        assert_eq!(cache.inner.lock().unwrap().0.len(), VERIFIED_RECEIPTS_BLOCKS);
+    }
+
+    fn word(i: usize) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[24..].copy_from_slice(&(i as u64).to_be_bytes());
+        b
+    }
 
     #[test]
     fn pins_the_head_of_state_reads_and_log_ranges() {

@@ -8,9 +8,10 @@
 //! itself unproven): only the first becomes evidence.
 
 use rpcmesh_eth::{
-    Address, B256, BlockId, EthError, LogFilter, StateValue, VerifiedBlock, VerifiedHeader, check_balance, check_code,
-    check_storage_at, check_transaction_count, parse_logs, verify_account_proof, verify_block, verify_block_logs,
-    verify_block_receipts, verify_header, verify_receipt, verify_transaction_by_hash,
+    Address, B256, BlockId, ClaimedLog, EthError, LogFilter, StateValue, VerifiedBlock, VerifiedHeader,
+    VerifiedReceipts, check_balance, check_code, check_storage_at, check_transaction_count, parse_logs,
+    verify_account_proof, verify_block, verify_block_logs, verify_block_receipts, verify_header, verify_receipt,
+    verify_transaction_by_hash,
 };
 use rpcmesh_protocol::messages::{Evidence, LieKind};
 use serde::Deserialize;
@@ -114,10 +115,20 @@ pub fn transaction_in(tx: &rpcmesh_eth::VerifiedTransaction, block: &[u8], trust
     Ok(Verified::Header)
 }
 
+/// A block's receipts (material) verified against its trusted header, for reuse by
+/// [`receipt_against`] and [`logs_against`].
+pub fn verified_receipts(block_receipts: &[u8], trusted: &VerifiedHeader) -> Result<VerifiedReceipts, Verdict> {
+    verify_block_receipts(block_receipts, trusted).map_err(material)
+}
+
 /// A single receipt against the trusted block's receipts (`block_receipts` is material).
 pub fn receipt(result: &[u8], block_receipts: &[u8], trusted: &VerifiedHeader) -> Judged {
-    let receipts = verify_block_receipts(block_receipts, trusted).map_err(material)?;
-    verify_receipt(result, &receipts).map_err(|e| Verdict::from_eth(LieKind::Receipt, e))?;
+    receipt_against(result, &verified_receipts(block_receipts, trusted)?)
+}
+
+/// A single receipt against the block's verified receipts.
+pub fn receipt_against(result: &[u8], receipts: &VerifiedReceipts) -> Judged {
+    verify_receipt(result, receipts).map_err(|e| Verdict::from_eth(LieKind::Receipt, e))?;
     Ok(Verified::Header)
 }
 
@@ -130,10 +141,16 @@ pub fn block_receipts(result: &[u8], trusted: &VerifiedHeader) -> Judged {
 /// One block's share of an `eth_getLogs` answer against its trusted receipts: nothing altered,
 /// nothing left out.
 pub fn logs_of_block(result: &[u8], filter: &LogFilter, block_receipts: &[u8], trusted: &VerifiedHeader) -> Judged {
-    let receipts = verify_block_receipts(block_receipts, trusted).map_err(material)?;
+    let receipts = verified_receipts(block_receipts, trusted)?;
     let logs = parse_logs(result).map_err(|e| Verdict::from_eth(LieKind::Logs, e))?;
     let mine: Vec<_> = logs.into_iter().filter(|l| l.block_hash == trusted.hash()).collect();
-    verify_block_logs(&mine, filter, &receipts).map_err(|e| {
+    logs_against(&mine, filter, &receipts)
+}
+
+/// The answer's logs of one block (`mine`, already parsed) against that block's verified
+/// receipts.
+pub fn logs_against(mine: &[ClaimedLog], filter: &LogFilter, receipts: &VerifiedReceipts) -> Judged {
+    verify_block_logs(mine, filter, receipts).map_err(|e| {
         let kind = if matches!(e, EthError::LogOmitted { .. }) { LieKind::LogOmitted } else { LieKind::Logs };
         Verdict::from_eth(kind, e)
     })?;
@@ -188,15 +205,18 @@ pub struct NotProven(pub String);
 pub fn recheck(ev: &Evidence) -> Result<(), NotProven> {
     let fail = |why: &str| NotProven(why.to_string());
     let method = method_of(&ev.request).ok_or_else(|| fail("request has no method"))?;
-    if ev.kind == LieKind::Refusal {
-        // A refused write needs no material beyond the anchor's header (which places the
-        // bundle in time on the receiver's trusted chain).
+    if matches!(ev.kind, LieKind::Refusal | LieKind::Equivocation) {
+        // A refused write and an equivocation prove themselves from the accused's own signed
+        // receipts; the anchor's header only places the bundle in time on the receiver's chain.
         let header_json = ev.material.first().ok_or_else(|| fail("no header"))?;
         let header = verify_header(header_json).map_err(|e| NotProven(format!("header: {e}")))?;
         if header.hash().0 != ev.anchor.hash || header.number() != ev.anchor.number {
             return Err(fail("header is not the anchor"));
         }
-        return crate::censorship::refusal::recheck(ev).map_err(NotProven);
+        return match ev.kind {
+            LieKind::Refusal => crate::censorship::refusal::recheck(ev).map_err(NotProven),
+            _ => super::equivocation::recheck(ev).map_err(NotProven),
+        };
     }
     let claim = claim_of(&method, &ev.request)
         .map_err(|e| NotProven(format!("request: {}", e.0)))?

@@ -20,6 +20,7 @@
 pub mod anchor;
 pub mod check;
 pub mod claim;
+pub mod equivocation;
 pub mod judge;
 pub mod source;
 
@@ -148,16 +149,21 @@ pub fn build(
     targets: Targets,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
+    store: Option<crate::store::Store>,
 ) -> Integrity {
     let source = Source::new(targets);
-    let anchors = Arc::new(Anchors::new(
+    let anchors = Anchors::new(
         source.clone(),
         anchor::Settings {
             quorum: cfg.quorum,
             head_fresh: Duration::from_millis(cfg.head_fresh_ms),
             capacity: cfg.trusted_headers,
         },
-    ));
+    );
+    let anchors = Arc::new(match store {
+        Some(store) => anchors.with_store(store),
+        None => anchors,
+    });
     let check = IntegrityCheck::new(
         anchors.clone(),
         source.clone(),

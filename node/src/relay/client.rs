@@ -229,6 +229,8 @@ impl RelayClient {
         let timeout_ms = timeout.as_millis().clamp(1, u128::from(self.limits.max_relay_timeout_ms)) as u32;
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), u64::from(timeout_ms));
         let request = RelayRequest { header, chain_id, timeout_ms, body };
+        // The (requester, seq) pair joins this request's span with the serving peer's `relay` span.
+        tracing::debug!(%peer, seq = request.header.seq, chain_id, "relaying");
         let encoded = encoding::to_bytes(&request);
         let raw = match self.p2p.relay(peer, encoded, timeout).await {
             Ok(raw) => raw,

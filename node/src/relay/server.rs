@@ -137,7 +137,9 @@ impl RelayServer {
             let this = this.clone();
             let keys = keys.clone();
             tokio::spawn(async move {
-                let response = this.serve(&keys, &relay.peer, &relay.request).await;
+                let span = tracing::info_span!("relay", from = %relay.peer);
+                let response =
+                    tracing::Instrument::instrument(this.serve(&keys, &relay.peer, &relay.request), span).await;
                 let _ = this.p2p.respond(relay.channel, response).await;
             });
         }
@@ -160,6 +162,7 @@ impl RelayServer {
             Err(e) => return self.refuse(raw, RelayStatus::Refused, &format!("invalid relay request: {e}")),
         };
         let seq = request.header.seq;
+        tracing::debug!(seq, chain_id = request.chain_id, "serving a relay");
         let Some(requester) = keys.get(peer) else {
             return self.refuse(raw, RelayStatus::Refused, "requester is not an ed25519 peer");
         };

@@ -502,7 +502,9 @@ impl<F: Forward> Attempts<F> {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    self.record_one(p, a.started.elapsed(), false);
+                    // A filtered refusal is a working node's answer: not a failure for its breaker
+                    // (a filtering own node must not be ejected for every other request).
+                    self.record_one(p, a.started.elapsed(), matches!(e, AttemptError::Filtered(_)));
                     return Err(e);
                 }
             }
@@ -587,7 +589,7 @@ impl<F: Forward> Attempts<F> {
                         }
                         Err(e) => {
                             if e.class() != Class::Busy {
-                                self.record_one(p, a.started.elapsed(), false);
+                                self.record_one(p, a.started.elapsed(), matches!(e, AttemptError::Filtered(_)));
                             }
                             if e.class() != Class::Caller {
                                 tally.failovers += u32::from(start_next(&mut inflight, &mut used, &mut attempts));

@@ -72,6 +72,11 @@ pub fn judge_body(req: &Request, body: Bytes) -> Result<Answer, AttemptError> {
             let answered = parse_response(&known, expected_id).map_err(AttemptError::Malformed)?;
             return Ok(Answer::new(known, answered));
         }
+        // A range over this node's log limit is an answer about the request, not a failing node:
+        // not held against its breaker; the router splits the range (router::logs_split).
+        if req.method == "eth_getLogs" && super::logs_split::is_range_limit(&body) {
+            return Ok(Answer::new(body, answered));
+        }
         if is_node_side(e) {
             return Err(AttemptError::Node(e.clone()));
         }

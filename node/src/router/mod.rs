@@ -27,9 +27,11 @@
 pub mod attempts;
 pub mod breaker;
 pub mod budget;
+pub mod cache;
 pub mod check;
 pub mod classify;
 pub mod forward;
+pub mod logs_split;
 pub mod outcome;
 pub mod plan;
 pub mod policy;
@@ -133,9 +135,55 @@ pub struct Routed {
     pub target: Option<Target>,
     /// Hedges, failovers and attempt durations, for metrics.
     pub tally: Tally,
+    /// What the response cache did for it.
+    pub cache: CacheOutcome,
+}
+
+/// What the response cache did for a request (`x-rpcmesh-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheOutcome {
+    /// Not cacheable, or no cache.
+    #[default]
+    None,
+    /// Answered from the cache.
+    Hit,
+    /// Answered by the same providers' answer as an identical request in flight.
+    Coalesced,
+    /// Cacheable, asked of providers.
+    Miss,
+}
+
+impl CacheOutcome {
+    /// The `x-rpcmesh-cache` value and metric label (`None`: no header).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Hit => Some("hit"),
+            Self::Coalesced => Some("coalesced"),
+            Self::Miss => Some("miss"),
+        }
+    }
 }
 
 impl Routed {
+    /// An answer the cache had (or shared from an identical request in flight), with `req`'s id.
+    fn cached(req: &Request, c: cache::Cached, outcome: CacheOutcome) -> Self {
+        let body = match &req.id {
+            Some(id) => jsonrpc::with_client_id(c.body, id),
+            None => c.body,
+        };
+        Self {
+            body,
+            served_by: Some(c.served_by),
+            attempts: 0,
+            verified: c.verified,
+            status: RouteStatus::Ok,
+            target: None,
+            tally: Tally::default(),
+            cache: outcome,
+        }
+    }
+
     fn error(req: &Request, code: i64, message: &str, status: RouteStatus, attempts: u32, tally: Tally) -> Self {
         Self {
             body: jsonrpc::error_response(req.id_or_null(), code, message),
@@ -145,6 +193,7 @@ impl Routed {
             status,
             target: None,
             tally,
+            cache: CacheOutcome::None,
         }
     }
 
@@ -188,6 +237,8 @@ struct Inner {
     censorship: Censorship,
     /// Bounds transaction confirmations running after their client was answered.
     confirmations: Arc<tokio::sync::Semaphore>,
+    /// The response cache, when enabled.
+    cache: Option<cache::ResponseCache>,
 }
 
 /// Most transaction confirmations in flight at once; more are skipped (the broadcast already
@@ -236,8 +287,36 @@ impl Router {
                 cfg,
                 censorship,
                 confirmations: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMATIONS)),
+                cache: None,
             }),
         }
+    }
+
+    /// The same router answering from `cache` where it can. Call right after [`Router::new`]
+    /// (before the router is shared).
+    pub fn with_cache(mut self, cache: Option<cache::ResponseCache>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.cache = cache,
+            None => tracing::warn!("the response cache must be set before the router is shared; it stays off"),
+        }
+        self
+    }
+
+    /// The response cache, if enabled.
+    pub fn cache(&self) -> Option<&cache::ResponseCache> {
+        self.inner.cache.as_ref()
+    }
+
+    /// The chain's head as this node knows it: its own upstream's, or the mesh's reference head,
+    /// whichever is higher. The own upstream's head (with its hash) also tells the cache about
+    /// reorganisations.
+    fn current_head(&self, chain_id: u64) -> Option<u64> {
+        let own = self.inner.upstreams.head(chain_id);
+        if let (Some(c), Some(b)) = (&self.inner.cache, own) {
+            c.observe_block(chain_id, b.number, rpcmesh_eth::B256::from(b.hash));
+        }
+        let reference = self.inner.mesh.borrow().reference_heads.get(&chain_id).copied();
+        own.map(|b| b.number).max(reference)
     }
 
     /// The routing configuration.
@@ -321,6 +400,55 @@ impl Router {
 
     /// Routes one request, failing over within one deadline.
     pub async fn route(&self, chain_id: u64, req: &Request, opts: &RouteOptions) -> Routed {
+        let routed = self.route_one(chain_id, req, opts).await;
+        if req.method == "eth_getLogs"
+            && routed.status != RouteStatus::Ok
+            && logs_split::is_range_limit(&routed.body)
+            && let Some(merged) = self.split_logs(chain_id, req, opts, 0).await
+        {
+            return merged;
+        }
+        routed
+    }
+
+    /// A too-wide `eth_getLogs` asked in halves (recursively, [`logs_split::MAX_SPLIT_DEPTH`]
+    /// at most) and merged; `None` when it cannot be split or a part failed otherwise.
+    fn split_logs<'a>(
+        &'a self,
+        chain_id: u64,
+        req: &'a Request,
+        opts: &'a RouteOptions,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'a, Option<Routed>> {
+        Box::pin(async move {
+            if depth >= logs_split::MAX_SPLIT_DEPTH {
+                return None;
+            }
+            let (a, b) = logs_split::halves(req, self.current_head(chain_id))?;
+            let mut parts = Vec::with_capacity(2);
+            for part in [a, b] {
+                let mut r = self.route_one(chain_id, &part, opts).await;
+                if r.status != RouteStatus::Ok {
+                    if !logs_split::is_range_limit(&r.body) {
+                        return Some(r);
+                    }
+                    r = self.split_logs(chain_id, &part, opts, depth + 1).await?;
+                }
+                parts.push(r);
+            }
+            let id = req.id.as_deref().unwrap_or(b"null");
+            let body = logs_split::merge(&parts[0].body, &parts[1].body, id)?;
+            let mut merged = parts.swap_remove(0);
+            let second = parts.pop()?;
+            merged.body = body;
+            merged.attempts += second.attempts;
+            merged.verified = merged.verified.min(second.verified);
+            merged.cache = CacheOutcome::None;
+            Some(merged)
+        })
+    }
+
+    async fn route_one(&self, chain_id: u64, req: &Request, opts: &RouteOptions) -> Routed {
         if let Err(refused) = self.inner.policy.check(chain_id, &req.method) {
             let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
             return Routed::refused(req, &msg);
@@ -335,8 +463,72 @@ impl Router {
             Vec::new()
         };
         let mode = if self.inner.censorship.watched(&touched) { VerifyMode::Strict } else { opts.verify };
+        if let Some(cache) = &self.inner.cache
+            && req.id.is_some()
+            && opts.avoid.is_none()
+        {
+            let head = self.current_head(chain_id);
+            let depth = cache.settings().final_depth_blocks;
+            if let Some(scope) = cache::scope_of(&req.method, req.upstream_body(), head, depth)
+                && let Some(key) = cache::ResponseCache::key(chain_id, &req.method, req.upstream_body())
+            {
+                let strict = mode == VerifyMode::Strict;
+                if let Some(hit) = cache.get(&key, head, strict) {
+                    return Routed::cached(req, hit, CacheOutcome::Hit);
+                }
+                let flight = cache.flight(&key, strict);
+                let mut mine: Option<Routed> = None;
+                let shared = flight
+                    .get_or_init(|| async {
+                        let routed = self.route_uncached(chain_id, req, opts, &touched, mode).await;
+                        let keep = (routed.status == RouteStatus::Ok && routed.target.is_some())
+                            .then(|| routed.served_by.clone())
+                            .flatten()
+                            .map(|served_by| {
+                                let scope = match scope {
+                                    cache::Scope::AtHead { head, .. } => {
+                                        cache::Scope::AtHead { head, at: Instant::now() }
+                                    }
+                                    s => s,
+                                };
+                                cache.put(key.clone(), routed.body.clone(), served_by.clone(), routed.verified, scope);
+                                cache::Cached::new(routed.body.clone(), served_by, routed.verified, scope)
+                            });
+                        mine = Some(routed);
+                        keep
+                    })
+                    .await
+                    .clone();
+                cache.land(key, strict, &flight);
+                return match (mine, shared) {
+                    (Some(mut routed), _) => {
+                        routed.cache = CacheOutcome::Miss;
+                        routed
+                    }
+                    (None, Some(c)) => Routed::cached(req, c, CacheOutcome::Coalesced),
+                    // The request it waited for got no answer to share: ask on its own.
+                    (None, None) => {
+                        let mut routed = self.route_uncached(chain_id, req, opts, &touched, mode).await;
+                        routed.cache = CacheOutcome::Miss;
+                        routed
+                    }
+                };
+            }
+        }
+        self.route_uncached(chain_id, req, opts, &touched, mode).await
+    }
+
+    /// Routes one request past the cache: plan, attempts (or a broadcast for transactions).
+    async fn route_uncached(
+        &self,
+        chain_id: u64,
+        req: &Request,
+        opts: &RouteOptions,
+        touched: &[rpcmesh_eth::Address],
+        mode: VerifyMode,
+    ) -> Routed {
         let avoid = self.avoid_for(opts.avoid.as_ref());
-        let plan = match self.plan(chain_id, &req.method, opts, Scope { avoid: &avoid, touched: &touched }) {
+        let plan = match self.plan(chain_id, &req.method, opts, Scope { avoid: &avoid, touched }) {
             Ok(plan) => plan,
             Err(Unplannable::MethodNotServed) => return Routed::refused(req, "Method not found"),
         };
@@ -366,6 +558,7 @@ impl Router {
                     status,
                     target: Some(target),
                     tally: outcome.tally,
+                    cache: CacheOutcome::None,
                 }
             }
             Err(Failure::Stopped(AttemptError::MethodRefused(why))) => {
@@ -499,6 +692,23 @@ impl Router {
                 .and_then(|t| t.peers.iter().find(|p| p.key == key))
                 .and_then(|p| p.view.jurisdiction.clone()),
         }
+    }
+
+    /// Whether `key` carries a filter label on `chain_id` naming `address` with more than
+    /// `share` of its life left (the canary need not prove it again yet).
+    pub fn labelled_long_enough(
+        &self,
+        chain_id: u64,
+        key: &PublicKey,
+        address: &rpcmesh_eth::Address,
+        share: f64,
+    ) -> bool {
+        let snap = self.inner.mesh.borrow().clone();
+        let Some(label) = snap.standing(key).and_then(|s| s.filter(chain_id)) else { return false };
+        let subject = censorship::subject_of(address);
+        let now = crate::clock::now_ms();
+        let life = label.until_ms.saturating_sub(label.since_ms) as f64;
+        label.subjects.contains(&subject) && (label.until_ms.saturating_sub(now) as f64) > life * share
     }
 
     /// A handle that does not keep the router alive.

@@ -241,3 +241,100 @@ async fn ids_reach_the_client_byte_for_byte() {
     let r = m.router.route(CHAIN, &req, &RouteOptions::internal(true)).await;
     assert_eq!(&r.body[..], br#"{"jsonrpc":"2.0","id":1.50,"result":"0x64"}"#);
 }
+
+#[tokio::test(start_paused = true)]
+async fn identical_requests_in_flight_are_asked_once_and_cached_answers_reused() {
+    let mut m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000)]);
+    let settings = cache::CacheSettings {
+        max_bytes: 1 << 20,
+        final_depth_blocks: 10,
+        head_ttl: std::time::Duration::from_secs(60),
+    };
+    m.router = m.router.with_cache(Some(cache::ResponseCache::new(settings, Default::default())));
+    let peer = Target::Peer(m.keys[0]);
+    m.scripted.script(peer, vec![], Step::Slow(std::time::Duration::from_millis(50)));
+    let (a, b) = tokio::join!(m.route("eth_blockNumber"), m.route("eth_blockNumber"));
+    assert_eq!(m.scripted.calls_to(peer), 1, "the second waited for the first's answer");
+    let mut outcomes = [a.cache, b.cache];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [CacheOutcome::Coalesced, CacheOutcome::Miss]);
+    assert_eq!(&a.body[..], RESULT);
+    assert_eq!(&b.body[..], RESULT);
+    let c = m.route("eth_blockNumber").await;
+    assert_eq!((c.cache, m.scripted.calls_to(peer)), (CacheOutcome::Hit, 1), "then from the cache");
+    assert_eq!(c.served_by, m.served_by(0), "naming who served it first");
+    // Writes are never cached.
+    let w = m.route("eth_sendRawTransaction").await;
+    assert_eq!(w.cache, CacheOutcome::None);
+}
+
+/// Answers `eth_getLogs` with one log per block of ranges up to `self.0` blocks, and refuses
+/// wider ones as hosted providers do.
+struct RangeLimited(u64);
+
+impl Forward for RangeLimited {
+    async fn forward<'a>(
+        &'a self,
+        call: &'a Call<'a>,
+        _: Target,
+        _: std::time::Duration,
+    ) -> Result<Answer, AttemptError> {
+        let v: serde_json::Value = serde_json::from_slice(call.req.upstream_body()).unwrap();
+        // An absent bound is `latest`: the head.
+        let n = |k: &str| {
+            v["params"][0][k].as_str().map_or(HEAD, |s| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap())
+        };
+        let (from, to) = (n("fromBlock"), n("toBlock"));
+        let id = v["id"].clone();
+        let body = if to - from + 1 > self.0 {
+            let message = format!("query exceeds max block range {}", self.0);
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32005, "message": message } })
+                .to_string()
+        } else {
+            let logs: Vec<serde_json::Value> =
+                (from..=to).map(|b| serde_json::json!({ "blockNumber": format!("{b:#x}") })).collect();
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": logs }).to_string()
+        };
+        super::classify::judge_body(call.req, Bytes::from(body))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_range_over_every_providers_limit_is_split_and_merged_in_order() {
+    let m = mesh(RoutingConfig { hedge: false, ..RoutingConfig::default() }, vec![Spec::new(1_000), Spec::new(2_000)]);
+    let router = Router::new(
+        identity(200).public_key(),
+        Arc::new(UpstreamSet::default()),
+        &[],
+        m.router.inner.mesh.clone(),
+        SharedForward::new(RangeLimited(16)),
+        RoutingConfig { hedge: false, ..RoutingConfig::default() },
+        MethodPolicy::default(),
+        Default::default(),
+    );
+    let raw = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":"q","method":"eth_getLogs","params":[{"fromBlock":"0x0","toBlock":"0x63"}]}"#,
+    );
+    let crate::jsonrpc::Call::Single(crate::jsonrpc::Item::Request(req)) = crate::jsonrpc::parse(&raw) else {
+        panic!()
+    };
+    let r = router.route(CHAIN, &req, &RouteOptions::internal(true)).await;
+    assert_eq!(r.status, RouteStatus::Ok, "{}", String::from_utf8_lossy(&r.body));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["id"], "q");
+    let blocks: Vec<u64> = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| u64::from_str_radix(l["blockNumber"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert_eq!(blocks, (0..=99).collect::<Vec<_>>(), "every block once, in order");
+    // `latest` resolves to the mesh's reference head (100).
+    let raw = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{"fromBlock":"0x40"}]}"#);
+    let crate::jsonrpc::Call::Single(crate::jsonrpc::Item::Request(req)) = crate::jsonrpc::parse(&raw) else {
+        panic!()
+    };
+    let r = router.route(CHAIN, &req, &RouteOptions::internal(true)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["result"].as_array().map(Vec::len), Some(37), "blocks 64..=100");
+}

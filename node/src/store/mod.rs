@@ -10,6 +10,8 @@
 //! | the peer address book ([`PeerRecord`]) | peer | the caller removes it |
 //! | [`EvidenceRecord`]s | an id increasing with insertion | the oldest beyond [`StoreConfig::max_evidence`], or older than the caller's cutoff ([`Store::prune_evidence_before`]) |
 //! | [`CordonRecord`]s | `accused ‖ chain_id` (big-endian) | the caller removes it (an operator's clear, expiry) |
+//! | [`FilterRecord`]s (censorship labels) | `accused ‖ chain_id` | the caller removes it (an operator's clear, expiry) |
+//! | trusted block headers (the integrity layer's, for warm restarts) | `chain_id ‖ number` (big-endian) | the newest [`TRUSTED_HEADERS_KEPT`] per chain |
 //!
 //! Protocol messages are stored as their canonical signed bytes and the store's own records with
 //! the same encoding (`rpcmesh_protocol::encoding`), so a value read back is byte-identical to
@@ -129,7 +131,14 @@ struct Inner {
     cordons: sled::Tree,
     /// `accused(32) ‖ chain_id(8, BE)` → filter label. Added without a schema bump, like cordons.
     filters: sled::Tree,
+    /// `chain_id(8, BE) ‖ number(8, BE)` → a trusted header's JSON. Added without a schema bump.
+    trusted_headers: sled::Tree,
+    /// Writes to `trusted_headers` since open (paces its pruning).
+    trusted_header_writes: std::sync::atomic::AtomicU64,
 }
+
+/// Trusted headers kept per chain in the store (the newest).
+pub const TRUSTED_HEADERS_KEPT: usize = 1024;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -219,6 +228,8 @@ impl Store {
                 evidence: tree("evidence")?,
                 cordons: tree("cordons")?,
                 filters: tree("filters")?,
+                trusted_headers: tree("trusted_headers")?,
+                trusted_header_writes: Default::default(),
                 db,
                 cfg,
                 path,
@@ -430,6 +441,48 @@ impl Store {
         }
         self.inner.evidence.apply_batch(batch).map_err(|e| self.backend(e))?;
         Ok(n)
+    }
+
+    /// Records a trusted header (its `eth_getBlockByNumber` JSON) of `chain_id` at `number`;
+    /// every 256th write drops the chain's headers beyond the newest [`TRUSTED_HEADERS_KEPT`].
+    pub fn put_trusted_header(&self, chain_id: u64, number: u64, json: &[u8]) -> Result<(), StoreError> {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&chain_id.to_be_bytes());
+        key[8..].copy_from_slice(&number.to_be_bytes());
+        self.inner.trusted_headers.insert(key, json).map_err(|e| self.backend(e))?;
+        let writes = self.inner.trusted_header_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if writes % 256 == 255 {
+            let old = self.inner.trusted_headers.scan_prefix(chain_id.to_be_bytes()).rev().skip(TRUSTED_HEADERS_KEPT);
+            let keys = self.collect_keys(old, usize::MAX)?;
+            let mut batch = sled::Batch::default();
+            for k in keys {
+                batch.remove(k);
+            }
+            self.inner.trusted_headers.apply_batch(batch).map_err(|e| self.backend(e))?;
+        }
+        Ok(())
+    }
+
+    /// The newest `max` trusted headers of every chain, as `(chain_id, number, json)`, newest
+    /// first per chain.
+    pub fn trusted_headers(&self, max: usize) -> Result<Vec<(u64, u64, Vec<u8>)>, StoreError> {
+        let mut out: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        let mut per_chain: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for item in self.inner.trusted_headers.iter().rev() {
+            let (k, v) = item.map_err(|e| self.backend(e))?;
+            let (Ok(c), Ok(n)) = (<[u8; 8]>::try_from(&k[..k.len().min(8)]), <[u8; 8]>::try_from(&k[k.len().min(8)..]))
+            else {
+                tracing::warn!(key = %hex::encode(&k), "skipping a trusted header with a malformed key");
+                continue;
+            };
+            let chain_id = u64::from_be_bytes(c);
+            let seen = per_chain.entry(chain_id).or_default();
+            if *seen < max {
+                *seen += 1;
+                out.push((chain_id, u64::from_be_bytes(n), v.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     /// Records or replaces the filter label of `accused` on `chain_id`.

@@ -229,3 +229,29 @@ fn a_damaged_settings_file_is_corruption_with_advice() {
         assert!(!msg.contains("earlier than 0.29") || msg.contains("damaged"), "{msg}");
     }
 }
+
+#[test]
+fn trusted_headers_survive_a_reopen_newest_first_per_chain_and_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for n in 0..(TRUSTED_HEADERS_KEPT as u64 + 300) {
+            store.put_trusted_header(1, n, format!("{{\"n\":{n}}}").as_bytes()).unwrap();
+        }
+        store.put_trusted_header(137, 5, b"{}").unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let all = store.trusted_headers(usize::MAX).unwrap();
+    let chain1: Vec<u64> = all.iter().filter(|(c, _, _)| *c == 1).map(|(_, n, _)| *n).collect();
+    assert!(chain1.len() <= TRUSTED_HEADERS_KEPT + 256, "pruned as it grew: {}", chain1.len());
+    assert_eq!(chain1.first(), Some(&(TRUSTED_HEADERS_KEPT as u64 + 299)), "newest first");
+    assert!(chain1.windows(2).all(|w| w[0] > w[1]));
+    assert_eq!(all.iter().filter(|(c, _, _)| *c == 137).count(), 1);
+    let few = store.trusted_headers(3).unwrap();
+    assert_eq!(few.iter().filter(|(c, _, _)| *c == 1).count(), 3, "at most max per chain");
+    assert_eq!(
+        few.iter().find(|(c, _, _)| *c == 1).map(|(_, _, j)| j.clone()),
+        Some(format!("{{\"n\":{}}}", TRUSTED_HEADERS_KEPT + 299).into_bytes())
+    );
+}

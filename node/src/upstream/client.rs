@@ -71,15 +71,29 @@ impl HttpClient {
 
     /// POSTs a JSON body to `uri` and reads the whole response within `timeout`.
     pub async fn post_json(&self, uri: &Uri, body: Bytes, timeout: Duration) -> Result<HttpReply, TransportError> {
+        self.post_json_bearer(uri, body, None, timeout).await
+    }
+
+    /// [`post_json`](Self::post_json) with `Authorization: Bearer <token>` when a token is given
+    /// (the admin API's `POST /relay`, called by `federation vet --peer` at the ramp's rate, so
+    /// over pooled connections).
+    pub async fn post_json_bearer(
+        &self,
+        uri: &Uri,
+        body: Bytes,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<HttpReply, TransportError> {
         let timeout_ms = timeout.as_millis() as u64;
         let fut = async {
             // Held until the body is read: the connection is busy until then.
             let _permit =
                 self.in_flight.acquire().await.map_err(|_| TransportError::Connect("client closed".into()))?;
-            let req = hyper::Request::post(uri.clone())
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(body))
-                .map_err(|e| TransportError::Connect(e.to_string()))?;
+            let mut req = hyper::Request::post(uri.clone()).header(hyper::header::CONTENT_TYPE, "application/json");
+            if let Some(t) = token {
+                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let req = req.body(Full::new(body)).map_err(|e| TransportError::Connect(e.to_string()))?;
             let resp = self.inner.request(req).await.map_err(|e| TransportError::Connect(error_chain(&e)))?;
             let status = resp.status().as_u16();
             let length = resp

@@ -31,8 +31,12 @@ pub enum LieKind {
     Disagreement,
     /// A transaction refused with an error that is none of the reasons a well-behaved node gives
     /// (nonce, funds, fees, gas, size, type, signature, already known): a filtered write. The
-    /// accused's signed receipt binds the transaction and the refusal; no material is needed.
+    /// accused's signed receipt binds the transaction and the refusal; the material is only the
+    /// anchor's header (which places the bundle in time).
     Refusal,
+    /// Two different answers, each under the accused's signed receipt, to one question pinned to
+    /// a block hash: a lie by itself, whichever answer is the wrong one.
+    Equivocation,
 }
 
 impl LieKind {
@@ -49,6 +53,7 @@ impl LieKind {
             Self::Head => "head",
             Self::Disagreement => "disagreement",
             Self::Refusal => "refusal",
+            Self::Equivocation => "equivocation",
         }
     }
 }

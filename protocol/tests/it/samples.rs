@@ -306,6 +306,7 @@ pub fn arb_lie_kind() -> impl Strategy<Value = LieKind> {
         Just(LieKind::Head),
         Just(LieKind::Disagreement),
         Just(LieKind::Refusal),
+        Just(LieKind::Equivocation),
     ]
 }
 

@@ -467,8 +467,13 @@ async fn measure(
     a.wait_up(Duration::from_secs(30)).await?;
     let a_pid = a.pid().ok_or("daemon A has no pid")?;
     let a_addr: SocketAddr = a.gateway_addr.parse().map_err(|e| format!("gateway of A: {e}"))?;
+    let mut k = super::start_cached(testnet, CHAIN, url.clone()).await?;
+    k.wait_up(Duration::from_secs(30)).await?;
+    let k_pid = k.pid().ok_or("daemon K has no pid")?;
+    let k_addr: SocketAddr = k.gateway_addr.parse().map_err(|e| format!("gateway of K: {e}"))?;
     let mut known: Vec<String> = nodes.iter().map(|n| n.peer_id.clone()).collect();
     known.push(a.peer_id.clone());
+    known.push(k.peer_id.clone());
     let known = Arc::new(known);
 
     let nginx = match Nginx::start(&opts.out.join("nginx"), anvil_addr) {
@@ -526,6 +531,15 @@ async fn measure(
             gateway_admin: Some(a.admin_url.clone()),
         });
     }
+    paths.push(PathSpec {
+        case: "k cache",
+        path: "client → K (response cache on) → own anvil",
+        addr: k_addr,
+        headers: vec![("x-rpcmesh-failover", "off"), ("x-rpcmesh-verify", "off")],
+        pids: vec![k_pid],
+        expect: None,
+        gateway_admin: Some(k.admin_url.clone()),
+    });
     let target_of = |p: &PathSpec, w: &Workload| Target {
         headers: p.headers.clone(),
         mix: if w.name == MIX { mix.clone() } else { Arc::from([]) },
@@ -548,6 +562,7 @@ async fn measure(
             }
             if stop.is_cancelled() {
                 a.kill();
+                k.kill();
                 return Ok(());
             }
         }
@@ -577,6 +592,7 @@ async fn measure(
                 {
                     if stop.is_cancelled() {
                         a.kill();
+                        k.kill();
                         return Ok(());
                     }
                     let before = match &p.gateway_admin {

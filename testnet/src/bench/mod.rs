@@ -729,6 +729,27 @@ async fn start_relay_only(testnet: &Testnet) -> Result<Daemon, String> {
     Ok(d)
 }
 
+/// A daemon with its own node (`upstream` on `chain_id`) and the response cache on, joined to the
+/// testnet: the path whose repeated reads the cache answers (killed when dropped).
+async fn start_cached(testnet: &Testnet, chain_id: u64, upstream: String) -> Result<Daemon, String> {
+    let spec = testnet.spec();
+    let b = testnet.daemons.first().ok_or("the testnet has no daemon")?;
+    let bootstrap = b.p2p_addr().await.map_err(|e| format!("daemon B does not listen on TCP: {e}"))?;
+    let mut sets: Vec<String> = TESTNET_SETS.iter().map(|s| s.to_string()).collect();
+    sets.push(testnet.federation().trust_set());
+    sets.extend(spec.sets.iter().cloned());
+    sets.push("cache.enabled=true".into());
+    let mut d = Daemon::init(DaemonSpec {
+        bootstrap: vec![bootstrap],
+        upstreams: vec![(chain_id, upstream)],
+        sets,
+        ..DaemonSpec::new(spec.bin.clone(), spec.dir.join("cached"), spec.network_id.clone())
+    })?;
+    testnet.federation().admit(&mut d, "bench-cached", &spec.network_id, "30d")?;
+    d.launch()?;
+    Ok(d)
+}
+
 /// A `rpcmesh testnet forward` process in front of a backend: the reference cost of one bare
 /// extra process hop (TCP copy, no HTTP). Killed when dropped.
 struct Forwarder {

@@ -15,6 +15,8 @@ const FLOOR_GOSSIP_NODES: usize = 30;
 const FLOOR_RSS_BYTES: u64 = 40_000_000;
 /// Issue 11: `sample` mode keeps at least this share of the local hop's `off` throughput.
 const FLOOR_SAMPLE_RPS_RATIO: f64 = 0.90;
+/// Issue 15: a cached `eth_getBlockByNumber` against the node asked directly, req/s.
+const FLOOR_CACHE_VS_DIRECT: f64 = 3.0;
 /// Issue 10, against nginx in front of the same node (`eth_blockNumber`): local hop req/s at
 /// c=1 and at the highest concurrency, relay hop req/s at the highest concurrency.
 const FLOOR_B_VS_NGINX_C1: f64 = 1.2;
@@ -181,6 +183,17 @@ fn anvil_floors(r: &BenchReport, workloads: &[String], highest: usize) -> Vec<Fl
             highest,
             ("b sample", "b off"),
             FLOOR_SAMPLE_RPS_RATIO,
+        ));
+    }
+    let blocks = "eth_getBlockByNumber n,false";
+    if find(r, blocks, highest, "k cache").is_some() {
+        out.push(rps_floor(
+            r,
+            format!("(k) response cache vs direct anvil req/s at c={highest}, {blocks}"),
+            blocks,
+            highest,
+            ("k cache", "a"),
+            FLOOR_CACHE_VS_DIRECT,
         ));
     }
     let w = "eth_blockNumber";

@@ -5,9 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use super::censorship::{self, CensorSummary, TransactionSummary};
 use super::fmt;
 use super::stats::{RequestStats, p50_p99_max, percentile};
-use crate::record::{FaultAction, FaultEvent, GossipDelivery, Meta, Outcome, Record, Request, ViewChange, base_kind};
+use crate::record::{
+    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Outcome, Record, Request, SentTransaction, ViewChange,
+    base_kind,
+};
 
 /// How far back before an injection a gateway's correct answers from the faulty node count as
 /// "the gateway was using it" (besides its last correct answer before the injection), ms.
@@ -16,6 +20,9 @@ pub const USING_LOOKBACK_MS: u64 = 5_000;
 /// A node marked non-healthy this long after a fault on it was healed is still put down to that
 /// fault (judgements lag), not counted as a false alarm, ms.
 pub const FALSE_ALARM_GRACE_MS: u64 = 5_000;
+
+/// What [`Detection::health`] says when a censoring node was detected by its `filters` label.
+pub const FILTERS_LABEL: &str = "filters";
 
 /// At most this many wrong answers are listed in `report.md` (all are in the summary).
 pub const MAX_LISTED_WRONG: usize = 50;
@@ -59,6 +66,10 @@ pub struct ReportSummary {
     pub wrong_outside_faults: u64,
     /// Failed requests grouped by detail, most frequent first (at most 10).
     pub top_errors: Vec<ErrorCount>,
+    /// Per censoring fault (`censor=ADDRESS`), in injection order.
+    pub censorship: Vec<CensorSummary>,
+    /// Transactions the load sent, per recipient: one row per gateway, then the total.
+    pub transactions: Vec<TransactionSummary>,
     /// Plain sentences read off the numbers ("What this shows"): one entry per topic (overall,
     /// each fault, phases, gossip, false alarms), in that order.
     pub findings: Vec<String>,
@@ -355,6 +366,10 @@ pub(crate) struct Run<'a> {
     pub views: Vec<&'a ViewChange>,
     /// Gossip records by time.
     pub gossip: Vec<&'a GossipDelivery>,
+    /// `filters` label changes by time.
+    pub labels: Vec<&'a LabelChange>,
+    /// Transactions the load sent, by send time.
+    pub transactions: Vec<&'a SentTransaction>,
     pub records: usize,
 }
 
@@ -366,6 +381,8 @@ impl<'a> Run<'a> {
         let mut faults = Vec::new();
         let mut views = Vec::new();
         let mut gossip = Vec::new();
+        let mut labels = Vec::new();
+        let mut transactions = Vec::new();
         let mut last_ms = 0u64;
         let mut max_node = None::<usize>;
         let mut see = |n: usize| max_node = Some(max_node.map_or(n, |m: usize| m.max(n)));
@@ -392,6 +409,15 @@ impl<'a> Run<'a> {
                     see(g.observer);
                     gossip.push(g);
                 }
+                Record::Label(l) => {
+                    see(l.observer);
+                    see(l.subject);
+                    labels.push(l);
+                }
+                Record::Transaction(t) => {
+                    see(t.gateway);
+                    transactions.push(t);
+                }
             }
             if let Some(t) = record.t_ms() {
                 last_ms = last_ms.max(t);
@@ -403,6 +429,8 @@ impl<'a> Run<'a> {
         faults.sort_by_key(|f| f.t_ms);
         views.sort_by_key(|v| v.t_ms);
         gossip.sort_by_key(|g| g.t_ms);
+        labels.sort_by_key(|l| l.t_ms);
+        transactions.sort_by_key(|t| t.t_ms);
         phases.sort_by_key(|p| p.t_ms);
         let phases = if phases.is_empty() {
             vec![("run".to_string(), 0, duration_ms)]
@@ -416,7 +444,20 @@ impl<'a> Run<'a> {
                 .collect()
         };
         let windows = fault_windows(&faults, duration_ms);
-        Run { meta, nodes, duration_ms, phases, requests, faults, windows, views, gossip, records: records.len() }
+        Run {
+            meta,
+            nodes,
+            duration_ms,
+            phases,
+            requests,
+            faults,
+            windows,
+            views,
+            gossip,
+            labels,
+            transactions,
+            records: records.len(),
+        }
     }
 
     /// Which node served a request: `served_by_node`, else its PeerId looked up in the meta.
@@ -496,6 +537,8 @@ pub(crate) fn summarize(run: &Run<'_>, malformed_lines: usize) -> ReportSummary 
         wrong_answers,
         wrong_outside_faults,
         top_errors,
+        censorship: censorship::censor_summaries(run),
+        transactions: censorship::transaction_summaries(run),
         findings: Vec::new(),
     };
     summary.findings = findings(run, &summary);
@@ -507,6 +550,18 @@ fn fault_summary(run: &Run<'_>, w: &Window, by_gateway: &BTreeMap<usize, Vec<&Re
 
     let mut detection = None;
     let mut observers = BTreeSet::new();
+    if w.base() == "censor" {
+        // A censoring node stays healthy: it is detected when a daemon labels it `filters`.
+        for l in run.labels.iter().filter(|l| l.labelled && w.contains(l.t_ms) && w.affects(l.observer, l.subject)) {
+            observers.insert(l.observer);
+            detection.get_or_insert_with(|| Detection {
+                after_ms: l.t_ms - w.start_ms,
+                observer: l.observer,
+                subject: l.subject,
+                health: FILTERS_LABEL.into(),
+            });
+        }
+    }
     for v in run.views.iter().filter(|v| w.contains(v.t_ms) && !v.is_healthy() && w.affects(v.observer, v.subject)) {
         observers.insert(v.observer);
         detection.get_or_insert_with(|| Detection {
@@ -673,7 +728,8 @@ fn findings(run: &Run<'_>, s: &ReportSummary) -> Vec<String> {
     }
 
     // One paragraph per fault.
-    out.extend(s.faults.iter().map(|f| fault_findings(run, f).join(" ")));
+    out.extend(s.faults.iter().map(|f| fault_findings(run, f, &s.censorship).join(" ")));
+    out.extend(s.transactions.iter().filter(|t| t.gateway.is_none()).map(censorship::transaction_sentence));
 
     if s.wrong_outside_faults > 0 {
         let mut servers: Vec<usize> = s
@@ -756,7 +812,7 @@ fn findings(run: &Run<'_>, s: &ReportSummary) -> Vec<String> {
     out
 }
 
-fn fault_findings(run: &Run<'_>, f: &FaultSummary) -> Vec<String> {
+fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) -> Vec<String> {
     let mut out = Vec::new();
     let until = match f.healed_at_ms {
         Some(h) => fmt::secs(h),
@@ -771,7 +827,12 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary) -> Vec<String> {
     if f.node.is_none() && !partition_parsed(run, f) {
         out.push(format!("{label}: this fault names no node, so detection and routing are not measured."));
     } else {
-        out.extend(detection_and_routing(f, &label, &target));
+        let mut sentences = detection_and_routing(f, &label, &target);
+        if base_kind(&f.kind) == "censor" {
+            // Its labels are told in the censorship sentences below; keep the label and routing.
+            sentences[0] = format!("{label}:");
+        }
+        out.extend(sentences);
     }
 
     let st = &f.stats;
@@ -820,20 +881,16 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary) -> Vec<String> {
             ),
         }),
         "censor" => {
-            let bad = st.error + st.wrong;
-            out.push(match (bad, f.served_by_faulty) {
-                (_, 0) => format!(
-                    "{node} served no requests while it censored, so this run does not show whether rpcmesh shields clients from censorship."
-                ),
-                (0, served) => format!(
-                    "{node} served {} while it censored and none failed or was judged wrong: the checked requests may not touch the censored address.",
-                    fmt::plural(served, "request", "requests")
-                ),
-                (bad, _) => format!(
-                    "{} failed or got a wrong answer while {node} censored: rpcmesh did not shield clients from the censoring provider.",
-                    fmt::plural(bad, "request", "requests")
-                ),
-            });
+            let backend = run.meta.map_or("", |m| m.backend.as_str());
+            let censor = censors.iter().find(|c| Some(c.node) == f.node && c.injected_at_ms == f.injected_at_ms);
+            match censor {
+                Some(c) => out.extend(censorship::censor_sentences(c, backend)),
+                None if st.wrong > 0 => out.push(format!(
+                    "{} served while {node} censored.",
+                    fmt::plural(st.wrong, "wrong answer was", "wrong answers were")
+                )),
+                None => {}
+            }
         }
         _ if st.wrong > 0 => out.push(format!(
             "{} served during this fault.",

@@ -32,6 +32,7 @@ pub fn render(s: &ReportSummary, raw_lines: usize) -> String {
     phases(&mut md, s);
     gateways(&mut md, s);
     faults(&mut md, s);
+    censorship(&mut md, s);
     gossip(&mut md, s);
     wrong_and_errors(&mut md, s);
 
@@ -202,11 +203,88 @@ fn faults(md: &mut String, s: &ReportSummary) {
     }
     md.push_str(
         "\n*Detected after*: injection → first view change of the faulty node to anything but `healthy`, by any \
-         node, before the fault ended. *Routed around after*: injection → completion of the first correct \
+         node, before the fault ended (a `censor` fault: its first `filters` label). *Routed around after*: injection → completion of the first correct \
          answer from another node to a request sent after the injection, on each gateway that was using the \
          faulty node just before; the slowest such gateway. *Longest stall*: the longest time a gateway went \
          without a correct answer inside the fault window. Counts are of requests sent inside the window.\n\n",
     );
+}
+
+fn censorship(md: &mut String, s: &ReportSummary) {
+    if s.censorship.is_empty() && s.transactions.is_empty() {
+        return;
+    }
+    md.push_str("## Censorship\n\n");
+    if !s.censorship.is_empty() {
+        md.push_str(
+            "| Censor | Address | Declared | Requests about it | Censored answers reaching clients | Failed | Served by censor | Labelled by every daemon after | Labelled by |\n",
+        );
+        md.push_str("|---:|---|---|---:|---:|---:|---:|---|---:|\n");
+        for c in &s.censorship {
+            let declared = if c.declared.is_empty() {
+                "–".to_string()
+            } else {
+                c.declared.iter().map(|p| format!("`{}`", md_cell(p))).collect::<Vec<_>>().join(", ")
+            };
+            let everywhere = match c.labelled_everywhere_ms() {
+                Some(ms) => fmt::duration(ms),
+                None => "never".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| node {} | `{}` | {} | {} | {} | {} | {} of {} | {} | {} of {} |",
+                c.node,
+                md_cell(&c.address),
+                declared,
+                c.about.requests,
+                c.censored_answers,
+                c.about.error,
+                c.served_by_censor,
+                c.served_known,
+                everywhere,
+                c.labelled_by().len(),
+                c.labels.len()
+            );
+        }
+        md.push_str(
+            "\n*Requests about it*: account reads of the censored address and transactions to it, sent while the \
+             censor was on. *Censored answers reaching clients*: those reads, and log queries (the censor drops logs \
+             naming the address), answered wrong against the chain's truth. *Served by censor*: requests of any kind the censoring node served, of those whose server is \
+             known (HTTP). *Labelled after*: injection → the first poll of a daemon's `/peers` showing a `filters` \
+             label on the censoring node; every daemon's, the slowest (never if one never did).\n\n",
+        );
+        md.push_str("| Censor | Daemon | Labelled after | Label names |\n|---:|---:|---|---|\n");
+        for c in &s.censorship {
+            for l in &c.labels {
+                let after = l.after_ms.map_or("never".to_string(), fmt::duration);
+                let names = if l.subjects.is_empty() { "–".to_string() } else { md_cell(&l.subjects.join(", ")) };
+                let _ = writeln!(md, "| node {} | {} | {after} | {names} |", c.node, l.observer);
+            }
+        }
+        md.push('\n');
+    }
+    if !s.transactions.is_empty() {
+        md.push_str("| To | Gateway | Sent | Accepted | Refused | Mined | Accepted, not mined |\n");
+        md.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+        for t in &s.transactions {
+            let gateway = t.gateway.map_or("**all**".to_string(), |g| g.to_string());
+            let _ = writeln!(
+                md,
+                "| `{}` | {gateway} | {} | {} | {} | {} | {} |",
+                md_cell(&t.to),
+                t.sent,
+                t.accepted,
+                t.refused,
+                t.mined,
+                t.accepted_not_mined
+            );
+        }
+        md.push_str(
+            "\nTransactions the load sent through the gateways. *Accepted*: the gateway answered with the \
+             transaction's hash. *Refused*: an error, a wrong hash or no answer. *Mined*: a receipt from the chain \
+             itself (not through the mesh) by the end of the run.\n\n",
+        );
+    }
 }
 
 fn gossip(md: &mut String, s: &ReportSummary) {

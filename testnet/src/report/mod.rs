@@ -28,8 +28,11 @@
 //!   correct answers (window start and end included) on any gateway that sent requests in it.
 //! - Gossip *delivery* is publish → accepted at one node; *convergence* is publish → accepted at
 //!   every other node, per message.
+//! - Censorship (censored answers, time to label, transactions to watched addresses): see
+//!   [`CensorSummary`] and [`TransactionSummary`].
 
 mod analysis;
+mod censorship;
 pub mod fmt;
 mod markdown;
 pub mod stats;
@@ -40,9 +43,10 @@ use std::io;
 use std::path::Path;
 
 pub use analysis::{
-    Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FaultSummary, GatewayRouting, GatewaySummary, GossipSummary,
-    MAX_LISTED_WRONG, ObserverGossip, PhaseSummary, ReportSummary, Stall, USING_LOOKBACK_MS,
+    Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FILTERS_LABEL, FaultSummary, GatewayRouting, GatewaySummary,
+    GossipSummary, MAX_LISTED_WRONG, ObserverGossip, PhaseSummary, ReportSummary, Stall, USING_LOOKBACK_MS,
 };
+pub use censorship::{CensorSummary, LabelTime, TransactionSummary};
 pub use stats::RequestStats;
 pub use svg::{BUCKET_MS, MAX_OK_POINTS};
 

@@ -115,6 +115,7 @@ mod tests {
             served_by_node: None,
             attempts: 1,
             detail: None,
+            subject: None,
         };
         let rs = [req(300, Outcome::Ok), req(100, Outcome::Error), req(200, Outcome::Wrong), req(400, Outcome::Ok)];
         let s = RequestStats::of(&rs);

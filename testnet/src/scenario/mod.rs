@@ -14,12 +14,20 @@
 //! block_time_ms = 1000
 //! sets = []              # extra daemon config, e.g. ["routing.hedge=false"]
 //!
+//! [topology.node_sets]   # extra daemon config of single nodes (after `sets`, so it wins)
+//! 0 = ["censorship.avoid=[\"filters:*\"]"]
+//!
+//! [topology.node_policies]  # policies a node declares on every chain it serves
+//! 1 = ["filters:address-list:<sha256 of the list>"]
+//!
 //! [load]
 //! gateways = [0]         # whose gateways clients use
 //! transport = "http"     # http | ws | both
 //! concurrency = 4        # client loops per gateway
 //! rate = 0               # requests/s per loop; 0 = closed loop
 //! methods = [{ method = "eth_blockNumber", weight = 3 }, { method = "eth_getBalance", weight = 1 }]
+//! watched = "0x…"        # optional: half the account reads ask about it; `send_to_watched`
+//!                        # (anvil only) sends it transactions through the gateway
 //!
 //! [[timeline]]
 //! at = "10s"
@@ -36,10 +44,14 @@ mod load;
 mod run;
 mod truth;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::NodeExtras;
+
+pub use load::{SEND_TO_WATCHED, SENDERS, SUPPORTED_METHODS};
 pub use run::{RunOptions, load, run_scenario};
 
 /// A scenario file.
@@ -81,6 +93,34 @@ pub struct Topology {
     /// Extra daemon `--set` overrides.
     #[serde(default)]
     pub sets: Vec<String>,
+    /// Extra `--set` overrides of single daemons, by node index (`"1" = ["key=value"]`); they
+    /// come after [`Topology::sets`], so they win.
+    #[serde(default)]
+    pub node_sets: BTreeMap<String, Vec<String>>,
+    /// Policies a daemon declares (signed, in its announcements) on every chain it serves, by
+    /// node index, e.g. `"1" = ["filters:address-list:<sha256>"]`.
+    #[serde(default)]
+    pub node_policies: BTreeMap<String, Vec<String>>,
+}
+
+impl Topology {
+    /// [`Topology::node_sets`] and [`Topology::node_policies`] by node index.
+    pub fn extras(&self) -> Result<BTreeMap<usize, NodeExtras>, String> {
+        let mut out: BTreeMap<usize, NodeExtras> = BTreeMap::new();
+        let index = |table: &str, key: &str| -> Result<usize, String> {
+            match key.trim().parse::<usize>() {
+                Ok(k) if k < self.nodes => Ok(k),
+                _ => Err(format!("topology.{table}: {key:?} is not a node index 0..{}", self.nodes.saturating_sub(1))),
+            }
+        };
+        for (key, sets) in &self.node_sets {
+            out.entry(index("node_sets", key)?).or_default().sets.extend(sets.iter().cloned());
+        }
+        for (key, policies) in &self.node_policies {
+            out.entry(index("node_policies", key)?).or_default().policies.extend(policies.iter().cloned());
+        }
+        Ok(out)
+    }
 }
 
 fn default_chains() -> Vec<u64> {
@@ -119,6 +159,13 @@ pub struct Load {
     /// daemons' configured mode.
     #[serde(default)]
     pub verify: Option<String>,
+    /// An address the clients care about (`0x` + 40 hex digits): account reads
+    /// (`eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`) ask about it one time in
+    /// two, and `send_to_watched` sends it transactions. With anvil, if it is one of anvil's
+    /// unlocked accounts, it sends one transaction before the run, so its nonce is not 0 and a
+    /// nonce read as 0 is wrong.
+    #[serde(default)]
+    pub watched: Option<String>,
 }
 
 fn default_gateways() -> Vec<usize> {
@@ -145,7 +192,9 @@ fn default_methods() -> Vec<MethodWeight> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodWeight {
-    /// `eth_blockNumber`, `eth_getBalance`, `eth_getBlockByNumber`, `eth_chainId` or `eth_getLogs`.
+    /// One of [`SUPPORTED_METHODS`]: a JSON-RPC method, or `send_to_watched` (a transaction of
+    /// 1 wei to [`Load::watched`], signed by anvil for one of its dev accounts and sent with
+    /// `eth_sendRawTransaction` through the gateway).
     pub method: String,
     /// Relative weight.
     #[serde(default = "one")]
@@ -234,6 +283,20 @@ impl Scenario {
                 return Err(format!("load.methods: {:?} is not one of {:?}", m.method, load::SUPPORTED_METHODS));
             }
         }
+        if let Some(w) = &self.load.watched
+            && load::parse_address(w).is_none()
+        {
+            return Err(format!("load.watched {w:?} is not an address (0x and 40 hex digits)"));
+        }
+        if self.load.methods.iter().any(|m| m.method == SEND_TO_WATCHED) {
+            if self.load.watched.is_none() {
+                return Err(format!("load.methods: {SEND_TO_WATCHED} needs load.watched"));
+            }
+            if self.topology.backend != "anvil" {
+                return Err(format!("load.methods: {SEND_TO_WATCHED} needs backend = \"anvil\" (anvil signs them)"));
+            }
+        }
+        self.topology.extras()?;
         for (i, e) in self.timeline.iter().enumerate() {
             let actions = [e.fault.is_some(), e.partition.is_some(), e.heal_partition, e.restart.is_some()]
                 .iter()
@@ -262,5 +325,50 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WATCHED: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
+
+    fn scenario(topology: &str, load: &str) -> Result<Scenario, String> {
+        Scenario::parse(&format!(
+            "name = \"t\"\nduration = \"10s\"\n[topology]\nnodes = 3\n{topology}\n[load]\n{load}\n"
+        ))
+    }
+
+    #[test]
+    fn per_node_sets_and_policies() {
+        let s = scenario(
+            "backend = \"anvil\"\nsets = [\"a.b=1\"]\n[topology.node_sets]\n1 = [\"c.d=2\"]\n2 = [\"e.f=3\"]\n\
+             [topology.node_policies]\n1 = [\"filters:address-list:ab\"]",
+            "",
+        )
+        .unwrap();
+        let extras = s.topology.extras().unwrap();
+        assert_eq!(extras.len(), 2);
+        assert_eq!(extras[&1].sets, ["c.d=2"]);
+        assert_eq!(extras[&1].policies, ["filters:address-list:ab"]);
+        assert_eq!(extras[&2], NodeExtras { sets: vec!["e.f=3".into()], policies: vec![] });
+        let err = scenario("[topology.node_sets]\n3 = [\"a=1\"]", "").unwrap_err();
+        assert!(err.contains("topology.node_sets") && err.contains("0..2"), "{err}");
+        let err = scenario("[topology.node_policies]\nx = [\"a\"]", "").unwrap_err();
+        assert!(err.contains("topology.node_policies"), "{err}");
+    }
+
+    #[test]
+    fn sending_to_the_watched_address_needs_it_and_anvil() {
+        let send = "methods = [{ method = \"send_to_watched\" }, { method = \"eth_getTransactionCount\" }]";
+        let ok = scenario("backend = \"anvil\"", &format!("watched = \"{WATCHED}\"\n{send}")).unwrap();
+        assert_eq!(ok.load.watched.as_deref(), Some(WATCHED));
+        let err = scenario("backend = \"anvil\"", send).unwrap_err();
+        assert!(err.contains("load.watched"), "{err}");
+        let err = scenario("backend = \"sim\"", &format!("watched = \"{WATCHED}\"\n{send}")).unwrap_err();
+        assert!(err.contains("anvil"), "{err}");
+        let err = scenario("", "watched = \"0x1234\"").unwrap_err();
+        assert!(err.contains("not an address"), "{err}");
     }
 }

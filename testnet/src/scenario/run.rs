@@ -12,12 +12,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{LoopSpec, PeerIndex, run_loop};
+use super::load::{LoopSpec, PeerIndex, SEND_TO_WATCHED, SENDERS, Sender, parse_address, run_loop};
 use super::truth::Truth;
 use super::{Event, Scenario};
 use crate::net::{BackendKind, NodeInfo, Testnet, TestnetSpec};
 use crate::record::{
-    FaultAction, FaultEvent, GossipDelivery, Meta, Phase, Record, RecordWriter, Transport, ViewChange,
+    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, NodePolicies, Phase, Record, RecordWriter,
+    SentTransaction, Transport, ViewChange,
 };
 
 /// How to run.
@@ -61,7 +62,8 @@ pub async fn run_scenario(scenario: &Scenario, opts: &RunOptions, stop: Cancella
     if opts.progress {
         eprintln!("starting {} daemons for scenario {:?}...", spec.nodes, scenario.name);
     }
-    let mut testnet = Testnet::up(spec).await?;
+    let extras = scenario.topology.extras()?;
+    let mut testnet = Testnet::up_with(spec, &extras).await?;
     let nodes = testnet.nodes();
     let result = measured_run(scenario, opts, &mut testnet, &nodes, &backend, stop).await;
     testnet.down().await;
@@ -119,6 +121,13 @@ async fn measured_run(
         duration_ms: scenario.duration.as_millis() as u64,
         node_peer_ids: nodes.iter().map(|n| n.peer_id.clone()).collect(),
         interrupted: false,
+        node_policies: scenario
+            .topology
+            .extras()?
+            .into_iter()
+            .filter(|(_, e)| !e.policies.is_empty())
+            .map(|(node, e)| NodePolicies { node, policies: e.policies })
+            .collect(),
     };
     writer.write(&Record::Meta(meta.clone())).map_err(|e| e.to_string())?;
 
@@ -131,6 +140,10 @@ async fn measured_run(
             chain_id: chain,
         })),
     };
+    let watched = scenario.load.watched.as_deref().and_then(parse_address);
+    if let (BackendKind::Anvil { .. }, Some(w)) = (backend, &watched) {
+        give_a_nonce(&truth, w).await?;
+    }
     if let BackendKind::Anvil { .. } = backend {
         // anvil's genesis header carries the empty state root whatever its funded accounts: no
         // state proof verifies at block 0. Load starts once the chain is past it, as any real
@@ -147,6 +160,15 @@ async fn measured_run(
     let load_stop = CancellationToken::new();
     let mut loops = Vec::new();
     let mut seed = 1u64;
+    // One sender per loop that sends, round robin over anvil's dev accounts (the watched one
+    // excluded); loops beyond their number share them, taking turns.
+    let sends = scenario.load.methods.iter().any(|m| m.method == SEND_TO_WATCHED);
+    let senders: Vec<Sender> = SENDERS
+        .iter()
+        .filter(|a| watched.as_deref() != Some(**a))
+        .map(|a| Sender { address: a.to_string(), turn: Arc::default() })
+        .collect();
+    let mut next_sender = 0usize;
     for &g in &scenario.load.gateways {
         let addr = nodes[g].http.trim_start_matches("http://").trim_end_matches('/').to_string();
         for i in 0..scenario.load.concurrency.max(1) {
@@ -165,6 +187,11 @@ async fn measured_run(
                 timeout: Duration::from_millis(scenario.load.timeout_ms),
                 seed,
                 verify: scenario.load.verify.clone(),
+                watched: watched.clone(),
+                sender: (sends && !senders.is_empty()).then(|| {
+                    next_sender += 1;
+                    senders[(next_sender - 1) % senders.len()].clone()
+                }),
             };
             loops.push(tokio::spawn(run_loop(
                 spec,
@@ -176,7 +203,17 @@ async fn measured_run(
             )));
         }
     }
-    let observer = tokio::spawn(observe(nodes.to_vec(), start, started_unix, tx.clone(), load_stop.clone()));
+    let observer = tokio::spawn(observe(
+        nodes.to_vec(),
+        scenario.topology.chains.clone(),
+        start,
+        started_unix,
+        tx.clone(),
+        load_stop.clone(),
+    ));
+    // Sent transactions are held back until the end of the run, when whether they were mined
+    // is known.
+    let mut sent: Vec<SentTransaction> = Vec::new();
 
     let mut timeline: Vec<Event> = scenario.timeline.clone();
     timeline.sort_by_key(|e| e.at);
@@ -190,6 +227,10 @@ async fn measured_run(
         tokio::select! {
             _ = stop.cancelled() => { interrupted = true; break; }
             Some(rec) = rx.recv() => {
+                if let Record::Transaction(t) = rec {
+                    sent.push(t);
+                    continue;
+                }
                 if let Record::Request(r) = &rec {
                     total += 1;
                     match r.outcome {
@@ -233,7 +274,21 @@ async fn measured_run(
     let _ = observer.await;
     drop(tx);
     while let Some(rec) = rx.recv().await {
-        writer.write(&rec).map_err(|e| e.to_string())?;
+        match rec {
+            Record::Transaction(t) => sent.push(t),
+            rec => writer.write(&rec).map_err(|e| e.to_string())?,
+        }
+    }
+    if !sent.is_empty() {
+        if opts.progress {
+            eprintln!("\nwaiting for the chain to mine the {} transactions sent...", sent.len());
+        }
+        let wait =
+            Duration::from_millis(scenario.topology.block_time_ms.saturating_mul(MINING_BLOCKS)).max(MINING_WAIT);
+        settle(&truth, &mut sent, wait).await;
+        for t in sent {
+            writer.write(&Record::Transaction(t)).map_err(|e| e.to_string())?;
+        }
     }
     // Heal what the timeline left broken, so the teardown is clean.
     for (k, _) in testnet.faults().clone() {
@@ -293,9 +348,82 @@ async fn apply(testnet: &mut Testnet, e: &Event, start: Instant) -> Vec<Record> 
     out
 }
 
-/// Polls every node's view: records health changes and gossip deliveries.
+/// Sends one transaction from the watched account to itself, straight to anvil, and waits
+/// until it is mined: a watched account with nonce 0 and no code reads the same whether a node
+/// filters it or not, so only its balance would tell. Accounts anvil cannot sign for are left
+/// as they are.
+async fn give_a_nonce(truth: &Truth, watched: &str) -> Result<(), String> {
+    let accounts = truth.ask("eth_accounts", serde_json::json!([])).await?;
+    let unlocked = accounts
+        .as_array()
+        .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|a| a.eq_ignore_ascii_case(watched)));
+    let nonce = truth.ask("eth_getTransactionCount", serde_json::json!([watched, "latest"])).await?;
+    if !unlocked || nonce.as_str().is_some_and(|n| n != "0x0") {
+        return Ok(());
+    }
+    let call = serde_json::json!([{ "from": watched, "to": watched, "value": "0x0" }]);
+    let hash = truth.ask("eth_sendTransaction", call).await?;
+    crate::daemon::wait_for(GENESIS_WAIT, "the watched account's first transaction to be mined", || async {
+        truth.ask("eth_getTransactionReceipt", serde_json::json!([hash])).await.is_ok_and(|r| !r.is_null())
+    })
+    .await
+}
+
+/// Fills in where the chain mined each sent transaction: receipts asked from the chain's node
+/// directly, until every transaction has one or `wait` passed (then the rest count as not
+/// mined).
+async fn settle(truth: &Truth, sent: &mut [SentTransaction], wait: Duration) {
+    let block_of = |receipt: &Value| {
+        receipt["blockNumber"].as_str().and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok())
+    };
+    let pending = std::sync::Mutex::new(sent);
+    let _ = crate::daemon::wait_for(wait, "the sent transactions to be mined", || async {
+        let hashes: Vec<(usize, String)> = {
+            let sent = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            sent.iter().enumerate().filter(|(_, t)| t.mined_block.is_none()).map(|(i, t)| (i, t.hash.clone())).collect()
+        };
+        for (i, hash) in hashes {
+            let Ok(receipt) = truth.ask("eth_getTransactionReceipt", serde_json::json!([hash])).await else {
+                return false;
+            };
+            let Some(block) = block_of(&receipt) else { return false };
+            pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i].mined_block = Some(block);
+        }
+        true
+    })
+    .await;
+}
+
+/// The `filters` labels a `/peers` entry shows on `chain`: whether there is one, and what it
+/// names. Labels past their `until_ms` (when the entry says so) do not count.
+fn filters_label(provider: &Value, chain: u64, now_ms: Option<u64>) -> Option<Vec<String>> {
+    let labels: Vec<&Value> = provider["filters"]
+        .as_array()?
+        .iter()
+        .filter(|f| f["chain_id"].as_u64() == Some(chain))
+        .filter(|f| match (f["until_ms"].as_u64(), now_ms) {
+            (Some(until), Some(now)) => until > now,
+            _ => true,
+        })
+        .collect();
+    if labels.is_empty() {
+        return None;
+    }
+    let mut subjects: Vec<String> = labels
+        .iter()
+        .flat_map(|f| f["subjects"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    Some(subjects)
+}
+
+/// Polls every node's view: records health changes, gossip deliveries and `filters` labels.
 async fn observe(
     nodes: Vec<NodeInfo>,
+    chains: Vec<u64>,
     start: Instant,
     started_unix: u64,
     out: mpsc::Sender<Record>,
@@ -304,6 +432,8 @@ async fn observe(
     let index: HashMap<String, usize> = nodes.iter().map(|n| (n.peer_id.clone(), n.index)).collect();
     let mut health: HashMap<(usize, usize), String> = HashMap::new();
     let mut seen: HashSet<(usize, usize, u64)> = HashSet::new();
+    // (observer, subject, chain) → the label's subjects, while labelled.
+    let mut labels: HashMap<(usize, usize, u64), Vec<String>> = HashMap::new();
     let mut tick = tokio::time::interval(VIEW_POLL);
     loop {
         tokio::select! {
@@ -314,6 +444,32 @@ async fn observe(
             let Ok(v) = crate::net::admin(n, "/peers").await else { continue };
             let providers: Vec<Value> = v["providers"].as_array().cloned().unwrap_or_default();
             let t_ms = start.elapsed().as_millis() as u64;
+            let now_ms = v["generated_at_ms"].as_u64();
+            // Labels of every provider, the observer's own node included: a daemon verifies
+            // its own node's answers too.
+            for p in &providers {
+                let Some(&subject) = index.get(p["peer_id"].as_str().unwrap_or("")) else { continue };
+                for &chain in &chains {
+                    let key = (n.index, subject, chain);
+                    let now = filters_label(p, chain, now_ms);
+                    if labels.get(&key) == now.as_ref() {
+                        continue;
+                    }
+                    let record = LabelChange {
+                        t_ms,
+                        observer: n.index,
+                        subject,
+                        chain_id: chain,
+                        labelled: now.is_some(),
+                        subjects: now.clone().unwrap_or_default(),
+                    };
+                    match now {
+                        Some(s) => labels.insert(key, s),
+                        None => labels.remove(&key),
+                    };
+                    let _ = out.send(Record::Label(record)).await;
+                }
+            }
             for subject in 0..nodes.len() {
                 if subject == n.index {
                     continue;
@@ -358,3 +514,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
 
 /// Longest wait for an anvil chain to mine its first block.
 const GENESIS_WAIT: Duration = Duration::from_secs(30);
+/// After the load stopped, transactions not mined within this many block times count as not
+/// mined (a transaction in the pool is mined in the next block on anvil) ...
+const MINING_BLOCKS: u64 = 5;
+/// ... or within this long, whichever is longer.
+const MINING_WAIT: Duration = Duration::from_secs(5);

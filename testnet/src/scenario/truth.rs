@@ -37,12 +37,66 @@ fn quantity(v: &Value) -> Option<u128> {
     u128::from_str_radix(v.as_str()?.strip_prefix("0x")?, 16).ok()
 }
 
+/// Two answers to one state read agree: equal quantities, or equal data whatever the case.
+fn same_state(a: &Value, b: &Value) -> bool {
+    match (quantity(a), quantity(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => a == b,
+        },
+    }
+}
+
 impl Truth {
     async fn direct(&self, method: &str, params: &Value) -> Option<Value> {
+        self.ask(method, params.clone()).await.ok()
+    }
+
+    /// Asks the real node directly (not through the mesh); the simulated chain answers nothing.
+    pub async fn ask(&self, method: &str, params: Value) -> Result<Value, String> {
         match self {
-            Truth::Direct(d) => rpc_call(&d.client, &d.url, method, params.clone(), Duration::from_secs(5)).await.ok(),
-            Truth::Sim(_) => None,
+            Truth::Direct(d) => rpc_call(&d.client, &d.url, method, params, Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("{method} on the chain's node: {e}")),
+            Truth::Sim(_) => Err(format!("{method}: the simulated chain is not a node to ask")),
         }
+    }
+
+    /// Judges an account read (`method(address, block)`) against the real node. A read at
+    /// `latest` was answered at some head between `head_before` (less the lag a correct provider
+    /// may have) and now; the account may change in between (transactions the load sends), so it
+    /// is correct if it matches the account at any of those blocks.
+    async fn judge_account_read(
+        &self,
+        method: &str,
+        params: &Value,
+        result: &Value,
+        head_before: u64,
+    ) -> (Outcome, Option<String>) {
+        let Some(want) = self.direct(method, params).await else { return (Outcome::Ok, None) };
+        if same_state(result, &want) {
+            return (Outcome::Ok, None);
+        }
+        let at_head = matches!(params.get(1).and_then(Value::as_str), None | Some("latest" | "pending"));
+        if at_head {
+            let after = self.head().await.unwrap_or(head_before);
+            for n in (head_before.saturating_sub(HEAD_TOLERANCE)..=after).rev() {
+                let mut at = params.clone();
+                if let Some(block) = at.get_mut(1) {
+                    *block = Value::String(format!("0x{n:x}"));
+                }
+                if self.direct(method, &at).await.is_some_and(|v| same_state(result, &v)) {
+                    return (Outcome::Ok, None);
+                }
+            }
+        }
+        let what = match method {
+            "eth_getBalance" => "balance",
+            "eth_getTransactionCount" => "nonce",
+            _ => "code",
+        };
+        (Outcome::Wrong, Some(format!("{what} {result}, truth {want}")))
     }
 
     /// The current head, for choosing request parameters.
@@ -86,6 +140,22 @@ impl Truth {
                     wrong(format!("head {n}, truth between {head_before} and {after}"))
                 } else {
                     (Outcome::Ok, None)
+                }
+            }
+            "eth_getBalance" | "eth_getTransactionCount" | "eth_getCode" if matches!(self, Truth::Direct(_)) => {
+                self.judge_account_read(method, params, result, head_before).await
+            }
+            "eth_getTransactionCount" => {
+                let Truth::Sim(c) = self else { return (Outcome::Ok, None) };
+                let addr = params.get(0).and_then(Value::as_str).unwrap_or_default();
+                let mut a = [0u8; 20];
+                if hex::decode_to_slice(addr.trim_start_matches("0x"), &mut a).is_err() {
+                    return (Outcome::Error, Some("bad address in the request".into()));
+                }
+                let want = c.transaction_count(&a);
+                match quantity(result) {
+                    Some(got) if got == u128::from(want) => (Outcome::Ok, None),
+                    got => wrong(format!("nonce {got:?}, truth {want}")),
                 }
             }
             "eth_getBalance" => {

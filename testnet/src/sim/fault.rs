@@ -55,7 +55,9 @@ pub enum Fault {
     },
     /// A censor of one address: `eth_sendRawTransaction` whose raw bytes contain it fails with
     /// `-32003 transaction rejected`; its balance reads 0 and logs emitted by or mentioning it
-    /// (`from`/`to` topics) are left out of `eth_getLogs`.
+    /// (`from`/`to` topics) are left out of `eth_getLogs`. The fault proxy in front of a real
+    /// node also empties its nonce, code and storage and refuses calls to or from it
+    /// ([`crate::fault_proxy`]).
     Censor {
         /// The censored 20-byte address.
         address: Address,

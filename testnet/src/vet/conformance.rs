@@ -10,6 +10,12 @@
 //! | `batch_ids` | a batch of a good and an unknown call | two answers, matched by id: a result and a `-32601` |
 //!
 //! Error answers may come with an HTTP error status; the body is judged all the same.
+//!
+//! The unknown method is in the `eth` namespace: gateways and relay policies commonly let `eth_*`
+//! through (rpcmesh's default relay policy does), so the node itself answers. Through the mesh,
+//! a request the candidate's relay refuses before its node sees it (the malformed JSON and the
+//! empty batch always are: the relay only carries valid requests) is "not tested through the
+//! mesh", neither passed nor failed.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -33,7 +39,21 @@ pub struct Check {
     pub passed: bool,
     /// Why not, or what leniency was used.
     pub note: Option<String>,
+    /// Set when the check could not be made (the candidate's relay refused the request before its
+    /// node saw it): why. Such a check counts neither as passed nor as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_tested: Option<String>,
 }
+
+impl Check {
+    /// Failed, as opposed to passed or not tested.
+    pub fn failed(&self) -> bool {
+        !self.passed && self.not_tested.is_none()
+    }
+}
+
+/// The method no node serves.
+const UNKNOWN_METHOD: &str = "eth_rpcmeshNoSuchMethod";
 
 /// The conformance section of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +79,12 @@ pub async fn run<C: RpcTarget>(candidate: &C, strict: bool, tracker: &Tracker<'_
             Ok(b) | Err(TargetError::Http { body: b, .. }) => Some(b.clone()),
             Err(_) => None,
         };
+        let not_tested = answer.as_ref().err().and_then(|e| {
+            let by = if e.refused_by_policy() { "its relay policy" } else { "its relay's request checks" };
+            e.not_relayed().map(|why| {
+                format!("the candidate's relay refused it by {by} before its node saw it ({})", short(why, 200))
+            })
+        });
         let parsed = body.as_ref().and_then(|b| serde_json::from_slice::<Value>(b).ok());
         let (passed, note) = match (&answer, parsed) {
             (_, Some(v)) => match judge(&v) {
@@ -77,12 +103,21 @@ pub async fn run<C: RpcTarget>(candidate: &C, strict: bool, tracker: &Tracker<'_
             (Ok(_), None) => String::new(),
         };
         tracker.check_done(Phase::Conformance, name);
-        checks.push(Check { name: name.into(), request, expected: expected.into(), answer: answer_text, passed, note });
+        let note = if not_tested.is_some() { None } else { note };
+        checks.push(Check {
+            name: name.into(),
+            request,
+            expected: expected.into(),
+            answer: answer_text,
+            passed,
+            note,
+            not_tested,
+        });
     };
 
     check(
         "method_not_found",
-        r#"{"jsonrpc":"2.0","id":"vet-unknown","method":"rpcmesh_noSuchMethod","params":[]}"#.into(),
+        format!(r#"{{"jsonrpc":"2.0","id":"vet-unknown","method":"{UNKNOWN_METHOD}","params":[]}}"#),
         "error -32601 with id \"vet-unknown\"",
         &|v| {
             expect_code(v, &[-32601])?;
@@ -140,7 +175,9 @@ pub async fn run<C: RpcTarget>(candidate: &C, strict: bool, tracker: &Tracker<'_
     .await;
     check(
         "batch_ids",
-        r#"[{"jsonrpc":"2.0","id":"vet-a","method":"eth_chainId","params":[]},{"jsonrpc":"2.0","id":"vet-b","method":"rpcmesh_noSuchMethod","params":[]}]"#.into(),
+        format!(
+            r#"[{{"jsonrpc":"2.0","id":"vet-a","method":"eth_chainId","params":[]}},{{"jsonrpc":"2.0","id":"vet-b","method":"{UNKNOWN_METHOD}","params":[]}}]"#
+        ),
         "two answers: vet-a with a result, vet-b with error -32601",
         &|v| {
             let list = v.as_array().ok_or("not an array")?;

@@ -17,6 +17,12 @@
 //!   `eth_getStorageAt(slot 0)`, and `eth_call` of a contract with empty data;
 //! - once: `eth_chainId`, `net_version`, `eth_getBlockByNumber(1, false)` (early history).
 //!
+//! **Verification.** Besides the comparison, each answer is checked on its own: blocks and
+//! transactions by their hashes ([`verify`](super::verify)), and, against the pinned block's
+//! header (the candidate's, accepted only when it hashes to the pinned hash), receipts against its
+//! `receiptsRoot`, logs against those receipts, state reads against an `eth_getProof` at its
+//! `stateRoot` ([`super::deep`]).
+//!
 //! **Comparison.** Answers are compared field by field over the fields both sides have (clients
 //! differ in optional fields), hex case- and zero-padding-insensitively. When several references
 //! are given, only reads on which every answering reference agrees are compared. A candidate
@@ -269,19 +275,31 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
     candidate: &C,
     references: &[R],
     reads: Vec<Read>,
+    pinned: &[Pinned],
     tracker: &Tracker<'_>,
 ) -> Correctness {
     tracker.plan(reads.len());
     let ids = AtomicU64::new(1_000);
     let candidate = Rpc::new(candidate, &ids);
     let refs: Vec<Rpc<'_, R>> = references.iter().map(|r| Rpc::new(r, &ids)).collect();
+    // Each pinned block's header (matching the pinned hash) and receipts, verified once.
+    let material = super::deep::material(candidate, pinned).await;
     let results: Vec<ReadResult> = futures::stream::iter(reads)
         .map(|read| {
-            let refs = &refs;
+            let (refs, material) = (&refs, &material);
             async move {
                 let mine = candidate.call(read.method, &read.params).await;
+                let deep = match &mine {
+                    Ok(v) => super::deep::verify(candidate, &read, v, material).await,
+                    Err(_) => None,
+                };
                 let theirs = futures::future::join_all(refs.iter().map(|r| r.call(read.method, &read.params))).await;
-                let result = judge(&read, mine, theirs, !references.is_empty());
+                let mut result = judge(&read, mine, theirs, !references.is_empty());
+                if let Some(v) = deep {
+                    // A material check replaces the plain one (echo at most) when it applies.
+                    result.verification_failed = matches!(v, Verification::Failed(_));
+                    result.verification = v.describe();
+                }
                 tracker.check_done(Phase::Correctness, read.method);
                 result
             }

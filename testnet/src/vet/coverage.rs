@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::correctness::{Pinned, ZERO_ADDRESS};
 use super::progress::{Phase, Tracker};
-use super::target::{Rpc, RpcTarget, qty, short};
+use super::target::{CallError, Rpc, RpcTarget, qty, short};
 
 /// Address of the logs-range filter: the conventional burn address, which emits no logs.
 const NO_LOGS_ADDRESS: &str = "0x000000000000000000000000000000000000dead";
@@ -40,6 +40,10 @@ pub struct GroupProbe {
     pub answers: bool,
     /// The answer or error, shortened.
     pub answer: String,
+    /// Refused by the candidate's relay method policy (through the mesh): the group is not
+    /// served to the mesh by the candidate's choice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused_by_policy: bool,
 }
 
 /// The archive-depth search.
@@ -164,10 +168,12 @@ pub async fn run<C: RpcTarget>(
         let (method, params) = group_probe(group, pinned);
         let answer = rpc.call(method, &params).await;
         tracker.check_done(Phase::Coverage, &format!("method group {group}"));
+        let refused_by_policy = matches!(&answer, Err(CallError::Target(e)) if e.refused_by_policy());
         method_groups.push(GroupProbe {
             group: group.into(),
             method: method.into(),
             answers: answer.is_ok(),
+            refused_by_policy,
             answer: match answer {
                 Ok(v) => short(&v.to_string(), 200),
                 Err(e) => short(&e.to_string(), 200),

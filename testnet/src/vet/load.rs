@@ -11,6 +11,9 @@
 //!   failed; the rate held is the top rate of the unbroken run of held steps from the first.
 //!   Latency is judged over the whole ramp by its own criterion.
 //! - **Errors**: transport failures, timeouts, HTTP statuses other than 200, JSON-RPC errors.
+//!   Through the mesh, `busy` answers (the candidate at its announced relay capacity) are
+//!   counted apart as well: they are not served requests, so they count as errors too, but the
+//!   report shows the candidate shedding load rather than failing.
 //! - **Head lag**: once a second, `eth_blockNumber` of the candidate and of every reference at
 //!   once; lag = median reference head − candidate head (negative when ahead).
 //!
@@ -88,6 +91,9 @@ pub struct Step {
     pub errors: u64,
     /// Not sent because too many were in flight.
     pub dropped: u64,
+    /// Answered busy by the candidate's relay (through the mesh; counted in `errors` too).
+    #[serde(default)]
+    pub busy: u64,
     /// Latency percentiles of sent requests, µs.
     pub p50_us: Option<u64>,
     /// 95th percentile, µs.
@@ -124,6 +130,9 @@ pub struct Totals {
     pub requests: u64,
     /// Failed.
     pub errors: u64,
+    /// Answered busy by the candidate's relay (counted in `errors` too).
+    #[serde(default)]
+    pub busy: u64,
     /// Median latency, µs.
     pub p50_us: Option<u64>,
     /// 95th percentile, µs.
@@ -193,6 +202,7 @@ struct Sample {
     latency_us: u64,
     ok: bool,
     dropped: bool,
+    busy: bool,
 }
 
 /// The request body of `method` with parameters drawn from what the battery knows of the chain.
@@ -303,7 +313,7 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
             let (step, at_ms) = schedule[next];
             next += 1;
             if in_flight.len() >= settings.max_in_flight {
-                samples.push(Sample { step, sent_ms: at_ms, latency_us: 0, ok: false, dropped: true });
+                samples.push(Sample { step, sent_ms: at_ms, latency_us: 0, ok: false, dropped: true, busy: false });
                 continue;
             }
             let (method, body) = request(pick_method(&mut rng), next as u64, &mut rng, pinned);
@@ -311,6 +321,7 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
                 let sent = Instant::now();
                 let answer = candidate.call(body).await;
                 let latency_us = sent.elapsed().as_micros() as u64;
+                let busy = matches!(&answer, Err(e) if e.is_busy());
                 let error = match answer {
                     Ok(b) => match serde_json::from_slice::<Value>(&b) {
                         Ok(mut v) => outcome_of(&mut v).err().map(|e| e.to_string()),
@@ -318,7 +329,7 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
                     },
                     Err(e) => Some(e.to_string()),
                 };
-                let sample = Sample { step, sent_ms: at_ms, latency_us, ok: error.is_none(), dropped: false };
+                let sample = Sample { step, sent_ms: at_ms, latency_us, ok: error.is_none(), dropped: false, busy };
                 (sample, error.map(|e| format!("{method}: {}", short(&e, 200))))
             }));
         }
@@ -402,6 +413,7 @@ fn summarize(
         let mine: Vec<&Sample> = samples.iter().filter(|s| s.step == i).collect();
         let ok = mine.iter().filter(|s| s.ok).count() as u64;
         let dropped = mine.iter().filter(|s| s.dropped).count() as u64;
+        let busy = mine.iter().filter(|s| s.busy).count() as u64;
         let sent = mine.len() as u64;
         let errors = sent - ok;
         let (p50_us, p95_us, p99_us) =
@@ -417,6 +429,7 @@ fn summarize(
             ok,
             errors,
             dropped,
+            busy,
             p50_us,
             p95_us,
             p99_us,
@@ -447,6 +460,7 @@ fn summarize(
     let total = Totals {
         requests: samples.len() as u64,
         errors: samples.iter().filter(|s| !s.ok).count() as u64,
+        busy: samples.iter().filter(|s| s.busy).count() as u64,
         p50_us,
         p95_us,
         p99_us,
@@ -484,6 +498,41 @@ mod tests {
         assert_eq!(long[0], (10, 0, 6000));
         assert_eq!(long[9], (100, 54_000, 60_000));
         assert_eq!(plan(&s(1, 1)), vec![(1, 0, 1000)]);
+    }
+
+    /// Answers the ramp's requests with even ids busy, as a candidate at its relay capacity
+    /// does (the head-lag samples, ids from 1 000 000, are answered).
+    struct HalfBusy;
+
+    impl RpcTarget for HalfBusy {
+        async fn call(&self, body: Bytes) -> Result<Bytes, super::super::TargetError> {
+            let id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_u64()).unwrap_or(0);
+            if id >= 1_000_000 || id % 2 == 1 {
+                Ok(Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#))
+            } else {
+                let status = "busy".to_string();
+                Err(super::super::TargetError::Relay { status, reason: "at capacity".into(), method_refused: false })
+            }
+        }
+
+        fn describe(&self) -> String {
+            "half busy".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn busy_answers_are_counted_as_such_and_as_failed() {
+        let settings =
+            LoadSettings { rate_per_sec: 20, duration: Duration::from_secs(1), max_in_flight: 4, max_error_rate: 0.0 };
+        let tracker = super::super::Tracker::new(&super::super::NoProgress, settings.duration);
+        let load = run(&HalfBusy, &[] as &[HalfBusy], None, settings, &tracker, &CancellationToken::new()).await;
+        assert!(load.completed);
+        assert_eq!(load.total.requests, 20);
+        assert_eq!(load.total.busy, 10, "{:?}", load.total);
+        assert_eq!(load.total.errors, 10, "busy answers are not served requests");
+        assert_eq!(load.steps[0].busy, 10);
+        assert!(load.first_errors[0].contains("busy"), "{:?}", load.first_errors);
+        assert_eq!(load.held_rate_per_sec, 0);
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! 5. [`load`]: the ramp with head-lag samples, and beside it the [`ws`] newHeads check;
 //! 6. the verdict against the [`policy`].
 //!
-//! The battery talks to endpoints through [`RpcTarget`]: today [`HttpTarget`]. Vetting a
-//! candidate through the mesh (a daemon's relay to the candidate's own upstream) needs a
-//! relay-backed `RpcTarget`, which waits for the relay client API being rewritten; the CLI says
-//! "not yet" for `--peer`.
+//! The battery talks to endpoints through [`RpcTarget`]: [`HttpTarget`] for a candidate's
+//! endpoint and the references, [`MeshTarget`] for a candidate reached through the mesh (a local
+//! daemon's `POST /relay/{peer}/{chain}` to the candidate's daemon and its own node; see
+//! [`mesh`] for what that changes: receipts, refusals by the candidate's relay policy, the ramp
+//! bounded by its announced capacity, no WebSocket). Such a report carries a
+//! [`ThroughMesh`](mesh::ThroughMesh) section and the `relay_receipts` criterion.
 //!
 //! Cancelling (Ctrl-C in the CLI) stops the test running, skips the rest, and returns a report
 //! marked `partial` whose verdict is `fail` (if a criterion already failed) or `incomplete`.
@@ -23,7 +25,9 @@
 pub mod conformance;
 pub mod correctness;
 pub mod coverage;
+pub mod deep;
 pub mod load;
+pub mod mesh;
 pub mod plot;
 pub mod policy;
 pub mod progress;
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+pub use mesh::MeshTarget;
 pub use policy::{Criterion, Outcome, Policy, Verdict, judge};
 pub use progress::{NoProgress, Phase, Progress, ProgressSink};
 pub use report::{Preflight, Settings, VetReport};
@@ -169,6 +174,7 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
         conformance: None,
         load: None,
         websocket: None,
+        mesh: None,
         verdict: Verdict { verdict: "incomplete".into(), criteria: vec![], failed: vec![] },
     };
 
@@ -206,6 +212,14 @@ pub async fn run<C: RpcTarget, R: RpcTarget>(
         }
     }
 
+    report.mesh = candidate.through_mesh().map(|mut m| {
+        for k in report.conformance.iter().flat_map(|c| &c.checks) {
+            if let Some(why) = &k.not_tested {
+                m.not_tested.push(format!("error conformance check {}: {why}", k.name));
+            }
+        }
+        m
+    });
     report.partial = cancel.is_cancelled();
     report.finished_at_ms = now_ms();
     report.verdict = judge(&report, &config.policy, config.settings.rate_per_sec);
@@ -235,7 +249,8 @@ async fn run_tests<C: RpcTarget, R: RpcTarget>(
     let s = &config.settings;
     let pinned = report.pinned.first().cloned();
     let reads = correctness::reads(&report.pinned, head);
-    report.correctness = unless_cancelled(cancel, correctness::run(candidate, references, reads, tracker)).await;
+    report.correctness =
+        unless_cancelled(cancel, correctness::run(candidate, references, reads, &report.pinned, tracker)).await;
     let probes = coverage::Probes { head, logs_range_max: s.logs_range_max, batch_max: s.batch_max };
     report.coverage = unless_cancelled(cancel, coverage::run(candidate, pinned.as_ref(), probes, tracker)).await;
     if let (Some(c), Some(cov)) = (&mut report.correctness, &report.coverage) {

@@ -114,7 +114,7 @@ impl Policy {
 pub struct Criterion {
     /// Stable name: `reachable`, `correctness`, `method_groups`, `archive`, `logs_range`,
     /// `batch_size`, `websocket`, `error_conformance`, `rate_held`, `p95_latency`, `error_rate`,
-    /// `head_lag`.
+    /// `head_lag`, and through the mesh `relay_receipts`.
     pub name: String,
     /// What the policy asks, in words.
     pub required: String,
@@ -207,10 +207,19 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
                 .map(String::as_str)
                 .collect();
             let answering: Vec<&str> = c.method_groups.iter().filter(|m| m.answers).map(|m| m.group.as_str()).collect();
-            let measured = if missing.is_empty() {
-                format!("answering: {}", answering.join(", "))
+            // Through the mesh, a group the candidate's relay policy refuses is its choice: said
+            // so, and still missing for the mesh.
+            let by_policy: Vec<&str> =
+                c.method_groups.iter().filter(|m| m.refused_by_policy).map(|m| m.group.as_str()).collect();
+            let policy_note = if by_policy.is_empty() {
+                String::new()
             } else {
-                format!("missing: {} (answering: {})", missing.join(", "), answering.join(", "))
+                format!("; not relayed by the candidate's policy: {}", by_policy.join(", "))
+            };
+            let measured = if missing.is_empty() {
+                format!("answering: {}{policy_note}", answering.join(", "))
+            } else {
+                format!("missing: {} (answering: {}){policy_note}", missing.join(", "), answering.join(", "))
             };
             add("method_groups", groups_required, measured, pass_if(missing.is_empty()));
             add(
@@ -247,6 +256,14 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
         "if given: newHeads arrive without gaps".to_string()
     };
     match (&report.websocket, &report.settings.ws) {
+        // A relay carries no subscriptions: not tested, which passes only when not required
+        // (required, the verdict stays incomplete rather than failed).
+        (None, None) if report.mesh.is_some() => add(
+            "websocket",
+            ws_required,
+            "not tested through the mesh (a relay carries no subscriptions)".into(),
+            if policy.require_websocket { Outcome::NotRun } else { Outcome::Pass },
+        ),
         (Some(ws), _) => {
             // Interrupted before enough heads arrived, with nothing wrong so far: not judged.
             let cut_short =
@@ -270,18 +287,26 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
     };
     match &report.conformance {
         Some(c) => {
-            let failed: Vec<&str> = c.checks.iter().filter(|k| !k.passed).map(|k| k.name.as_str()).collect();
-            let measured = if failed.is_empty() {
-                format!("{} of {} checks pass", c.checks.len(), c.checks.len())
+            let failed: Vec<&str> = c.checks.iter().filter(|k| k.failed()).map(|k| k.name.as_str()).collect();
+            let untested: Vec<&str> =
+                c.checks.iter().filter(|k| k.not_tested.is_some()).map(|k| k.name.as_str()).collect();
+            let tested = c.checks.len() - untested.len();
+            let mut measured = if failed.is_empty() {
+                format!("{tested} of {tested} checks pass")
             } else {
                 format!("failed: {}", failed.join(", "))
             };
-            add(
-                "error_conformance",
-                conf_required,
-                measured,
-                pass_if(!policy.require_error_conformance || failed.is_empty()),
-            );
+            if !untested.is_empty() {
+                measured.push_str(&format!("; not tested through the mesh: {}", untested.join(", ")));
+            }
+            let outcome = match (policy.require_error_conformance, failed.is_empty(), tested) {
+                (false, _, _) => Outcome::Pass,
+                (true, false, _) => Outcome::Fail,
+                // Nothing could be tested: no pass can be claimed.
+                (true, true, 0) => Outcome::NotRun,
+                (true, true, _) => Outcome::Pass,
+            };
+            add("error_conformance", conf_required, measured, outcome);
         }
         None => add("error_conformance", conf_required, not_run(), Outcome::NotRun),
     }
@@ -355,6 +380,22 @@ pub fn judge(report: &VetReport, policy: &Policy, rate_under_test: u32) -> Verdi
         }
     }
 
+    // Through the mesh: every relayed answer must carry the candidate's verified signed receipt,
+    // which is what makes a wrong answer from it evidence.
+    if let Some(m) = &report.mesh {
+        let required = "every answer relayed carries a receipt signed by the candidate".to_string();
+        let measured = format!(
+            "{} of {} answers with a verified receipt ({} failed verification, {} without)",
+            m.receipts_verified, m.relayed, m.receipts_failed, m.receipts_missing
+        );
+        let outcome = match (m.relayed, m.unreceipted()) {
+            (_, n) if n > 0 => Outcome::Fail,
+            (0, _) => Outcome::NotRun,
+            _ => Outcome::Pass,
+        };
+        add("relay_receipts", required, measured, outcome);
+    }
+
     let failed: Vec<String> = criteria.iter().filter(|c| c.outcome == Outcome::Fail).map(|c| c.name.clone()).collect();
     let verdict = if !failed.is_empty() {
         // A failure seen before an interruption is a failure all the same.
@@ -395,6 +436,116 @@ mod tests {
         assert!(Policy::from_toml(&text).unwrap_err().to_string().contains("max_error_rate"));
         let text = DEFAULT_POLICY_TOML.replace("[\"eth\", \"net\", \"web3\"]", "[\"eth\", \"parity\"]");
         assert!(Policy::from_toml(&text).unwrap_err().to_string().contains("parity"));
+    }
+
+    /// A report of a run through the mesh in which only preflight and conformance ran.
+    fn through_mesh(checks: Vec<crate::vet::conformance::Check>, relayed: u64, verified: u64) -> VetReport {
+        use crate::vet::mesh::ThroughMesh;
+        use crate::vet::report::{Preflight, REPORT_FORMAT, Settings};
+        let policy = Policy::shipped_default();
+        VetReport {
+            format: REPORT_FORMAT.into(),
+            partial: false,
+            candidate: "peer".into(),
+            references: vec![],
+            chain_id: 1,
+            network_id: "net".into(),
+            member: None,
+            vetter: None,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+            settings: Settings {
+                rate_per_sec: 1,
+                duration_ms: 1000,
+                request_timeout_ms: 1000,
+                confirmations: 0,
+                blocks: vec![],
+                ws: None,
+                logs_range_max: 1,
+                batch_max: 1,
+                max_in_flight: 1,
+            },
+            policy_digest: policy.digest_hex(),
+            policy,
+            preflight: Preflight { candidate_chain_id: Some(1), head: Some(1), error: None },
+            pinned: vec![],
+            correctness: None,
+            coverage: None,
+            conformance: Some(crate::vet::conformance::Conformance { strict: false, checks }),
+            load: None,
+            websocket: None,
+            mesh: Some(ThroughMesh {
+                candidate: "peer".into(),
+                via: "us".into(),
+                via_admin: "http://127.0.0.1:8546/".into(),
+                announced: None,
+                relayed,
+                receipts_verified: verified,
+                receipts_failed: relayed - verified,
+                receipts_missing: 0,
+                statuses: Default::default(),
+                refusals: vec![],
+                relay_p50_us: None,
+                relay_p95_us: None,
+                not_tested: vec![],
+                caveats: vec![],
+            }),
+            verdict: Verdict { verdict: "incomplete".into(), criteria: vec![], failed: vec![] },
+        }
+    }
+
+    fn check(name: &str, passed: bool, not_tested: bool) -> crate::vet::conformance::Check {
+        crate::vet::conformance::Check {
+            name: name.into(),
+            request: String::new(),
+            expected: String::new(),
+            answer: String::new(),
+            passed,
+            note: None,
+            not_tested: not_tested.then(|| "refused by its relay".to_string()),
+        }
+    }
+
+    fn outcome(v: &Verdict, name: &str) -> (Outcome, String) {
+        let c = v.criteria.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no {name}"));
+        (c.outcome, c.measured.clone())
+    }
+
+    #[test]
+    fn through_the_mesh_what_a_relay_cannot_carry_is_not_tested_rather_than_failed() {
+        let report =
+            through_mesh(vec![check("method_not_found", true, false), check("parse_error", false, true)], 5, 5);
+        let mut policy = Policy::shipped_default();
+        let v = judge(&report, &policy, 1);
+        let (conformance, measured) = outcome(&v, "error_conformance");
+        assert_eq!(conformance, Outcome::Pass);
+        assert_eq!(measured, "1 of 1 checks pass; not tested through the mesh: parse_error");
+        let (ws, measured) = outcome(&v, "websocket");
+        assert_eq!(ws, Outcome::Pass);
+        assert!(measured.contains("not tested through the mesh"), "{measured}");
+        assert_eq!(outcome(&v, "relay_receipts").0, Outcome::Pass);
+        // Required, an untested WebSocket leaves the verdict incomplete, not failed.
+        policy.require_websocket = true;
+        let v = judge(&report, &policy, 1);
+        assert_eq!(outcome(&v, "websocket").0, Outcome::NotRun);
+        assert!(!v.failed.contains(&"websocket".to_string()));
+        // A check the node failed still fails; nothing tested at all is not a pass.
+        let failing =
+            through_mesh(vec![check("invalid_params", false, false), check("empty_batch", false, true)], 5, 5);
+        assert_eq!(outcome(&judge(&failing, &policy, 1), "error_conformance").0, Outcome::Fail);
+        let untested = through_mesh(vec![check("empty_batch", false, true)], 5, 5);
+        assert_eq!(outcome(&judge(&untested, &policy, 1), "error_conformance").0, Outcome::NotRun);
+    }
+
+    #[test]
+    fn through_the_mesh_every_answer_needs_a_verified_receipt() {
+        let v = judge(&through_mesh(vec![], 10, 9), &Policy::shipped_default(), 1);
+        let (receipts, measured) = outcome(&v, "relay_receipts");
+        assert_eq!(receipts, Outcome::Fail);
+        assert_eq!(measured, "9 of 10 answers with a verified receipt (1 failed verification, 0 without)");
+        assert!(v.failed.contains(&"relay_receipts".to_string()));
+        let direct = VetReport { mesh: None, ..through_mesh(vec![], 10, 9) };
+        assert!(judge(&direct, &Policy::shipped_default(), 1).criteria.iter().all(|c| c.name != "relay_receipts"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::conformance::Conformance;
 use super::correctness::{Correctness, Pinned, ReadOutcome};
 use super::coverage::Coverage;
 use super::load::Load;
+use super::mesh::ThroughMesh;
 use super::policy::{Outcome, Policy, Verdict};
 use super::seal::{ERRORS_SVG, HEAD_LAG_SVG, LATENCY_SVG, REPORT_SIG};
 use super::ws::WebSocket;
@@ -95,6 +96,10 @@ pub struct VetReport {
     pub load: Option<Load>,
     /// WebSocket check, if `--ws` was given and it ran.
     pub websocket: Option<WebSocket>,
+    /// How the candidate was reached, when it was reached through the mesh (`--peer`). Absent
+    /// from reports of candidates tested directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<ThroughMesh>,
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -136,6 +141,15 @@ pub fn render_markdown(r: &VetReport) -> String {
     }
     let _ = writeln!(w, "| | |\n|---|---|");
     let _ = writeln!(w, "| candidate | `{}` |", md_cell(&r.candidate));
+    if let Some(m) = &r.mesh {
+        let _ = writeln!(
+            w,
+            "| reached | through the mesh: relayed by daemon `{}` (admin {}) over libp2p to `{}`'s daemon and its own node |",
+            m.via,
+            md_cell(&m.via_admin),
+            m.candidate
+        );
+    }
     let _ = writeln!(w, "| chain | {} |", r.chain_id);
     let refs = if r.references.is_empty() {
         "none (nothing to compare answers with)".to_string()
@@ -294,9 +308,9 @@ pub fn render_markdown(r: &VetReport) -> String {
                     "| `{}` | {} | {} | `{}` | {} |",
                     k.name,
                     md_cell(&k.expected),
-                    yes(k.passed),
+                    if k.not_tested.is_some() { "not tested" } else { yes(k.passed) },
                     md_cell(&k.answer),
-                    md_cell(k.note.as_deref().unwrap_or(""))
+                    md_cell(k.not_tested.as_deref().or(k.note.as_deref()).unwrap_or(""))
                 );
             }
         }
@@ -349,6 +363,13 @@ pub fn render_markdown(r: &VetReport) -> String {
                 opt_latency_ms(t.p95_us),
                 opt_latency_ms(t.p99_us)
             );
+            if r.mesh.is_some() {
+                let _ = writeln!(
+                    w,
+                    "Answered busy by the candidate's relay (at its announced capacity; counted as failed): {}.",
+                    t.busy
+                );
+            }
             match l.max_head_lag_blocks() {
                 Some(lag) => {
                     let _ = writeln!(
@@ -376,6 +397,10 @@ pub fn render_markdown(r: &VetReport) -> String {
 
     let _ = writeln!(w, "\n## WebSocket\n");
     match (&r.websocket, &r.settings.ws) {
+        (None, None) if r.mesh.is_some() => {
+            let _ =
+                writeln!(w, "Not tested through the mesh: a relay carries requests and batches, not subscriptions.");
+        }
         (Some(ws), _) => {
             let _ = writeln!(
                 w,
@@ -393,6 +418,10 @@ pub fn render_markdown(r: &VetReport) -> String {
         }
     }
 
+    if let Some(m) = &r.mesh {
+        through_mesh(w, m);
+    }
+
     let _ = writeln!(
         w,
         "\n## Signature\n\n`{REPORT_SIG}` holds the vetting operator's signed summary of this report: the SHA-256 of \
@@ -401,4 +430,74 @@ pub fn render_markdown(r: &VetReport) -> String {
          and the digest before embedding the summary in a membership certificate; editing `report.json` breaks it."
     );
     out
+}
+
+/// The "Through the mesh" section.
+fn through_mesh(w: &mut String, m: &ThroughMesh) {
+    let _ = writeln!(w, "\n## Through the mesh\n");
+    let _ = writeln!(
+        w,
+        "The candidate `{}` was reached through daemon `{}` (admin {}): every request was relayed over libp2p to the \
+         candidate's daemon, which passed it to its own node.\n",
+        m.candidate,
+        m.via,
+        md_cell(&m.via_admin)
+    );
+    match &m.announced {
+        Some(a) => {
+            let _ = writeln!(
+                w,
+                "- announced on this chain: {} req/s, {} concurrent relays, archive {}, method groups {}; the vetting \
+                 daemon's trust in it: `{}`, {}",
+                a.max_requests_per_sec,
+                a.max_concurrent_relays,
+                yes(a.archive),
+                if a.method_groups.is_empty() { "none".to_string() } else { a.method_groups.join(", ") },
+                md_cell(&a.trust),
+                if a.connected { "connected" } else { "not connected when the run started" }
+            );
+        }
+        None => {
+            let _ = writeln!(w, "- announced: not known to the vetting daemon (no announcement for this chain)");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "- answers relayed: {}; with a verified signed receipt: {}, failing verification: {}, without: {}",
+        m.relayed, m.receipts_verified, m.receipts_failed, m.receipts_missing
+    );
+    let statuses: Vec<String> = m.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(w, "- relay outcomes: {}", if statuses.is_empty() { "none".into() } else { statuses.join(", ") });
+    let _ = writeln!(
+        w,
+        "- relay round trip (libp2p, the candidate's daemon and node): p50 {} ms, p95 {} ms",
+        opt_latency_ms(m.relay_p50_us),
+        opt_latency_ms(m.relay_p95_us)
+    );
+    if !m.refusals.is_empty() {
+        let _ = writeln!(w, "\nRefused by the candidate's relay (its policy, not failures of its node):\n");
+        let _ = writeln!(w, "| request | by | times | reason |\n|---|---|---|---|");
+        for f in &m.refusals {
+            let _ = writeln!(
+                w,
+                "| `{}` | {} | {} | {} |",
+                md_cell(&f.request),
+                if f.by_policy { "method policy" } else { "request check" },
+                f.count,
+                md_cell(&f.reason)
+            );
+        }
+    }
+    if !m.not_tested.is_empty() {
+        let _ = writeln!(w, "\nNot tested through the mesh:\n");
+        for t in &m.not_tested {
+            let _ = writeln!(w, "- {}", md_cell(t));
+        }
+    }
+    if !m.caveats.is_empty() {
+        let _ = writeln!(w, "\nCaveats:\n");
+        for c in &m.caveats {
+            let _ = writeln!(w, "- {}", md_cell(c));
+        }
+    }
 }

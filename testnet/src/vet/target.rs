@@ -1,6 +1,7 @@
 //! What the battery talks to: any [`RpcTarget`] that takes a JSON-RPC body and gives the answer
-//! body back. [`HttpTarget`] is a plain HTTP endpoint (a candidate's node, or a reference); a
-//! target that relays through the mesh to a daemon's own upstream implements the same trait.
+//! body back. [`HttpTarget`] is a plain HTTP endpoint (a candidate's node, or a reference);
+//! [`MeshTarget`](super::mesh::MeshTarget) reaches a candidate's own node through a local
+//! daemon and the libp2p relay.
 //!
 //! [`Rpc`] wraps a target with request ids and JSON handling for the checks.
 
@@ -34,9 +35,43 @@ pub enum TargetError {
         /// The body, as received.
         body: Bytes,
     },
-    /// This kind of target cannot be used yet (mesh mode, see `vet` module docs).
+    /// This kind of target cannot be used yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The candidate's daemon answered the relay without its node's answer (targets through the
+    /// mesh): busy at its relay capacity, refused before its node saw the request, or its node
+    /// failed or timed out.
+    #[error("the candidate's relay answered {status}: {}", short(reason, 200))]
+    Relay {
+        /// The relay status (`busy`, `refused`, `upstream_error`, `timeout`, `not_serving_chain`).
+        status: String,
+        /// The candidate's reason.
+        reason: String,
+        /// Refused by the candidate's relay method policy: what it chooses to serve the mesh.
+        method_refused: bool,
+    },
+}
+
+impl TargetError {
+    /// The candidate answered busy: at its announced relay capacity.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Relay { status, .. } if status == "busy")
+    }
+
+    /// Why the candidate's relay refused the request before its node saw it (its method policy,
+    /// or its relay's own check that the body is a valid request), if it did: nothing about the
+    /// node can be concluded from such an answer.
+    pub fn not_relayed(&self) -> Option<&str> {
+        match self {
+            Self::Relay { status, reason, .. } if status == "refused" => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Refused by the candidate's relay method policy.
+    pub fn refused_by_policy(&self) -> bool {
+        matches!(self, Self::Relay { method_refused: true, .. })
+    }
 }
 
 /// One JSON-RPC endpoint under test or used as a reference.
@@ -49,6 +84,12 @@ pub trait RpcTarget: Send + Sync + 'static {
 
     /// How the target is named in the report. Must not reveal credentials (API keys in URLs).
     fn describe(&self) -> String;
+
+    /// What reaching the candidate through the mesh showed so far (relay statuses, receipts,
+    /// refusals, caveats); `None` for targets reached directly.
+    fn through_mesh(&self) -> Option<super::mesh::ThroughMesh> {
+        None
+    }
 }
 
 /// A JSON-RPC endpoint over plain HTTP (`http://`), with a pooled keep-alive client.
