@@ -13,9 +13,9 @@
 //!
 //! Access: the key (if any) is checked at the upgrade; each message is then charged against the
 //! key's or the address's quota like an HTTP request (its compute units, a batch the sum of its
-//! items'), and answered with a
-//! JSON-RPC -32005 error when over it (the session stays open). Subscription polls are the
-//! gateway's own work and are not charged: a subscription costs its `eth_subscribe`.
+//! items'), and answered with a JSON-RPC -32005 error when over it (the session stays open).
+//! Subscription polls are the gateway's own work and are not charged: a subscription costs its
+//! `eth_subscribe`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -47,3 +47,71 @@ pub async fn sync_trusted(mut view: watch::Receiver<Arc<MeshSnapshot>>, p2p: P2p
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rpcmesh_protocol::messages::{CapacityAnnouncement, MembershipCert};
+    use rpcmesh_protocol::{Identity, MessageHeader, Signed};
+
+    use super::*;
+    use crate::config::{TrustConfig, TrustMode};
+    use crate::mesh::{MeshSettings, MeshState, Source};
+    use crate::trust::TrustPolicy;
+
+    const NET: &str = "reserved-test";
+    const T0: u64 = 1_760_000_000_000;
+
+    fn id(n: u8) -> Identity {
+        Identity::from_secret_bytes([n; 32])
+    }
+
+    fn announcement(who: &Identity, addr: &str, cert: Option<Signed<MembershipCert>>) -> Signed<CapacityAnnouncement> {
+        let header = MessageHeader::new(NET, 1, T0, 60_000);
+        Signed::sign(CapacityAnnouncement::new(header, vec![], vec![addr.into()], cert, "test".into()), who)
+    }
+
+    fn state(mode: TrustMode, explicit: &Identity, root: &Identity, own: &Identity) -> MeshState {
+        let cfg = TrustConfig {
+            mode,
+            peers: vec![explicit.peer_id().to_string()],
+            federations: vec![root.public_key().to_hex()],
+            ..TrustConfig::default()
+        };
+        let settings = MeshSettings {
+            max_head_lag_blocks: 5,
+            probe_fresh_ms: 20_000,
+            attestation_fresh_ms: 30_000,
+            forget_after_ms: 120_000,
+            probe_window_ms: 60_000,
+        };
+        MeshState::new(own.public_key(), TrustPolicy::new(&cfg, own.public_key(), NET), settings)
+    }
+
+    #[test]
+    fn explicit_and_member_peers_with_their_addresses_not_open_or_untrusted_ones() {
+        let (me, explicit, member, stranger, root) = (id(1), id(2), id(3), id(4), id(50));
+        let header = MessageHeader::new(NET, 1, T0 - 1_000, 3_600_000);
+        let cert = Signed::sign(
+            MembershipCert { header, member: member.public_key(), operator_name: "Op".into(), vetting: None },
+            &root,
+        );
+        for mode in [TrustMode::Federated, TrustMode::Open] {
+            let mut s = state(mode, &explicit, &root, &me);
+            s.apply_announcement(announcement(&me, "/ip4/127.0.0.1/tcp/1", None), T0, Source::Local);
+            s.apply_announcement(announcement(&explicit, "/ip4/198.51.100.2/tcp/4001", None), T0, Source::Gossip);
+            s.apply_announcement(
+                announcement(&member, "/ip4/198.51.100.3/udp/4001/quic-v1", Some(cert.clone())),
+                T0,
+                Source::Gossip,
+            );
+            s.apply_announcement(announcement(&stranger, "/ip4/203.0.113.4/tcp/4001", None), T0, Source::Gossip);
+            let mut want = vec![
+                (explicit.peer_id(), vec!["/ip4/198.51.100.2/tcp/4001".parse().unwrap()]),
+                (member.peer_id(), vec!["/ip4/198.51.100.3/udp/4001/quic-v1".parse().unwrap()]),
+            ];
+            want.sort_by_key(|(p, _)| *p);
+            // In open mode the stranger is trusted too, but anyone can be: no place is kept for it.
+            assert_eq!(trusted_peers(&s.snapshot(T0 + 10)), want, "{mode:?}");
+        }
+    }
+}

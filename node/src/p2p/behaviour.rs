@@ -14,7 +14,6 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, kad, mdns, ping, request_response,
 };
-
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
