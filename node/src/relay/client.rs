@@ -230,6 +230,9 @@ impl RelayClient {
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), u64::from(timeout_ms));
         let request = RelayRequest { header, chain_id, timeout_ms, body };
         let encoded = encoding::to_bytes(&request);
+        // Counted when handed to the p2p layer, whether or not the peer is reachable: the load
+        // this node puts on the mesh (libp2p_bandwidth_bytes_total has the bytes on the wire).
+        self.metrics.relay_bytes("outbound", "request", encoded.len());
         let raw = match self.p2p.relay(peer, encoded, timeout).await {
             Ok(raw) => raw,
             Err(e) => {
@@ -237,6 +240,7 @@ impl RelayClient {
                 return Err(e.into());
             }
         };
+        self.metrics.relay_bytes("outbound", "response", raw.len());
         let ctx =
             ValidationContext { network_id: self.network_id.clone(), now_ms: now_ms(), limits: self.limits.clone() };
         let invalid = |reason: String| RelayCallError::Invalid { peer, reason };

@@ -138,6 +138,9 @@ impl RelayServer {
             let keys = keys.clone();
             tokio::spawn(async move {
                 let response = this.serve(&keys, &relay.peer, &relay.request).await;
+                // Counted here, once per relay, so refusals and errors count as well as answers.
+                this.metrics.relay_bytes("inbound", "request", relay.request.len());
+                this.metrics.relay_bytes("inbound", "response", response.len());
                 let _ = this.p2p.respond(relay.channel, response).await;
             });
         }
