@@ -5,11 +5,13 @@
 mod attacker;
 mod censorship;
 mod clients;
+mod dashboard;
 mod failover;
 mod integrity;
 mod metrics;
 mod safety;
 mod scenarios;
 mod support;
+mod testnet_prometheus;
 mod tests;
 mod trust;
