@@ -136,6 +136,16 @@ impl Prometheus {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the process has ended (e.g. it could not bind its port or read its config).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Its readiness endpoint, 200 once it serves queries.
+    pub fn ready_url(&self) -> String {
+        format!("http://{}/-/ready", self.addr)
+    }
+
     fn signal(&self, sig: i32) {
         if let Some(pid) = self.pid() {
             // SAFETY: kill(2) on the process group of our own child; no memory is touched.
@@ -201,6 +211,54 @@ mod tests {
         assert!(yml.contains("      - targets: [\"127.0.0.1:4101\"]\n"), "a trailing slash is not part of the target");
         assert!(yml.contains("peer_id: \"12D3KooWpeer1\""), "{yml}");
         assert!(yml.contains("--config.file=/tmp/tn/prometheus.yml"), "the run hint names the file: {yml}");
+    }
+
+    /// A scratch directory holding an executable `fake-prometheus` running `script`.
+    fn fake(name: &str, script: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("rpcmesh-prom-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("fake-prometheus");
+        std::fs::write(&bin, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, bin)
+    }
+
+    #[test]
+    fn a_started_prometheus_is_stopped_with_the_testnet_and_logs_in_its_dir() {
+        // Stands in for Prometheus: prints, then waits on a child of its own group.
+        let (dir, bin) = fake("stop", "echo \"started $*\"; sleep 60 & wait");
+        let mut p = Prometheus::start(&bin, &dir).unwrap();
+        assert!(p.ready_url().starts_with("http://127.0.0.1:") && p.ready_url().ends_with("/-/ready"));
+        // Its log line is the observable sign that it runs (polled, bounded).
+        let expected = format!("started --config.file={}", dir.join(CONFIG_FILE).display());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = || std::fs::read_to_string(dir.join(LOG_FILE)).unwrap_or_default();
+        while !log().contains(&expected) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(log().contains(&expected), "{}", log());
+        assert!(!p.has_exited());
+        // Returns once it is reaped: SIGTERM to its group, SIGKILL after the timeout.
+        p.stop(Duration::from_secs(10));
+        // Dropped without stop: SIGKILL to its group, reaped (a hang here is a leak).
+        let p = Prometheus::start(&bin, &dir).unwrap();
+        drop(p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prometheus_that_cannot_start_is_seen_to_exit() {
+        let (dir, bin) = fake("exit", "echo 'err: bind: address already in use' >&2; exit 1");
+        let mut p = Prometheus::start(&bin, &dir).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // A child's exit has no event to await in std: poll its status, bounded.
+        while !p.has_exited() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(p.has_exited());
+        assert!(std::fs::read_to_string(dir.join(LOG_FILE)).unwrap().contains("address already in use"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -297,7 +297,7 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
         nodes: nodes.clone(),
     };
     // Before testnet.json: `up --detach` reports the testnet up once that file exists.
-    let prometheus = if up.prometheus { crate::cmd::testnet_prometheus::start(&dir, &state)? } else { None };
+    let prometheus = if up.prometheus { crate::cmd::testnet_prometheus::start(&dir, &state).await? } else { None };
     let tmp = dir.join("testnet.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap_or_default()).context("writing testnet.json")?;
     std::fs::rename(&tmp, dir.join(STATE_FILE)).context("writing testnet.json")?;
