@@ -13,10 +13,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `rpcmesh --version`: the crate version and the git commit it was built from (`unknown` when
+/// built outside a git checkout without `RPCMESH_GIT_COMMIT`; see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RPCMESH_GIT_COMMIT"), ")");
+
 /// rpcmesh: a peer-to-peer mesh of blockchain RPC providers. Point any Ethereum client at a
 /// local daemon; it serves from its own nodes or fails over to trusted peers.
 #[derive(Debug, Parser)]
-#[command(name = "rpcmesh", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "rpcmesh", version = VERSION, propagate_version = true, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -161,6 +161,41 @@ fn help_for_every_command() {
     }
 }
 
+/// `rpcmesh --version` (and every subcommand's) is `rpcmesh VERSION (COMMIT)`: the crate version
+/// and the commit build.rs found (`unknown` outside a git checkout), matching the checkout's HEAD
+/// when the tests run in one.
+#[test]
+fn version_names_the_crate_version_and_the_git_commit() {
+    let commit = env!("RPCMESH_GIT_COMMIT");
+    let expected = format!("rpcmesh {} ({commit})\n", env!("CARGO_PKG_VERSION"));
+    for args in [vec!["--version"], vec!["-V"]] {
+        let out = rpcmesh(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), expected, "{args:?}");
+    }
+    // Subcommands say the same after their own name (`rpcmesh-run 0.1.0 (…)`).
+    let out = rpcmesh(&["run", "--version"]);
+    assert!(stdout(&out).starts_with("rpcmesh-run ") && stdout(&out).ends_with(&expected["rpcmesh".len()..]));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "the commit is a hex id or `unknown`: {commit:?}"
+    );
+    // Built from this checkout (and not told otherwise): the commit is its HEAD. Abbreviations
+    // can differ in length as a repository grows, so one is a prefix of the other.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| stdout(&o).trim().to_string());
+    if let Some(head) = head
+        && std::env::var_os("RPCMESH_GIT_COMMIT").is_none()
+    {
+        assert!(head.starts_with(commit) || commit.starts_with(&head), "built from {commit}, HEAD is {head}");
+    }
+}
+
 /// Configuration errors exit 2 (the systemd unit stops restarting on it) with a message that
 /// names what to change; none of these starts a daemon.
 #[test]

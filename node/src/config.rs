@@ -26,7 +26,9 @@ pub use toml::Value as TomlValue;
 pub const CONFIG_FILE: &str = "config.toml";
 
 /// Environment variables with the `RPCMESH_` prefix that are not configuration keys.
-pub const NON_CONFIG_ENV: &[&str] = &["RPCMESH_HOME", "RPCMESH_ADMIN_URL", "RPCMESH_UPDATE_GOLDEN", "RPCMESH_ANVIL"];
+/// (`RPCMESH_GIT_COMMIT` is read at build time only, by cli/build.rs, and may stay exported.)
+pub const NON_CONFIG_ENV: &[&str] =
+    &["RPCMESH_HOME", "RPCMESH_ADMIN_URL", "RPCMESH_UPDATE_GOLDEN", "RPCMESH_ANVIL", "RPCMESH_GIT_COMMIT"];
 
 /// The whole configuration. Paths are relative to the home directory unless absolute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

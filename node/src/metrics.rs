@@ -116,6 +116,16 @@ pub struct RelayLabels {
     pub status: String,
 }
 
+/// Labels of `rpcmesh_relay_bytes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayBytesLabels {
+    /// `inbound` (served for a peer) or `outbound` (sent to a peer), as in `rpcmesh_relays_total`.
+    pub direction: &'static str,
+    /// `request` or `response`: for `inbound`, requests received and responses sent; for
+    /// `outbound`, requests sent and responses received.
+    pub part: &'static str,
+}
+
 /// Labels of answer checks.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
@@ -177,6 +187,8 @@ pub struct NodeMetrics {
     pub known_providers: Gauge,
     /// Relays, by direction and status.
     pub relays: Family<RelayLabels, Counter>,
+    /// Encoded relay messages, in bytes, by direction and part (request or response).
+    pub relay_bytes: Family<RelayBytesLabels, Counter>,
     /// Relay receipts verified and recorded (outbound relays answered Ok).
     pub receipts_verified: Counter,
     /// Relay receipts whose signature failed (the answer was used; the receipt is dropped).
@@ -220,6 +232,13 @@ impl NodeMetrics {
         r.register("connected_peers", "Peers with an established connection", m.connected_peers.clone());
         r.register("known_providers", "Providers in the mesh view", m.known_providers.clone());
         r.register("relays", "Relays by direction and status", m.relays.clone());
+        r.register(
+            "relay_bytes",
+            "Bytes of encoded relay messages, by direction (inbound: served for peers, outbound: sent \
+             to peers) and part (request, response)",
+            m.relay_bytes.clone(),
+        );
+        m.init_zero();
         r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
         r.register("receipts_invalid", "Relay receipts with a bad signature, dropped", m.receipts_invalid.clone());
         r.register(
@@ -269,6 +288,35 @@ impl NodeMetrics {
         m
     }
 
+    /// Creates at 0 the series of families that only move on rare events (relays aside, a
+    /// healthy mesh may never see evidence, refusals or canary results): an empty family is not
+    /// exported at all (not even its `# TYPE`), so a dashboard or alert on it reads "no data"
+    /// instead of 0, and a query with a typo looks the same as a quiet node. Only label values
+    /// that occur with the empty reason are created, so no series exists that never could.
+    fn init_zero(&self) {
+        for direction in ["inbound", "outbound"] {
+            for part in ["request", "response"] {
+                self.relay_bytes.get_or_create(&RelayBytesLabels { direction, part }).inc_by(0);
+            }
+        }
+        for outcome in ["received", "accepted", "reported"] {
+            self.evidence.get_or_create(&EvidenceLabels { outcome: outcome.into(), reason: String::new() }).inc_by(0);
+        }
+        for served_by in ["own", "peer"] {
+            self.censorship_refusals.get_or_create(&ServedByLabels { served_by: served_by.into() }).inc_by(0);
+        }
+        let canary = [
+            ("read", ["honest", "proven_wrong", "unverifiable", "failed"]),
+            ("write", ["honest", "filtered", "accepted", "failed"]),
+        ];
+        for (probe, outcomes) in canary {
+            for outcome in outcomes {
+                let labels = CanaryLabels { probe: probe.into(), outcome: outcome.into() };
+                self.censorship_canary_checks.get_or_create(&labels).inc_by(0);
+            }
+        }
+    }
+
     /// Counts an evidence bundle.
     pub fn evidence(&self, outcome: &str, reason: &str) {
         self.evidence.get_or_create(&EvidenceLabels { outcome: outcome.into(), reason: reason.into() }).inc();
@@ -284,6 +332,13 @@ impl NodeMetrics {
     /// Counts a relay.
     pub fn relay(&self, direction: &str, status: &str) {
         self.relays.get_or_create(&RelayLabels { direction: direction.into(), status: status.into() }).inc();
+    }
+
+    /// Counts `bytes` of an encoded relay message (`direction` `inbound`/`outbound`, `part`
+    /// `request`/`response`).
+    pub fn relay_bytes(&self, direction: &'static str, part: &'static str, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.relay_bytes.get_or_create(&RelayBytesLabels { direction, part }).inc_by(bytes);
     }
 }
 
@@ -561,5 +616,49 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), KNOWN_METHODS.len(), "no duplicates");
+    }
+
+    #[test]
+    fn event_families_are_declared_at_zero_from_start() {
+        let mut registry = Registry::default();
+        NodeMetrics::register(&mut registry);
+        let text = SharedRegistry(Arc::new(Mutex::new(registry))).encode();
+        for family in [
+            "rpcmesh_relay_bytes counter",
+            "rpcmesh_evidence counter",
+            "rpcmesh_censorship_refusals counter",
+            "rpcmesh_censorship_canary_checks counter",
+        ] {
+            assert!(text.contains(&format!("# TYPE {family}")), "{family} in:\n{text}");
+        }
+        assert!(text.lines().any(|l| l == r#"rpcmesh_evidence_total{outcome="accepted",reason=""} 0"#), "{text}");
+        assert!(text.lines().any(|l| l == r#"rpcmesh_censorship_refusals_total{served_by="own"} 0"#), "{text}");
+        let canaries = text.lines().filter(|l| l.starts_with("rpcmesh_censorship_canary_checks_total{")).count();
+        assert_eq!(canaries, 8, "every probe and outcome:\n{text}");
+    }
+
+    #[test]
+    fn relay_bytes_are_exported_from_start_and_add_up() {
+        let mut registry = Registry::default();
+        let m = NodeMetrics::register(&mut registry);
+        let shared = SharedRegistry(Arc::new(Mutex::new(registry)));
+        let text = shared.encode();
+        assert!(text.contains("# TYPE rpcmesh_relay_bytes counter"), "{text}");
+        for series in [
+            r#"rpcmesh_relay_bytes_total{direction="inbound",part="request"} 0"#,
+            r#"rpcmesh_relay_bytes_total{direction="inbound",part="response"} 0"#,
+            r#"rpcmesh_relay_bytes_total{direction="outbound",part="request"} 0"#,
+            r#"rpcmesh_relay_bytes_total{direction="outbound",part="response"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
+        }
+        m.relay_bytes("outbound", "request", 120);
+        m.relay_bytes("outbound", "request", 30);
+        assert!(
+            shared
+                .encode()
+                .lines()
+                .any(|l| l == r#"rpcmesh_relay_bytes_total{direction="outbound",part="request"} 150"#)
+        );
     }
 }

@@ -12,6 +12,8 @@
 //! - [`fault_proxy`]: an HTTP JSON-RPC fault proxy in front of a real node (anvil), one per
 //!   provider, so every fault kind works on a real chain as it does on the simulated backend.
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
+//! - [`prometheus`]: `testnet up --prometheus`: a scrape config for every daemon, and Prometheus
+//!   itself when installed.
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
 //! - [`report`]: `report.md` and SVG plots computed from those records.
 //! - [`scenario`]: scenario files, the load generator, the timeline runner.
@@ -29,6 +31,7 @@ pub mod faults;
 pub mod federation;
 pub mod forward;
 pub mod net;
+pub mod prometheus;
 pub mod record;
 pub mod report;
 pub mod scenario;

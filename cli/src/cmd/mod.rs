@@ -7,4 +7,5 @@ pub mod id;
 pub mod init;
 pub mod run;
 pub mod testnet;
+pub mod testnet_prometheus;
 pub mod vet;

@@ -61,6 +61,10 @@ struct UpArgs {
     /// Any daemon config key for every node, e.g. --set routing.hedge=false (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Write DIR/prometheus.yml scraping every daemon's /metrics, and run `prometheus` on it
+    /// when it is on PATH (stopped with the testnet)
+    #[arg(long)]
+    prometheus: bool,
     /// Internal: the background runner of --detach
     #[arg(long, hide = true)]
     runner: bool,
@@ -292,6 +296,8 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
         chains: spec.chains.clone(),
         nodes: nodes.clone(),
     };
+    // Before testnet.json: `up --detach` reports the testnet up once that file exists.
+    let prometheus = if up.prometheus { crate::cmd::testnet_prometheus::start(&dir, &state).await? } else { None };
     let tmp = dir.join("testnet.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap_or_default()).context("writing testnet.json")?;
     std::fs::rename(&tmp, dir.join(STATE_FILE)).context("writing testnet.json")?;
@@ -335,6 +341,9 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
     match testnet {
         Ok(t) => t.into_inner().down().await,
         Err(e) => tracing::warn!(error = %e, "could not stop cleanly; daemons die with this process"),
+    }
+    if let Some(p) = prometheus {
+        p.stop(Duration::from_secs(10));
     }
     let _ = std::fs::remove_file(dir.join(STATE_FILE));
     eprintln!("stopped");
@@ -412,6 +421,9 @@ fn detach(up: &UpArgs) -> Result<(), Failure> {
             && state.runner_pid == child.id()
         {
             println!("{}", render_table(&state.nodes));
+            if up.prometheus {
+                crate::cmd::testnet_prometheus::print_detached(&spec.dir);
+            }
             println!(
                 "testnet running in the background (runner pid {}); stop it with: rpcmesh testnet down --dir {}",
                 child.id(),

@@ -232,6 +232,9 @@ impl RelayClient {
         // The (requester, seq) pair joins this request's span with the serving peer's `relay` span.
         tracing::debug!(%peer, seq = request.header.seq, chain_id, "relaying");
         let encoded = encoding::to_bytes(&request);
+        // Counted when handed to the p2p layer, whether or not the peer is reachable: the load
+        // this node puts on the mesh (libp2p_bandwidth_bytes_total has the bytes on the wire).
+        self.metrics.relay_bytes("outbound", "request", encoded.len());
         let raw = match self.p2p.relay(peer, encoded, timeout).await {
             Ok(raw) => raw,
             Err(e) => {
@@ -239,6 +242,7 @@ impl RelayClient {
                 return Err(e.into());
             }
         };
+        self.metrics.relay_bytes("outbound", "response", raw.len());
         let ctx =
             ValidationContext { network_id: self.network_id.clone(), now_ms: now_ms(), limits: self.limits.clone() };
         let invalid = |reason: String| RelayCallError::Invalid { peer, reason };

@@ -140,6 +140,9 @@ impl RelayServer {
                 let span = tracing::info_span!("relay", from = %relay.peer);
                 let response =
                     tracing::Instrument::instrument(this.serve(&keys, &relay.peer, &relay.request), span).await;
+                // Counted here, once per relay, so refusals and errors count as well as answers.
+                this.metrics.relay_bytes("inbound", "request", relay.request.len());
+                this.metrics.relay_bytes("inbound", "response", response.len());
                 let _ = this.p2p.respond(relay.channel, response).await;
             });
         }
