@@ -11,12 +11,6 @@ const CHAIN: u64 = 31337;
 const RICH: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 const OTHER: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 
-async fn direct(url: &str, method: &str, params: Value) -> Value {
-    let client = rpcmesh_node::upstream::HttpClient::new(1 << 24);
-    let uri: hyper::Uri = url.parse().unwrap();
-    rpcmesh_node::upstream::rpc_call(&client, &uri, method, params, std::time::Duration::from_secs(5)).await.unwrap()
-}
-
 async fn ask(client: &RpcClient, method: &str, params: Value) -> Answer {
     let body = json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": params}).to_string();
     let a = client.call_raw(&body, &[]).await;

@@ -5,10 +5,8 @@
 //! gateway (B's own included) gets the true balance and its transaction to the address is
 //! accepted and mined; disclosed policies are shown and avoided on request or by config.
 
-use std::net::SocketAddr;
-
 use rpcmesh_testnet::daemon::Daemon;
-use rpcmesh_testnet::fault_proxy::{FaultProxy, FaultProxyHandle};
+use rpcmesh_testnet::fault_proxy::FaultProxyHandle;
 use serde_json::{Value, json};
 
 use crate::failover::{Answer, RpcClient};
@@ -42,45 +40,16 @@ fn sets(extra: &[&str]) -> Vec<String> {
 async fn mesh(net: &str) -> Mesh {
     let dir = tempfile::tempdir().unwrap();
     let anvil = Anvil::start(CHAIN).await;
-    let target: SocketAddr = format!("127.0.0.1:{}", anvil.port).parse().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut proxies = Vec::new();
-    for _ in 0..4 {
-        proxies.push(FaultProxy::spawn(target, any).await.unwrap());
-    }
-    let address = rpcmesh_testnet::faults::parse_fault(&format!("censor={WATCHED}")).unwrap();
-    proxies[0].set_fault(address.clone());
-    proxies[1].set_fault(address);
-    let a = start(spec(dir.path(), "a", net, vec![], vec![], sets(&[]))).await;
-    let boot = a.p2p_addr().await.unwrap();
-    let mut nodes = vec![a];
+    let censor = rpcmesh_testnet::faults::parse_fault(&format!("censor={WATCHED}")).unwrap();
     let declared = format!("chain.{CHAIN}.policies=[\"{DECLARED}\"]");
-    let extra: [&[&str]; 4] = [&[], &[&declared], &[], &["censorship.avoid=[\"filters:*\"]"]];
-    for (i, p) in proxies.iter().enumerate() {
-        let name = ["b", "c", "d", "e"][i];
-        let s = sets(extra[i]);
-        nodes.push(start(spec(dir.path(), name, net, vec![(CHAIN, p.http_url())], vec![boot.clone()], s)).await);
-    }
-    let providers: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
-    for observer in &nodes {
-        let others: Vec<&String> = providers.iter().filter(|id| **id != observer.peer_id).collect();
-        wait("the providers to see each other healthy", async || {
-            let p = peers(observer).await;
-            others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
-        })
-        .await;
-    }
+    let providers = vec![
+        (sets(&[]), Some(censor.clone())),
+        (sets(&[&declared]), Some(censor)),
+        (sets(&[]), None),
+        (sets(&["censorship.avoid=[\"filters:*\"]"]), None),
+    ];
+    let (proxies, nodes) = proxied_mesh(dir.path(), net, (&anvil, CHAIN), sets(&[]), providers, 0..5).await;
     Mesh { _dir: dir, anvil, _proxies: proxies, nodes }
-}
-
-async fn direct(url: &str, method: &str, params: Value) -> Value {
-    let client = rpcmesh_node::upstream::HttpClient::new(1 << 24);
-    let uri: hyper::Uri = url.parse().unwrap();
-    rpcmesh_node::upstream::rpc_call(&client, &uri, method, params, std::time::Duration::from_secs(5)).await.unwrap()
-}
-
-fn call_body(method: &str, params: Value) -> String {
-    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
 }
 
 fn result(a: &Answer, what: &str) -> Value {

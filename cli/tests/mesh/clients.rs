@@ -31,10 +31,10 @@ struct SuiteRun {
 impl SuiteRun {
     fn report(&self) -> String {
         format!(
-            "suite.mjs {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            "the client run {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             match self.status {
                 Some(s) => format!("exited with {s}"),
-                None => format!("was killed after {} s", SUITE_TIMEOUT.as_secs()),
+                None => "was killed at its timeout".to_string(),
             },
             self.stdout.trim_end(),
             self.stderr.trim_end()
@@ -61,23 +61,28 @@ async fn run_suite(m: &Mesh, ws: bool, tag: &str) -> SuiteRun {
         dir.display()
     );
     let gw = &m.nodes[0].gateway_addr;
-    let out_path = m.dir.path().join(format!("suite-{tag}.out"));
-    let err_path = m.dir.path().join(format!("suite-{tag}.err"));
     let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .arg(dir.join("suite.mjs"))
-        .arg(format!("http://{gw}/"))
-        .arg(m.anvil.url())
-        .arg(if ws { format!("ws://{gw}/") } else { "-".into() })
-        .stdin(Stdio::null())
+    cmd.current_dir(&dir).arg(dir.join("suite.mjs")).arg(format!("http://{gw}/")).arg(m.anvil.url()).arg(if ws {
+        format!("ws://{gw}/")
+    } else {
+        "-".into()
+    });
+    run_bounded(cmd, &m.dir.path().join(format!("suite-{tag}")), SUITE_TIMEOUT).await
+}
+
+/// Runs `cmd` in its own process group, stdout and stderr to `base`.out/.err, killed by its
+/// group after `timeout`.
+async fn run_bounded(mut cmd: Command, base: &std::path::Path, timeout: Duration) -> SuiteRun {
+    let (out_path, err_path) = (base.with_extension("out"), base.with_extension("err"));
+    cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap());
     {
         use std::os::unix::process::CommandExt as _;
         cmd.process_group(0);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start node (needed on PATH): {e}"));
-    let deadline = Instant::now() + SUITE_TIMEOUT;
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break Some(s);
@@ -143,42 +148,14 @@ async fn web3py_full_pending_transaction_subscription_through_the_gateway() {
     });
     let m = three_providers("gw-web3py").await;
     let gw = &m.nodes[0].gateway_addr;
-    let out_path = m.dir.path().join("web3py.out");
-    let err_path = m.dir.path().join("web3py.err");
     let mut cmd = Command::new("python3");
     cmd.arg(clients_dir().join("pending_full.py"))
         .arg(format!("ws://{gw}/"))
         .arg(format!("http://{gw}/"))
         .arg(m.anvil.url())
-        .env("PYTHONPATH", &pythonpath)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    {
-        use std::os::unix::process::CommandExt as _;
-        cmd.process_group(0);
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start python3: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            // SAFETY: signals the process group of our own child.
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "pending_full.py {status:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
-    );
+        .env("PYTHONPATH", &pythonpath);
+    let run = run_bounded(cmd, &m.dir.path().join("web3py"), Duration::from_secs(90)).await;
+    assert!(run.passed(), "{}", run.report());
+    let out = run.stdout;
     println!("{}", out.trim_end());
 }

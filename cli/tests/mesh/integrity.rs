@@ -4,10 +4,8 @@
 //! no node. A client asking in strict mode — through A, or through the liar's own
 //! daemon B — never gets a wrong answer, and each answer says how it was verified.
 
-use std::net::SocketAddr;
-
 use rpcmesh_testnet::daemon::Daemon;
-use rpcmesh_testnet::fault_proxy::{FaultProxy, FaultProxyHandle};
+use rpcmesh_testnet::fault_proxy::FaultProxyHandle;
 use rpcmesh_testnet::sim::Fault;
 use serde_json::{Value, json};
 
@@ -30,42 +28,9 @@ struct Mesh {
 async fn mesh(net: &str) -> Mesh {
     let dir = tempfile::tempdir().unwrap();
     let anvil = Anvil::start(CHAIN).await;
-    let target: SocketAddr = format!("127.0.0.1:{}", anvil.port).parse().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut proxies = Vec::new();
-    for _ in 0..3 {
-        proxies.push(FaultProxy::spawn(target, any).await.unwrap());
-    }
-    proxies[0].set_fault(Fault::Lie);
-    let a = start(spec(dir.path(), "a", net, vec![], vec![], fast_sets())).await;
-    let boot = a.p2p_addr().await.unwrap();
-    let mut nodes = vec![a];
-    for (i, p) in proxies.iter().enumerate() {
-        let name = ["b", "c", "d"][i];
-        nodes.push(
-            start(spec(dir.path(), name, net, vec![(CHAIN, p.http_url())], vec![boot.clone()], fast_sets())).await,
-        );
-    }
-    let others: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
-    for observer in &nodes[..2] {
-        let others: Vec<&String> = others.iter().filter(|id| **id != observer.peer_id).collect();
-        wait("the providers to see each other healthy", async || {
-            let p = peers(observer).await;
-            others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
-        })
-        .await;
-    }
+    let providers = vec![(fast_sets(), Some(Fault::Lie)), (fast_sets(), None), (fast_sets(), None)];
+    let (proxies, nodes) = proxied_mesh(dir.path(), net, (&anvil, CHAIN), fast_sets(), providers, 0..2).await;
     Mesh { _dir: dir, anvil, proxies, nodes }
-}
-
-async fn direct(url: &str, method: &str, params: Value) -> Value {
-    let client = rpcmesh_node::upstream::HttpClient::new(1 << 24);
-    let uri: hyper::Uri = url.parse().unwrap();
-    rpcmesh_node::upstream::rpc_call(&client, &uri, method, params, std::time::Duration::from_secs(5)).await.unwrap()
-}
-
-fn call_body(method: &str, params: Value) -> String {
-    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
 }
 
 async fn strict(client: &RpcClient, method: &str, params: Value) -> Answer {

@@ -146,3 +146,56 @@ pub async fn block_number(url: &str) -> Option<u64> {
     .ok()?;
     u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
 }
+
+/// `method(params)` asked of a node (or gateway) directly, its `result` (panics on failure: a
+/// test's own setup or truth, not the code under test).
+pub async fn direct(url: &str, method: &str, params: Value) -> Value {
+    let client = rpcmesh_node::upstream::HttpClient::new(1 << 24);
+    let uri: hyper::Uri = url.parse().unwrap();
+    rpcmesh_node::upstream::rpc_call(&client, &uri, method, params, Duration::from_secs(5)).await.unwrap()
+}
+
+/// A JSON-RPC request body with id 7.
+pub fn call_body(method: &str, params: Value) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+}
+
+/// Daemons over one anvil serving `chain_id`: A with no node (bootstrap for the rest), then one
+/// provider per entry of `providers` (its sets, and a fault its proxy injects from the start),
+/// each behind its own fault proxy (returned, index-aligned). Returns once every daemon in
+/// `observers` (indexes into the returned nodes) sees every other provider healthy.
+pub async fn proxied_mesh(
+    dir: &std::path::Path,
+    net: &str,
+    (anvil, chain_id): (&Anvil, u64),
+    a_sets: Vec<String>,
+    providers: Vec<(Vec<String>, Option<rpcmesh_testnet::sim::Fault>)>,
+    observers: std::ops::Range<usize>,
+) -> (Vec<rpcmesh_testnet::fault_proxy::FaultProxyHandle>, Vec<Daemon>) {
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", anvil.port).parse().unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = start(spec(dir, "a", net, vec![], vec![], a_sets)).await;
+    let boot = a.p2p_addr().await.unwrap();
+    let mut nodes = vec![a];
+    let mut proxies = Vec::new();
+    for (i, (sets, fault)) in providers.into_iter().enumerate() {
+        let proxy = rpcmesh_testnet::fault_proxy::FaultProxy::spawn(target, any).await.unwrap();
+        if let Some(f) = fault {
+            proxy.set_fault(f);
+        }
+        let name = format!("p{}", i + 1);
+        let chain = vec![(chain_id, proxy.http_url())];
+        nodes.push(start(spec(dir, &name, net, chain, vec![boot.clone()], sets)).await);
+        proxies.push(proxy);
+    }
+    let providers: Vec<String> = nodes[1..].iter().map(|n| n.peer_id.clone()).collect();
+    for observer in &nodes[observers] {
+        let others: Vec<&String> = providers.iter().filter(|id| **id != observer.peer_id).collect();
+        wait("the providers to see each other healthy", async || {
+            let p = peers(observer).await;
+            others.iter().all(|id| provider(&p, id).is_some_and(|v| v["chains"][0]["health"] == "healthy"))
+        })
+        .await;
+    }
+    (proxies, nodes)
+}

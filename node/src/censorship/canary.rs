@@ -147,23 +147,18 @@ fn fresh_secret() -> Option<B256> {
     Some(B256::from(b))
 }
 
-fn request(method: &str, params: String) -> Request {
-    let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-    Request::new(Bytes::from(raw), method.to_string(), Some(Bytes::from_static(b"1")))
-}
-
 fn reads(address: Address) -> Vec<Request> {
     let a = crate::censorship::subject_of(&address);
     vec![
-        request("eth_getBalance", format!(r#"["{a}","latest"]"#)),
-        request("eth_getTransactionCount", format!(r#"["{a}","latest"]"#)),
-        request("eth_getCode", format!(r#"["{a}","latest"]"#)),
-        request("eth_getLogs", format!(r#"[{{"address":"{a}","fromBlock":"latest","toBlock":"latest"}}]"#)),
+        Request::internal("eth_getBalance", &format!(r#"["{a}","latest"]"#)),
+        Request::internal("eth_getTransactionCount", &format!(r#"["{a}","latest"]"#)),
+        Request::internal("eth_getCode", &format!(r#"["{a}","latest"]"#)),
+        Request::internal("eth_getLogs", &format!(r#"[{{"address":"{a}","fromBlock":"latest","toBlock":"latest"}}]"#)),
     ]
 }
 
 fn send_request(raw: &[u8]) -> Request {
-    request("eth_sendRawTransaction", format!(r#"["0x{}"]"#, hex::encode(raw)))
+    Request::internal("eth_sendRawTransaction", &format!(r#"["0x{}"]"#, hex::encode(raw)))
 }
 
 fn read_outcome(r: Result<Bytes, AttemptError>) -> &'static str {

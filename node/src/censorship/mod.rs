@@ -91,7 +91,7 @@ impl Censorship {
 /// slot), logs left out, or a refused transaction. The subjects are the accounts the request
 /// is about (lower-case 0x), or the method when it names none.
 pub fn filtered_subjects(ev: &Evidence) -> Option<Vec<String>> {
-    let method = method_of(&ev.request)?;
+    let method = crate::jsonrpc::method_of(&ev.request)?;
     let subjects = |accounts: Vec<Address>| {
         if accounts.is_empty() { vec![method.clone()] } else { accounts.iter().map(subject_of).collect() }
     };
@@ -116,14 +116,6 @@ fn empty_answer(method: &str, response: &[u8]) -> bool {
         "eth_getCode" => digits.is_empty(),
         _ => false,
     }
-}
-
-fn method_of(request: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct M {
-        method: String,
-    }
-    serde_json::from_slice::<M>(request).ok().map(|m| m.method)
 }
 
 #[cfg(test)]

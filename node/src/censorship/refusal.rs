@@ -96,13 +96,9 @@ pub fn recheck(ev: &Evidence) -> Result<(), String> {
     if ev.kind != LieKind::Refusal {
         return Err("not a refusal".into());
     }
-    #[derive(Deserialize)]
-    struct M {
-        method: String,
-    }
-    let m: M = serde_json::from_slice(&ev.request).map_err(|_| "request has no method".to_string())?;
-    if m.method != "eth_sendRawTransaction" {
-        return Err(format!("a refusal of {}, not of a transaction", m.method));
+    let method = crate::jsonrpc::method_of(&ev.request).ok_or("request has no method")?;
+    if method != "eth_sendRawTransaction" {
+        return Err(format!("a refusal of {method}, not of a transaction"));
     }
     let tx = super::touch::raw_transaction(&ev.request).ok_or("the transaction does not decode or verify")?;
     if tx.chain_id.is_some_and(|c| c != ev.chain_id) {

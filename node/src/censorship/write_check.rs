@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::refusal;
 use crate::integrity::{Anchors, EvidenceSink};
 use crate::metrics::ServedByLabels;
-use crate::router::check::{AnswerCheck, Prepared};
+use crate::router::check::AnswerCheck;
 use crate::router::{Answer, AttemptError, Call, Target};
 
 /// Refusals of transactions with no node-level reason: retried elsewhere, reported when a
@@ -60,15 +60,6 @@ impl WriteCheck {
 
 impl AnswerCheck for WriteCheck {
     type Ticket = ();
-
-    fn prepare<'a>(
-        &'a self,
-        _: &'a Call<'a>,
-        _: Target,
-        _: Instant,
-    ) -> impl Future<Output = Result<Prepared<()>, AttemptError>> + Send + 'a {
-        std::future::ready(Ok(Prepared { request: None, ticket: () }))
-    }
 
     async fn check<'a>(
         &'a self,

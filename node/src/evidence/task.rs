@@ -228,15 +228,6 @@ pub struct EvidenceTask {
     metrics: NodeMetrics,
 }
 
-/// The JSON-RPC method of a request body, `?` if unreadable.
-fn method_of(request: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Req {
-        method: String,
-    }
-    serde_json::from_slice::<Req>(request).map(|r| r.method).unwrap_or_else(|_| "?".into())
-}
-
 fn text(bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(s) => Value::String(s.to_string()),
@@ -287,7 +278,7 @@ fn summary_of(id: u64, s: &Signed<Evidence>, recorded_at_ms: u64, verified: bool
         id,
         accused: s.body.accused.to_peer_id().to_string(),
         chain_id: s.body.chain_id,
-        method: method_of(&s.body.request),
+        method: crate::jsonrpc::method_of(&s.body.request).unwrap_or_else(|| "?".into()),
         kind: s.body.kind.as_str().into(),
         issued_at_ms: s.body.header.issued_at_ms,
         recorded_at_ms,

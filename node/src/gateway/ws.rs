@@ -339,8 +339,7 @@ struct Poller {
 
 impl Poller {
     async fn call(&self, method: &str, params: Value) -> Option<Value> {
-        let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
-        let req = Request::new(raw, method, Some(Bytes::from_static(b"1")));
+        let req = Request::internal(method, &params.to_string());
         let routed = self.gw.inner.router.route(self.chain, &req, &self.opts).await;
         let mut v: Value = serde_json::from_slice(&routed.body).ok()?;
         v.get_mut("result").map(Value::take).filter(|r| !r.is_null())
@@ -353,8 +352,7 @@ impl Poller {
 
     /// Calls `method` on exactly `target`; `Err` when the target failed or answered an error.
     async fn call_on(&self, target: &Target, method: &str, params: Value) -> Result<Value, String> {
-        let raw = Bytes::from(json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string());
-        let req = Request::new(raw, method, Some(Bytes::from_static(b"1")));
+        let req = Request::internal(method, &params.to_string());
         let body = self
             .gw
             .inner

@@ -105,7 +105,7 @@ impl Anchors {
                     by_chain.entry(chain_id).or_default().push((number, json));
                 }
                 for (chain_id, rows) in by_chain {
-                    let warm = warm_chain(rows);
+                    let warm = warm_chain(rows, WARM_SAFE_DEPTH);
                     let n = warm.len();
                     let chain = self.chain(chain_id);
                     let mut state = chain.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -359,8 +359,9 @@ impl Anchors {
 /// Stored headers of one chain (newest first) that may be trusted again: each verifies, each
 /// links to its stored child when that is the next block (each was trusted by a quorum when
 /// stored; the trusted set has gaps), and those within [`WARM_SAFE_DEPTH`] blocks of the newest
-/// are left for the quorum. The first one that fails ends the run.
-fn warm_chain(mut rows: Vec<(u64, Vec<u8>)>) -> Vec<Arc<Trusted>> {
+/// (`safe_depth`, [`WARM_SAFE_DEPTH`] in use) are left for the quorum. The first one that fails
+/// ends the run.
+fn warm_chain(mut rows: Vec<(u64, Vec<u8>)>, safe_depth: u64) -> Vec<Arc<Trusted>> {
     rows.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     let Some(newest) = rows.first().map(|(n, _)| *n) else { return Vec::new() };
     let mut linked: Vec<Arc<Trusted>> = Vec::new();
@@ -374,7 +375,7 @@ fn warm_chain(mut rows: Vec<(u64, Vec<u8>)>) -> Vec<Arc<Trusted>> {
         }
         linked.push(Arc::new(Trusted { header, json: Bytes::from(json) }));
     }
-    linked.into_iter().filter(|h| h.header.number() + WARM_SAFE_DEPTH <= newest).collect()
+    linked.into_iter().filter(|h| h.header.number() + safe_depth <= newest).collect()
 }
 
 /// Inserts a trusted header, first dropping cached headers it proves replaced: when it does not
@@ -452,15 +453,20 @@ mod tests {
     #[test]
     fn warm_headers_verify_link_and_stay_clear_of_the_newest() {
         let rows = |list: &[(u64, &[u8])]| list.iter().map(|(n, j)| (*n, j.to_vec())).collect::<Vec<_>>();
+        let numbers = |w: Vec<Arc<Trusted>>| w.iter().map(|h| h.header.number()).collect::<Vec<_>>();
         let (b0, b1, b2) =
             (fixture!("block_0_hashes.json"), fixture!("block_1_hashes.json"), fixture!("block_2_hashes.json"));
-        // Nothing is WARM_SAFE_DEPTH below the newest: all left for the quorum.
-        assert!(warm_chain(rows(&[(0, b0), (1, b1), (2, b2)])).is_empty());
-        // Pretend the newest stored header is far above: a stored block 100 (its JSON is block
-        // 2's, so it fails verification as block 100) ends the run at once.
-        assert!(warm_chain(rows(&[(100, b2), (1, b1), (0, b0)])).is_empty(), "an unverifiable header ends the run");
+        let chain = rows(&[(0, b0), (1, b1), (2, b2)]);
+        assert_eq!(numbers(warm_chain(chain.clone(), 0)), [2, 1, 0], "a linked, verifying run comes back");
+        assert_eq!(numbers(warm_chain(chain.clone(), 1)), [1, 0], "the newest `safe_depth` are left out");
+        assert!(warm_chain(chain, WARM_SAFE_DEPTH).is_empty(), "nothing 64 blocks below the newest");
+        // Block 2's JSON stored as block 3 does not verify as block 3: the run ends before it.
+        assert!(warm_chain(rows(&[(3, b2), (1, b1), (0, b0)]), 0).is_empty(), "an unverifiable header ends the run");
+        // Another chain's block 1 under our block 2: the link breaks, only what is above it stays.
         let other = fixture!("hf_berlin_block_1_full.json");
-        assert!(warm_chain(rows(&[(2, b2), (1, other), (0, b0)])).is_empty());
+        assert_eq!(numbers(warm_chain(rows(&[(2, b2), (1, other), (0, b0)]), 0)), [2]);
+        // A gap is no break: each stored header was trusted by a quorum on its own.
+        assert_eq!(numbers(warm_chain(rows(&[(2, b2), (0, b0)]), 0)), [2, 0]);
     }
 
     #[test]

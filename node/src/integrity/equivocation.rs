@@ -26,15 +26,16 @@ pub const MAX_REMEMBERED_BYTES: usize = 64 * 1024;
 
 /// Whether `method(body)` is a question whose answer a block hash fixes.
 pub fn pinned_by_hash(method: &str, body: &[u8]) -> bool {
-    matches!(
-        claim_of(method, body),
+    match claim_of(method, body) {
         Ok(Some(
             Claim::Block { block: BlockSel::Hash(_) }
-                | Claim::BlockReceipts { block: BlockSel::Hash(_) }
-                | Claim::State { block: BlockSel::Hash(_), .. }
-                | Claim::Call { block: BlockSel::Hash(_) }
-        ))
-    ) || matches!(claim_of(method, body), Ok(Some(Claim::Logs { filter })) if matches!(filter.blocks, rpcmesh_eth::logs::FilterBlocks::Hash(_)))
+            | Claim::BlockReceipts { block: BlockSel::Hash(_) }
+            | Claim::State { block: BlockSel::Hash(_), .. }
+            | Claim::Call { block: BlockSel::Hash(_) },
+        )) => true,
+        Ok(Some(Claim::Logs { filter })) => matches!(filter.blocks, rpcmesh_eth::logs::FilterBlocks::Hash(_)),
+        _ => false,
+    }
 }
 
 /// One remembered exchange.
@@ -123,11 +124,7 @@ pub fn recheck(ev: &Evidence) -> Result<(), String> {
     if earlier.body.request_digest != sha256(request) || earlier.body.response_digest != sha256(response) {
         return Err("the earlier receipt does not bind the earlier exchange".into());
     }
-    let method = |body: &[u8]| {
-        serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("method").and_then(Value::as_str).map(String::from))
-    };
+    let method = crate::jsonrpc::method_of;
     let (m1, m2) = (method(&ev.request).ok_or("no method")?, method(request).ok_or("no earlier method")?);
     if m1 != m2 || !pinned_by_hash(&m1, &ev.request) {
         return Err("not the same question pinned to a block hash".into());

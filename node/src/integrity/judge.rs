@@ -204,7 +204,7 @@ pub struct NotProven(pub String);
 /// answer to the accused, and whether `anchor` is on the receiver's own trusted chain.
 pub fn recheck(ev: &Evidence) -> Result<(), NotProven> {
     let fail = |why: &str| NotProven(why.to_string());
-    let method = method_of(&ev.request).ok_or_else(|| fail("request has no method"))?;
+    let method = crate::jsonrpc::method_of(&ev.request).ok_or_else(|| fail("request has no method"))?;
     if matches!(ev.kind, LieKind::Refusal | LieKind::Equivocation) {
         // A refused write and an equivocation prove themselves from the accused's own signed
         // receipts; the anchor's header only places the bundle in time on the receiver's chain.
@@ -254,14 +254,6 @@ pub fn recheck(ev: &Evidence) -> Result<(), NotProven> {
         Err(Verdict::Unverifiable(why) | Verdict::BadMaterial(why)) => Err(NotProven(why)),
         Ok(_) => Err(fail("the answer is correct")),
     }
-}
-
-fn method_of(request: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct M {
-        method: String,
-    }
-    serde_json::from_slice::<M>(request).ok().map(|m| m.method)
 }
 
 #[cfg(test)]

@@ -51,8 +51,7 @@ impl Source {
         params: &str,
         deadline: Instant,
     ) -> Result<Bytes, String> {
-        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-        let req = Request::new(Bytes::from(raw), method, Some(Bytes::from_static(b"1")));
+        let req = Request::internal(method, params);
         let call = Call { chain_id, req: &req, mode: VerifyMode::Off };
         let budget = deadline.saturating_duration_since(Instant::now());
         if budget.is_zero() {

@@ -12,7 +12,7 @@
 pub mod request;
 pub mod response;
 
-pub use request::{Call, Item, Request, parse};
+pub use request::{Call, Item, Request, method_of, parse};
 pub use response::{
     Answered, Malformed, ResponseKind, RpcError, error_response, error_response_with_data, parse_response,
     response_kind, with_client_id,

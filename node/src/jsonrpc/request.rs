@@ -50,6 +50,13 @@ impl Request {
         Self { raw, method: method.into(), id, rewritten }
     }
 
+    /// A request this daemon makes itself: `method(params)` with id [`UPSTREAM_ID`]. `params` is
+    /// JSON text (an array or object), written as given.
+    pub fn internal(method: &str, params: &str) -> Self {
+        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+        Self::new(Bytes::from(raw), method, Some(Bytes::from_static(UPSTREAM_ID)))
+    }
+
     /// Whether no answer is expected.
     pub fn is_notification(&self) -> bool {
         self.id.is_none()
@@ -202,6 +209,16 @@ fn item(raw: &[u8], whole: &Bytes) -> Item {
     // A view into the shared buffer: batch elements are not copied.
     let raw = view(whole, raw);
     Item::Request(Request::new(raw, method, id))
+}
+
+/// The `method` of a JSON-RPC request body (e.g. one carried in an evidence bundle), if it has
+/// one.
+pub fn method_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct M {
+        method: String,
+    }
+    serde_json::from_slice::<M>(body).ok().map(|m| m.method)
 }
 
 /// Parses a request body.

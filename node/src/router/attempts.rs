@@ -407,7 +407,11 @@ impl<F: Forward> Attempts<F> {
                     None => std::future::pending().await,
                 }
             };
+            // Biased: an answer already in hand beats a timer, and an attempt just launched is
+            // polled (so it reaches its target) before the deadline is looked at; random order
+            // made the count of attempts differ from the attempts made.
             tokio::select! {
+                biased;
                 Some(a) = inflight.next() => {
                     let now = Instant::now();
                     run.tally.finished.push((plan[a.idx].target, now - a.started));
@@ -439,7 +443,7 @@ impl<F: Forward> Attempts<F> {
                                 }
                                 Class::Retryable => {
                                     if !already_failed {
-                                        run.record(a.idx, now, now - a.started, false);
+                                        run.record(a.idx, now, now - a.started, e.target_worked());
                                     }
                                 }
                                 Class::Fatal | Class::Caller => {
@@ -461,6 +465,12 @@ impl<F: Forward> Attempts<F> {
                 }
                 _ = timer => {
                     let now = Instant::now();
+                    // Timers are rounded up to the clock's millisecond tick, so one armed just
+                    // before the deadline can fire at it: start nothing then.
+                    if now >= deadline {
+                        deadline_hit = true;
+                        break;
+                    }
                     for i in run.on_timer(now) {
                         run.launched(i, now);
                         inflight.push(ctx.attempt(i));
@@ -502,9 +512,7 @@ impl<F: Forward> Attempts<F> {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    // A filtered refusal is a working node's answer: not a failure for its breaker
-                    // (a filtering own node must not be ejected for every other request).
-                    self.record_one(p, a.started.elapsed(), matches!(e, AttemptError::Filtered(_)));
+                    self.record_one(p, a.started.elapsed(), e.target_worked());
                     return Err(e);
                 }
             }
@@ -567,6 +575,7 @@ impl<F: Forward> Attempts<F> {
         tokio::pin!(deadline_sleep);
         loop {
             tokio::select! {
+                biased;
                 next_done = inflight.next() => {
                     let Some(a) = next_done else { break };
                     let p = &plan[a.idx];
@@ -589,7 +598,7 @@ impl<F: Forward> Attempts<F> {
                         }
                         Err(e) => {
                             if e.class() != Class::Busy {
-                                self.record_one(p, a.started.elapsed(), matches!(e, AttemptError::Filtered(_)));
+                                self.record_one(p, a.started.elapsed(), e.target_worked());
                             }
                             if e.class() != Class::Caller {
                                 tally.failovers += u32::from(start_next(&mut inflight, &mut used, &mut attempts));

@@ -251,7 +251,12 @@ impl ResponseCache {
     pub fn observe_block(&self, chain_id: u64, number: u64, hash: B256) {
         let mut s = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let hashes = s.hashes.entry(chain_id).or_default();
-        let reorg = hashes.get(&number).is_some_and(|h| *h != hash);
+        // The common case on the request path: the head it already knows.
+        let known = hashes.get(&number).copied();
+        if known == Some(hash) {
+            return;
+        }
+        let reorg = known.is_some();
         if reorg {
             hashes.split_off(&number);
         }

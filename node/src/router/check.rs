@@ -28,15 +28,19 @@ pub struct Prepared<T> {
 /// Checks the content of an answer before it is passed on.
 pub trait AnswerCheck: Send + Sync {
     /// Carried from [`AnswerCheck::prepare`] to [`AnswerCheck::check`] of the same attempt.
-    type Ticket: Send;
+    type Ticket: Send + Default;
 
-    /// Decides, before the attempt, what to send to `target` and how to check its answer.
+    /// Decides, before the attempt, what to send to `target` and how to check its answer. By
+    /// default: the request as it is, a default ticket (checks that only look at answers).
     fn prepare<'a>(
         &'a self,
         call: &'a Call<'a>,
         target: Target,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Prepared<Self::Ticket>, AttemptError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Prepared<Self::Ticket>, AttemptError>> + Send + 'a {
+        let _ = (call, target, deadline);
+        std::future::ready(Ok(Prepared { request: None, ticket: Self::Ticket::default() }))
+    }
 
     /// `answer` (possibly marked more verified), or why it must not be used. Material the check
     /// fetches must arrive before `deadline`.
@@ -56,15 +60,6 @@ pub struct NoCheck;
 
 impl AnswerCheck for NoCheck {
     type Ticket = ();
-
-    fn prepare<'a>(
-        &'a self,
-        _: &'a Call<'a>,
-        _: Target,
-        _: Instant,
-    ) -> impl Future<Output = Result<Prepared<()>, AttemptError>> + Send + 'a {
-        std::future::ready(Ok(Prepared { request: None, ticket: () }))
-    }
 
     fn check<'a>(
         &'a self,

@@ -54,7 +54,7 @@ pub use self::outcome::{Answer, AttemptError, Class, Verified};
 pub use self::plan::Candidate;
 use self::plan::{PlanInput, Scope, Unplannable};
 pub use self::policy::{MethodPolicy, MethodRules};
-use self::table::{Breakers, TableCache};
+use self::table::{Breakers, TableCache, Tables};
 use crate::censorship::{self, Avoid, Censorship};
 use crate::config::{ChainConfig, RoutingConfig};
 use crate::jsonrpc::{self, METHOD_NOT_FOUND, RESOURCE_UNAVAILABLE, Request};
@@ -302,11 +302,6 @@ impl Router {
         self
     }
 
-    /// The response cache, if enabled.
-    pub fn cache(&self) -> Option<&cache::ResponseCache> {
-        self.inner.cache.as_ref()
-    }
-
     /// The chain's head as this node knows it: its own upstream's, or the mesh's reference head,
     /// whichever is higher. The own upstream's head (with its hash) also tells the cache about
     /// reorganisations.
@@ -385,12 +380,18 @@ impl Router {
         }
     }
 
-    fn plan(&self, chain_id: u64, method: &str, opts: &RouteOptions, scope: Scope<'_>) -> Result<Plan, Unplannable> {
-        let tables = self.inner.tables.get(&self.inner.breakers);
+    fn plan(
+        &self,
+        tables: &Tables,
+        chain_id: u64,
+        method: &str,
+        opts: &RouteOptions,
+        scope: Scope<'_>,
+    ) -> Result<Plan, Unplannable> {
         let sticky = opts.client.and_then(|c| self.sticky(chain_id, c));
         plan::plan(
             &self.input(chain_id, method, opts.failover, scope),
-            &tables,
+            tables,
             &self.inner.upstreams,
             self.own_cells(chain_id),
             sticky,
@@ -453,11 +454,11 @@ impl Router {
             let msg = format!("method {} is not allowed by this gateway (set {})", req.method, refused.setting);
             return Routed::refused(req, &msg);
         }
+        // One snapshot's tables for the whole request (planning included).
+        let tables = self.inner.tables.get(&self.inner.breakers);
         // The accounts a request is about matter only when something acts on them: a watched
         // address (always verified) or a provider labelled as filtering on this chain.
-        let touched = if !self.inner.censorship.watch.is_empty()
-            || self.inner.tables.get(&self.inner.breakers).any_filters(chain_id)
-        {
+        let touched = if !self.inner.censorship.watch.is_empty() || tables.any_filters(chain_id) {
             censorship::touch::touched(&req.method, req.upstream_body())
         } else {
             Vec::new()
@@ -480,7 +481,7 @@ impl Router {
                 let mut mine: Option<Routed> = None;
                 let shared = flight
                     .get_or_init(|| async {
-                        let routed = self.route_uncached(chain_id, req, opts, &touched, mode).await;
+                        let routed = self.route_uncached(&tables, chain_id, req, opts, &touched, mode).await;
                         let keep = (routed.status == RouteStatus::Ok && routed.target.is_some())
                             .then(|| routed.served_by.clone())
                             .flatten()
@@ -508,19 +509,20 @@ impl Router {
                     (None, Some(c)) => Routed::cached(req, c, CacheOutcome::Coalesced),
                     // The request it waited for got no answer to share: ask on its own.
                     (None, None) => {
-                        let mut routed = self.route_uncached(chain_id, req, opts, &touched, mode).await;
+                        let mut routed = self.route_uncached(&tables, chain_id, req, opts, &touched, mode).await;
                         routed.cache = CacheOutcome::Miss;
                         routed
                     }
                 };
             }
         }
-        self.route_uncached(chain_id, req, opts, &touched, mode).await
+        self.route_uncached(&tables, chain_id, req, opts, &touched, mode).await
     }
 
     /// Routes one request past the cache: plan, attempts (or a broadcast for transactions).
     async fn route_uncached(
         &self,
+        tables: &Tables,
         chain_id: u64,
         req: &Request,
         opts: &RouteOptions,
@@ -528,7 +530,7 @@ impl Router {
         mode: VerifyMode,
     ) -> Routed {
         let avoid = self.avoid_for(opts.avoid.as_ref());
-        let plan = match self.plan(chain_id, &req.method, opts, Scope { avoid: &avoid, touched }) {
+        let plan = match self.plan(tables, chain_id, &req.method, opts, Scope { avoid: &avoid, touched }) {
             Ok(plan) => plan,
             Err(Unplannable::MethodNotServed) => return Routed::refused(req, "Method not found"),
         };
@@ -536,6 +538,8 @@ impl Router {
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
         let call = Call { chain_id, req, mode };
         let outcome = if call.is_send() {
+            // Distinct jurisdictions first: one regulator's filter stops at most one copy.
+            let plan = tx::across_jurisdictions(plan, |t| self.jurisdiction(tables, chain_id, t));
             self.broadcast(chain_id, req, mode, plan, deadline, budget_ms).await
         } else {
             self.inner.attempts.run(&call, &plan, deadline, budget_ms).await
@@ -586,7 +590,8 @@ impl Router {
     pub fn best_target(&self, chain_id: u64, method: &str, failover: bool, exclude: &[Target]) -> Option<Target> {
         let opts = RouteOptions::internal(failover);
         let avoid = self.avoid_for(None);
-        self.plan(chain_id, method, &opts, Scope { avoid: &avoid, touched: &[] })
+        let tables = self.inner.tables.get(&self.inner.breakers);
+        self.plan(&tables, chain_id, method, &opts, Scope { avoid: &avoid, touched: &[] })
             .ok()?
             .into_iter()
             .map(|p| p.target)
@@ -598,15 +603,16 @@ impl Router {
     /// and canaries, and a filter cannot fake what a proof shows.
     pub fn eligible_targets(&self, chain_id: u64) -> Vec<Target> {
         let opts = RouteOptions::internal(true);
-        self.plan(chain_id, "eth_getBlockByNumber", &opts, Scope { avoid: &Avoid::default(), touched: &[] })
+        let tables = self.inner.tables.get(&self.inner.breakers);
+        self.plan(&tables, chain_id, "eth_getBlockByNumber", &opts, Scope { avoid: &Avoid::default(), touched: &[] })
             .map(|plan| plan.into_iter().map(|p| p.target).collect())
             .unwrap_or_default()
     }
 
-    /// Sends a transaction to `censorship.broadcast_operators` distinct operators, distinct
-    /// jurisdictions first, and answers at the first acceptance; the broadcast (and a later
-    /// confirmation on one more operator) goes on in its own task, so the client does not wait
-    /// for the slowest operator and a cancelled client does not cancel the broadcast.
+    /// Sends a transaction to `censorship.broadcast_operators` distinct operators in `plan`
+    /// order (distinct jurisdictions first) and answers at the first acceptance; the broadcast
+    /// (and a later confirmation on one more operator) goes on in its own task, so the client does
+    /// not wait for the slowest operator and a cancelled client does not cancel the broadcast.
     async fn broadcast(
         &self,
         chain_id: u64,
@@ -616,10 +622,6 @@ impl Router {
         deadline: Instant,
         budget_ms: u64,
     ) -> Outcome {
-        let plan = {
-            let tables = self.inner.tables.get(&self.inner.breakers);
-            tx::across_jurisdictions(plan, |t| self.jurisdiction(&tables, chain_id, t))
-        };
         let n = self.inner.censorship.broadcast_operators;
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let router = self.clone();
@@ -675,7 +677,10 @@ impl Router {
         };
         let lookup = tx::lookup_request(&hash);
         match self.call_target(chain_id, other, &lookup, VerifyMode::Off).await {
-            Ok(body) if tx::is_null_result(&body) => {
+            Ok(body)
+                if crate::integrity::judge::result_of(&body)
+                    .is_some_and(|r| crate::integrity::judge::is_null(r.get().as_bytes())) =>
+            {
                 let sent = self.call_target(chain_id, other, req, VerifyMode::Off).await;
                 tracing::info!(chain_id, %hash, target = ?other, ok = sent.is_ok(), "transaction unknown to one more operator: sent it there");
             }

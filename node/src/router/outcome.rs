@@ -156,6 +156,13 @@ impl AttemptError {
         }
     }
 
+    /// Whether the target worked even though its answer cannot be used: its breaker records a
+    /// success. A filtered refusal is a working node's answer (a filtering own node must not be
+    /// ejected for every other request).
+    pub fn target_worked(&self) -> bool {
+        matches!(self, Self::Filtered(_))
+    }
+
     /// Short stable label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -57,13 +57,7 @@ pub fn across_jurisdictions(plan: Plan, jurisdiction: impl Fn(Target) -> Option<
 
 /// An `eth_getTransactionByHash` request for `hash`.
 pub fn lookup_request(hash: &str) -> Request {
-    let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getTransactionByHash","params":["{hash}"]}}"#);
-    Request::new(Bytes::from(raw), "eth_getTransactionByHash", Some(Bytes::from_static(b"1")))
-}
-
-/// Whether a response's result is `null`.
-pub fn is_null_result(body: &[u8]) -> bool {
-    crate::integrity::judge::result_of(body).is_some_and(|r| r.get() == "null")
+    Request::internal("eth_getTransactionByHash", &format!(r#"["{hash}"]"#))
 }
 
 #[cfg(test)]

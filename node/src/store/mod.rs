@@ -487,75 +487,79 @@ impl Store {
 
     /// Records or replaces the filter label of `accused` on `chain_id`.
     pub fn put_filter(&self, accused: &PublicKey, chain_id: u64, rec: &FilterRecord) -> Result<(), StoreError> {
-        let bytes = self.encode(rec, "filter record")?;
-        self.inner.filters.insert(cordon_key(accused, chain_id), bytes).map_err(|e| self.backend(e))?;
-        Ok(())
+        self.put_by_provider(&self.inner.filters, accused, chain_id, rec, "filter record")
     }
 
     /// Removes the filter labels of `accused` on `chain_id`, or on every chain when `None`.
     pub fn remove_filters(&self, accused: &PublicKey, chain_id: Option<u64>) -> Result<(), StoreError> {
-        match chain_id {
-            Some(c) => {
-                self.inner.filters.remove(cordon_key(accused, c)).map_err(|e| self.backend(e))?;
-            }
-            None => {
-                let keys = self.collect_keys(self.inner.filters.scan_prefix(accused.0), usize::MAX)?;
-                let mut batch = sled::Batch::default();
-                for k in keys {
-                    batch.remove(k);
-                }
-                self.inner.filters.apply_batch(batch).map_err(|e| self.backend(e))?;
-            }
-        }
-        Ok(())
+        self.remove_by_provider(&self.inner.filters, accused, chain_id)
     }
 
     /// Every filter label, as `(accused, chain, record)`; malformed entries are skipped.
     pub fn filters(&self) -> Result<Vec<(PublicKey, u64, FilterRecord)>, StoreError> {
-        let all = self.scan_decoded::<FilterRecord>(self.inner.filters.iter(), "filters")?;
-        Ok(all
-            .into_iter()
-            .filter_map(|(key, rec)| {
-                let parsed = (key.len() == KEY_LEN + 8)
-                    .then(|| public_key_from(&key[..KEY_LEN]))
-                    .flatten()
-                    .zip(<[u8; 8]>::try_from(&key[KEY_LEN..]).ok().map(u64::from_be_bytes));
-                if parsed.is_none() {
-                    tracing::warn!(key = %hex::encode(&key), "skipping a filter entry with a malformed key");
-                }
-                parsed.map(|(k, c)| (k, c, rec))
-            })
-            .collect())
+        self.all_by_provider(&self.inner.filters, "filters")
     }
 
     /// Records or replaces the cordon of `accused` on `chain_id`.
     pub fn put_cordon(&self, accused: &PublicKey, chain_id: u64, rec: &CordonRecord) -> Result<(), StoreError> {
-        let bytes = self.encode(rec, "cordon record")?;
-        self.inner.cordons.insert(cordon_key(accused, chain_id), bytes).map_err(|e| self.backend(e))?;
-        Ok(())
+        self.put_by_provider(&self.inner.cordons, accused, chain_id, rec, "cordon record")
     }
 
     /// Removes the cordon of `accused` on `chain_id`, or on every chain when `None`.
     pub fn remove_cordons(&self, accused: &PublicKey, chain_id: Option<u64>) -> Result<(), StoreError> {
+        self.remove_by_provider(&self.inner.cordons, accused, chain_id)
+    }
+
+    /// Every cordon as `(accused, chain_id, record)`. Damaged entries are skipped with a warning.
+    pub fn cordons(&self) -> Result<Vec<(PublicKey, u64, CordonRecord)>, StoreError> {
+        self.all_by_provider(&self.inner.cordons, "cordons")
+    }
+
+    /// A record of a tree keyed `provider ‖ chain_id` (cordons, filter labels).
+    fn put_by_provider<T: bincode::Encode>(
+        &self,
+        tree: &sled::Tree,
+        provider: &PublicKey,
+        chain_id: u64,
+        rec: &T,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let bytes = self.encode(rec, what)?;
+        tree.insert(cordon_key(provider, chain_id), bytes).map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    /// Removes `provider`'s record on `chain_id`, or on every chain when `None`.
+    fn remove_by_provider(
+        &self,
+        tree: &sled::Tree,
+        provider: &PublicKey,
+        chain_id: Option<u64>,
+    ) -> Result<(), StoreError> {
         match chain_id {
             Some(c) => {
-                self.inner.cordons.remove(cordon_key(accused, c)).map_err(|e| self.backend(e))?;
+                tree.remove(cordon_key(provider, c)).map_err(|e| self.backend(e))?;
             }
             None => {
-                let keys = self.collect_keys(self.inner.cordons.scan_prefix(accused.0), usize::MAX)?;
+                let keys = self.collect_keys(tree.scan_prefix(provider.0), usize::MAX)?;
                 let mut batch = sled::Batch::default();
                 for k in keys {
                     batch.remove(k);
                 }
-                self.inner.cordons.apply_batch(batch).map_err(|e| self.backend(e))?;
+                tree.apply_batch(batch).map_err(|e| self.backend(e))?;
             }
         }
         Ok(())
     }
 
-    /// Every cordon as `(accused, chain_id, record)`. Damaged entries are skipped with a warning.
-    pub fn cordons(&self) -> Result<Vec<(PublicKey, u64, CordonRecord)>, StoreError> {
-        let all = self.scan_decoded::<CordonRecord>(self.inner.cordons.iter(), "cordons")?;
+    /// Every record of a tree keyed `provider ‖ chain_id`; damaged entries and malformed keys are
+    /// skipped with a warning.
+    fn all_by_provider<T: bincode::Decode<()>>(
+        &self,
+        tree: &sled::Tree,
+        tree_name: &'static str,
+    ) -> Result<Vec<(PublicKey, u64, T)>, StoreError> {
+        let all = self.scan_decoded::<T>(tree.iter(), tree_name)?;
         Ok(all
             .into_iter()
             .filter_map(|(key, rec)| {
@@ -564,7 +568,7 @@ impl Store {
                     .flatten()
                     .zip(<[u8; 8]>::try_from(&key[KEY_LEN..]).ok().map(u64::from_be_bytes));
                 if parsed.is_none() {
-                    tracing::warn!(key = %hex::encode(&key), "skipping a cordon entry with a malformed key");
+                    tracing::warn!(tree = tree_name, key = %hex::encode(&key), "skipping an entry with a malformed key");
                 }
                 parsed.map(|(k, c)| (k, c, rec))
             })

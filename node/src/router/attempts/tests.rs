@@ -310,15 +310,6 @@ struct RejectFrom(Target);
 impl AnswerCheck for RejectFrom {
     type Ticket = ();
 
-    fn prepare<'a>(
-        &'a self,
-        _: &'a Call<'a>,
-        _: Target,
-        _: Instant,
-    ) -> impl std::future::Future<Output = Result<crate::router::check::Prepared<()>, AttemptError>> + Send + 'a {
-        std::future::ready(Ok(crate::router::check::Prepared { request: None, ticket: () }))
-    }
-
     fn check<'a>(
         &'a self,
         _: &'a Call<'a>,
