@@ -16,6 +16,7 @@
 //! {"type":"view","t_ms":6200,"observer":1,"subject":3,"health":"down"}
 //! {"type":"gossip","t_ms":7100,"publisher":2,"seq":14,"observer":4,"delay_ms":38}
 //! {"type":"label","t_ms":9300,"observer":0,"subject":1,"chain_id":31337,"labelled":true,"subjects":["0xa0ee…"]}
+//! {"type":"cordon","t_ms":6100,"observer":2,"subject":1,"chain_id":31337,"cordoned":true,"kind":"state","reporter":0,"evidence_id":3,"began_t_ms":6042,"reason":"proven state lie…"}
 //! {"type":"transaction","t_ms":5100,"gateway":1,"from":"0x90f7…","to":"0xa0ee…","hash":"0x…","accepted":true,"mined_block":12}
 //! ```
 //!
@@ -37,6 +38,8 @@
 //!   the publish itself, so messages nobody received still count; it is not a delivery.
 //! - `label` records are written only when an observer's `filters` label of a subject on a chain
 //!   appears or goes (the daemons' `/peers`, polled with the views).
+//! - `cordon` records likewise, when an observer's cordon of a subject on a chain appears, goes, or
+//!   is replaced by one of another kind (the same poll of `/peers`).
 //! - `transaction` records are written at the end of the run, once the chain had time to mine
 //!   what was sent: one per transaction the load sent, accepted or not.
 //! - `meta` comes first. It may be repeated (e.g. once at the start, once at the end with the real
@@ -72,6 +75,8 @@ pub enum Record {
     Gossip(GossipDelivery),
     /// An observer's `filters` label of a subject appeared or went.
     Label(LabelChange),
+    /// An observer's cordon of a subject (proven wrong answers) appeared or went.
+    Cordon(CordonChange),
     /// A transaction the load sent through a gateway, and whether the chain mined it.
     Transaction(SentTransaction),
 }
@@ -87,6 +92,7 @@ impl Record {
             Record::View(r) => Some(r.t_ms),
             Record::Gossip(r) => Some(r.t_ms),
             Record::Label(r) => Some(r.t_ms),
+            Record::Cordon(r) => Some(r.t_ms),
             Record::Transaction(r) => Some(r.t_ms),
         }
     }
@@ -108,7 +114,8 @@ pub struct Meta {
     /// What the daemons' upstreams were (e.g. `sim`, `anvil`).
     #[serde(default)]
     pub backend: String,
-    /// Wall-clock start, Unix milliseconds.
+    /// Wall-clock start, Unix milliseconds: the instant `t_ms` counts from in the final `meta`
+    /// (the first one is written during set-up, a little earlier).
     #[serde(default)]
     pub started_at_unix_ms: u64,
     /// Length of the run in ms (planned at the start, actual in a final `meta`).
@@ -207,6 +214,10 @@ pub struct Request {
     /// recipient of a transaction; `None` for requests about no account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The `x-rpcmesh-verify` mode the client asked for (`off`, `sample`, `strict`); `None` when
+    /// it sent none, so the gateway's configured mode applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
 }
 
 impl Request {
@@ -307,6 +318,42 @@ pub struct LabelChange {
     /// What the subject was seen filtering (addresses or methods), as the label lists them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<String>,
+}
+
+/// An observer's cordon of a subject on one chain appeared, went, or changed kind: the
+/// observer holds verified evidence that the subject answered wrongly and keeps it out of
+/// routing on that chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CordonChange {
+    /// When the observer's `/peers` first showed the change, ms since the scenario start.
+    pub t_ms: u64,
+    /// Node whose view changed.
+    pub observer: usize,
+    /// Node it cordons.
+    pub subject: usize,
+    /// The chain of the cordon.
+    pub chain_id: u64,
+    /// Whether the cordon is there now.
+    pub cordoned: bool,
+    /// The kind of lie proven (`header`, `state`, `logs`...), as `/peers` names it; empty when
+    /// the cordon went.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Node that signed the evidence behind it (the observer itself for its own findings);
+    /// `None` when the cordon went or the reporter is not a node of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<usize>,
+    /// The observer's id of the bundle behind it (`GET /evidence/{id}` on the observer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_id: Option<u64>,
+    /// When the cordon began by the observer's own clock (its `since_ms`), ms since the scenario
+    /// start; `None` when it began before the run (or the cordon went). The daemons share the
+    /// runner's machine clock, so this is exact where `t_ms` is rounded up to the next poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub began_t_ms: Option<u64>,
+    /// The reason in words, as `/peers` gives it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// A transaction the load sent through a gateway.
@@ -474,6 +521,7 @@ mod tests {
             attempts: 2,
             detail: (outcome != Outcome::Ok).then(|| "balance 2x the truth".into()),
             subject: None,
+            verify: None,
         })
     }
 
@@ -515,6 +563,30 @@ mod tests {
                 chain_id: 31337,
                 labelled: true,
                 subjects: vec!["0xab".into()],
+            }),
+            Record::Cordon(CordonChange {
+                t_ms: 3,
+                observer: 2,
+                subject: 1,
+                chain_id: 31337,
+                cordoned: true,
+                kind: "state".into(),
+                reporter: Some(0),
+                evidence_id: Some(4),
+                began_t_ms: Some(2),
+                reason: "proven state lie answering eth_getBalance (evidence 4)".into(),
+            }),
+            Record::Cordon(CordonChange {
+                t_ms: 9,
+                observer: 2,
+                subject: 1,
+                chain_id: 31337,
+                cordoned: false,
+                kind: String::new(),
+                reporter: None,
+                evidence_id: None,
+                began_t_ms: None,
+                reason: String::new(),
             }),
             Record::Transaction(SentTransaction {
                 t_ms: 2,

@@ -75,6 +75,7 @@ fn requests() -> Vec<Record> {
                 attempts: 1,
                 detail: detail.map(str::to_string),
                 subject: None,
+                verify: None,
             })
         })
         .collect()

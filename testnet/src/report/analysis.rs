@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use super::censorship::{self, CensorSummary, TransactionSummary};
 use super::fmt;
+use super::lies::{self, LieSummary};
 use super::stats::{RequestStats, p50_p99_max, percentile};
 use crate::record::{
-    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Outcome, Record, Request, SentTransaction, ViewChange,
-    base_kind,
+    CordonChange, FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Outcome, Record, Request,
+    SentTransaction, ViewChange, base_kind,
 };
 
 /// How far back before an injection a gateway's correct answers from the faulty node count as
@@ -23,6 +24,9 @@ pub const FALSE_ALARM_GRACE_MS: u64 = 5_000;
 
 /// What [`Detection::health`] says when a censoring node was detected by its `filters` label.
 pub const FILTERS_LABEL: &str = "filters";
+
+/// What [`Detection::health`] says when a lying node was detected by a cordon.
+pub const CORDONED: &str = "cordoned";
 
 /// At most this many wrong answers are listed in `report.md` (all are in the summary).
 pub const MAX_LISTED_WRONG: usize = 50;
@@ -66,6 +70,8 @@ pub struct ReportSummary {
     pub wrong_outside_faults: u64,
     /// Failed requests grouped by detail, most frequent first (at most 10).
     pub top_errors: Vec<ErrorCount>,
+    /// Per lying fault (`lie`, `lie=KIND,…`), in injection order.
+    pub lies: Vec<LieSummary>,
     /// Per censoring fault (`censor=ADDRESS`), in injection order.
     pub censorship: Vec<CensorSummary>,
     /// Transactions the load sent, per recipient: one row per gateway, then the total.
@@ -368,6 +374,8 @@ pub(crate) struct Run<'a> {
     pub gossip: Vec<&'a GossipDelivery>,
     /// `filters` label changes by time.
     pub labels: Vec<&'a LabelChange>,
+    /// Cordon changes by time.
+    pub cordons: Vec<&'a CordonChange>,
     /// Transactions the load sent, by send time.
     pub transactions: Vec<&'a SentTransaction>,
     pub records: usize,
@@ -382,6 +390,7 @@ impl<'a> Run<'a> {
         let mut views = Vec::new();
         let mut gossip = Vec::new();
         let mut labels = Vec::new();
+        let mut cordons = Vec::new();
         let mut transactions = Vec::new();
         let mut last_ms = 0u64;
         let mut max_node = None::<usize>;
@@ -414,6 +423,11 @@ impl<'a> Run<'a> {
                     see(l.subject);
                     labels.push(l);
                 }
+                Record::Cordon(c) => {
+                    see(c.observer);
+                    see(c.subject);
+                    cordons.push(c);
+                }
                 Record::Transaction(t) => {
                     see(t.gateway);
                     transactions.push(t);
@@ -430,6 +444,7 @@ impl<'a> Run<'a> {
         views.sort_by_key(|v| v.t_ms);
         gossip.sort_by_key(|g| g.t_ms);
         labels.sort_by_key(|l| l.t_ms);
+        cordons.sort_by_key(|c| c.t_ms);
         transactions.sort_by_key(|t| t.t_ms);
         phases.sort_by_key(|p| p.t_ms);
         let phases = if phases.is_empty() {
@@ -455,6 +470,7 @@ impl<'a> Run<'a> {
             views,
             gossip,
             labels,
+            cordons,
             transactions,
             records: records.len(),
         }
@@ -537,6 +553,7 @@ pub(crate) fn summarize(run: &Run<'_>, malformed_lines: usize) -> ReportSummary 
         wrong_answers,
         wrong_outside_faults,
         top_errors,
+        lies: lies::lie_summaries(run),
         censorship: censorship::censor_summaries(run),
         transactions: censorship::transaction_summaries(run),
         findings: Vec::new(),
@@ -559,6 +576,19 @@ fn fault_summary(run: &Run<'_>, w: &Window, by_gateway: &BTreeMap<usize, Vec<&Re
                 observer: l.observer,
                 subject: l.subject,
                 health: FILTERS_LABEL.into(),
+            });
+        }
+    }
+    if w.base() == "lie" {
+        // A lying node's head stays honest, so it stays healthy: it is detected when a daemon
+        // cordons it on verified evidence.
+        for c in run.cordons.iter().filter(|c| c.cordoned && w.contains(c.t_ms) && w.affects(c.observer, c.subject)) {
+            observers.insert(c.observer);
+            detection.get_or_insert_with(|| Detection {
+                after_ms: c.t_ms - w.start_ms,
+                observer: c.observer,
+                subject: c.subject,
+                health: CORDONED.into(),
             });
         }
     }
@@ -728,7 +758,7 @@ fn findings(run: &Run<'_>, s: &ReportSummary) -> Vec<String> {
     }
 
     // One paragraph per fault.
-    out.extend(s.faults.iter().map(|f| fault_findings(run, f, &s.censorship).join(" ")));
+    out.extend(s.faults.iter().map(|f| fault_findings(run, f, &s.censorship, &s.lies).join(" ")));
     out.extend(s.transactions.iter().filter(|t| t.gateway.is_none()).map(censorship::transaction_sentence));
 
     if s.wrong_outside_faults > 0 {
@@ -812,7 +842,7 @@ fn findings(run: &Run<'_>, s: &ReportSummary) -> Vec<String> {
     out
 }
 
-fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) -> Vec<String> {
+fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary], liars: &[LieSummary]) -> Vec<String> {
     let mut out = Vec::new();
     let until = match f.healed_at_ms {
         Some(h) => fmt::secs(h),
@@ -830,6 +860,7 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) ->
         let mut sentences = detection_and_routing(f, &label, &target);
         if base_kind(&f.kind) == "censor" {
             // Its labels are told in the censorship sentences below; keep the label and routing.
+            // (A lie's detection is its first cordon, told here like any detection.)
             sentences[0] = format!("{label}:");
         }
         out.extend(sentences);
@@ -860,28 +891,12 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) ->
     }
 
     let node = f.node.map_or_else(|| "the faulty node".to_string(), |n| format!("node {n}"));
+    let backend = run.meta.map_or("", |m| m.backend.as_str());
+    let liar = liars.iter().find(|l| Some(l.node) == f.node && l.injected_at_ms == f.injected_at_ms);
     match base_kind(&f.kind) {
-        "lie" => out.push(match (&f.detection, st.wrong, f.served_by_faulty) {
-            (None, w, _) if w > 0 => format!(
-                "{} served while {node} lied: rpcmesh did not detect the lying provider.",
-                fmt::plural(w, "wrong answer was", "wrong answers were")
-            ),
-            (Some(d), w, _) if w > 0 => format!(
-                "{} served while {node} lied, although it was marked `{}` after {}.",
-                fmt::plural(w, "wrong answer was", "wrong answers were"),
-                d.health,
-                fmt::duration(d.after_ms)
-            ),
-            (_, _, 0) => format!(
-                "{node} served no requests while it lied, so this run does not show whether rpcmesh catches a lying provider."
-            ),
-            (_, _, served) => format!(
-                "{node} served {} while it lied and none was judged wrong: the checked methods may not expose this lie.",
-                fmt::plural(served, "request", "requests")
-            ),
-        }),
+        // A `lie` fault always names its node, so it always has a summary.
+        "lie" => out.extend(liar.map(|l| lies::lie_sentences(l, backend)).unwrap_or_default()),
         "censor" => {
-            let backend = run.meta.map_or("", |m| m.backend.as_str());
             let censor = censors.iter().find(|c| Some(c.node) == f.node && c.injected_at_ms == f.injected_at_ms);
             match censor {
                 Some(c) => out.extend(censorship::censor_sentences(c, backend)),
@@ -892,13 +907,36 @@ fn fault_findings(run: &Run<'_>, f: &FaultSummary, censors: &[CensorSummary]) ->
                 None => {}
             }
         }
-        _ if st.wrong > 0 => out.push(format!(
-            "{} served during this fault.",
-            fmt::plural(st.wrong, "wrong answer was", "wrong answers were")
-        )),
+        _ if st.wrong > 0 => {
+            let mut line =
+                format!("{} served during this fault", fmt::plural(st.wrong, "wrong answer was", "wrong answers were"));
+            // Faults overlap: wrong answers during an outage elsewhere may be a liar's, told in
+            // its own paragraph.
+            if let Some(liars) = liars_behind(run, f) {
+                line += &format!(", all of them while node {} lied (see that fault)", fmt::list(&liars));
+            }
+            out.push(line + ".");
+        }
         _ => {}
     }
     out
+}
+
+/// The nodes that were lying when the wrong answers of a (non-lie) fault's window were sent, if
+/// every one of those answers was sent while some node lied; `None` otherwise.
+fn liars_behind(run: &Run<'_>, f: &FaultSummary) -> Option<Vec<usize>> {
+    let lies: Vec<&Window> = run.windows.iter().filter(|w| w.base() == "lie" && w.node.is_some()).collect();
+    let mut liars = BTreeSet::new();
+    let wrong =
+        run.requests.iter().filter(|r| r.outcome == Outcome::Wrong && f.injected_at_ms <= r.t_ms && r.t_ms < f.end_ms);
+    for r in wrong {
+        let lying: Vec<usize> = lies.iter().filter(|w| w.contains(r.t_ms)).filter_map(|w| w.node).collect();
+        if lying.is_empty() {
+            return None;
+        }
+        liars.extend(lying);
+    }
+    (!liars.is_empty()).then(|| liars.into_iter().collect())
 }
 
 /// Sentences on detection of a fault on `target` and on routing around it.

@@ -328,6 +328,7 @@ mod tests {
             attempts: 1,
             detail: None,
             subject: subject.map(str::to_string),
+            verify: None,
         })
     }
 

@@ -32,6 +32,7 @@ pub fn render(s: &ReportSummary, raw_lines: usize) -> String {
     phases(&mut md, s);
     gateways(&mut md, s);
     faults(&mut md, s);
+    verified_answers(&mut md, s);
     censorship(&mut md, s);
     gossip(&mut md, s);
     wrong_and_errors(&mut md, s);
@@ -203,10 +204,129 @@ fn faults(md: &mut String, s: &ReportSummary) {
     }
     md.push_str(
         "\n*Detected after*: injection → first view change of the faulty node to anything but `healthy`, by any \
-         node, before the fault ended (a `censor` fault: its first `filters` label). *Routed around after*: injection → completion of the first correct \
+         node, before the fault ended (a `censor` fault: its first `filters` label; a `lie` fault: its first cordon). *Routed around after*: injection → completion of the first correct \
          answer from another node to a request sent after the injection, on each gateway that was using the \
          faulty node just before; the slowest such gateway. *Longest stall*: the longest time a gateway went \
          without a correct answer inside the fault window. Counts are of requests sent inside the window.\n\n",
+    );
+}
+
+fn verified_answers(md: &mut String, s: &ReportSummary) {
+    if s.lies.is_empty() {
+        return;
+    }
+    md.push_str("## Verified answers\n\n");
+    md.push_str(
+        "| Liar | Fault | Injected at | Ended | Requests | Wrong reaching clients | Sent before first cordon | First cordon after | Mesh-wide cordon after | Wrong sent after it (other gateways) | In flight at it | Cordoned by |\n",
+    );
+    md.push_str("|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n");
+    for l in &s.lies {
+        let t = l.total();
+        let elsewhere = l.others_total();
+        let began = |ms: Option<u64>| ms.map_or(String::new(), |b| format!("; began {}", fmt::duration(b)));
+        let first = match l.detection() {
+            Some(c) => format!(
+                "{} (daemon {}{})",
+                fmt::duration(c.after_ms.unwrap_or(0)),
+                c.observer,
+                began(l.detected_began().and_then(|b| b.began_after_ms))
+            ),
+            None => "never".into(),
+        };
+        let (everywhere, after, in_flight) = match l.cordoned_everywhere_ms() {
+            Some(ms) => (
+                match l.everywhere_began_ms() {
+                    Some(b) => format!("{} (began {})", fmt::duration(ms), fmt::duration(b)),
+                    None => fmt::duration(ms),
+                },
+                format!("{} of {}", elsewhere.wrong_after_cordon, elsewhere.requests_after_cordon),
+                elsewhere.wrong_in_flight.to_string(),
+            ),
+            None => ("never".into(), "–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            md,
+            "| node {} | `{}` | {} | {} | {} | {} | {} | {first} | {everywhere} | {after} | {in_flight} | {} of {} |",
+            l.node,
+            md_cell(&l.kind),
+            fmt::secs(l.injected_at_ms),
+            fmt::secs(l.end_ms),
+            t.requests,
+            t.wrong,
+            t.wrong_before_detection,
+            l.cordoned_by().len(),
+            l.cordons.len()
+        );
+    }
+    md.push_str(
+        "\n*Requests*: sent while the node lied, through every gateway. *Wrong reaching clients*: those answered \
+         wrong against the chain's truth. *First cordon after*: injection → the first poll of any daemon's `/peers` \
+         showing a cordon on the liar (polled every 250 ms). *Mesh-wide cordon after*: the same for the slowest \
+         daemon **other than the liar's own** (never if one never showed it): a cordon is how a daemon stops \
+         routing to a peer, and no daemon can sign evidence against its own node (evidence carries the accused's \
+         signed receipt of a relayed answer). *Began*: the same times by the daemons' own clocks (each \
+         cordon's `since_ms`; the daemons share the runner's clock), which the poll rounds up. Wrong answers are split by when their request was sent: before the \
+         first cordon; after the mesh-wide one, through the gateways of daemons other than the liar (of the \
+         requests sent there after it); *in flight*: wrong answers through those gateways to requests sent before \
+         the mesh-wide cordon and answered after it, counted in neither. The liar's own gateway serves from its own \
+         node, to which no cordon applies: its row below tells how long wrong answers reached its clients.\n\n",
+    );
+    md.push_str(
+        "| Liar | Gateway | Verify | Requests | Failed | Wrong | Sent before first cordon | Sent after mesh-wide cordon | Last wrong sent after | Served by liar |\n",
+    );
+    md.push_str("|---:|---|---|---:|---:|---:|---:|---:|---|---:|\n");
+    for l in &s.lies {
+        let everywhere = l.cordoned_everywhere_ms().is_some();
+        for g in &l.gateways {
+            let gateway =
+                if g.gateway == l.node { format!("{} (the liar's own)", g.gateway) } else { g.gateway.to_string() };
+            let after = if everywhere {
+                format!("{} of {}", g.wrong_after_cordon, g.requests_after_cordon)
+            } else {
+                "–".into()
+            };
+            let last = g.last_wrong_after_ms.map_or("–".to_string(), fmt::duration);
+            let _ = writeln!(
+                md,
+                "| node {} | {gateway} | {} | {} | {} | {} | {} | {after} | {last} | {} of {} |",
+                l.node,
+                md_cell(&super::lies::mode_name(&g.verify)),
+                g.requests,
+                g.failed,
+                g.wrong,
+                g.wrong_before_detection,
+                g.served_by_liar,
+                g.served_known
+            );
+        }
+    }
+    md.push_str(
+        "\n*Verify*: the `x-rpcmesh-verify` the clients sent (*daemon default*: none, the gateway's configured \
+         mode). *Last wrong sent after*: injection → the send time of the gateway's last wrong answer. *Served by \
+         liar*: of the requests whose server is known (HTTP answers name it; WebSocket answers do not).\n\n",
+    );
+    md.push_str(
+        "| Liar | Daemon | Cordoned after | Began (daemon clock) | Kind | Evidence from |\n|---:|---|---|---|---|---|\n",
+    );
+    for l in &s.lies {
+        for c in &l.cordons {
+            let daemon =
+                if c.observer == l.node { format!("{} (the liar's own)", c.observer) } else { c.observer.to_string() };
+            let began = c.began_after_ms.map_or("–".to_string(), fmt::duration);
+            let kind = if c.kind.is_empty() { "–".to_string() } else { format!("`{}`", md_cell(&c.kind)) };
+            let from = match (c.after_ms, c.reporter) {
+                (None, _) => "–".to_string(),
+                (Some(_), Some(r)) if r == c.observer => format!("daemon {r} (itself)"),
+                (Some(_), Some(r)) => format!("daemon {r}"),
+                (Some(_), None) => "unknown".into(),
+            };
+            let after = c.after_ms.map_or("never".to_string(), fmt::duration);
+            let _ = writeln!(md, "| node {} | {daemon} | {after} | {began} | {kind} | {from} |", l.node);
+        }
+    }
+    md.push_str(
+        "\n*Began (daemon clock)*: injection → the cordon's `since_ms` on that daemon (the same machine clock; \
+         exact where the poll rounds up). *Evidence from*: the node that signed the evidence the cordon rests on.\n\n",
     );
 }
 

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! DIR/records.jsonl   raw data, one record per line (see crate::record)
-//! DIR/report.md       setup, summary, per-phase, per-gateway, per-fault and gossip tables, the
-//!                     wrong answers, the plots, and "What this shows"
+//! DIR/report.md       setup, summary, per-phase, per-gateway, per-fault, verified-answers,
+//!                     censorship and gossip tables, the wrong answers, the plots, and "What
+//!                     this shows"
 //! DIR/latency.svg     latency of every request over time (log y), fault markers, phase bands
 //! DIR/served_by.svg   share of each second's requests per serving node (and failed), stacked
 //! DIR/gossip_cdf.svg  CDF of gossip delivery delays and of full convergence per message
@@ -21,7 +22,8 @@
 //!   [`stats::percentile`].
 //! - A fault lasts from its injection to its heal (or replacement, or the end of the run); see
 //!   [`crate::record`]. Its *detection* is the first view change of the faulty node to anything but
-//!   `healthy` by any observer within that window; *routed around* is, for each gateway that was
+//!   `healthy` by any observer within that window (for a `censor` fault its first `filters` label,
+//!   for a `lie` fault its first cordon, when there is one); *routed around* is, for each gateway that was
 //!   using the faulty node just before the injection (its last correct answer before it, or any
 //!   within [`USING_LOOKBACK_MS`]), the completion of the first correct answer from another node to
 //!   a request sent in the window; the *longest stall* is the largest gap between consecutive
@@ -30,10 +32,13 @@
 //!   every other node, per message.
 //! - Censorship (censored answers, time to label, transactions to watched addresses): see
 //!   [`CensorSummary`] and [`TransactionSummary`].
+//! - Verified answers (wrong answers per gateway and verify mode, time to detection and to
+//!   mesh-wide cordon of a lying node): see [`LieSummary`].
 
 mod analysis;
 mod censorship;
 pub mod fmt;
+mod lies;
 mod markdown;
 pub mod stats;
 /// Also the drawing primitives of the vetting report's plots (`crate::vet`).
@@ -43,10 +48,11 @@ use std::io;
 use std::path::Path;
 
 pub use analysis::{
-    Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FILTERS_LABEL, FaultSummary, GatewayRouting, GatewaySummary,
+    CORDONED, Detection, ErrorCount, FALSE_ALARM_GRACE_MS, FILTERS_LABEL, FaultSummary, GatewayRouting, GatewaySummary,
     GossipSummary, MAX_LISTED_WRONG, ObserverGossip, PhaseSummary, ReportSummary, Stall, USING_LOOKBACK_MS,
 };
 pub use censorship::{CensorSummary, LabelTime, TransactionSummary};
+pub use lies::{CordonTime, LieGateway, LieSummary};
 pub use stats::RequestStats;
 pub use svg::{BUCKET_MS, MAX_OK_POINTS};
 

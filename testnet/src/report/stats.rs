@@ -116,6 +116,7 @@ mod tests {
             attempts: 1,
             detail: None,
             subject: None,
+            verify: None,
         };
         let rs = [req(300, Outcome::Ok), req(100, Outcome::Error), req(200, Outcome::Wrong), req(400, Outcome::Ok)];
         let s = RequestStats::of(&rs);

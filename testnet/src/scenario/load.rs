@@ -76,6 +76,23 @@ pub struct Sender {
     pub turn: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Blocks below the head an account read asks at with [`ReadsAt::Number`]: a block every
+/// provider within the router's lag allowance already has.
+pub const READ_DEPTH: u64 = 2;
+
+/// Which block the account reads (`eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`)
+/// ask at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadsAt {
+    /// `latest`, as most clients ask.
+    #[default]
+    Latest,
+    /// A block number [`READ_DEPTH`] below the head, as a client reading settled state asks.
+    /// A daemon in `sample` mode can prove such a read; a `latest` read it cannot, since in that
+    /// mode it never rewrites a request to pin it to a block.
+    Number,
+}
+
 /// The request header choosing how far answers are verified.
 const VERIFY_HEADER: &str = "x-rpcmesh-verify";
 
@@ -102,6 +119,8 @@ pub struct LoopSpec {
     pub watched: Option<String>,
     /// Who signs this loop's [`SEND_TO_WATCHED`] transactions.
     pub sender: Option<Sender>,
+    /// The block account reads ask at.
+    pub reads_at: ReadsAt,
 }
 
 /// splitmix64: a small deterministic PRNG.
@@ -130,7 +149,7 @@ fn pick<'a>(rng: &mut Rng, methods: &'a [MethodWeight]) -> &'a str {
     "eth_blockNumber"
 }
 
-fn params(method: &str, rng: &mut Rng, truth: &Truth, head: u64, watched: Option<&str>) -> Value {
+fn params(method: &str, rng: &mut Rng, truth: &Truth, head: u64, watched: Option<&str>, reads_at: ReadsAt) -> Value {
     match method {
         m if ACCOUNT_READS.contains(&m) => {
             let pick = rng.next();
@@ -139,7 +158,10 @@ fn params(method: &str, rng: &mut Rng, truth: &Truth, head: u64, watched: Option
                 (Truth::Sim(c), _) => format!("0x{}", hex::encode(c.account_address((pick / 2 % 8) as usize))),
                 (Truth::Direct(_), _) => ANVIL_ACCOUNTS[(pick / 2 % ANVIL_ACCOUNTS.len() as u64) as usize].to_string(),
             };
-            json!([addr, "latest"])
+            match reads_at {
+                ReadsAt::Latest => json!([addr, "latest"]),
+                ReadsAt::Number => json!([addr, format!("0x{:x}", head.saturating_sub(READ_DEPTH))]),
+            }
         }
         "eth_getBlockByNumber" => {
             let n = head.saturating_sub(2 + rng.next() % 8);
@@ -202,7 +224,7 @@ pub async fn run_loop(
                 }
             }
         } else {
-            let p = params(&picked, &mut rng, &truth, head, spec.watched.as_deref());
+            let p = params(&picked, &mut rng, &truth, head, spec.watched.as_deref(), spec.reads_at);
             (picked, p)
         };
         let subject = match &transfer {
@@ -299,6 +321,7 @@ pub async fn run_loop(
             attempts,
             detail,
             subject,
+            verify: spec.verify.clone(),
         });
         if out.send(rec).await.is_err() {
             break;

@@ -28,6 +28,7 @@
 //! methods = [{ method = "eth_blockNumber", weight = 3 }, { method = "eth_getBalance", weight = 1 }]
 //! watched = "0x…"        # optional: half the account reads ask about it; `send_to_watched`
 //!                        # (anvil only) sends it transactions through the gateway
+//! reads_at = "latest"    # or "number": account reads ask at a block just below the head
 //!
 //! [[timeline]]
 //! at = "10s"
@@ -51,7 +52,7 @@ use serde::Deserialize;
 
 use crate::net::NodeExtras;
 
-pub use load::{SEND_TO_WATCHED, SENDERS, SUPPORTED_METHODS};
+pub use load::{READ_DEPTH, ReadsAt, SEND_TO_WATCHED, SENDERS, SUPPORTED_METHODS};
 pub use run::{RunOptions, load, run_scenario};
 
 /// A scenario file.
@@ -166,6 +167,23 @@ pub struct Load {
     /// nonce read as 0 is wrong.
     #[serde(default)]
     pub watched: Option<String>,
+    /// Block the account reads ask at: `latest` (default) or `number` (a block number
+    /// [`READ_DEPTH`] below the head). A daemon in `sample` mode proves only numbered reads: it
+    /// never rewrites a `latest` read to pin it to a block, so a lie about the latest state
+    /// passes its sample.
+    #[serde(default)]
+    pub reads_at: Option<String>,
+}
+
+impl Load {
+    /// [`Load::reads_at`] parsed (checked by [`Scenario::parse`]).
+    pub fn reads_at(&self) -> Result<ReadsAt, String> {
+        match self.reads_at.as_deref() {
+            None | Some("latest") => Ok(ReadsAt::Latest),
+            Some("number") => Ok(ReadsAt::Number),
+            Some(other) => Err(format!("load.reads_at {other:?}: use latest or number")),
+        }
+    }
 }
 
 fn default_gateways() -> Vec<usize> {
@@ -275,6 +293,7 @@ impl Scenario {
         {
             return Err(format!("load.verify {v:?}: use off, sample or strict"));
         }
+        self.load.reads_at()?;
         if let Some(g) = self.load.gateways.iter().find(|g| **g >= n) {
             return Err(format!("load.gateways names node {g}, but there are {n} nodes"));
         }

@@ -17,8 +17,8 @@ use super::truth::Truth;
 use super::{Event, Scenario};
 use crate::net::{BackendKind, NodeInfo, Testnet, TestnetSpec};
 use crate::record::{
-    FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, NodePolicies, Phase, Record, RecordWriter,
-    SentTransaction, Transport, ViewChange,
+    CordonChange, FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, NodePolicies, Phase, Record,
+    RecordWriter, SentTransaction, Transport, ViewChange,
 };
 
 /// How to run.
@@ -141,6 +141,7 @@ async fn measured_run(
         })),
     };
     let watched = scenario.load.watched.as_deref().and_then(parse_address);
+    let reads_at = scenario.load.reads_at()?;
     if let (BackendKind::Anvil { .. }, Some(w)) = (backend, &watched) {
         give_a_nonce(&truth, w).await?;
     }
@@ -155,6 +156,10 @@ async fn measured_run(
     }
     writer.write(&Record::Phase(Phase { t_ms: 0, name: "baseline".into() })).map_err(|e| e.to_string())?;
     let start = Instant::now();
+    // The wall clock at `start`: the daemons' times (gossip receipt, cordon start) are Unix ms
+    // and become run times against this. `started_unix` is earlier by the set-up above (up to
+    // the wait for anvil's first block), so it would skew them.
+    let start_unix = rpcmesh_node::clock::now_ms();
     let peers: PeerIndex = Arc::new(nodes.iter().map(|n| (n.peer_id.clone(), n.index)).collect());
     let (tx, mut rx) = mpsc::channel::<Record>(8192);
     let load_stop = CancellationToken::new();
@@ -188,6 +193,7 @@ async fn measured_run(
                 seed,
                 verify: scenario.load.verify.clone(),
                 watched: watched.clone(),
+                reads_at,
                 sender: (sends && !senders.is_empty()).then(|| {
                     next_sender += 1;
                     senders[(next_sender - 1) % senders.len()].clone()
@@ -207,7 +213,7 @@ async fn measured_run(
         nodes.to_vec(),
         scenario.topology.chains.clone(),
         start,
-        started_unix,
+        start_unix,
         tx.clone(),
         load_stop.clone(),
     ));
@@ -296,6 +302,7 @@ async fn measured_run(
     }
     let _ = testnet.heal_partition().await;
     let mut final_meta = meta;
+    final_meta.started_at_unix_ms = start_unix;
     final_meta.duration_ms = start.elapsed().as_millis() as u64;
     final_meta.interrupted = interrupted;
     writer.write(&Record::Meta(final_meta)).map_err(|e| e.to_string())?;
@@ -420,7 +427,45 @@ fn filters_label(provider: &Value, chain: u64, now_ms: Option<u64>) -> Option<Ve
     Some(subjects)
 }
 
-/// Polls every node's view: records health changes, gossip deliveries and `filters` labels.
+/// A cordon as a `/peers` entry shows it on one chain (the fields the records keep).
+#[derive(Clone, Debug, PartialEq)]
+struct CordonSeen {
+    kind: String,
+    since_ms: Option<u64>,
+    reporter: Option<String>,
+    evidence_id: Option<u64>,
+    reason: String,
+}
+
+impl CordonSeen {
+    /// Whether `other` is the same cordon: the kind and start identify it; a later bundle that
+    /// only extends it (new evidence id, later end) is not a change worth a record.
+    fn same(&self, other: &CordonSeen) -> bool {
+        self.kind == other.kind && self.since_ms == other.since_ms
+    }
+}
+
+/// The cordon a `/peers` entry shows on `chain`, if any. Cordons past their `until_ms` (when the
+/// entry says so) do not count, as for labels.
+fn cordon_of(provider: &Value, chain: u64, now_ms: Option<u64>) -> Option<CordonSeen> {
+    let c = provider["cordons"].as_array()?.iter().find(|c| {
+        c["chain_id"].as_u64() == Some(chain)
+            && match (c["until_ms"].as_u64(), now_ms) {
+                (Some(until), Some(now)) => until > now,
+                _ => true,
+            }
+    })?;
+    Some(CordonSeen {
+        kind: c["kind"].as_str().unwrap_or("?").to_string(),
+        since_ms: c["since_ms"].as_u64(),
+        reporter: c["reporter"].as_str().map(str::to_string),
+        evidence_id: c["evidence_id"].as_u64(),
+        reason: c["reason"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// Polls every node's view: records health changes, gossip deliveries, `filters` labels and
+/// cordons.
 async fn observe(
     nodes: Vec<NodeInfo>,
     chains: Vec<u64>,
@@ -434,6 +479,9 @@ async fn observe(
     let mut seen: HashSet<(usize, usize, u64)> = HashSet::new();
     // (observer, subject, chain) → the label's subjects, while labelled.
     let mut labels: HashMap<(usize, usize, u64), Vec<String>> = HashMap::new();
+    // (observer, subject, chain) → the cordon, while cordoned. Like `labels`, bounded by
+    // nodes² × chains whatever the length of the run.
+    let mut cordons: HashMap<(usize, usize, u64), CordonSeen> = HashMap::new();
     let mut tick = tokio::time::interval(VIEW_POLL);
     loop {
         tokio::select! {
@@ -468,6 +516,51 @@ async fn observe(
                         None => labels.remove(&key),
                     };
                     let _ = out.send(Record::Label(record)).await;
+                }
+                // Cordons likewise, the observer's own node included: evidence against it
+                // from others reaches it too.
+                for &chain in &chains {
+                    let key = (n.index, subject, chain);
+                    let now = cordon_of(p, chain, now_ms);
+                    let unchanged = match (cordons.get(&key), &now) {
+                        (Some(before), Some(now)) => before.same(now),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if unchanged {
+                        continue;
+                    }
+                    let record = match &now {
+                        Some(c) => CordonChange {
+                            t_ms,
+                            observer: n.index,
+                            subject,
+                            chain_id: chain,
+                            cordoned: true,
+                            kind: c.kind.clone(),
+                            reporter: c.reporter.as_deref().and_then(|r| index.get(r).copied()),
+                            evidence_id: c.evidence_id,
+                            began_t_ms: c.since_ms.and_then(|since| since.checked_sub(started_unix)),
+                            reason: c.reason.clone(),
+                        },
+                        None => CordonChange {
+                            t_ms,
+                            observer: n.index,
+                            subject,
+                            chain_id: chain,
+                            cordoned: false,
+                            kind: String::new(),
+                            reporter: None,
+                            evidence_id: None,
+                            began_t_ms: None,
+                            reason: String::new(),
+                        },
+                    };
+                    match now {
+                        Some(c) => cordons.insert(key, c),
+                        None => cordons.remove(&key),
+                    };
+                    let _ = out.send(Record::Cordon(record)).await;
                 }
             }
             for subject in 0..nodes.len() {
