@@ -4,14 +4,15 @@
 //! Probe load is bounded regardless of mesh size: every `peer_interval` each chain gets at
 //! most `peer_sample` probes (the least recently probed trusted providers first, so the sample
 //! rotates through the mesh). Per node that is `chains × peer_sample / peer_interval` probes
-//! per second (1.5/s with defaults), and at most `chains × (2 × peer_sample + 1)` attestations
-//! per `attest_interval`, whatever the number of providers.
+//! per second (1.5/s with defaults), and at most `chains × (2 × peer_sample + 1)` observations
+//! per `attest_interval`, whatever the number of providers, all signed and gossiped as one
+//! [`AttestationRound`]: one message and one signature per node per round.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcmesh_protocol::messages::{HealthAttestation, MessageHeader, RelayStatus};
+use rpcmesh_protocol::messages::{AttestationRound, HealthAttestation, MessageHeader, Observation, RelayStatus};
 use rpcmesh_protocol::{Identity, PublicKey, Signed};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -78,6 +79,15 @@ fn parse_head(body: &[u8]) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let s = v.get("result")?.as_str()?.strip_prefix("0x")?;
     u64::from_str_radix(s, 16).ok()
+}
+
+/// One round of `attestations` (built with one shared header: the first one's), or `None` when
+/// there is nothing to attest. Beyond what receivers accept in one round (64 chains × 7 could
+/// exceed it) the freshest observations are kept: `attestations` come most recent first.
+fn round_of(attestations: &[HealthAttestation]) -> Option<AttestationRound> {
+    let header = attestations.first()?.header.clone();
+    let max = rpcmesh_protocol::validate::Limits::default().max_round_observations;
+    Some(AttestationRound { header, observations: attestations.iter().take(max).map(Observation::from).collect() })
 }
 
 impl PeerProber {
@@ -215,13 +225,12 @@ impl PeerProber {
             ));
         }
         series.retain(|_, s| now.saturating_sub(s.last_probe_ms) <= window_ms * 2);
-        for att in out {
-            let signed = Signed::sign(att, &self.identity);
-            if let Err(e) = self.p2p.publish(TopicKind::Attestations, signed.to_bytes()).await {
-                tracing::debug!(error = %e, "could not publish an attestation");
-            }
-            let _ = self.mesh_tx.send(MeshInput::OwnAttestation(signed)).await;
+        let Some(round) = round_of(&out) else { return };
+        let signed = Signed::sign(round, &self.identity);
+        if let Err(e) = self.p2p.publish(TopicKind::Attestations, signed.to_bytes()).await {
+            tracing::debug!(error = %e, "could not publish an attestation round");
         }
+        let _ = self.mesh_tx.send(MeshInput::OwnAttestationRound(signed)).await;
     }
 
     #[allow(clippy::too_many_arguments)]

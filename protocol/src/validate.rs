@@ -9,8 +9,8 @@ use crate::PROTOCOL_VERSION;
 use crate::encoding::{self, DecodeError};
 use crate::identity::PublicKey;
 use crate::messages::{
-    CapacityAnnouncement, Evidence, HealthAttestation, MembershipCert, MessageHeader, Receipt, RelayRequest,
-    RelayResponse, RelayStatus,
+    AttestationRound, CapacityAnnouncement, Evidence, HealthAttestation, MembershipCert, MessageHeader, Receipt,
+    RelayRequest, RelayResponse, RelayStatus,
 };
 use crate::signed::{SignatureError, Signed, SignedBody};
 
@@ -53,6 +53,9 @@ pub struct Limits {
     pub max_evidence_request_bytes: usize,
     /// Most `Evidence.material` items: each kind needs a header plus one or two proofs.
     pub max_evidence_material_items: usize,
+    /// Most observations in one [`AttestationRound`]: a round holds
+    /// `chains × (2 × peer_sample + 1)` of them (7 per chain with the defaults).
+    pub max_round_observations: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +78,7 @@ impl Default for Limits {
             max_evidence_bytes: 4 * 1024 * 1024,
             max_evidence_request_bytes: 64 * 1024,
             max_evidence_material_items: 16,
+            max_round_observations: 256,
         }
     }
 }
@@ -480,6 +484,35 @@ impl Validate for HealthAttestation {
                 return Err(field("head_lag_blocks", "given without both observed_head and reference_head"));
             }
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Validate for AttestationRound {
+    fn header(&self) -> &MessageHeader {
+        &self.header
+    }
+    fn max_ttl_ms(limits: &Limits) -> u64 {
+        limits.max_gossip_ttl_ms
+    }
+    fn max_bytes(limits: &Limits) -> usize {
+        limits.max_gossip_bytes
+    }
+    /// Every observation by the rules of a [`HealthAttestation`] under the round's header; at
+    /// least one, at most `max_round_observations`, never two about the same (subject, chain)
+    /// (a round says one thing about each).
+    fn validate_body(&self, signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
+        if self.observations.is_empty() {
+            return Err(field("observations", "empty"));
+        }
+        check_len("observations", self.observations.len(), ctx.limits.max_round_observations)?;
+        let mut seen = std::collections::HashSet::with_capacity(self.observations.len());
+        for o in &self.observations {
+            if !seen.insert((o.subject, o.chain_id)) {
+                return Err(field("observations", "two about the same subject and chain"));
+            }
+            o.to_attestation(&self.header).validate_body(signer, ctx)?;
         }
         Ok(())
     }

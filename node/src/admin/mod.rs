@@ -211,6 +211,41 @@ async fn status(State(s): State<AdminState>) -> Json<StatusBody> {
 pub struct PeersQuery {
     /// Only providers announcing this chain.
     pub chain: Option<u64>,
+    /// Only what a poller of the whole mesh needs ([`BriefPeer`]): no attestations, scores or
+    /// standings. A full `/peers` holds every attester's summary of every provider, O(N^2) for
+    /// a mesh of N; polling it from every node of a large testnet would be the load measured.
+    #[serde(default)]
+    pub brief: bool,
+}
+
+/// One provider in `/peers?brief=true`.
+#[derive(Debug, Serialize)]
+pub struct BriefPeer<'a> {
+    /// PeerId.
+    pub peer_id: &'a str,
+    /// This node.
+    pub is_self: bool,
+    /// Sequence number of the announcement held.
+    pub seq: u64,
+    /// When it was issued, Unix ms (the provider's clock).
+    pub announced_at_ms: u64,
+    /// When this node accepted it, Unix ms.
+    pub received_at_ms: u64,
+    /// Past its expiry.
+    pub expired: bool,
+    /// Where it came from.
+    pub source: crate::mesh::Source,
+    /// Health per chain.
+    pub chains: Vec<BriefChain>,
+}
+
+/// A chain of a [`BriefPeer`].
+#[derive(Debug, Serialize)]
+pub struct BriefChain {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Health in this node's view.
+    pub health: crate::mesh::Health,
 }
 
 /// `GET /peers`.
@@ -244,6 +279,29 @@ pub struct PeerEntry<'a> {
 
 async fn peers(State(s): State<AdminState>, Query(q): Query<PeersQuery>) -> Response {
     let snap = s.mesh.borrow().clone();
+    if q.brief {
+        let providers: Vec<BriefPeer> = snap
+            .providers
+            .iter()
+            .filter(|p| q.chain.is_none_or(|c| p.chain(c).is_some()))
+            .map(|p| BriefPeer {
+                peer_id: &p.peer_id,
+                is_self: p.is_self,
+                seq: p.seq,
+                announced_at_ms: p.announced_at_ms,
+                received_at_ms: p.received_at_ms,
+                expired: p.expired,
+                source: p.source,
+                chains: p.chains.iter().map(|c| BriefChain { chain_id: c.chain_id, health: c.health }).collect(),
+            })
+            .collect();
+        return Json(serde_json::json!({
+            "generated_at_ms": snap.generated_at_ms,
+            "reference_heads": &snap.reference_heads,
+            "providers": providers,
+        }))
+        .into_response();
+    }
     let scores: std::collections::HashMap<String, f64> =
         s.p2p.peer_scores().await.unwrap_or_default().into_iter().map(|(p, v)| (p.to_string(), v)).collect();
     let now = crate::clock::now_ms();

@@ -7,6 +7,7 @@
 //! announcement is trusted, and a place kept for anyone keeps nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
@@ -29,8 +30,14 @@ pub fn trusted_peers(view: &MeshSnapshot) -> Vec<(PeerId, Vec<Multiaddr>)> {
     out
 }
 
-/// Sends the trusted peers to the p2p loop whenever the view changes them, until `cancel` fires
-/// or either side stops. Cancel-safe: it only awaits the view and the send.
+/// Least time between two comparisons of the trusted set: building it parses every provider's
+/// addresses (O(N)), and the view changes with every gossip batch. Trust moves rarely; a place
+/// kept a second late costs nothing.
+const MIN_SYNC_GAP: Duration = Duration::from_secs(1);
+
+/// Sends the trusted peers to the p2p loop whenever the view changes them (looked at most once
+/// per [`MIN_SYNC_GAP`]), until `cancel` fires or either side stops. Cancel-safe: it only awaits
+/// the view, a sleep and the send.
 pub async fn sync_trusted(mut view: watch::Receiver<Arc<MeshSnapshot>>, p2p: P2pHandle, cancel: CancellationToken) {
     let mut sent: Option<Vec<(PeerId, Vec<Multiaddr>)>> = None;
     loop {
@@ -40,6 +47,11 @@ pub async fn sync_trusted(mut view: watch::Receiver<Arc<MeshSnapshot>>, p2p: P2p
                 return;
             }
             sent = Some(now);
+        }
+        // A change after a quiet second is seen at once; changes in a burst wait for the gap.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(MIN_SYNC_GAP) => {}
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

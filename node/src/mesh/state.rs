@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement, HealthAttestation};
 use rpcmesh_protocol::{PublicKey, Signed};
 
 use super::view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source, Standing};
@@ -160,18 +160,33 @@ impl MeshState {
 
     /// Folds in an attestation (already validated). Keeps the newest per attester and chain.
     pub fn apply_attestation(&mut self, msg: &Signed<HealthAttestation>) -> bool {
-        let slot = self.attestations.entry(msg.body.subject).or_default();
-        let key = (msg.signer, msg.body.chain_id);
+        self.apply_observation(msg.signer, msg.body.clone())
+    }
+
+    /// Folds in every observation of a round (already validated), each as an attestation with
+    /// the round's header. Returns whether any changed the view. Costs O(observations): only
+    /// the subjects' cached views are dropped.
+    pub fn apply_round(&mut self, msg: &Signed<AttestationRound>) -> bool {
+        let mut changed = false;
+        for att in msg.body.attestations() {
+            changed |= self.apply_observation(msg.signer, att);
+        }
+        changed
+    }
+
+    fn apply_observation(&mut self, attester: PublicKey, body: HealthAttestation) -> bool {
+        let slot = self.attestations.entry(body.subject).or_default();
+        let key = (attester, body.chain_id);
         let attester_peer_id = match slot.get(&key) {
-            Some(held) if held.body.header.seq >= msg.body.header.seq => return false,
+            Some(held) if held.body.header.seq >= body.header.seq => return false,
             Some(held) => held.attester_peer_id.clone(),
-            None => match self.entries.get(&msg.signer) {
+            None => match self.entries.get(&attester) {
                 Some(e) => e.peer_id.clone(),
-                None => msg.signer.to_peer_id().to_string(),
+                None => attester.to_peer_id().to_string(),
             },
         };
-        slot.insert(key, HeldAttestation { body: msg.body.clone(), attester_peer_id });
-        let subject = msg.body.subject;
+        let subject = body.subject;
+        slot.insert(key, HeldAttestation { body, attester_peer_id });
         self.invalidate(&subject);
         true
     }

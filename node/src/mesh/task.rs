@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use libp2p::PeerId;
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement};
 use rpcmesh_protocol::{PublicKey, Signed};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -29,8 +29,8 @@ use crate::store::{PeerRecord, Store};
 pub enum MeshInput {
     /// Our own announcement, as just published.
     OwnAnnouncement(Signed<CapacityAnnouncement>),
-    /// An attestation we signed (about ourselves or a peer).
-    OwnAttestation(Signed<HealthAttestation>),
+    /// An attestation round we signed (about ourselves and the peers we probed).
+    OwnAttestationRound(Signed<AttestationRound>),
     /// One of our probes of a peer.
     Probe {
         /// Provider probed.
@@ -57,8 +57,12 @@ const PRUNE_EVERY: u32 = 60;
 /// Inputs folded before a snapshot is published, at most.
 const MAX_BATCH: usize = 256;
 /// Snapshots are published at most this often: a burst of gossip (an attestation round of the
-/// whole mesh) becomes one snapshot, not one per message.
-const MIN_PUBLISH_GAP: Duration = Duration::from_millis(20);
+/// whole mesh) becomes one snapshot, not one per message. A change after a quiet gap is
+/// published at once, so an isolated event (a cordon, a provider going down) is not delayed.
+/// Building a snapshot costs O(providers) (reference heads, the sorted list, its index), so
+/// the gap caps that at O(N) × 10/s per daemon whatever the message rate; 100 ms is far below
+/// every period that feeds the view (probes 1 s, heartbeats 2 s and more).
+const MIN_PUBLISH_GAP: Duration = Duration::from_millis(100);
 
 /// The mesh writer task.
 pub struct MeshTask {
@@ -98,6 +102,14 @@ impl MeshTask {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not load stored announcements; starting with an empty view"),
+        }
+        match store.attestation_rounds() {
+            Ok(rounds) => {
+                for r in rounds {
+                    state.apply_round(&r);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not load stored attestation rounds"),
         }
         let now = now_ms();
         // Stored announcements were judged at their issue time; judge trust as of now.
@@ -193,12 +205,12 @@ impl MeshTask {
                 }
                 self.state.apply_announcement(signed, received_at_ms, Source::Gossip)
             }
-            P2pEvent::Attestation { msg, .. } => {
+            P2pEvent::AttestationRound { msg, .. } => {
                 let signed = msg.into_signed();
-                if let Err(e) = self.store.put_attestation(&signed) {
-                    tracing::warn!(error = %e, "could not persist an attestation");
+                if let Err(e) = self.store.put_attestation_round(&signed) {
+                    tracing::warn!(error = %e, "could not persist an attestation round");
                 }
-                self.state.apply_attestation(&signed)
+                self.state.apply_round(&signed)
             }
             P2pEvent::PeerConnected(peer) => key_of(&peer).is_some_and(|k| self.state.set_connected(k, true)),
             P2pEvent::PeerDisconnected(peer) => key_of(&peer).is_some_and(|k| self.state.set_connected(k, false)),
@@ -223,11 +235,11 @@ impl MeshTask {
                 }
                 self.state.apply_announcement(signed, now_ms(), Source::Local)
             }
-            MeshInput::OwnAttestation(signed) => {
-                if let Err(e) = self.store.put_attestation(&signed) {
-                    tracing::warn!(error = %e, "could not persist our attestation");
+            MeshInput::OwnAttestationRound(signed) => {
+                if let Err(e) = self.store.put_attestation_round(&signed) {
+                    tracing::warn!(error = %e, "could not persist our attestation round");
                 }
-                self.state.apply_attestation(&signed)
+                self.state.apply_round(&signed)
             }
             MeshInput::Probe { key, chain_id, latency_us, ok, head, at_ms } => {
                 self.state.apply_probe(&key, chain_id, latency_us, ok, head, at_ms);

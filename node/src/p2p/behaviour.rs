@@ -75,6 +75,29 @@ pub struct BehaviourSettings {
     pub agent_version: String,
 }
 
+// Gossipsub parameters, chosen so that a daemon's gossip work does not grow with the number of
+// peers it is connected to (docs/architecture.md, "Cost per daemon"). Every daemon of a local
+// mesh ends up connected to every other (probes rotate through all of them and connections
+// idle for minutes), so any parameter proportional to the peer count is proportional to N.
+
+/// Gossipsub heartbeat: mesh maintenance and IHAVE emission. Below libp2p's 1 s so that a
+/// message missed by the mesh is recovered through IHAVE/IWANT within about a second.
+const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(700);
+/// Mesh degree D and its bounds (libp2p's defaults, 6 / 5 / 12): each message crosses each mesh
+/// link about once, so a daemon receives about D copies of every message and a message reaches
+/// N daemons in about log_D(N) hops (3 hops for 100 daemons, 6 for 10 000).
+const GOSSIP_MESH_N: usize = 6;
+const GOSSIP_MESH_N_LOW: usize = 5;
+const GOSSIP_MESH_N_HIGH: usize = 12;
+/// Peers outside the mesh sent IHAVE per heartbeat and topic: a constant. libp2p's default
+/// gossip factor (0.25 of all non-mesh peers) would send each heartbeat's message ids to a
+/// quarter of the mesh: O(N) control messages per daemon per heartbeat, O(N^2) in the mesh.
+const GOSSIP_LAZY: usize = 6;
+/// IDONTWANT (gossipsub 1.2) is sent to every mesh peer for messages above this size. Ours
+/// are a few KiB at most and, on the links they travel, an IDONTWANT costs about as much as
+/// the duplicate it would save; above this size (evidence bundles) it pays.
+const IDONTWANT_MIN_BYTES: usize = 16 * 1024;
+
 /// The identify protocol version: peers with another one are on another network.
 pub fn protocol_version(network_id: &str) -> String {
     format!("/rpcmesh/{network_id}/1")
@@ -182,8 +205,17 @@ impl Behaviour {
                 gossipsub::MessageId::from(&rpcmesh_protocol::digest::sha256(&m.data)[..20])
             })
             .max_transmit_size(s.max_gossip_bytes + 1024)
-            .heartbeat_interval(Duration::from_millis(700))
+            .heartbeat_interval(GOSSIP_HEARTBEAT)
             .duplicate_cache_time(Duration::from_secs(120))
+            .mesh_n(GOSSIP_MESH_N)
+            .mesh_n_low(GOSSIP_MESH_N_LOW)
+            .mesh_n_high(GOSSIP_MESH_N_HIGH)
+            .gossip_lazy(GOSSIP_LAZY)
+            .gossip_factor(0.0)
+            // Our own messages go to the mesh (D peers), not to every subscribed peer: flood
+            // publishing costs the publisher one send per connected peer, O(N).
+            .flood_publish(false)
+            .idontwant_message_size_threshold(IDONTWANT_MIN_BYTES)
             .build()
             .map_err(|e| format!("gossipsub config: {e}"))?;
         // Messages are signed by the application (ed25519 over the body); a second libp2p

@@ -18,7 +18,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation, MessageHeader, RelayResponse, RelayStatus};
+use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement, MessageHeader, RelayResponse, RelayStatus};
 use rpcmesh_protocol::replay::SeqTracker;
 use rpcmesh_protocol::validate::{
     Limits, ValidationContext, ValidationError, Verdict, Verified, decode_and_validate, validate_header,
@@ -55,10 +55,10 @@ pub enum P2pEvent {
         /// When it arrived, Unix ms.
         received_at_ms: u64,
     },
-    /// A valid, fresh health attestation.
-    Attestation {
+    /// A valid, fresh attestation round (every observation checked, one signature).
+    AttestationRound {
         /// The message.
-        msg: Verified<HealthAttestation>,
+        msg: Verified<AttestationRound>,
         /// The peer that forwarded it.
         from: PeerId,
         /// When it arrived, Unix ms.
@@ -146,7 +146,8 @@ pub struct P2pEventLoop {
     status: watch::Sender<P2pStatus>,
     metrics: NodeMetrics,
     announcement_seqs: SeqTracker<PublicKey>,
-    attestation_seqs: SeqTracker<(PublicKey, PublicKey, u64)>,
+    /// Last round `seq` per attester (a round covers all its subjects and chains).
+    attestation_seqs: SeqTracker<PublicKey>,
     pending_relays: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
     bootstrap: Vec<BootstrapPeer>,
     connected: HashSet<PeerId>,
@@ -550,10 +551,9 @@ impl P2pEventLoop {
                     Ok(P2pEvent::Announcement { msg, from: source, received_at_ms })
                 })
             }
-            TopicKind::Attestations => decode_and_validate::<HealthAttestation>(&message.data, &ctx).and_then(|msg| {
-                let key = (msg.signer(), msg.body().subject, msg.body().chain_id);
-                self.attestation_seqs.check(&key, msg.body().header.seq)?;
-                Ok(P2pEvent::Attestation { msg, from: source, received_at_ms })
+            TopicKind::Attestations => decode_and_validate::<AttestationRound>(&message.data, &ctx).and_then(|msg| {
+                self.attestation_seqs.check(&msg.signer(), msg.body().header.seq)?;
+                Ok(P2pEvent::AttestationRound { msg, from: source, received_at_ms })
             }),
             TopicKind::Evidence => {
                 self.on_evidence(source, id, message.data, &ctx);
@@ -563,10 +563,8 @@ impl P2pEventLoop {
         match outcome {
             Ok(event) => {
                 let seq_key = match &event {
-                    P2pEvent::Announcement { msg, .. } => Some((msg.signer(), None, msg.body().header.seq)),
-                    P2pEvent::Attestation { msg, .. } => {
-                        Some((msg.signer(), Some((msg.body().subject, msg.body().chain_id)), msg.body().header.seq))
-                    }
+                    P2pEvent::Announcement { msg, .. } => Some((msg.signer(), false, msg.body().header.seq)),
+                    P2pEvent::AttestationRound { msg, .. } => Some((msg.signer(), true, msg.body().header.seq)),
                     _ => None,
                 };
                 match self.events.try_send(event) {
@@ -574,10 +572,8 @@ impl P2pEventLoop {
                         // Record the seq only once the node took the message, so a dropped or
                         // rejected copy cannot burn it.
                         match seq_key {
-                            Some((signer, None, seq)) => self.announcement_seqs.accept(signer, seq),
-                            Some((signer, Some((subject, chain)), seq)) => {
-                                self.attestation_seqs.accept((signer, subject, chain), seq)
-                            }
+                            Some((signer, false, seq)) => self.announcement_seqs.accept(signer, seq),
+                            Some((signer, true, seq)) => self.attestation_seqs.accept(signer, seq),
                             None => {}
                         }
                         self.metrics.gossip(kind.label(), "accept", "");

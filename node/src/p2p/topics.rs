@@ -7,7 +7,9 @@ use libp2p::gossipsub::{IdentTopic, TopicHash};
 pub enum TopicKind {
     /// Signed capacity announcements.
     Announcements,
-    /// Signed health attestations.
+    /// Signed attestation rounds (one per attester per round, [`AttestationRound`]).
+    ///
+    /// [`AttestationRound`]: rpcmesh_protocol::messages::AttestationRound
     Attestations,
     /// Reserved for evidence of misbehaviour (receipts of wrong answers); subscribed, unused.
     Evidence,
@@ -25,6 +27,16 @@ impl TopicKind {
             Self::Evidence => "evidence",
         }
     }
+
+    /// The kind's part of the topic name. Attestations travel as rounds on their own topic
+    /// name, so a daemon that still gossips single attestations (`attestations/1`) is not on
+    /// it, rather than being scored down for every message.
+    fn topic_name(self) -> &'static str {
+        match self {
+            Self::Attestations => "attestation-rounds",
+            other => other.label(),
+        }
+    }
 }
 
 /// The topics of one network.
@@ -34,9 +46,10 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// `rpcmesh/<network_id>/<kind>/1` for each kind.
+    /// `rpcmesh/<network_id>/<kind>/1` for each kind (`announcements`, `attestation-rounds`,
+    /// `evidence`).
     pub fn new(network_id: &str) -> Self {
-        let t = |k: TopicKind| (k, IdentTopic::new(format!("rpcmesh/{network_id}/{}/1", k.label())));
+        let t = |k: TopicKind| (k, IdentTopic::new(format!("rpcmesh/{network_id}/{}/1", k.topic_name())));
         Self { topics: TopicKind::ALL.map(t) }
     }
 

@@ -7,6 +7,7 @@
 //! | schema version and [`IdentityMeta`] | fixed names in the `meta` tree | forever |
 //! | the latest [`CapacityAnnouncement`] per provider | signer | a higher `seq` replaces it; [`Store::prune`] drops it once expired |
 //! | [`HealthAttestation`] history | `subject ‖ issued_at_ms ‖ attester ‖ chain_id` (big-endian, so one subject's history is one range, oldest first) | older than [`StoreConfig::attestation_ttl_ms`], or the oldest beyond [`StoreConfig::max_attestations`] |
+//! | [`AttestationRound`]s (what the mesh gossips; replaced the per-observation history above, which is only read and pruned now) | `issued_at_ms ‖ attester` (big-endian, oldest first) | older than [`StoreConfig::attestation_ttl_ms`], or the oldest beyond [`StoreConfig::max_attestations`] / [`ROUND_OBSERVATIONS_PER_ENTRY`] |
 //! | the peer address book ([`PeerRecord`]) | peer | the caller removes it |
 //! | [`EvidenceRecord`]s | an id increasing with insertion | the oldest beyond [`StoreConfig::max_evidence`], or older than the caller's cutoff ([`Store::prune_evidence_before`]) |
 //! | [`CordonRecord`]s | `accused ‖ chain_id` (big-endian) | the caller removes it (an operator's clear, expiry) |
@@ -46,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rpcmesh_protocol::encoding::{self, MAX_ENCODED_BYTES};
-use rpcmesh_protocol::messages::{CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement, HealthAttestation};
 use rpcmesh_protocol::{PublicKey, Signed};
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -123,6 +124,9 @@ struct Inner {
     attestations: sled::Tree,
     /// `issued_at_ms(8, BE) ‖ attestation key` → empty: the attestations oldest first, for pruning.
     attestations_by_time: sled::Tree,
+    /// `issued_at_ms(8, BE) ‖ attester(32)` → signed attestation round. Added without a schema
+    /// bump: an older build ignores the tree.
+    attestation_rounds: sled::Tree,
     peers: sled::Tree,
     /// `id(8, BE)` → evidence record.
     evidence: sled::Tree,
@@ -159,6 +163,17 @@ const IDENTITY_KEY: &[u8] = b"identity";
 const KEY_LEN: usize = 32;
 const ATT_KEY_LEN: usize = 32 + 8 + 32 + 8;
 const ATT_INDEX_KEY_LEN: usize = 8 + ATT_KEY_LEN;
+/// Observations counted per stored round when capping the rounds by `max_attestations` (a
+/// round of one chain holds up to 7): the cap stays about the same number of observations.
+pub const ROUND_OBSERVATIONS_PER_ENTRY: usize = 4;
+
+/// A round's key: oldest first, so pruning by age is one range.
+fn round_key(round: &Signed<AttestationRound>) -> [u8; 8 + KEY_LEN] {
+    let mut k = [0u8; 8 + KEY_LEN];
+    k[..8].copy_from_slice(&round.body.header.issued_at_ms.to_be_bytes());
+    k[8..].copy_from_slice(&round.signer.0);
+    k
+}
 /// Removals per transaction while pruning: bounds the memory and latency of one transaction.
 const PRUNE_CHUNK: usize = 1024;
 
@@ -224,6 +239,7 @@ impl Store {
                 announcements: tree("announcements")?,
                 attestations: tree("attestations")?,
                 attestations_by_time: tree("attestations_by_time")?,
+                attestation_rounds: tree("attestation_rounds")?,
                 peers: tree("peers")?,
                 evidence: tree("evidence")?,
                 cordons: tree("cordons")?,
@@ -348,6 +364,20 @@ impl Store {
     pub fn attestations_about(&self, subject: &PublicKey) -> Result<Vec<Signed<HealthAttestation>>, StoreError> {
         self.scan_decoded(self.inner.attestations.scan_prefix(subject.0), "attestations")
             .map(|all| all.into_iter().map(|(_, att)| att).collect())
+    }
+
+    /// Adds an attestation round (one write, whatever the number of its observations). One round
+    /// is kept per attester and issue time. Does not validate.
+    pub fn put_attestation_round(&self, round: &Signed<AttestationRound>) -> Result<(), StoreError> {
+        let bytes = self.encode(round, "attestation round")?;
+        self.inner.attestation_rounds.insert(round_key(round), bytes).map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    /// Every stored attestation round, oldest first. Damaged entries are skipped with a warning.
+    pub fn attestation_rounds(&self) -> Result<Vec<Signed<AttestationRound>>, StoreError> {
+        self.scan_decoded(self.inner.attestation_rounds.iter(), "attestation_rounds")
+            .map(|all| all.into_iter().map(|(_, r)| r).collect())
     }
 
     /// Records or replaces `peer`'s address-book entry.
@@ -606,6 +636,27 @@ impl Store {
             excess -= keys.len();
         }
 
+        // Rounds: the same age limit, and about the same number of observations.
+        loop {
+            let keys = self.collect_keys(inner.attestation_rounds.range(..cutoff), PRUNE_CHUNK)?;
+            if keys.is_empty() {
+                break;
+            }
+            self.remove_rounds(&keys)?;
+            stats.attestations_expired += keys.len();
+        }
+        let max_rounds = (inner.cfg.max_attestations / ROUND_OBSERVATIONS_PER_ENTRY).max(1);
+        let mut excess = inner.attestation_rounds.len().saturating_sub(max_rounds);
+        while excess > 0 {
+            let keys = self.collect_keys(inner.attestation_rounds.iter(), excess.min(PRUNE_CHUNK))?;
+            if keys.is_empty() {
+                break;
+            }
+            self.remove_rounds(&keys)?;
+            stats.attestations_over_limit += keys.len();
+            excess -= keys.len();
+        }
+
         let mut excess = inner.evidence.len().saturating_sub(inner.cfg.max_evidence);
         while excess > 0 {
             let keys = self.collect_keys(inner.evidence.iter(), excess.min(PRUNE_CHUNK))?;
@@ -651,6 +702,14 @@ impl Store {
     /// on disk (written and fsynced), so survives a crash. Returns the bytes written.
     pub fn flush(&self) -> Result<usize, StoreError> {
         self.inner.db.flush().map_err(|e| self.backend(e))
+    }
+
+    fn remove_rounds(&self, keys: &[sled::IVec]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.clone());
+        }
+        self.inner.attestation_rounds.apply_batch(batch).map_err(|e| self.backend(e))
     }
 
     fn remove_attestations(&self, index_keys: &[sled::IVec]) -> Result<(), StoreError> {

@@ -56,6 +56,15 @@ fn health_attestation_vector() {
 }
 
 #[test]
+fn attestation_round_vector() {
+    let signed = Signed::sign(attestation_round([&identity(2), &identity(3)]), &identity(1));
+    check("attestation_round", &signed.to_bytes());
+    let back = Signed::<AttestationRound>::from_bytes(&read_vector("attestation_round")).unwrap();
+    back.verify().unwrap();
+    assert_eq!(back, signed);
+}
+
+#[test]
 fn membership_cert_vector() {
     let signed = cert(&identity(1), &identity(200));
     check("membership_cert", &signed.to_bytes());

@@ -59,6 +59,10 @@ proptest! {
     #[test]
     fn tampered_attestation_fails(a in arb_attestation(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(a, i, m) }
     #[test]
+    fn attestation_round_round_trips(r in arb_attestation_round()) { round_trip(r) }
+    #[test]
+    fn tampered_attestation_round_fails(r in arb_attestation_round(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(r, i, m) }
+    #[test]
     fn tampered_cert_fails(c in arb_cert_body(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(c, i, m) }
     #[test]
     fn tampered_vetting_summary_fails(v in arb_vetting_summary(), i in any::<prop::sample::Index>(), m in 1u8..=255) { tamper_fails(v, i, m) }
@@ -74,6 +78,7 @@ proptest! {
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = Signed::<CapacityAnnouncement>::from_bytes(&bytes);
         let _ = Signed::<HealthAttestation>::from_bytes(&bytes);
+        let _ = Signed::<AttestationRound>::from_bytes(&bytes);
         let _ = Signed::<MembershipCert>::from_bytes(&bytes);
         let _ = Signed::<VettingSummary>::from_bytes(&bytes);
         let _ = Signed::<Receipt>::from_bytes(&bytes);

@@ -88,6 +88,22 @@ pub fn attestation(subject: &Identity) -> HealthAttestation {
     }
 }
 
+/// A round of two observations: `subjects[0]` on chain 1 (as [`attestation`]) and `subjects[1]`
+/// on chain 137.
+pub fn attestation_round(subjects: [&Identity; 2]) -> AttestationRound {
+    let first = Observation::from(&attestation(subjects[0]));
+    let second = Observation {
+        subject: subjects[1].public_key(),
+        chain_id: 137,
+        probes_ok: 0,
+        observed_head: None,
+        reference_head: None,
+        head_lag_blocks: None,
+        ..first.clone()
+    };
+    AttestationRound { header: header(8), observations: vec![first, second] }
+}
+
 pub fn receipt(requester: &Identity) -> Receipt {
     Receipt {
         header: header(9001),
@@ -279,6 +295,13 @@ pub fn arb_attestation() -> impl Strategy<Value = HealthAttestation> {
                 }
             },
         )
+}
+
+pub fn arb_attestation_round() -> impl Strategy<Value = AttestationRound> {
+    (arb_header(), prop::collection::vec(arb_attestation(), 0..8)).prop_map(|(header, atts)| AttestationRound {
+        header,
+        observations: atts.iter().map(Observation::from).collect(),
+    })
 }
 
 pub fn arb_receipt() -> impl Strategy<Value = Receipt> {

@@ -154,6 +154,48 @@ fn attestation_consistency_rules() {
 }
 
 #[test]
+fn attestation_round_rules() {
+    let sign = |r: AttestationRound| Signed::sign(r, &identity(1)).to_bytes();
+    let round = || attestation_round([&identity(2), &identity(3)]);
+    let v = decode_and_validate::<AttestationRound>(&sign(round()), &ctx()).unwrap();
+    // Each observation reads as an attestation under the round's header.
+    let atts: Vec<HealthAttestation> = v.body().attestations().collect();
+    assert_eq!(atts.len(), 2);
+    assert_eq!(atts[0], HealthAttestation { header: round().header, ..attestation(&identity(2)) });
+    assert!(atts.iter().all(|a| a.header == round().header));
+
+    let reject = |f: &dyn Fn(&mut AttestationRound)| {
+        let mut r = round();
+        f(&mut r);
+        let err = decode_and_validate::<AttestationRound>(&sign(r), &ctx()).unwrap_err();
+        assert_eq!(err.verdict(), Verdict::Reject, "{err}");
+    };
+    // Empty, two about the same (subject, chain), one inconsistent observation, over the limit.
+    reject(&|r| r.observations.clear());
+    reject(&|r| r.observations[1] = r.observations[0].clone());
+    reject(&|r| r.observations[1].probes_ok = r.observations[1].probes_sent + 1);
+    reject(&|r| r.observations[0].head_lag_blocks = Some(5));
+    let max = Limits::default().max_round_observations;
+    reject(&|r| {
+        let first = r.observations[0].clone();
+        r.observations = (0..=max as u64).map(|c| Observation { chain_id: c, ..first.clone() }).collect();
+    });
+    // The same subject on two chains is two observations.
+    let mut r = round();
+    r.observations[1].subject = r.observations[0].subject;
+    decode_and_validate::<AttestationRound>(&sign(r), &ctx()).unwrap();
+
+    // A forged round (another key's signature under the attester's name) is rejected.
+    let mut forged = Signed::sign(round(), &identity(1));
+    forged.signer = identity(9).public_key();
+    let err = decode_and_validate::<AttestationRound>(&forged.to_bytes(), &ctx()).unwrap_err();
+    assert_eq!(err.verdict(), Verdict::Reject, "{err}");
+    // A round is not an attestation: the domain tags differ.
+    let as_round = Signed::sign(round(), &identity(1)).to_bytes();
+    assert!(decode_and_validate::<HealthAttestation>(&as_round, &ctx()).is_err());
+}
+
+#[test]
 fn replayed_seq_is_stale_and_ignored() {
     let mut seqs = SeqTracker::new(16);
     let v = decode_and_validate::<CapacityAnnouncement>(&signed_ann(|_| {}), &ctx()).unwrap();

@@ -485,6 +485,39 @@ fn health_unhealthy_from_trusted_attestations_without_probes() {
     assert_eq!(c.latency_p50_us, Some(1_001));
 }
 
+/// `attester`'s round about `subjects` (each as [`attest`] would say it).
+fn round(attester: &Identity, subjects: &[(&Identity, u32)], seq: u64, at: u64) -> Signed<AttestationRound> {
+    let observations = subjects
+        .iter()
+        .map(|(subject, ok)| {
+            rpcmesh_protocol::messages::Observation::from(&attest(attester, subject, seq, at, 10, *ok).body)
+        })
+        .collect();
+    Signed::sign(AttestationRound { header: MessageHeader::new(NET, seq, at, TTL), observations }, attester)
+}
+
+#[test]
+fn a_round_counts_as_one_attestation_per_subject_and_is_not_replayed() {
+    let (me, p, q, x) = (id(1), id(2), id(5), id(3));
+    let mut s = federated(&me, &[&p, &q, &x], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&q, 1, T0, Some(100)), T0, Source::Gossip);
+    // One signed round of x: p failing, q fine.
+    assert!(s.apply_round(&round(&x, &[(&p, 0), (&q, 10)], 7, T0)));
+    assert_eq!(health(&mut s, &p, T0 + 1), Health::Unhealthy);
+    let c = chain_view(&mut s, &q, T0 + 1);
+    assert_eq!((c.health, c.success_rate), (Health::Healthy, Some(1.0)));
+    assert!(c.health_reason.contains("1 trusted attesters"), "{}", c.health_reason);
+    // The same round again, or an older one, changes nothing.
+    assert!(!s.apply_round(&round(&x, &[(&p, 0), (&q, 10)], 7, T0)));
+    assert!(!s.apply_round(&round(&x, &[(&p, 10), (&q, 0)], 6, T0 + 1)));
+    assert_eq!(health(&mut s, &p, T0 + 2), Health::Unhealthy);
+    // A newer round replaces x's word about the subjects it names, and only those.
+    assert!(s.apply_round(&round(&x, &[(&p, 10)], 8, T0 + 3)));
+    assert_eq!(health(&mut s, &p, T0 + 4), Health::Healthy);
+    assert_eq!(chain_view(&mut s, &q, T0 + 4).success_rate, Some(1.0));
+}
+
 #[test]
 fn our_fresh_probes_take_precedence_over_attestations() {
     let (me, p, x) = (id(1), id(2), id(3));
