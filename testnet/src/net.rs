@@ -452,7 +452,7 @@ impl Testnet {
         let mut sees = Vec::with_capacity(n);
         let mut healthy = 0usize;
         for d in &self.daemons {
-            match d.admin_json("/peers").await {
+            match d.admin_json("/peers?brief=true").await {
                 Ok(v) => {
                     let providers = v["providers"].as_array().cloned().unwrap_or_default();
                     sees.push(providers.iter().filter(|p| p["expired"] == false).count());

@@ -106,6 +106,10 @@ struct BenchArgs {
     /// anvil binary for --backend anvil [default: $RPCMESH_ANVIL, else anvil on PATH]
     #[arg(long, value_name = "PATH")]
     anvil: Option<PathBuf>,
+    /// The rpcmesh binary the daemons run [default: this one]: to measure another build (an
+    /// earlier commit) with this bench, in the same conditions
+    #[arg(long, value_name = "PATH")]
+    daemon_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,7 +419,10 @@ fn detach(up: &UpArgs) -> Result<(), Failure> {
         });
     }
     let mut child = cmd.spawn().context("starting the background runner")?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    // Each daemon is initialised and admitted to the federation one after another (two short
+    // `rpcmesh` runs each): a large testnet on a busy machine needs longer than a small one.
+    let allowed = detach_timeout(spec.nodes);
+    let deadline = std::time::Instant::now() + allowed;
     loop {
         if let Ok(state) = TestnetState::load(&spec.dir)
             && state.runner_pid == child.id()
@@ -439,11 +446,17 @@ fn detach(up: &UpArgs) -> Result<(), Failure> {
                 stop_runner(&mut child);
             }
             let log = std::fs::read_to_string(spec.dir.join("runner.log")).unwrap_or_default();
-            let why = if timed_out { "within 120 s; it was stopped" } else { "" };
+            let why = if timed_out { format!("within {} s; it was stopped", allowed.as_secs()) } else { String::new() };
             return Err(Failure::Runtime(anyhow::anyhow!("the testnet did not come up {why}:\n{log}")));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// How long `up --detach` waits for the runner to report the testnet up: 120 s, plus 1 s per
+/// daemon beyond 20.
+fn detach_timeout(nodes: usize) -> Duration {
+    Duration::from_secs(120 + nodes.saturating_sub(20) as u64)
 }
 
 async fn down(dir: &Path) -> Result<(), Failure> {
@@ -541,7 +554,10 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     };
     let mut opts = BenchOptions::new(
         std::path::absolute(&out).context("resolving --out")?,
-        std::env::current_exe().context("locating the rpcmesh binary")?,
+        match &args.daemon_bin {
+            Some(bin) => std::path::absolute(bin).context("resolving --daemon-bin")?,
+            None => std::env::current_exe().context("locating the rpcmesh binary")?,
+        },
     );
     opts.cell = duration("cell", &args.cell)?;
     opts.warmup = duration("warmup", &args.warmup)?;

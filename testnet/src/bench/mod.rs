@@ -34,6 +34,7 @@ pub mod analysis;
 pub mod anvil;
 pub mod http1;
 pub mod load;
+mod mesh;
 pub mod procfs;
 mod report;
 
@@ -277,11 +278,18 @@ pub struct GossipResult {
     /// Delivery and convergence.
     #[serde(flatten)]
     pub stats: GossipStats,
-    /// CPU of all daemons while idle (gossip, probes, attestations), percent of one core per daemon.
+    /// The idle window (no clients, no polls), ms.
+    pub idle_window_ms: u64,
+    /// CPU of all daemons over the idle window (gossip, probes, attestations), percent of one
+    /// core per daemon.
     pub idle_cpu_pct_per_daemon: Option<f64>,
+    /// p2p bytes sent per daemon per second over the idle window (libp2p transport counters).
+    pub p2p_sent_bytes_per_s_per_daemon: Option<f64>,
+    /// p2p bytes received per daemon per second over the idle window.
+    pub p2p_received_bytes_per_s_per_daemon: Option<f64>,
     /// Mesh start to every node seeing every provider healthy, ms.
     pub converged_after_ms: u64,
-    /// Whole machine busy during the observation, percent of all CPUs (saturation shows here).
+    /// Whole machine busy over the idle window, percent of all CPUs (saturation shows here).
     pub machine_busy_pct: Option<f64>,
     /// Median over the daemons at the end of the observation: `VmRSS` and its private part
     /// (`RssAnon`), KiB.
@@ -434,8 +442,8 @@ pub async fn run_bench(opts: &BenchOptions, stop: CancellationToken) -> Result<B
         if stop.is_cancelled() {
             break;
         }
-        let roles = MeshRoles { failover: i == 0, memory: i + 1 == sizes.len() };
-        if let Err(e) = mesh_section(opts, n, roles, &mut report, &stop).await {
+        let roles = mesh::MeshRoles { failover: i == 0, memory: i + 1 == sizes.len() };
+        if let Err(e) = mesh::mesh_section(opts, n, roles, &mut report, &stop).await {
             progress(&format!("{n}-node mesh section failed: {e}"));
             report.errors.push(format!("{n}-node mesh: {e}"));
         }
@@ -940,349 +948,4 @@ async fn pair_measure(
     drop(forwarder);
     a.stop(Duration::from_secs(10));
     Ok(())
-}
-
-// ------------------------------------------------------------------------------------------------
-// Sections 2-4: meshes
-
-/// Memory of every daemon of a mesh at the start and the end of the idle gossip observation.
-struct IdleMemory {
-    before: Vec<Option<procfs::Memory>>,
-    after: Vec<Option<procfs::Memory>>,
-    minutes: f64,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct MeshRoles {
-    failover: bool,
-    memory: bool,
-}
-
-async fn mesh_section(
-    opts: &BenchOptions,
-    n: usize,
-    roles: MeshRoles,
-    report: &mut BenchReport,
-    stop: &CancellationToken,
-) -> Result<(), String> {
-    let spec = TestnetSpec {
-        nodes: n,
-        chains: vec![CHAIN],
-        backend: BackendKind::Sim,
-        dir: opts.out.join(format!("testnet-{n}")),
-        bin: opts.bin.clone(),
-        network_id: format!("rpcmesh-bench-{n}"),
-        block_time_ms: BLOCK_TIME_MS,
-        sets: opts.daemon_sets.clone(),
-        prefer_8545: false,
-        direct_anvil: false,
-    };
-    progress(&format!("mesh of {n}: starting (default settings)"));
-    let started = Instant::now();
-    let mut testnet = Testnet::up(spec).await?;
-    let result = mesh_measure(opts, &mut testnet, started, roles, report, stop).await;
-    for (k, _) in testnet.faults().clone() {
-        let _ = testnet.fault(k, "heal").await;
-    }
-    testnet.down().await;
-    result
-}
-
-/// Every node sees every provider, current and healthy.
-async fn converged(nodes: &[NodeInfo]) -> bool {
-    for n in nodes {
-        let Ok(v) = crate::net::admin(n, "/peers").await else { return false };
-        let healthy = v["providers"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter(|p| {
-                        p["expired"] == false
-                            && p["chains"].as_array().is_some_and(|c| c.iter().all(|c| c["health"] == "healthy"))
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        if healthy < nodes.len() {
-            return false;
-        }
-    }
-    true
-}
-
-async fn mesh_measure(
-    opts: &BenchOptions,
-    testnet: &mut Testnet,
-    started: Instant,
-    roles: MeshRoles,
-    report: &mut BenchReport,
-    stop: &CancellationToken,
-) -> Result<(), String> {
-    let nodes = testnet.nodes();
-    let n = nodes.len();
-    let pids: Vec<u32> = nodes.iter().filter_map(|x| x.pid).collect();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !converged(&nodes).await {
-        if Instant::now() > deadline {
-            return Err(format!("the {n}-node mesh did not converge within {} s", READY_TIMEOUT.as_secs()));
-        }
-        if stop.is_cancelled() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let converged_after_ms = started.elapsed().as_millis() as u64;
-    progress(&format!("mesh of {n}: converged after {converged_after_ms} ms; observing gossip"));
-
-    // Gossip (and the idle cost of the mesh meanwhile).
-    let idle_before: Vec<Option<procfs::Memory>> = pids.iter().map(|p| procfs::memory(*p)).collect();
-    let (cpu0, busy0) = (procfs::cpu_time_of(&pids), procfs::machine_busy());
-    let t0 = Instant::now();
-    let deliveries = observe_gossip(&nodes, opts.gossip_window).await;
-    let elapsed = t0.elapsed().as_secs_f64();
-    let idle_cpu = procfs::cpu_time_of(&pids).saturating_sub(cpu0);
-    let idle_pct = idle_cpu.as_secs_f64() * 100.0 / elapsed / n.max(1) as f64;
-    let machine_busy_pct = procfs::machine_busy_pct(busy0, procfs::machine_busy(), t0.elapsed());
-    let idle_after: Vec<Option<procfs::Memory>> = pids.iter().map(|p| procfs::memory(*p)).collect();
-    let idle = IdleMemory { before: idle_before, after: idle_after, minutes: elapsed / 60.0 };
-    let stats = gossip_stats(&deliveries, n);
-    progress(&format!(
-        "mesh of {n}: {} announcements ({} reached every node), convergence p50 {:?} ms p99 {:?} ms",
-        stats.messages, stats.messages_complete, stats.convergence_p50_ms, stats.convergence_p99_ms
-    ));
-    report.gossip.push(GossipResult {
-        nodes: n,
-        window_ms: opts.gossip_window.as_millis() as u64,
-        stats,
-        idle_cpu_pct_per_daemon: Some(idle_pct),
-        converged_after_ms,
-        machine_busy_pct,
-        idle_rss_median_kib: median_of(idle.after.iter().flatten().map(|m| m.rss_kib)),
-        idle_anon_median_kib: median_of(idle.after.iter().flatten().map(|m| m.anon_kib)),
-    });
-
-    if roles.memory && !stop.is_cancelled() {
-        memory_with_peers(opts, testnet, &nodes, &idle, report).await?;
-    }
-    if roles.failover {
-        for fault in ["down", "freeze"] {
-            if stop.is_cancelled() {
-                break;
-            }
-            progress(&format!("mesh of {n}: failover, node 0's upstream {fault}"));
-            let r = failover(testnet, &nodes, fault, &opts.out).await?;
-            progress(&format!(
-                "  {} requests in the fault window, {} failed, longest stall {:.1} ms at +{:.0} ms \
-                 (switch-over {:.1} ms, baseline {:.1} ms)",
-                r.requests,
-                r.failed,
-                r.longest_stall_us as f64 / 1000.0,
-                r.longest_stall_at_ms,
-                r.transition_stall_us as f64 / 1000.0,
-                r.baseline_stall_us as f64 / 1000.0
-            ));
-            report.failover.push(r);
-        }
-    }
-    Ok(())
-}
-
-/// Polls every node's `/peers` every [`GOSSIP_POLL`] (staggered) for `window` and collects one
-/// delivery per (observer, publisher, seq) of announcements issued in the window.
-async fn observe_gossip(nodes: &[NodeInfo], window: Duration) -> Deliveries {
-    let index: Arc<HashMap<String, usize>> = Arc::new(nodes.iter().map(|n| (n.peer_id.clone(), n.index)).collect());
-    let from_ms = crate::sim::now_ms();
-    let until_ms = from_ms + window.saturating_sub(GOSSIP_TAIL).as_millis() as u64;
-    let end = Instant::now() + window;
-    let mut tasks = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let node = node.clone();
-        let index = index.clone();
-        let offset = GOSSIP_POLL.mul_f64(i as f64 / nodes.len().max(1) as f64);
-        tasks.push(tokio::spawn(async move {
-            let mut seen = Deliveries::new();
-            tokio::time::sleep(offset).await;
-            while Instant::now() < end {
-                if let Ok(v) = crate::net::admin(&node, "/peers").await {
-                    for p in v["providers"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                        if p["source"] != "gossip" {
-                            continue;
-                        }
-                        let publisher = p["peer_id"].as_str().and_then(|id| index.get(id)).copied();
-                        let fields = (p["seq"].as_u64(), p["received_at_ms"].as_u64(), p["announced_at_ms"].as_u64());
-                        if let (Some(publisher), (Some(seq), Some(recv), Some(issued))) = (publisher, fields)
-                            && (from_ms..until_ms).contains(&issued)
-                        {
-                            seen.insert((node.index, publisher, seq), recv.saturating_sub(issued));
-                        }
-                    }
-                }
-                tokio::time::sleep(GOSSIP_POLL).await;
-            }
-            seen
-        }));
-    }
-    let mut all = Deliveries::new();
-    for t in tasks {
-        if let Ok(seen) = t.await {
-            all.extend(seen);
-        }
-    }
-    all
-}
-
-/// Section 4: idle RSS of every daemon, then node 0 under load at the highest concurrency.
-async fn memory_with_peers(
-    opts: &BenchOptions,
-    testnet: &Testnet,
-    nodes: &[NodeInfo],
-    idle: &IdleMemory,
-    report: &mut BenchReport,
-) -> Result<(), String> {
-    let n = nodes.len();
-    let node0 = nodes.first().ok_or("no node")?;
-    let pid0 = node0.pid.ok_or("node 0 has no pid")?;
-    let mut idle_rss: Vec<u64> = idle.after.iter().flatten().map(|m| m.rss_kib).collect();
-    idle_rss.sort_unstable();
-    let growth = match (idle.before.first(), idle.after.first()) {
-        (Some(Some(a)), Some(Some(b))) if idle.minutes > 0.0 => {
-            Some((b.anon_kib as f64 - a.anon_kib as f64) / idle.minutes)
-        }
-        _ => None,
-    };
-    let providers_known = crate::net::admin(node0, "/peers")
-        .await
-        .ok()
-        .and_then(|v| v["providers"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    // Node 0's own background CPU (gossip, probes, snapshots), to read the loaded cells against.
-    let (c0, t0) = (procfs::cpu_time(pid0), Instant::now());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_cpu_pct = c0
-        .zip(procfs::cpu_time(pid0))
-        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 100.0 / t0.elapsed().as_secs_f64());
-    let idle0 = procfs::memory(pid0);
-    let chain = testnet.sim_chains.get(&CHAIN).copied().ok_or("no sim chain")?;
-    let (workloads, _) = workloads(&chain);
-    let c = opts.concurrency.iter().copied().max().unwrap_or(64);
-    let known = Arc::new(nodes.iter().map(|x| x.peer_id.clone()).collect::<Vec<_>>());
-    let addr = gateway_addr(node0)?;
-    progress(&format!("mesh of {n}: node 0 ({providers_known} providers known) under load, c={c}"));
-    let mut load_max = None;
-    for w in &workloads {
-        let target = Target::fixed(addr, w.body.clone(), CELL_TIMEOUT, known.clone());
-        let spec = CellSpec {
-            workload: w,
-            concurrency: c,
-            case: "b30",
-            path: format!("client → daemon → own upstream, {n}-node mesh"),
-            target,
-            pids: vec![pid0],
-            expect: Some(0),
-        };
-        let cell = run_cell(spec, opts.warmup, opts.cell).await;
-        progress(&cell_line(&cell));
-        load_max = load_max.max(cell.daemon_rss_max_kib.first().copied());
-        report.cells.push(cell);
-    }
-    report.memory.push(MemoryResult {
-        setup: format!("{n}-node mesh (section 4)"),
-        providers_known,
-        node: "node 0".into(),
-        idle: idle0,
-        idle_rss_median_all_kib: crate::report::stats::percentile(&idle_rss, 50.0),
-        idle_rss_max_all_kib: idle_rss.last().copied(),
-        idle_anon_growth_kib_per_min: growth,
-        idle_cpu_pct,
-        load_rss_max_kib: load_max,
-        after_load: procfs::memory(pid0),
-        load: format!("c={c} on its gateway: eth_blockNumber, then eth_getLogs 100KiB"),
-    });
-    Ok(())
-}
-
-/// Section 3: paced load on node 0's gateway while node 0's own backend suffers `fault`.
-async fn failover(
-    testnet: &mut Testnet,
-    nodes: &[NodeInfo],
-    fault: &str,
-    out: &Path,
-) -> Result<FailoverResult, String> {
-    let node0 = nodes.first().ok_or("no node")?;
-    let known = Arc::new(nodes.iter().map(|x| x.peer_id.clone()).collect::<Vec<_>>());
-    let target = Target::fixed(gateway_addr(node0)?, block_number_body(), CELL_TIMEOUT, known);
-    // Start from the state the test is about: node 0 serving from its own upstream.
-    let own_only = Target { headers: vec![("x-rpcmesh-failover", "off")], ..target.clone() };
-    wait_serving(&own_only, Some(0), Duration::from_secs(30)).await?;
-
-    let start = Instant::now();
-    let busy0 = procfs::machine_busy();
-    let stop = CancellationToken::new();
-    let load = {
-        let (t, s) = (target.clone(), stop.clone());
-        tokio::spawn(async move { paced(&t, FAILOVER_LOOPS, FAILOVER_RATE, start, s).await })
-    };
-    tokio::time::sleep(FAILOVER_BASELINE).await;
-    let injected = us(start.elapsed());
-    let applied = testnet.fault(0, fault).await;
-    if applied.is_ok() {
-        tokio::time::sleep(FAILOVER_WINDOW).await;
-    }
-    let healed = us(start.elapsed());
-    let heal = testnet.fault(0, "heal").await;
-    tokio::time::sleep(FAILOVER_AFTER).await;
-    stop.cancel();
-    let (samples, first_errors) = load.await.map_err(|e| e.to_string())?;
-    let run_end = us(start.elapsed());
-    let machine_busy_pct = procfs::machine_busy_pct(busy0, procfs::machine_busy(), start.elapsed());
-    applied?;
-    heal?;
-    write_samples(&out.join(format!("failover-{fault}.csv")), &samples, injected, healed)?;
-    // Let node 0 take its own upstream back before whatever runs next.
-    let _ = wait_serving(&own_only, Some(0), Duration::from_secs(30)).await;
-
-    let in_window: Vec<&Sample> = samples.iter().filter(|s| (injected..healed).contains(&s.sent_us)).collect();
-    let baseline_from = injected.saturating_sub(us(FAILOVER_BASELINE));
-    let before: Vec<&Sample> = samples.iter().filter(|s| (baseline_from..injected).contains(&s.sent_us)).collect();
-    let (stall, censored, stall_at) = longest_stall(&samples, injected, healed, run_end);
-    let (transition_stall, _, _) = longest_stall(&samples, injected, (injected + 1_000_000).min(healed), run_end);
-    let (baseline_stall, _, _) = longest_stall(&samples, baseline_from, injected, injected);
-    let by_peer = |s: &Sample| s.ok && s.served != 0 && s.served != SERVED_NONE;
-    Ok(FailoverResult {
-        fault: fault.into(),
-        nodes: nodes.len(),
-        loops: FAILOVER_LOOPS,
-        rate_per_loop: FAILOVER_RATE,
-        window_ms: (healed - injected) / 1000,
-        requests: in_window.len() as u64,
-        failed: in_window.iter().filter(|s| !s.ok).count() as u64,
-        failed_whole_run: samples.iter().filter(|s| !s.ok).count() as u64,
-        longest_stall_us: stall,
-        stall_censored: censored,
-        longest_stall_at_ms: stall_at.saturating_sub(injected) as f64 / 1000.0,
-        transition_stall_us: transition_stall,
-        baseline_stall_us: baseline_stall,
-        latency: Latency::of(in_window.iter().copied()),
-        baseline_latency: Latency::of(before.iter().copied()),
-        first_peer_answer_ms: samples
-            .iter()
-            .filter(|s| s.sent_us >= injected && by_peer(s))
-            .map(|s| (s.sent_us + s.latency_us - injected) as f64 / 1000.0)
-            .reduce(f64::min),
-        served_by_peers: in_window.iter().filter(|s| by_peer(s)).count() as u64,
-        machine_busy_pct,
-        first_errors,
-    })
-}
-
-/// Raw failover samples: one line per request (`served`: node index, -1 none, -2 unknown).
-fn write_samples(path: &Path, samples: &[Sample], injected_us: u64, healed_us: u64) -> Result<(), String> {
-    use std::fmt::Write as _;
-    let mut s = format!(
-        "# fault injected at {injected_us} us, healed at {healed_us} us\nworker,sent_us,latency_us,ok,served\n"
-    );
-    for x in samples {
-        let _ = writeln!(s, "{},{},{},{},{}", x.worker, x.sent_us, x.latency_us, x.ok, x.served);
-    }
-    std::fs::write(path, s).map_err(|e| format!("writing {}: {e}", path.display()))
 }

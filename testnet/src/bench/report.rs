@@ -13,6 +13,15 @@ const FLOOR_FROZEN_STALL_US: u64 = 1_000_000;
 const FLOOR_GOSSIP_P99_MS: u64 = 500;
 const FLOOR_GOSSIP_NODES: usize = 30;
 const FLOOR_RSS_BYTES: u64 = 40_000_000;
+/// Issue 16 (scale): at `FLOOR_SCALE_NODES` daemons on this machine, the machine idle busy at most
+/// this share, every node seeing every provider within this long of the start, convergence p99 at
+/// most this, and idle CPU per daemon at most this multiple of the `FLOOR_SCALE_BASE_NODES` mesh's.
+const FLOOR_SCALE_NODES: usize = 100;
+const FLOOR_SCALE_BASE_NODES: usize = 10;
+const FLOOR_SCALE_BUSY_PCT: f64 = 70.0;
+const FLOOR_SCALE_SEES_ALL_MS: u64 = 60_000;
+const FLOOR_SCALE_P99_MS: u64 = 1_000;
+const FLOOR_SCALE_CPU_RATIO: f64 = 1.5;
 /// Issue 11: `sample` mode keeps at least this share of the local hop's `off` throughput.
 const FLOOR_SAMPLE_RPS_RATIO: f64 = 0.90;
 /// Issue 15: a cached `eth_getBlockByNumber` against the node asked directly, req/s.
@@ -66,6 +75,45 @@ fn added_p50(r: &BenchReport, w: &str, c: usize, case: &str) -> Option<(f64, u64
     let a = find(r, w, c, "a")?.latency.p50_us?;
     let x = find(r, w, c, case)?.latency.p50_us?;
     Some((x as f64 - a as f64, a, x))
+}
+
+/// The scale floors (issue 16), when the 100-daemon mesh ran.
+fn scale_floors(r: &BenchReport) -> Vec<Floor> {
+    let Some(big) = r.gossip.iter().find(|g| g.nodes == FLOOR_SCALE_NODES) else { return Vec::new() };
+    let n = FLOOR_SCALE_NODES;
+    let base = r.gossip.iter().find(|g| g.nodes == FLOOR_SCALE_BASE_NODES);
+    let cpu = big.idle_cpu_pct_per_daemon.zip(base.and_then(|b| b.idle_cpu_pct_per_daemon));
+    vec![
+        Floor {
+            name: format!("machine busy while {n} daemons idle"),
+            target: format!("≤ {FLOOR_SCALE_BUSY_PCT:.0} %"),
+            measured: big.machine_busy_pct.map_or("–".into(), |v| format!("{v:.0} %")),
+            met: big.machine_busy_pct.map(|v| v <= FLOOR_SCALE_BUSY_PCT),
+        },
+        Floor {
+            name: format!("every node sees every provider (healthy), {n} daemons"),
+            target: format!("≤ {} s after the start", FLOOR_SCALE_SEES_ALL_MS / 1000),
+            measured: format!("{:.1} s", big.converged_after_ms as f64 / 1000.0),
+            met: Some(big.converged_after_ms <= FLOOR_SCALE_SEES_ALL_MS),
+        },
+        Floor {
+            name: format!("announcement convergence p99 at {n} daemons"),
+            target: format!("≤ {FLOOR_SCALE_P99_MS} ms"),
+            measured: format!(
+                "{} ({} of {} announcements reached every node)",
+                opt_ms(big.stats.convergence_p99_ms),
+                big.stats.messages_complete,
+                big.stats.messages
+            ),
+            met: big.stats.convergence_p99_ms.map(|p| p <= FLOOR_SCALE_P99_MS),
+        },
+        Floor {
+            name: format!("idle CPU per daemon, {n} vs {FLOOR_SCALE_BASE_NODES} daemons"),
+            target: format!("≤ {FLOOR_SCALE_CPU_RATIO}×"),
+            measured: cpu.map_or("–".into(), |(b, s)| format!("{} ({b:.2} % vs {s:.2} % of a core)", ratio(b, s))),
+            met: cpu.map(|(b, s)| s > 0.0 && b / s <= FLOOR_SCALE_CPU_RATIO),
+        },
+    ]
 }
 
 /// The floors of the performance issue, evaluated on `r`.
@@ -144,6 +192,7 @@ pub fn floors(r: &BenchReport) -> Vec<Floor> {
         }),
         met: g.and_then(|g| g.stats.convergence_p99_ms).map(|p| p <= FLOOR_GOSSIP_P99_MS),
     });
+    out.extend(scale_floors(r));
     let m = r.memory.iter().find(|m| m.setup.starts_with(&format!("{FLOOR_GOSSIP_NODES}-node")));
     out.push(Floor {
         name: format!("daemon RSS under load, {FLOOR_GOSSIP_NODES}-node mesh"),
@@ -542,18 +591,20 @@ fn render_mesh(s: &mut String, r: &BenchReport) {
          Every node's `/peers` is polled every {} ms; each capacity announcement seen at a node gives \
          `received_at_ms − announced_at_ms` (publish → accepted by that node's p2p loop, one machine \
          clock). *Convergence* of an announcement is its slowest delivery, over announcements that every \
-         other node accepted (heartbeats every 2 s plus material changes). Idle CPU: all daemons during \
-         the observation, no client load; *machine busy*: all processes, percent of all CPUs. *Memory \
-         per daemon*: median `VmRSS` over the daemons at the end of the observation (private `RssAnon` \
-         in brackets; the rest is the shared executable).\n\n\
-         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | memory per daemon | machine busy |\n\
-         |---|---|---|---|---|---|---|---|",
+         other node accepted (heartbeats plus material changes). *Idle*: a window after the mesh \
+         converged (and settled) with no client and no poll of any daemon: daemon CPU per daemon, p2p \
+         bytes sent per daemon per second (libp2p transport counters read before and after), and \
+         *machine busy* (all processes, the bench's simulated backends included, percent of all CPUs). \
+         *Memory per daemon*: median `VmRSS` over the daemons at the end of the observation (private \
+         `RssAnon` in brackets; the rest is the shared executable).\n\n\
+         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | p2p bytes/s per daemon (sent) | memory per daemon | machine busy (idle) |\n\
+         |---|---|---|---|---|---|---|---|---|",
         super::GOSSIP_POLL.as_millis()
     );
     for g in &r.gossip {
         let _ = writeln!(
             s,
-            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} ({}) | {} |",
+            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} | {} ({}) | {} |",
             g.nodes,
             g.stats.messages_complete,
             g.stats.messages,
@@ -563,7 +614,8 @@ fn render_mesh(s: &mut String, r: &BenchReport) {
             opt_ms(g.stats.convergence_p99_ms),
             opt_ms(g.stats.convergence_max_ms),
             g.converged_after_ms as f64 / 1000.0,
-            g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.1} % of a core")),
+            g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.2} % of a core")),
+            g.p2p_sent_bytes_per_s_per_daemon.map_or("–".into(), |v| format!("{:.1} kB/s", v / 1000.0)),
             mb(g.idle_rss_median_kib),
             mb(g.idle_anon_median_kib),
             g.machine_busy_pct.map_or("–".into(), |v| format!("{v:.0} %")),
