@@ -45,6 +45,9 @@ const BOOTSTRAP_BACKOFF_MIN: Duration = Duration::from_millis(500);
 
 /// What the swarm tells the node.
 #[derive(Debug)]
+// Moved once through a bounded channel; the announcement variant is the common one, boxing it
+// would add an allocation per message to save a few hundred bytes of queue.
+#[allow(clippy::large_enum_variant)]
 pub enum P2pEvent {
     /// A valid, fresh capacity announcement.
     Announcement {
