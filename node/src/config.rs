@@ -182,6 +182,10 @@ pub struct GatewayConfig {
     /// included); beyond it the gateway answers HTTP 503 (JSON-RPC -32005 for a request)
     /// instead of queueing.
     pub max_connections: usize,
+    /// Most open connections (WebSocket sessions included) from one client address (IPv6: one
+    /// /64), so one host cannot hold all of `max_connections`; 0 turns it off (e.g. behind a
+    /// reverse proxy that connects from one address and limits clients itself).
+    pub max_connections_per_ip: usize,
     /// Time a client has to send a request's headers, milliseconds; also how long an idle
     /// keep-alive connection is kept. Slow or silent clients must not hold connections.
     pub header_timeout_ms: u64,
@@ -248,6 +252,7 @@ impl Default for GatewayConfig {
             default_chain: 0,
             cors_origins: Vec::new(),
             max_connections: 4096,
+            max_connections_per_ip: 1024,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),

@@ -470,6 +470,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             .with_metrics(request_metrics);
     let gateway_limits = ServeLimits {
         max_connections: config.gateway.max_connections,
+        max_connections_per_ip: config.gateway.max_connections_per_ip,
         header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),
         setting: "gateway.max_connections",
     };

@@ -71,6 +71,9 @@ cors_origins = {gw_cors}
 # Most client requests in flight, and most open connections (WebSocket sessions included);
 # beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
 max_connections = {gw_conns}
+# Most of them from one client address (IPv6: one /64); 0 = no per-address limit (e.g. behind a
+# reverse proxy that connects from one address).
+max_connections_per_ip = {gw_conns_ip}
 # Time a client has to send its request headers (also the keep-alive idle timeout), and its
 # body (HTTP 408 after it), in milliseconds.
 header_timeout_ms = {gw_header_to}
@@ -267,6 +270,7 @@ worker_threads = {worker_threads}
         gw_default = c.gateway.default_chain,
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
+        gw_conns_ip = c.gateway.max_connections_per_ip,
         gw_costs = v(&c.gateway.method_costs),
         gw_body_budget = c.gateway.max_buffered_body_bytes,
         gw_header_to = c.gateway.header_timeout_ms,

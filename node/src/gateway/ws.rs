@@ -11,6 +11,10 @@
 //! filter is made on the next best one under the same subscription id, and hashes already sent
 //! are not sent again (a few transactions may be missed during the switch).
 //!
+//! A message being received is bounded like a request body: its bytes are charged against the
+//! gateway's body budget as they arrive (the connection fails when it is spent) and it must be
+//! complete within the body timeout, or the session is closed (see [`crate::serve::ReadMeter`]).
+//!
 //! Access: the key (if any) is checked at the upgrade; each message is then charged against the
 //! key's or the address's quota like an HTTP request (its compute units, a batch the sum of its
 //! items'), and answered with a JSON-RPC -32005 error when over it (the session stays open).
@@ -84,11 +88,18 @@ pub struct Session {
     pub key: Option<Arc<ApiKey>>,
     /// The client's address (its quota when there is no key).
     pub ip: std::net::IpAddr,
+    /// The connection's reads, to bound the message being received.
+    pub meter: Option<crate::serve::ReadMeter>,
 }
 
 /// Accepts the upgrade and serves the connection; `slot` (the connection's place under
 /// `gateway.max_connections`) is held until the session ends.
-pub fn upgrade(gw: Gateway, s: Session, up: WebSocketUpgrade, slot: Option<OwnedSemaphorePermit>) -> Response {
+pub fn upgrade(
+    gw: Gateway,
+    s: Session,
+    up: WebSocketUpgrade,
+    slot: Option<crate::serve::ConnectionPermit>,
+) -> Response {
     up.max_message_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -134,7 +145,20 @@ impl PingBudget {
     }
 }
 
+/// How often a session looks at its unfinished message: a quarter of the body timeout, so one
+/// is closed within 1.25 timeouts of its first byte.
+fn unfinished_check_period(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(50), Duration::from_millis(2500))
+}
+
 async fn session(gw: Gateway, s: Session, socket: WebSocket) {
+    let (budget, message_timeout) = gw.ws_message_bounds();
+    if let Some(m) = &s.meter {
+        m.watch(budget);
+    }
+    let period = unfinished_check_period(message_timeout);
+    let mut unfinished_check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    unfinished_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(OUTBOX);
     let outbox = Outbox { tx: out_tx, bytes: Arc::new(Semaphore::new(OUTBOX_BYTES)) };
@@ -159,9 +183,26 @@ async fn session(gw: Gateway, s: Session, socket: WebSocket) {
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
-                Some(Ok(m)) => m,
-                _ => break,
+                Some(Ok(m)) => {
+                    if let Some(meter) = &s.meter {
+                        meter.message_done();
+                    }
+                    m
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket session ends on a read error");
+                    break;
+                }
+                None => break,
             },
+            _ = unfinished_check.tick(), if s.meter.is_some() => {
+                let since = s.meter.as_ref().and_then(|m| m.unfinished_since());
+                if since.is_some_and(|t| t.elapsed() >= message_timeout) {
+                    tracing::debug!(?message_timeout, "websocket message not completed within the body timeout; closing the session");
+                    break;
+                }
+                continue;
+            }
             // The writer gave up on the client (or failed): the session is over.
             _ = &mut writer, if !writer_done => {
                 writer_done = true;
