@@ -16,6 +16,7 @@ pub mod body;
 pub mod cost;
 pub mod quota;
 pub mod respond;
+mod served_log;
 mod ws;
 
 use std::hash::{Hash as _, Hasher as _};

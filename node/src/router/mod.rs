@@ -741,7 +741,8 @@ impl Router {
         Ok(answer.body)
     }
 
-    fn served_by(&self, chain_id: u64, target: Target) -> Arc<str> {
+    /// The PeerId answers from `target` are served by (this node's for its own upstreams).
+    pub fn served_by(&self, chain_id: u64, target: Target) -> Arc<str> {
         match target {
             Target::Own(_) => self.inner.own_peer.clone(),
             Target::Peer(key) => {
