@@ -228,3 +228,31 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(a.body["id"], 7, "{}", a.body);
 }
+
+/// A liar that no client's request ever reaches is still caught: C's canary rounds audit every
+/// operator (its head block and a proven balance) whatever the watch list, so C proves B's lie on
+/// its own and cordons it, and the evidence cordons B at D too. No client request is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_no_client_asks_is_caught_by_the_canary_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    let mut auditing = fast_sets();
+    auditing.push("censorship.canary_interval_secs=1".into());
+    let providers = vec![(fast_sets(), Some(Fault::Lie)), (auditing, None), (fast_sets(), None)];
+    let (_proxies, nodes) =
+        proxied_mesh(dir.path(), "integrity-audit", (&anvil, CHAIN), fast_sets(), providers, 2..4).await;
+    let liar = nodes[1].peer_id.clone();
+    for observer in &nodes[2..] {
+        wait("the liar cordoned without a client request", async || {
+            let p = peers(observer).await;
+            provider(&p, &liar).is_some_and(|v| v["cordons"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+        .await;
+    }
+    let text = nodes[2].metrics().await.unwrap_or_default();
+    assert!(
+        metric(&text, "rpcmesh_censorship_canary_checks_total{probe=\"audit\",outcome=\"proven_wrong\"}") >= 1.0,
+        "C's audit proved it: {}",
+        text.lines().filter(|l| l.contains("canary")).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -270,7 +270,11 @@ impl IntegrityCheck {
                     Err(lie @ Verdict::Lie { .. }) => {
                         // Wrong on its face; the trusted header of the block asked for makes it evidence.
                         let m = match block {
-                            BlockSel::Head | BlockSel::Pending => None,
+                            // A block wrong on its face proves itself; the trusted head only
+                            // places the bundle in time.
+                            BlockSel::Head | BlockSel::Pending => {
+                                self.anchors.head(chain_id, deadline).await.ok().map(|h| Material::new(&h.header))
+                            }
                             sel => {
                                 self.trusted_at(chain_id, sel, target, deadline).await.ok().map(|t| Material::new(&t))
                             }
