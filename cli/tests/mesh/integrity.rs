@@ -121,7 +121,7 @@ async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcC
     let sample = [("x-rpcmesh-verify", "sample")];
     let caught = async || {
         let text = b.metrics().await.unwrap_or_default();
-        metric(&text, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0
+        metric(&text, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"lie_state\"}") >= 1.0
     };
     let mut wrong = 0;
     // At a 5 % sample, 1000 answers all unsampled has odds of 1 in 10^22.
@@ -163,7 +163,7 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
     let metrics = m.nodes[1].metrics().await.unwrap();
     assert!(metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"proof\"}") >= 12.0);
     assert!(
-        metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0,
+        metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"lie_state\"}") >= 1.0,
         "B caught its own node's wrong balance: {metrics}"
     );
 

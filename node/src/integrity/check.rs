@@ -625,7 +625,7 @@ impl IntegrityCheck {
             }
             Err((Verdict::Lie { .. }, _)) => {}
             Err((verdict, _)) => {
-                self.metrics.checked(method, verdict.label());
+                self.metrics.checked(method, verdict.outcome());
                 return Ok(answer);
             }
         }
@@ -640,7 +640,7 @@ impl IntegrityCheck {
         let Some(shadow_result) = shadow.result() else { return Ok(answer) };
         match self.judge(&at_head, target, shadow_result, true, deadline).await {
             Err((verdict @ Verdict::Lie { kind, .. }, material)) => {
-                self.metrics.checked(method, verdict.label());
+                self.metrics.checked(method, verdict.outcome());
                 tracing::warn!(chain_id = call.chain_id, %method, ?target, kind = kind.as_str(), "answer at the trusted head proven wrong");
                 if let Some(m) = material {
                     self.report(&at_head, target, &shadow, kind, m);
@@ -857,7 +857,7 @@ impl AnswerCheck for IntegrityCheck {
         match self.judge(call, target, result, deep, deadline).await {
             // One of two contradicting answers is a lie: this one is used only if it verified.
             Ok((Verified::None, _)) if contradicted => {
-                self.metrics.checked(&call.req.method, LieKind::Equivocation.as_str());
+                self.metrics.checked(&call.req.method, judge::lie_outcome(LieKind::Equivocation));
                 Err(failure(Verdict::Lie {
                     kind: LieKind::Equivocation,
                     detail: "contradicts the provider's earlier signed answer".into(),
@@ -869,7 +869,7 @@ impl AnswerCheck for IntegrityCheck {
                 Ok(answer)
             }
             Err((verdict, material)) => {
-                self.metrics.checked(&call.req.method, verdict.label());
+                self.metrics.checked(&call.req.method, verdict.outcome());
                 match &verdict {
                     Verdict::Lie { kind, detail } => {
                         tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, kind = kind.as_str(), %detail, "answer proven wrong");
