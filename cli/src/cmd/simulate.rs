@@ -34,8 +34,8 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     let text = std::fs::read_to_string(&args.scenario)
         .with_context(|| format!("reading {}", args.scenario.display()))
         .map_err(Failure::Usage)?;
-    let mut sc = SimScenario::parse(&text)
-        .map_err(|e| Failure::Usage(anyhow::anyhow!("{}: {e}", args.scenario.display())))?;
+    let mut sc =
+        SimScenario::parse(&text).map_err(|e| Failure::Usage(anyhow::anyhow!("{}: {e}", args.scenario.display())))?;
     if let Some(seed) = args.seed {
         sc.seed = seed;
     }
@@ -46,16 +46,27 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         sc.mesh.providers = p;
     }
     if let Some(d) = &args.duration {
-        sc.duration = rpcmesh_testnet::scenario::parse_duration(d).map_err(|e| Failure::Usage(anyhow::anyhow!("--duration: {e}")))?;
+        sc.duration = rpcmesh_testnet::scenario::parse_duration(d)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("--duration: {e}")))?;
     }
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("sim-runs").join(format!("{}-{}", sc.name, rpcmesh_node::clock::now_ms() / 1000))
     });
     let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
     let mut progress = |now: u64, total: u64| {
+        let line = format!(
+            "simulated {:.0} of {:.0} s ({:.0} s wall)",
+            now as f64 / 1e6,
+            total as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
         if tty {
-            eprint!("\r\x1b[2Ksimulated {:.0} of {:.0} s", now as f64 / 1e6, total as f64 / 1e6);
+            eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
+        } else if (now / 1_000_000) % 10 == 0 {
+            // A log line every 10 simulated seconds when stderr is not a terminal.
+            eprintln!("{line}");
         }
     };
     let report = simulate(&sc, &out, &mut progress).map_err(anyhow::Error::msg)?;

@@ -670,8 +670,9 @@ fn gossip_summary(run: &Run<'_>) -> GossipSummary {
         delays.push(g.delay_ms);
     }
     // One definition (crate::measure): a message some node never accepted is infinitely slow.
-    let convergence =
-        Convergence::of(messages.values().map(|seen| Convergence::of_message(seen.values().copied(), expected_observers)));
+    let convergence = Convergence::of(
+        messages.values().map(|seen| Convergence::of_message(seen.values().copied(), expected_observers)),
+    );
     let (delivery_p50_ms, delivery_p99_ms, delivery_max_ms) = p50_p99_max(delays.clone());
     let observers: BTreeSet<usize> = (0..run.nodes).chain(per_observer.keys().copied()).collect();
     let per_observer = if messages.is_empty() {

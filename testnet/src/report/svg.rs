@@ -588,8 +588,7 @@ pub fn gossip_cdf(run: &Run<'_>, summary: &GossipSummary) -> String {
     }
     let mut deliveries: Vec<u64> = firsts.values().flat_map(|m| m.values().copied()).collect();
     deliveries.sort_unstable();
-    let convergence =
-        Convergence::of(firsts.values().map(|m| Convergence::of_message(m.values().copied(), expected)));
+    let convergence = Convergence::of(firsts.values().map(|m| Convergence::of_message(m.values().copied(), expected)));
     let converged = convergence.finite_ms.clone();
     let messages = firsts.len();
 

@@ -324,7 +324,8 @@ impl Spreader {
     ) -> bool {
         let mut any = false;
         for p in 0..topo.len() {
-            if self.accepted[p] != NEVER || !net.is_up(p) {
+            // A node the publisher cannot reach (down, other side of a partition) cannot get it.
+            if self.accepted[p] != NEVER || !net.reachable(msg.origin, p) {
                 continue;
             }
             let mut best: Option<(Micros, usize)> = None;

@@ -162,12 +162,7 @@ fn label(k: Kind) -> &'static str {
 }
 
 /// The figures of `out`.
-pub fn figures(
-    sc: &super::scenario::SimScenario,
-    out: &Outcome,
-    wall_s: f64,
-    peak_rss_mib: Option<f64>,
-) -> SimReport {
+pub fn figures(sc: &super::scenario::SimScenario, out: &Outcome, wall_s: f64, peak_rss_mib: Option<f64>) -> SimReport {
     let secs = out.duration_us as f64 / 1e6;
     let gossip = [Kind::Announcement, Kind::Attestation, Kind::Evidence]
         .into_iter()
@@ -206,7 +201,10 @@ pub fn figures(
         sent_msgs_mean: mean(&sent),
         sent_msgs_max: sent.iter().copied().fold(0.0, f64::max),
         received_msgs_mean: mean(&received),
-        received_msgs_p99: received.get(((received.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0),
+        received_msgs_p99: received
+            .get(((received.len() as f64 * 0.99).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0),
         sent_bytes_mean: mean(&per_node(&t.sent_bytes, &e.sent_bytes)),
         received_bytes_mean: mean(&per_node(&t.received_bytes, &e.received_bytes)),
         control_ids_mean: mean(&per_node(&t.control_ids, &e.control_ids)),
@@ -374,7 +372,11 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
     let t = &r.traffic;
     s.push_str("## Traffic per node\n\n| | per node per second |\n|---|---|\n");
     let _ = writeln!(s, "| data messages sent (mean / busiest) | {:.1} / {:.1} |", t.sent_msgs_mean, t.sent_msgs_max);
-    let _ = writeln!(s, "| data messages received, duplicates included (mean / p99) | {:.1} / {:.1} |", t.received_msgs_mean, t.received_msgs_p99);
+    let _ = writeln!(
+        s,
+        "| data messages received, duplicates included (mean / p99) | {:.1} / {:.1} |",
+        t.received_msgs_mean, t.received_msgs_p99
+    );
     let _ = writeln!(s, "| bytes sent / received (mean) | {:.0} / {:.0} |", t.sent_bytes_mean, t.received_bytes_mean);
     let _ = writeln!(s, "| IHAVE/IWANT message ids sent (mean) | {:.1} |", t.control_ids_mean);
     let _ = writeln!(s, "| duplicates among received copies | {:.1} % |\n", t.duplicate_share * 100.0);
@@ -394,7 +396,8 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
     if !r.liar_detection.is_empty() {
         s.push_str("## Liars: time to cordon\n\n");
         let detected: Vec<&LiarFigures> = r.liar_detection.iter().filter(|l| l.detected_at_ms.is_some()).collect();
-        let mut wide: Vec<u64> = detected.iter().filter_map(|l| l.mesh_wide_after_ms.map(|v| (v * 1e3) as u64)).collect();
+        let mut wide: Vec<u64> =
+            detected.iter().filter_map(|l| l.mesh_wide_after_ms.map(|v| (v * 1e3) as u64)).collect();
         wide.sort_unstable();
         let c = Convergence::of(detected.iter().map(|l| l.mesh_wide_after_ms.map(|v| (v * 1e3) as u64)));
         let _ = writeln!(
@@ -471,15 +474,12 @@ pub fn plots(r: &SimReport, out: &Outcome) -> [(String, String); 3] {
 
 fn convergence_svg(out: &Outcome) -> String {
     let mut svg = Svg::new("Gossip convergence (CDF over all measured messages)");
-    let series: Vec<(&str, Convergence, &str)> = [
-        (Kind::Announcement, OK_COLOR),
-        (Kind::Attestation, "#2ca02c"),
-        (Kind::Evidence, WRONG_COLOR),
-    ]
-    .into_iter()
-    .map(|(k, c)| (label(k), Convergence::of(out.convergence.get(&k).cloned().unwrap_or_default()), c))
-    .filter(|(_, c, _)| c.messages > 0)
-    .collect();
+    let series: Vec<(&str, Convergence, &str)> =
+        [(Kind::Announcement, OK_COLOR), (Kind::Attestation, "#2ca02c"), (Kind::Evidence, WRONG_COLOR)]
+            .into_iter()
+            .map(|(k, c)| (label(k), Convergence::of(out.convergence.get(&k).cloned().unwrap_or_default()), c))
+            .filter(|(_, c, _)| c.messages > 0)
+            .collect();
     let max_ms = series.iter().filter_map(|(_, c, _)| c.finite_ms.last()).max().copied().unwrap_or(1) as f64 / 1e3;
     let (ticks, top) = ticks_to(max_ms.max(0.1), 10.0);
     let x = Axis { lo: 0.0, hi: top, px_lo: LEFT, px_hi: RIGHT, log: false };
@@ -567,7 +567,12 @@ fn answers_svg(out: &Outcome) -> String {
     svg.subtitle("share of each second's requests per outcome; red lines: timeline events");
     svg.axes(&x, &xt, &y, &yt);
     svg.axis_titles("simulated time (s)", "share of requests");
-    let series = [(Answer::Ok, OK_COLOR, "correct"), (Answer::Wrong, WRONG_COLOR, "wrong"), (Answer::Censored, "#9467bd", "censored"), (Answer::Failed, ERROR_COLOR, "failed")];
+    let series = [
+        (Answer::Ok, OK_COLOR, "correct"),
+        (Answer::Wrong, WRONG_COLOR, "wrong"),
+        (Answer::Censored, "#9467bd", "censored"),
+        (Answer::Failed, ERROR_COLOR, "failed"),
+    ];
     let mut any = false;
     for (row, (a, color, name)) in series.iter().enumerate() {
         let mut d = String::new();
@@ -582,7 +587,8 @@ fn answers_svg(out: &Outcome) -> String {
             let _ = write!(d, "{}{:.1} {:.1}", if d.is_empty() { "M" } else { " L" }, x.map(s as f64 + 0.5), y.map(v));
         }
         if !d.is_empty() {
-            let _ = writeln!(svg.out, r#"<path class="{name}" d="{d}" fill="none" stroke="{color}" stroke-width="1.5"/>"#);
+            let _ =
+                writeln!(svg.out, r#"<path class="{name}" d="{d}" fill="none" stroke="{color}" stroke-width="1.5"/>"#);
             svg.legend_row(row, &legend_line(color, "", 2.0), name);
         }
     }

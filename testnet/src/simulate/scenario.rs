@@ -204,7 +204,14 @@ pub struct LoadSpec {
 
 impl Default for LoadSpec {
     fn default() -> Self {
-        Self { rate: 10.0, verify: "sample".into(), sample_permille: 50, watched_share: 0.1, attempts: 3, service_ms: 2.0 }
+        Self {
+            rate: 10.0,
+            verify: "sample".into(),
+            sample_permille: 50,
+            watched_share: 0.1,
+            attempts: 3,
+            service_ms: 2.0,
+        }
     }
 }
 
@@ -282,7 +289,9 @@ impl SimScenario {
         if !matches!(self.load.verify.as_str(), "off" | "sample" | "strict") {
             return Err(format!("load.verify {:?}: use off, sample or strict", self.load.verify));
         }
-        if self.gossip.heartbeat_ms == 0 || self.gossip.announce_heartbeat_ms == 0 || self.gossip.attest_interval_ms == 0
+        if self.gossip.heartbeat_ms == 0
+            || self.gossip.announce_heartbeat_ms == 0
+            || self.gossip.attest_interval_ms == 0
         {
             return Err("gossip heartbeats and intervals must be positive".into());
         }
@@ -319,7 +328,11 @@ impl SimScenario {
 
     /// Region names, in order (`local` when none are given).
     pub fn region_names(&self) -> Vec<&str> {
-        if self.mesh.regions.is_empty() { vec!["local"] } else { self.mesh.regions.iter().map(|r| r.name.as_str()).collect() }
+        if self.mesh.regions.is_empty() {
+            vec!["local"]
+        } else {
+            self.mesh.regions.iter().map(|r| r.name.as_str()).collect()
+        }
     }
 
     /// The group of each region in `eu:us,asia`; every region must be named once.
