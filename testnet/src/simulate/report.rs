@@ -451,7 +451,7 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
 /// What is real and what is modelled, printed in every report.
 pub const MODEL_NOTES: &str = "## What ran and what was modelled\n\n\
 - **Real code** on the observer daemons: `MeshState` (announcements folded, trust judged by the real \
-  `TrustPolicy` against real federation certificates, health and reference heads, snapshot), \
+  `TrustPolicy` from an explicit peer list, health and reference heads, snapshot), \
   `CordonBook` (cordons from evidence), `router::table::build` and `router::plan::plan` (eligibility, \
   ranking), and the real encoded sizes of announcements and attestations.\n\
 - **Modelled**: gossipsub (flood publish, mesh push, IHAVE/IWANT, duplicates, per-hop validation time) \
@@ -459,7 +459,8 @@ pub const MODEL_NOTES: &str = "## What ran and what was modelled\n\n\
   a check with the `sample`/`strict` probability; evidence spread as a gossip message judged at each hop; \
   forged messages refused at the first hop with the daemon's peer-score parameters.\n\
 - **Not modelled**: signatures (no message is signed or verified: a fixed per-hop validation time \
-  stands for it; certificates are signed once), CPU contention and queueing, bandwidth, connection \
+  stands for it; one certificate is signed, for its encoded size; trust is by explicit listing, since \
+  judging a certificate costs a verification), CPU contention and queueing, bandwidth, connection \
   set-up, kad discovery, attestations folded into the observers' views, breakers and hedging, \
   the gossipsub score beyond invalid messages.\n";
 
