@@ -64,7 +64,7 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         if tty {
             eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
-        } else if (now / 1_000_000) % 10 == 0 {
+        } else if (now / 1_000_000).is_multiple_of(10) {
             // A log line every 10 simulated seconds when stderr is not a terminal.
             eprintln!("{line}");
         }
