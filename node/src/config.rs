@@ -1028,7 +1028,10 @@ impl Config {
         if !(0.0..=1.0).contains(&t.sample_ratio) {
             return invalid(format!("telemetry.sample_ratio must be 0.0 to 1.0, not {}", t.sample_ratio));
         }
-        if !t.otlp_endpoint.is_empty() && !t.otlp_endpoint.starts_with("http://") && !t.otlp_endpoint.starts_with("https://") {
+        if !t.otlp_endpoint.is_empty()
+            && !t.otlp_endpoint.starts_with("http://")
+            && !t.otlp_endpoint.starts_with("https://")
+        {
             return invalid(format!(
                 "telemetry.otlp_endpoint {:?} must be an http:// URL of an OTLP/HTTP collector (or empty: no export)",
                 t.otlp_endpoint

@@ -285,8 +285,13 @@ impl ResponseCache {
                 Scope::AtHead { .. } => None,
             };
             if let Some(at_block) = at_block {
-                let record =
-                    AnswerRecord { seq: 0, at_block, verified: verified_code(verified), served_by: served_by.to_string(), body: body.to_vec() };
+                let record = AnswerRecord {
+                    seq: 0,
+                    at_block,
+                    verified: verified_code(verified),
+                    served_by: served_by.to_string(),
+                    body: body.to_vec(),
+                };
                 if let Err(e) = disk.store.put_cached_answer(key.0, &key.1, &key.2, record, disk.max_bytes) {
                     tracing::warn!(error = %e, "writing to the response cache's disk tier failed");
                 }
@@ -515,10 +520,13 @@ mod tests {
             let c = cache().with_disk(open(), 1 << 20);
             c.put(by_number.clone(), block(5, H), Arc::from("p"), Verified::Header, Scope::AtBlock(5));
             c.put(by_hash.clone(), block(5, H), Arc::from("p"), Verified::Header, Scope::Forever);
-            c.put(head.clone(), Bytes::from_static(b"h"), Arc::from("p"), Verified::None, Scope::AtHead {
-                head: 20,
-                at: Instant::now(),
-            });
+            c.put(
+                head.clone(),
+                Bytes::from_static(b"h"),
+                Arc::from("p"),
+                Verified::None,
+                Scope::AtHead { head: 20, at: Instant::now() },
+            );
         }
         // A new process: an empty memory tier over the same store.
         let c = cache().with_disk(open(), 1 << 20);

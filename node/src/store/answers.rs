@@ -189,7 +189,9 @@ mod tests {
 
         // Past the budget, the oldest go first.
         for i in 0..100u64 {
-            store.put_cached_answer(1, "eth_getBalance", &format!("[{i}]"), record(None, &"x".repeat(100)), budget).unwrap();
+            store
+                .put_cached_answer(1, "eth_getBalance", &format!("[{i}]"), record(None, &"x".repeat(100)), budget)
+                .unwrap();
             assert!(store.cached_answers_bytes().unwrap() <= budget);
         }
         assert!(store.cached_answer(1, "eth_getBalance", "[0]").unwrap().is_none());

@@ -63,7 +63,9 @@ impl Encode for RelayRequest {
 }
 
 impl<Context> Decode<Context> for RelayRequest {
-    fn decode<D: bincode::de::Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, bincode::error::DecodeError> {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
         use bincode::de::read::Reader as _;
         let header = MessageHeader::decode(decoder)?;
         let chain_id = u64::decode(decoder)?;

@@ -349,9 +349,11 @@ pub fn arb_status() -> impl Strategy<Value = RelayStatus> {
 }
 
 pub fn arb_relay_request() -> impl Strategy<Value = RelayRequest> {
-    let trace = proptest::option::of((any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>()).prop_map(
-        |(trace_id, parent_span_id, flags)| TraceContext { trace_id, parent_span_id, flags },
-    ));
+    let trace =
+        proptest::option::of(
+            (any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>())
+                .prop_map(|(trace_id, parent_span_id, flags)| TraceContext { trace_id, parent_span_id, flags }),
+        );
     (arb_header(), any::<u64>(), any::<u32>(), vec(any::<u8>(), 0..256), trace).prop_map(
         |(header, chain_id, timeout_ms, body, trace)| RelayRequest { header, chain_id, timeout_ms, body, trace },
     )
