@@ -70,6 +70,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Export of the tracing spans to an OpenTelemetry collector.
+    pub telemetry: TelemetryConfig,
     /// The async runtime.
     pub runtime: RuntimeConfig,
 }
@@ -94,6 +96,7 @@ impl Default for Config {
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             runtime: RuntimeConfig::default(),
         }
     }
@@ -558,11 +561,15 @@ pub struct CacheConfig {
     /// Longest an answer about the head (`latest`, `eth_blockNumber`, receipts) is reused,
     /// milliseconds; it is never reused past the head it was served at.
     pub head_ttl_ms: u64,
+    /// Disk for a second tier in the daemon's store, MiB; 0 (the default): memory only. Answers
+    /// that hold past the head (about a block hash, or settled history) are also written there,
+    /// read on a memory miss and kept across restarts; the oldest go first past this size.
+    pub sled_mib: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { enabled: false, max_mib: 64, final_depth_blocks: 64, head_ttl_ms: 250 }
+        Self { enabled: false, max_mib: 64, final_depth_blocks: 64, head_ttl_ms: 250, sled_mib: 0 }
     }
 }
 
@@ -690,6 +697,27 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry export of the daemon's tracing spans (a `request` span per
+/// client request, a `relay` span per relay served for a peer, joined across daemons).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP (protobuf) traces URL of the collector, e.g. `http://127.0.0.1:4318/v1/traces`
+    /// (a URL with no path gets `/v1/traces`); empty (the default): no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Share of traces recorded and exported, 0.0 to 1.0. A relay served for a peer follows the
+    /// requester's decision, so a trace is whole or absent.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: String::new(), service_name: "rpcmesh".into(), sample_ratio: 1.0 }
     }
 }
 
@@ -1001,6 +1029,22 @@ impl Config {
             return invalid("routing.max_attempts must be at least 1".into());
         }
         self.validate_censorship()?;
+        let t = &self.telemetry;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return invalid(format!("telemetry.sample_ratio must be 0.0 to 1.0, not {}", t.sample_ratio));
+        }
+        if !t.otlp_endpoint.is_empty()
+            && !t.otlp_endpoint.starts_with("http://")
+            && !t.otlp_endpoint.starts_with("https://")
+        {
+            return invalid(format!(
+                "telemetry.otlp_endpoint {:?} must be an http:// URL of an OTLP/HTTP collector (or empty: no export)",
+                t.otlp_endpoint
+            ));
+        }
+        if t.service_name.is_empty() {
+            return invalid("telemetry.service_name must not be empty".into());
+        }
         if self.integrity.cordon_secs == 0 {
             return invalid(
                 "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),

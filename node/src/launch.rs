@@ -452,6 +452,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
                 bytes: metrics.cache_bytes.clone(),
             },
         )
+        .with_disk(store.clone(), config.cache.sled_mib.saturating_mul(1 << 20))
     }));
     integrity_source.attach(router.downgrade());
     let canary = censorship::canary::CanarySettings {

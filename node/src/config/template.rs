@@ -201,6 +201,9 @@ enabled = {cache_on}
 max_mib = {rcache_mib}
 final_depth_blocks = {cache_depth}
 head_ttl_ms = {cache_ttl}
+# Disk for a second tier in the store (MiB; 0: memory only): answers about a block hash or
+# settled history are also kept there, read on a memory miss, and survive restarts.
+sled_mib = {cache_sled}
 
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
@@ -244,6 +247,15 @@ cache_mib = {cache_mib}
 level = {log_level}
 # "text" or "json".
 format = {log_format}
+
+[telemetry]
+# OpenTelemetry export of the spans (a "request" span per client request, a "relay" span per
+# relay served for a peer, in the requester's trace). OTLP/HTTP protobuf traces URL of a
+# collector, e.g. "http://127.0.0.1:4318/v1/traces"; "" (the default): off.
+otlp_endpoint = {otlp_endpoint}
+service_name = {otlp_service}
+# Share of traces exported (0.0 to 1.0); relays follow the requester's decision.
+sample_ratio = {otlp_ratio:?}
 
 [runtime]
 # Async worker threads; 0 = half the CPU cores, at least 1 (the chain node needs the rest).
@@ -305,6 +317,7 @@ worker_threads = {worker_threads}
         rcache_mib = c.cache.max_mib,
         cache_depth = c.cache.final_depth_blocks,
         cache_ttl = c.cache.head_ttl_ms,
+        cache_sled = c.cache.sled_mib,
         c_avoid = v(&c.censorship.avoid),
         c_watch = v(&c.censorship.watch),
         c_canary = c.censorship.canary_interval_secs,
@@ -344,6 +357,9 @@ worker_threads = {worker_threads}
         cordon_secs = c.integrity.cordon_secs,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
+        otlp_endpoint = v(&c.telemetry.otlp_endpoint),
+        otlp_service = v(&c.telemetry.service_name),
+        otlp_ratio = c.telemetry.sample_ratio,
         worker_threads = c.runtime.worker_threads,
     );
     s.push_str(

@@ -18,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use super::admission::{AdmissionLabels, AdmissionLimits};
-use super::codec::{RELAY_PROTOCOL, RelayCodec};
+use super::codec::{RELAY_PROTOCOLS, RelayCodec};
 use super::topics::Topics;
 
 /// Everything the daemon speaks over libp2p.
@@ -202,7 +202,7 @@ impl Behaviour {
 
         let relay = request_response::Behaviour::with_codec(
             RelayCodec { max_frame_bytes: s.max_relay_frame_bytes },
-            [(RELAY_PROTOCOL, request_response::ProtocolSupport::Full)],
+            RELAY_PROTOCOLS.map(|p| (p, request_response::ProtocolSupport::Full)),
             request_response::Config::default().with_request_timeout(s.relay_timeout).with_max_concurrent_streams(1024),
         );
 

@@ -228,8 +228,11 @@ impl RelayClient {
         let peer = provider.to_peer_id();
         let timeout_ms = timeout.as_millis().clamp(1, u128::from(self.limits.max_relay_timeout_ms)) as u32;
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), u64::from(timeout_ms));
-        let request = RelayRequest { header, chain_id, timeout_ms, body };
-        // The (requester, seq) pair joins this request's span with the serving peer's `relay` span.
+        // With span export on, the serving peer's `relay` span joins this request's trace.
+        let trace = crate::telemetry::current_trace_context();
+        let request = RelayRequest { header, chain_id, timeout_ms, body, trace };
+        // The (requester, seq) pair joins this request's span with the serving peer's `relay` span
+        // in the logs.
         tracing::debug!(%peer, seq = request.header.seq, chain_id, "relaying");
         let encoded = encoding::to_bytes(&request);
         // Counted when handed to the p2p layer, whether or not the peer is reachable: the load

@@ -1,4 +1,5 @@
-//! Relaying raw JSON-RPC bodies between daemons over the `/rpcmesh/relay/1` protocol.
+//! Relaying raw JSON-RPC bodies between daemons over the `/rpcmesh/relay/2` protocol (`/1`
+//! with older peers; the only difference is the optional trace context of a request).
 //!
 //! - [`RelayServer`] serves inbound relays: only for trusted peers (unless `relay.open`),
 //!   within the announced capacity (a full chain answers `Busy` at once instead of queueing),

@@ -23,4 +23,4 @@ pub use attestation::HealthAttestation;
 pub use evidence::{Evidence, LieKind};
 pub use header::MessageHeader;
 pub use membership::{MembershipCert, VettingSummary, VettingVerdict};
-pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};
+pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus, TraceContext};
