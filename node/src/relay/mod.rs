@@ -1,4 +1,6 @@
-//! Relaying raw JSON-RPC bodies between daemons over the `/rpcmesh/relay/1` protocol.
+//! Relaying raw JSON-RPC bodies between daemons: over long-lived relay streams
+//! ([`stream`], `/rpcmesh/<network>/relay-stream/1`), or the `/rpcmesh/relay/1` request-response
+//! protocol with peers that do not speak it (both carry the same messages).
 //!
 //! - [`RelayServer`] serves inbound relays: only for trusted peers (unless `relay.open`),
 //!   within the announced capacity (a full chain answers `Busy` at once instead of queueing),
@@ -12,6 +14,7 @@
 mod client;
 mod policy;
 mod server;
+pub mod stream;
 
 pub use client::{RECEIPT_LOG_CAPACITY, ReceiptLog, ReceiptRecord, RelayCallError, RelayClient, RelayOutcome};
 pub use policy::{METHOD_REFUSED, RelayMethodPolicy, check_answer};
