@@ -581,6 +581,10 @@ pub struct RelayConfig {
     pub open: bool,
     /// Largest relayed request or response body, bytes.
     pub max_body_bytes: usize,
+    /// Relay over long-lived per-peer streams (many relays on one stream, no event-loop hop);
+    /// false: one request-response exchange per relay. Peers without streams are always served
+    /// and asked over request-response.
+    pub streams: bool,
     /// Methods peers may have this node's upstreams serve (`*` wildcards); see `deny_methods`.
     /// Separate from the gateway's lists: what strangers on the mesh may ask of the operator's
     /// node is decided by the operator, not by the requesting gateway.
@@ -597,6 +601,7 @@ impl Default for RelayConfig {
         Self {
             open: false,
             max_body_bytes: 32 * 1024 * 1024,
+            streams: true,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
             deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
             grants: Vec::new(),

@@ -212,7 +212,14 @@ async fn no_failed_request_when_the_upstream_is_killed_or_frozen() {
     let client = RpcClient::new(&m.nodes[0].gateway_addr);
 
     let before = drive(&client, 40, "healthy").await;
-    assert!(before.iter().all(|s| *s == a_id), "A serves from its own upstream while healthy: {before:?}");
+    // Its own upstream first; a hedge may still let a peer win a read the loaded machine made
+    // slow, so most, not all, come from A.
+    let own = before.iter().filter(|s| **s == a_id).count();
+    assert!(
+        own * 4 >= before.len() * 3,
+        "A serves from its own upstream while healthy ({own} of {}): {before:?}",
+        before.len()
+    );
 
     // Killed: connections refused at once.
     m.forwarders[0].kill();

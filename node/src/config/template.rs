@@ -210,6 +210,9 @@ sled_mib = {cache_sled}
 open = {relay_open}
 # Largest relayed request or response (bytes).
 max_body_bytes = {relay_body}
+# Relay over long-lived per-peer streams (false: one request-response exchange per relay; peers
+# without streams are served and asked that way anyway).
+streams = {relay_streams}
 # Methods peers may have this node's upstreams serve ("*" wildcards), minus those denied (deny
 # wins); refused relays make the requesting gateway answer JSON-RPC -32601. Independent of the
 # gateway lists. The default relays the public surface and never node-admin, dev-chain,
@@ -339,6 +342,7 @@ worker_threads = {worker_threads}
         i_lag = c.integrity.max_lag_blocks,
         relay_open = c.relay.open,
         relay_body = c.relay.max_body_bytes,
+        relay_streams = c.relay.streams,
         relay_allow = v(&c.relay.allow_methods),
         relay_deny = v(&c.relay.deny_methods),
         relay_grants = v(&c.relay.grants),

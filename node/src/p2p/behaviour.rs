@@ -41,6 +41,9 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Relays (and peer probes).
     pub relay: request_response::Behaviour<RelayCodec>,
+    /// Long-lived relay streams (`relay::stream`), driven by the requesting and serving tasks
+    /// themselves: the swarm only opens and hands over the streams.
+    pub streams: libp2p_stream::Behaviour,
     /// Local-network discovery, off unless `p2p.mdns`.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -220,6 +223,7 @@ impl Behaviour {
             kad,
             gossipsub,
             relay,
+            streams: libp2p_stream::Behaviour::new(),
             mdns: Toggle::from(mdns),
         })
     }

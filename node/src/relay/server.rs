@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::{RelayMethodPolicy, check_answer, malformed_reason};
 use super::status_response;
+use super::stream::StreamRelay;
 use crate::clock::now_ms;
 use crate::jsonrpc;
 use crate::mesh::MeshSnapshot;
@@ -125,14 +126,38 @@ pub struct RelayServer {
 }
 
 impl RelayServer {
-    /// Serves until cancelled. Each relay runs in its own task, bounded by the per-chain permits.
-    pub async fn run(self, mut inbound: mpsc::Receiver<InboundRelay>, cancel: CancellationToken) {
+    /// Serves until cancelled: relays from request-response (`inbound`) and from relay streams
+    /// (`streams`). Each relay runs in its own task, bounded by the per-chain permits.
+    pub async fn run(
+        self,
+        mut inbound: mpsc::Receiver<InboundRelay>,
+        mut streams: mpsc::Receiver<StreamRelay>,
+        cancel: CancellationToken,
+    ) {
         let this = Arc::new(self);
         let keys = Arc::new(KeyCache::default());
+        let mut streams_open = true;
         loop {
             let relay = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = inbound.recv() => match r { Some(r) => r, None => return },
+                r = streams.recv(), if streams_open => match r {
+                    Some(r) => {
+                        let (this, keys) = (this.clone(), keys.clone());
+                        tokio::spawn(async move {
+                            let span = tracing::info_span!("relay", from = %r.peer);
+                            let response = tracing::Instrument::instrument(this.serve(&keys, &r.peer, &r.request), span).await;
+                            this.metrics.relay_bytes("inbound", "request", r.request.len());
+                            this.metrics.relay_bytes("inbound", "response", response.len());
+                            r.reply.send(&response).await;
+                        });
+                        continue;
+                    }
+                    None => {
+                        streams_open = false;
+                        continue;
+                    }
+                },
             };
             let this = this.clone();
             let keys = keys.clone();
