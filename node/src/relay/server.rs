@@ -125,6 +125,16 @@ pub struct RelayServer {
     pub capacity: Capacity,
 }
 
+/// The `relay` span of one served relay, joined to the requester's trace when it sent one (read
+/// from the request's prefix without copying the body; the full request is validated in `serve`).
+fn relay_span(peer: &PeerId, request: &[u8]) -> tracing::Span {
+    let span = tracing::info_span!("relay", from = %peer);
+    if let Some(trace) = trace_context_of(request) {
+        crate::telemetry::join_remote_trace(&span, &trace);
+    }
+    span
+}
+
 impl RelayServer {
     /// Serves until cancelled: relays from request-response (`inbound`) and from relay streams
     /// (`streams`). Each relay runs in its own task, bounded by the per-chain permits.
@@ -145,7 +155,7 @@ impl RelayServer {
                     Some(r) => {
                         let (this, keys) = (this.clone(), keys.clone());
                         tokio::spawn(async move {
-                            let span = tracing::info_span!("relay", from = %r.peer);
+                            let span = relay_span(&r.peer, &r.request);
                             let response = tracing::Instrument::instrument(this.serve(&keys, &r.peer, &r.request), span).await;
                             this.metrics.relay_bytes("inbound", "request", r.request.len());
                             this.metrics.relay_bytes("inbound", "response", response.len());
@@ -162,12 +172,7 @@ impl RelayServer {
             let this = this.clone();
             let keys = keys.clone();
             tokio::spawn(async move {
-                let span = tracing::info_span!("relay", from = %relay.peer);
-                // The requester's trace, when it sent one: read from the prefix without copying
-                // the body; the full request is validated in `serve`.
-                if let Some(trace) = trace_context_of(&relay.request) {
-                    crate::telemetry::join_remote_trace(&span, &trace);
-                }
+                let span = relay_span(&relay.peer, &relay.request);
                 let response =
                     tracing::Instrument::instrument(this.serve(&keys, &relay.peer, &relay.request), span).await;
                 // Counted here, once per relay, so refusals and errors count as well as answers.
