@@ -316,3 +316,32 @@ fn a_damaged_store_exits_2_and_says_what_to_do() {
     std::fs::rename(home.join("store"), home.join("store.damaged")).unwrap();
     assert!(rpcmesh_node::store::Store::open(&home.join("store"), Default::default()).is_ok());
 }
+
+/// `rpcmesh testnet simulate` on a tiny scenario: the report files exist, the summary names the
+/// figures, and a bad scenario is a usage error naming the key.
+#[test]
+fn testnet_simulate_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"tiny\"\nduration = \"5s\"\n[mesh]\nproviders = 30\nobservers = 3\nliars = 0.1\n[load]\nrate = 20\nverify = \"strict\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = rpcmesh(&["testnet", "simulate", scenario.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("30 providers") && stdout(&out).contains("convergence p50"), "{}", stdout(&out));
+    for f in ["report.md", "report.json", "convergence_cdf.svg", "traffic.svg", "answers.svg"] {
+        assert!(out_dir.join(f).is_file(), "{f}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["providers"], 30);
+    assert_eq!(json["answers"]["wrong"], 0, "strict verification: no lie reaches a client");
+
+    std::fs::write(&scenario, "name = \"bad\"\nduration = \"5s\"\n[mesh]\nproviders = 30\nlairs = 0.1\n").unwrap();
+    let out = rpcmesh(&["testnet", "simulate", scenario.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lairs"), "{}", stderr(&out));
+}

@@ -70,6 +70,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Export of the tracing spans to an OpenTelemetry collector.
+    pub telemetry: TelemetryConfig,
     /// The async runtime.
     pub runtime: RuntimeConfig,
 }
@@ -94,6 +96,7 @@ impl Default for Config {
             trust: TrustConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             runtime: RuntimeConfig::default(),
         }
     }
@@ -182,6 +185,10 @@ pub struct GatewayConfig {
     /// included); beyond it the gateway answers HTTP 503 (JSON-RPC -32005 for a request)
     /// instead of queueing.
     pub max_connections: usize,
+    /// Most open connections (WebSocket sessions included) from one client address (IPv6: one
+    /// /64), so one host cannot hold all of `max_connections`; 0 turns it off (e.g. behind a
+    /// reverse proxy that connects from one address and limits clients itself).
+    pub max_connections_per_ip: usize,
     /// Time a client has to send a request's headers, milliseconds; also how long an idle
     /// keep-alive connection is kept. Slow or silent clients must not hold connections.
     pub header_timeout_ms: u64,
@@ -248,6 +255,7 @@ impl Default for GatewayConfig {
             default_chain: 0,
             cors_origins: Vec::new(),
             max_connections: 4096,
+            max_connections_per_ip: 1024,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
@@ -553,11 +561,15 @@ pub struct CacheConfig {
     /// Longest an answer about the head (`latest`, `eth_blockNumber`, receipts) is reused,
     /// milliseconds; it is never reused past the head it was served at.
     pub head_ttl_ms: u64,
+    /// Disk for a second tier in the daemon's store, MiB; 0 (the default): memory only. Answers
+    /// that hold past the head (about a block hash, or settled history) are also written there,
+    /// read on a memory miss and kept across restarts; the oldest go first past this size.
+    pub sled_mib: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { enabled: false, max_mib: 64, final_depth_blocks: 64, head_ttl_ms: 250 }
+        Self { enabled: false, max_mib: 64, final_depth_blocks: 64, head_ttl_ms: 250, sled_mib: 0 }
     }
 }
 
@@ -569,6 +581,10 @@ pub struct RelayConfig {
     pub open: bool,
     /// Largest relayed request or response body, bytes.
     pub max_body_bytes: usize,
+    /// Relay over long-lived per-peer streams (many relays on one stream, no event-loop hop);
+    /// false: one request-response exchange per relay. Peers without streams are always served
+    /// and asked over request-response.
+    pub streams: bool,
     /// Methods peers may have this node's upstreams serve (`*` wildcards); see `deny_methods`.
     /// Separate from the gateway's lists: what strangers on the mesh may ask of the operator's
     /// node is decided by the operator, not by the requesting gateway.
@@ -585,6 +601,7 @@ impl Default for RelayConfig {
         Self {
             open: false,
             max_body_bytes: 32 * 1024 * 1024,
+            streams: true,
             allow_methods: crate::router::policy::DEFAULT_ALLOW.iter().map(|m| m.to_string()).collect(),
             deny_methods: crate::router::policy::DEFAULT_DENY.iter().map(|m| m.to_string()).collect(),
             grants: Vec::new(),
@@ -685,6 +702,27 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry export of the daemon's tracing spans (a `request` span per
+/// client request, a `relay` span per relay served for a peer, joined across daemons).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP (protobuf) traces URL of the collector, e.g. `http://127.0.0.1:4318/v1/traces`
+    /// (a URL with no path gets `/v1/traces`); empty (the default): no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Share of traces recorded and exported, 0.0 to 1.0. A relay served for a peer follows the
+    /// requester's decision, so a trace is whole or absent.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: String::new(), service_name: "rpcmesh".into(), sample_ratio: 1.0 }
     }
 }
 
@@ -996,6 +1034,22 @@ impl Config {
             return invalid("routing.max_attempts must be at least 1".into());
         }
         self.validate_censorship()?;
+        let t = &self.telemetry;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return invalid(format!("telemetry.sample_ratio must be 0.0 to 1.0, not {}", t.sample_ratio));
+        }
+        if !t.otlp_endpoint.is_empty()
+            && !t.otlp_endpoint.starts_with("http://")
+            && !t.otlp_endpoint.starts_with("https://")
+        {
+            return invalid(format!(
+                "telemetry.otlp_endpoint {:?} must be an http:// URL of an OTLP/HTTP collector (or empty: no export)",
+                t.otlp_endpoint
+            ));
+        }
+        if t.service_name.is_empty() {
+            return invalid("telemetry.service_name must not be empty".into());
+        }
         if self.integrity.cordon_secs == 0 {
             return invalid(
                 "integrity.cordon_secs must be at least 1 (clear cordons with `rpcmesh evidence clear`)".into(),

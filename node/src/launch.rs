@@ -145,6 +145,10 @@ pub fn exposure_warnings(config: &Config, gateway: SocketAddr, admin: SocketAddr
     out
 }
 
+/// Bytes a relay frame may carry besides the body (`relay.max_body_bytes`): the message's
+/// header, receipt and encoding.
+const RELAY_FRAME_HEADROOM: usize = 64 * 1024;
+
 /// Evidence kept at least this long, ms (a week): longer than any bundle's gossip lifetime, so a
 /// cleared bundle replayed later is recognised, and long enough for an operator to look.
 pub const EVIDENCE_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -257,7 +261,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             // Evidence is the largest gossip (a block's receipts); every kind's own cap is
             // checked on receipt.
             max_gossip_bytes: limits.max_gossip_bytes.max(limits.max_evidence_bytes),
-            max_relay_frame_bytes: config.relay.max_body_bytes + 64 * 1024,
+            max_relay_frame_bytes: config.relay.max_body_bytes + RELAY_FRAME_HEADROOM,
             relay_timeout: Duration::from_millis(u64::from(limits.max_relay_timeout_ms)),
             mdns: config.p2p.mdns,
             agent_version: SOFTWARE_VERSION.into(),
@@ -273,9 +277,17 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         initial_seqs: mesh_task.seqs(),
     };
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    let (stream_relays_tx, stream_relays_rx) = mpsc::channel(1024);
     let (p2p, p2p_loop) =
         p2p::build(&identity, p2p_settings, p2p_events_tx, inbound_tx, metrics.clone(), &mut registry)
             .map_err(LaunchError::P2p)?;
+    // Relay streams: served always (a peer may use them whatever this node's setting), used
+    // for this node's relays when `relay.streams`.
+    let relay_frame_bytes = config.relay.max_body_bytes + RELAY_FRAME_HEADROOM;
+    let stream_protocol = crate::relay::stream::protocol(&config.network_id).map_err(LaunchError::P2p)?;
+    let relay_streams = config.relay.streams.then(|| {
+        crate::relay::stream::RelayStreams::new(p2p.stream_control(), stream_protocol.clone(), relay_frame_bytes)
+    });
     // The integrity layer judges evidence: its trusted chain (filled once it exists, below) and
     // its re-check, unless the caller brought its own.
     let anchor_slot = Arc::new(integrity::AnchorSlot::default());
@@ -386,8 +398,13 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
     };
     let c = cancel.clone();
     tasks.spawn(async move {
-        relay_server.run(inbound_rx, c).await;
+        relay_server.run(inbound_rx, stream_relays_rx, c).await;
         ("relay server", Ok(()))
+    });
+    let (control, c) = (p2p.stream_control(), cancel.clone());
+    tasks.spawn(async move {
+        crate::relay::stream::accept(control, stream_protocol, relay_frame_bytes, stream_relays_tx, c).await;
+        ("relay streams", Ok(()))
     });
 
     let announcer = Announcer {
@@ -410,7 +427,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         ("announcer", Ok(()))
     });
 
-    let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone());
+    let relay_client = RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone())
+        .with_streams(relay_streams.clone());
     let relay_receipts = relay_client.receipts().clone();
     let targets = Targets { upstreams: upstreams.clone(), relay: Some(relay_client.clone()) };
     let integrity = integrity::build(
@@ -452,6 +470,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
                 bytes: metrics.cache_bytes.clone(),
             },
         )
+        .with_disk(store.clone(), config.cache.sled_mib.saturating_mul(1 << 20))
     }));
     integrity_source.attach(router.downgrade());
     let canary = censorship::canary::CanarySettings {
@@ -470,6 +489,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             .with_metrics(request_metrics);
     let gateway_limits = ServeLimits {
         max_connections: config.gateway.max_connections,
+        max_connections_per_ip: config.gateway.max_connections_per_ip,
         header_timeout: Duration::from_millis(config.gateway.header_timeout_ms),
         setting: "gateway.max_connections",
     };
@@ -489,7 +509,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             window: Duration::from_millis(config.prober.window_ms),
         },
         // Its own client: probe receipts must not push client receipts out of /receipts.
-        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone()),
+        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone())
+            .with_streams(relay_streams.clone()),
         p2p: p2p.clone(),
         mesh: mesh.clone(),
         mesh_tx: mesh_tx.clone(),
@@ -519,7 +540,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         router,
         receipts: relay_receipts,
         // Its own client, as the prober's: vetting relays must not crowd client receipts out.
-        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone()),
+        relay: RelayClient::new(p2p.clone(), own, config.network_id.clone(), limits.clone(), metrics.clone())
+            .with_streams(relay_streams.clone()),
         evidence: evidence.clone(),
         p2p: p2p.clone(),
         mesh: mesh.clone(),

@@ -26,6 +26,7 @@
 //! - [`mesh`]: the single-writer mesh view and its snapshots.
 //! - [`trust`]: federated/open trust decisions, certificate files.
 //! - [`relay`]: serving and sending relays.
+//! - [`telemetry`]: OpenTelemetry (OTLP) export of the `request` and `relay` spans, joined across relays.
 //! - [`announce`], [`peer_prober`]: what this node tells the mesh; [`pacer`]: their jittered timers.
 //! - [`jsonrpc`]: JSON-RPC envelopes (a leaf: shared by gateway, router, relay, testnet).
 //! - [`gateway`] → [`router`]: the request path, a stack of layers (see [`router`]).
@@ -53,5 +54,6 @@ pub mod relay;
 pub mod router;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod trust;
 pub mod upstream;

@@ -8,15 +8,28 @@
 //! upgrade takes the slot's permit over for the session's lifetime, so WebSocket sessions count
 //! against the same cap as HTTP connections.
 //!
+//! Each address (IPv6: its /64) may hold at most `max_connections_per_ip` of them, so one host
+//! re-opening slow connections cannot keep everyone else at the cap. Every connection's reads are
+//! counted by a [`ReadMeter`] (in the request's extensions), through which a WebSocket session
+//! bounds the message it is receiving. A connection with no request in flight for the header
+//! timeout is closed, HTTP/2 included (hyper's header timer covers only HTTP/1).
+//!
 //! Cancel-safety: the accept loop only awaits `accept` and the shutdown token; on shutdown every
 //! connection is asked to finish its in-flight request (graceful shutdown), and [`serve`] returns
 //! once they all have.
 
+mod address_cap;
+mod metered;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub use address_cap::AddressCap;
+use address_cap::AddressGuard;
+pub use metered::{Metered, ReadMeter};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -51,22 +64,31 @@ pub struct ServeLimits {
     pub header_timeout: Duration,
     /// The setting named in logs when the cap is reached (`gateway.max_connections`).
     pub setting: &'static str,
+    /// Most open connections from one address (IPv6: one /64); 0: no per-address cap.
+    pub max_connections_per_ip: usize,
+}
+
+/// A connection's places: under the server's cap and its address's.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    _slot: OwnedSemaphorePermit,
+    _address: Option<AddressGuard>,
 }
 
 /// The connection-cap permit of the connection a request arrived on, in the request's
 /// extensions. A WebSocket upgrade [`take`](ConnectionSlot::take)s it into the session.
 #[derive(Debug, Clone)]
-pub struct ConnectionSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+pub struct ConnectionSlot(Arc<Mutex<Option<ConnectionPermit>>>);
 
 impl ConnectionSlot {
-    /// The permit, once: the taker holds the connection's place under the cap until it drops it.
-    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
+    /// The permit, once: the taker holds the connection's place under the caps until it drops it.
+    pub fn take(&self) -> Option<ConnectionPermit> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` is cancelled. Requests carry
-/// `ConnectInfo<SocketAddr>` and a [`ConnectionSlot`] in their extensions.
+/// `ConnectInfo<SocketAddr>`, a [`ConnectionSlot`] and a [`ReadMeter`] in their extensions.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -74,8 +96,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let addresses = AddressCap::new(limits.max_connections_per_ip);
     let tracker = TaskTracker::new();
     let mut warned = false;
+    let mut warned_address = false;
     loop {
         let (stream, remote) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -102,13 +126,67 @@ pub async fn serve(
             continue;
         };
         warned = false;
+        let address = match addresses.admit(remote.ip()) {
+            Ok(g) => g,
+            Err(address_cap::AddressFull) => {
+                if !warned_address {
+                    tracing::warn!(
+                        limit = limits.max_connections_per_ip,
+                        address = %remote.ip(),
+                        "an address reached its connection limit (gateway.max_connections_per_ip); refusing its new connections"
+                    );
+                    warned_address = true;
+                }
+                let _ = stream.try_write(OVER_CAPACITY);
+                continue;
+            }
+        };
+        warned_address = false;
         let _ = stream.set_nodelay(true);
-        let slot = ConnectionSlot(Arc::new(Mutex::new(Some(permit))));
+        let slot = ConnectionSlot(Arc::new(Mutex::new(Some(ConnectionPermit { _slot: permit, _address: address }))));
         tracker.spawn(connection(stream, remote, app.clone(), slot, limits.header_timeout, shutdown.clone()));
     }
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// Requests in flight on a connection and when the last one ended, to close idle connections.
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds from the connection's start to the end of its last request.
+    last_end_ms: AtomicU64,
+}
+
+/// A request in flight; its end is recorded when dropped.
+struct Busy {
+    activity: Arc<Activity>,
+    started: tokio::time::Instant,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.last_end_ms.store(ms, Ordering::Relaxed);
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>, started: tokio::time::Instant) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy { activity: self.clone(), started }
+    }
+
+    /// How long no request has been in flight (zero while one is).
+    fn idle_for(&self, started: tokio::time::Instant) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
+        started.elapsed().saturating_sub(last)
+    }
 }
 
 async fn connection(
@@ -124,13 +202,24 @@ async fn connection(
     // bytes that a silent client never sends).
     let seen = Arc::new(AtomicBool::new(false));
     let seen_by_service = seen.clone();
+    let meter = ReadMeter::default();
+    let activity = Arc::new(Activity::default());
+    let activity_of_service = activity.clone();
+    let meter_of_service = meter.clone();
+    let started = tokio::time::Instant::now();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         seen_by_service.store(true, Ordering::Relaxed);
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(remote));
         req.extensions_mut().insert(slot.clone());
+        req.extensions_mut().insert(meter_of_service.clone());
         let mut app = app.clone();
-        async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|never| match never {})) }
+        let busy = activity_of_service.begin(started);
+        async move {
+            let response = app.call(req).await.unwrap_or_else(|never| match never {});
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
@@ -140,11 +229,13 @@ async fn connection(
         .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
         .keep_alive_interval(H2_KEEP_ALIVE)
         .keep_alive_timeout(H2_KEEP_ALIVE);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(Metered::new(stream, meter)), service);
     tokio::pin!(conn);
     let first_request = tokio::time::sleep(header_timeout);
     tokio::pin!(first_request);
     let mut waiting_for_first = true;
+    let mut idle_check = tokio::time::interval_at(tokio::time::Instant::now() + header_timeout, header_timeout);
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             r = conn.as_mut() => {
@@ -159,6 +250,15 @@ async fn connection(
                     return;
                 }
                 waiting_for_first = false;
+            }
+            // HTTP/2 has no idle timeout of its own: a client keeping an idle connection open
+            // (answering keep-alive pings) would hold its place forever.
+            _ = idle_check.tick(), if !waiting_for_first => {
+                if activity.idle_for(started) >= header_timeout {
+                    tracing::trace!(%remote, "connection idle for the header timeout; closing");
+                    conn.as_mut().graceful_shutdown();
+                    break;
+                }
             }
             _ = shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();

@@ -126,6 +126,7 @@ fn relay_request() -> RelayRequest {
         chain_id: 1,
         timeout_ms: 2_000,
         body: json_body(RELAY_BODY, r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x"#),
+        trace: None,
     }
 }
 

@@ -14,6 +14,9 @@
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`prometheus`]: `testnet up --prometheus`: a scrape config for every daemon, and Prometheus
 //!   itself when installed.
+//! - [`measure`]: the one definition of percentiles and gossip convergence (reports, simulator).
+//! - [`simulate`]: `rpcmesh testnet simulate`: a discrete-event simulation of a large mesh that
+//!   runs the daemon's real mesh view, trust, cordon book and route planning.
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
 //! - [`report`]: `report.md` and SVG plots computed from those records.
 //! - [`scenario`]: scenario files, the load generator, the timeline runner.
@@ -30,11 +33,13 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod federation;
 pub mod forward;
+pub mod measure;
 pub mod net;
 pub mod prometheus;
 pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod simulate;
 mod transport;
 pub mod vet;

@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod id;
 pub mod init;
 pub mod run;
+pub mod simulate;
 pub mod testnet;
 pub mod testnet_prometheus;
 pub mod vet;

@@ -27,7 +27,6 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let mut config = load_config(&home, &args.flags.overrides()?)?;
     args.flags.apply_upstreams(&mut config);
     config.check()?;
-    crate::logging::init(&config.log);
     crate::memory::tune();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     match config.runtime.worker_threads {
@@ -42,7 +41,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         }
     }
     let runtime = builder.enable_all().build().context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let export = crate::logging::init_with_telemetry(&config.log, &config.telemetry, runtime.handle().clone())
+        .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+    let result = runtime.block_on(async move {
         let mut node = rpcmesh_node::launch::launch(config, &home)
             .await
             .with_context(|| format!("starting the daemon of {}", home.display()))?;
@@ -59,7 +60,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         node.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("stopped");
         outcome.map_err(Failure::Runtime)
-    })
+    });
+    // The last spans go out while the runtime still runs (their POST is spawned on it).
+    if let Some(export) = export {
+        export.shutdown();
+    }
+    result
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -170,6 +170,9 @@ enum TestnetCommand {
     /// Measure the daemon on this machine: latency and req/s of direct vs local daemon vs relay,
     /// failover gap, gossip convergence, RSS and CPU; writes DIR/bench.md and DIR/bench.json
     Bench(BenchArgs),
+    /// Simulate a large mesh (10 000 providers and more) with the daemon's real mesh view, trust,
+    /// cordons and routing on a simulated clock and network; writes a report with plots
+    Simulate(super::simulate::SimulateArgs),
     /// Forward TCP from one local address to another (a provider's killable path to a shared
     /// node: kill or SIGSTOP this process to take that provider's node down or freeze it)
     Forward {
@@ -227,6 +230,7 @@ pub fn run(args: TestnetArgs) -> Result<(), Failure> {
             runtime()?.block_on(run_scenario(scenario, out, duration, anvil))
         }
         TestnetCommand::Bench(args) => runtime()?.block_on(bench(args)),
+        TestnetCommand::Simulate(args) => super::simulate::run(args),
         TestnetCommand::Forward { listen, to } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
             rt.block_on(rpcmesh_testnet::forward::run(listen, to))

@@ -212,7 +212,14 @@ async fn no_failed_request_when_the_upstream_is_killed_or_frozen() {
     let client = RpcClient::new(&m.nodes[0].gateway_addr);
 
     let before = drive(&client, 40, "healthy").await;
-    assert!(before.iter().all(|s| *s == a_id), "A serves from its own upstream while healthy: {before:?}");
+    // Its own upstream first; a hedge may still let a peer win a read the loaded machine made
+    // slow, so most, not all, come from A.
+    let own = before.iter().filter(|s| **s == a_id).count();
+    assert!(
+        own * 4 >= before.len() * 3,
+        "A serves from its own upstream while healthy ({own} of {}): {before:?}",
+        before.len()
+    );
 
     // Killed: connections refused at once.
     m.forwarders[0].kill();
@@ -272,6 +279,7 @@ async fn websocket_subscription_survives_a_killed_and_a_frozen_upstream() {
     use tokio_tungstenite::tungstenite::Message;
 
     let mut m = three_providers("gw-ws").await;
+    let a_id = m.nodes[0].peer_id.clone();
     let url = format!("ws://{}/", m.nodes[0].gateway_addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket connects");
     ws.send(Message::text(r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#)).await.unwrap();
@@ -315,6 +323,35 @@ async fn websocket_subscription_survives_a_killed_and_a_frozen_upstream() {
                 assert!(v.get("result").is_some(), "{v}");
                 answers += 1;
             }
+        }
+        // Who served the last answer and the subscription's latest head, asked on the session:
+        // A's own node while it is healthy, a peer once it was killed.
+        let asked = format!(r#"{{"jsonrpc":"2.0","id":"who","method":"rpcmesh_servedBy","params":[{next_id}]}}"#);
+        ws.send(Message::text(asked)).await.unwrap();
+        let who = loop {
+            let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("an answer").unwrap().unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            if v["id"] == "who" {
+                break v["result"].clone();
+            }
+            if v["method"] == "eth_subscription" {
+                let n =
+                    u64::from_str_radix(v["params"]["result"]["number"].as_str().unwrap().trim_start_matches("0x"), 16)
+                        .unwrap();
+                heads.push(n);
+            }
+        };
+        let answer_by = who["answers"][0]["servedBy"][0].as_str().unwrap_or_default().to_string();
+        let head_by = who["subscriptions"][sub_id.as_str()].as_str().unwrap_or_default().to_string();
+        assert_eq!(who["answers"][0]["id"], next_id, "{who}");
+        match phase {
+            0 => assert_eq!((answer_by.as_str(), head_by.as_str()), (a_id.as_str(), a_id.as_str()), "{who}"),
+            1 => assert!(
+                !answer_by.is_empty() && answer_by != a_id && !head_by.is_empty() && head_by != a_id,
+                "served by peers while A's node is down: {who}"
+            ),
+            _ => {}
         }
     }
     m.forwarders[0].thaw();

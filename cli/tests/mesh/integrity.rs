@@ -109,10 +109,11 @@ async fn every_kind_of_strict_answer_is_true(m: &Mesh, client: &RpcClient, recei
     }
 }
 
-/// Sample mode through the liar's own daemon: its node's wrong balances (at a given block: sample
-/// mode never rewrites a head-relative request) reach clients until a sampled check catches one;
-/// from then on every answer of that node is checked and none passes. Returns how many wrong
-/// answers got through first.
+/// Sample mode through the liar's own daemon: its node's wrong balances reach clients until a
+/// sampled check catches one; from then on every answer of that node is checked and none passes.
+/// Returns how many wrong answers got through first. At `latest` (never rewritten in sample mode)
+/// a sampled answer is compared with the proven balance at the trusted head, and on a difference
+/// the node is asked again at that head, where its lie is proven.
 async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcClient, block: &Value) -> usize {
     let b = &m.nodes[1];
     let params = json!([RICH, block]);
@@ -120,7 +121,7 @@ async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcC
     let sample = [("x-rpcmesh-verify", "sample")];
     let caught = async || {
         let text = b.metrics().await.unwrap_or_default();
-        metric(&text, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0
+        metric(&text, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"lie_state\"}") >= 1.0
     };
     let mut wrong = 0;
     // At a 5 % sample, 1000 answers all unsampled has odds of 1 in 10^22.
@@ -143,13 +144,13 @@ async fn sample_mode_stops_the_liar_at_its_first_catch(m: &Mesh, via_liar: &RpcC
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_client() {
-    let m = mesh("integrity-strict").await;
+    let mut m = mesh("integrity-strict").await;
     let liar = m.nodes[1].peer_id.clone();
     let receipt = mined_log_transaction(&m.anvil).await;
     assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "the constructor emitted its log: {receipt}");
     let via_a = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[0].gateway_addr));
     let via_b = RpcClient::at(format!("http://{}/{CHAIN}", m.nodes[1].gateway_addr));
-    let wrong = sample_mode_stops_the_liar_at_its_first_catch(&m, &via_b, &receipt["blockNumber"]).await;
+    let wrong = sample_mode_stops_the_liar_at_its_first_catch(&m, &via_b, &json!("latest")).await;
     eprintln!("sample mode: {wrong} wrong answer(s) reached the client before the first catch");
 
     every_strict_answer_is_true(&m, &via_a, "through a daemon without a node").await;
@@ -162,7 +163,7 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
     let metrics = m.nodes[1].metrics().await.unwrap();
     assert!(metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"proof\"}") >= 12.0);
     assert!(
-        metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"state\"}") >= 1.0,
+        metric(&metrics, "rpcmesh_integrity_checks_total{method=\"eth_getBalance\",outcome=\"lie_state\"}") >= 1.0,
         "B caught its own node's wrong balance: {metrics}"
     );
 
@@ -198,8 +199,60 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
         );
     }
 
+    // The liar's own daemon holds the mesh's proof against itself: after a restart (its
+    // suspicions, kept in memory, are gone; the cordon is in its store) every answer of its own
+    // node is checked in full, so none of its sample-mode answers is the node's lie.
+    wait("the liar to hold the cordon on itself", async || {
+        let p = peers(&m.nodes[1]).await;
+        provider(&p, &liar).is_some_and(|v| v["cordons"].as_array().is_some_and(|c| !c.is_empty()))
+    })
+    .await;
+    m.nodes[1].stop(WAIT);
+    m.nodes[1].restart().expect("restart the liar's daemon");
+    m.nodes[1].wait_up(WAIT).await.expect("the liar's daemon is back");
+    let balance = direct(&m.anvil.url(), "eth_getBalance", json!([RICH, "latest"])).await;
+    wait("the restarted daemon to answer strict reads again", async || {
+        let a = strict(&via_b, "eth_getBalance", json!([RICH, "latest"])).await;
+        a.status == 200 && a.body.get("result") == Some(&balance)
+    })
+    .await;
+    for i in 0..30 {
+        let a = via_b
+            .call_raw(&call_body("eth_getBalance", json!([RICH, "latest"])), &[("x-rpcmesh-verify", "sample")])
+            .await;
+        assert_eq!(result(&a, "balance from the cordoned daemon"), balance, "sample answer {i} of the restarted liar");
+    }
+
     // A mode that does not exist is refused before anything is routed.
     let a = via_a.call_raw(&call_body("eth_blockNumber", json!([])), &[("x-rpcmesh-verify", "paranoid")]).await;
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(a.body["id"], 7, "{}", a.body);
+}
+
+/// A liar that no client's request ever reaches is still caught: C's canary rounds audit every
+/// operator (its head block and a proven balance) whatever the watch list, so C proves B's lie on
+/// its own and cordons it, and the evidence cordons B at D too. No client request is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_no_client_asks_is_caught_by_the_canary_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(CHAIN).await;
+    let mut auditing = fast_sets();
+    auditing.push("censorship.canary_interval_secs=1".into());
+    let providers = vec![(fast_sets(), Some(Fault::Lie)), (auditing, None), (fast_sets(), None)];
+    let (_proxies, nodes) =
+        proxied_mesh(dir.path(), "integrity-audit", (&anvil, CHAIN), fast_sets(), providers, 2..4).await;
+    let liar = nodes[1].peer_id.clone();
+    for observer in &nodes[2..] {
+        wait("the liar cordoned without a client request", async || {
+            let p = peers(observer).await;
+            provider(&p, &liar).is_some_and(|v| v["cordons"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+        .await;
+    }
+    let text = nodes[2].metrics().await.unwrap_or_default();
+    assert!(
+        metric(&text, "rpcmesh_censorship_canary_checks_total{probe=\"audit\",outcome=\"proven_wrong\"}") >= 1.0,
+        "C's audit proved it: {}",
+        text.lines().filter(|l| l.contains("canary")).collect::<Vec<_>>().join("\n")
+    );
 }

@@ -13,6 +13,7 @@ mod metrics;
 mod safety;
 mod scenarios;
 mod support;
+mod telemetry;
 mod testnet_prometheus;
 mod tests;
 mod trust;

@@ -221,13 +221,22 @@ fn frozen_provider_scenario_has_no_failed_request() {
 #[test]
 fn every_shipped_scenario_parses() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/scenarios");
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
+    let (mut n, mut sims) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         if path.extension().is_some_and(|e| e == "toml") {
-            rpcmesh_testnet::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
+            if name.starts_with("sim-") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                rpcmesh_testnet::simulate::SimScenario::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                sims += 1;
+            } else {
+                rpcmesh_testnet::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
         }
     }
     assert_eq!(n, 13, "thirteen shipped scenarios");
+    assert_eq!(sims, 4, "four shipped simulation scenarios");
+    rpcmesh_testnet::scenario::load(&dir.join("validate/mesh-20.toml")).unwrap_or_else(|e| panic!("{e}"));
 }

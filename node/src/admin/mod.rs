@@ -83,6 +83,8 @@ pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn serve_limits() -> crate::serve::ServeLimits {
     crate::serve::ServeLimits {
         max_connections: ADMIN_MAX_CONNECTIONS,
+        // The operator's own tools, usually from one address; the cap above is small already.
+        max_connections_per_ip: 0,
         header_timeout: ADMIN_HEADER_TIMEOUT,
         setting: "the admin API's connection limit",
     }

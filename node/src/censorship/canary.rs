@@ -9,6 +9,11 @@
 //! well-behaved node refuses for lack of funds. It is sent to that one operator only, never
 //! broadcast, and nothing can ever mine it. A wrong read or a refusal for another reason goes
 //! through the request path's checks, which turn it into evidence (peers) or a warning (own node).
+//!
+//! Whatever the watch list, each operator asked in a round is also **audited**: its head block
+//! and the balance of that block's miner, read strictly. A provider whose node lies about blocks
+//! or state is then proven wrong (and cordoned mesh-wide) within a few rounds even when no
+//! client's request ever reaches it.
 
 use std::time::Duration;
 
@@ -45,7 +50,7 @@ pub struct CanarySettings {
 
 /// Runs canary rounds until cancelled. Cancel-safe: a round in progress is dropped.
 pub async fn run(router: Router, settings: CanarySettings, metrics: NodeMetrics, cancel: CancellationToken) {
-    if settings.watch.is_empty() || settings.interval.is_zero() {
+    if settings.interval.is_zero() {
         return;
     }
     let mut offset = 0usize;
@@ -56,7 +61,7 @@ pub async fn run(router: Router, settings: CanarySettings, metrics: NodeMetrics,
         }
         let n = settings.watch.len().min(ADDRESSES_PER_ROUND);
         let batch: Vec<Address> = (0..n).map(|i| settings.watch[(offset + i) % settings.watch.len()]).collect();
-        offset = (offset + n) % settings.watch.len();
+        offset = (offset + n) % settings.watch.len().max(1);
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = round(&router, &batch, &metrics) => {}
@@ -80,6 +85,7 @@ async fn round(router: &Router, watch: &[Address], metrics: &NodeMetrics) {
         shuffle(&mut targets);
         targets.truncate(OPERATORS_PER_ROUND);
         for target in targets {
+            audit(router, chain_id, target, metrics).await;
             for address in watch {
                 if let Target::Peer(key) = target
                     && router.labelled_long_enough(chain_id, &key, address, RELABEL_WHEN_LEFT)
@@ -116,6 +122,34 @@ async fn round(router: &Router, watch: &[Address], metrics: &NodeMetrics) {
             }
         }
     }
+}
+
+/// The audit of one operator: its head block, then the balance of the block's miner, both read
+/// strictly (the block against the trusted chain, the balance proven at the trusted head).
+async fn audit(router: &Router, chain_id: u64, target: Target, metrics: &NodeMetrics) {
+    let head = Request::internal("eth_getBlockByNumber", r#"["latest",false]"#);
+    let answer = router.call_target(chain_id, target, &head, VerifyMode::Strict).await;
+    let miner = answer.as_ref().ok().and_then(|body| miner_of(body));
+    let outcome = read_outcome(answer);
+    count(metrics, "audit", outcome);
+    if outcome != "honest" {
+        tracing::info!(chain_id, ?target, outcome, "canary audit of the head block");
+    }
+    let Some(miner) = miner else { return };
+    let balance = Request::internal("eth_getBalance", &format!(r#"["{miner}","latest"]"#));
+    let outcome = read_outcome(router.call_target(chain_id, target, &balance, VerifyMode::Strict).await);
+    count(metrics, "audit", outcome);
+    if outcome != "honest" {
+        tracing::info!(chain_id, ?target, outcome, "canary audit of a balance");
+    }
+}
+
+/// The `miner` of a block answer (a JSON-RPC response body), as a checked address.
+fn miner_of(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let m = v.get("result")?.get("miner")?.as_str()?;
+    let a: Address = m.parse().ok()?;
+    Some(crate::censorship::subject_of(&a))
 }
 
 /// Fisher–Yates with OS randomness: which operators a round asks is not predictable.
@@ -190,6 +224,14 @@ mod tests {
         let req = send_request(&raw);
         assert_eq!(crate::censorship::touch::touched(&req.method, &req.raw)[1], to);
         assert_ne!(fresh_secret(), fresh_secret());
+    }
+
+    #[test]
+    fn the_audited_balance_is_the_head_blocks_miner() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"number":"0x5","miner":"0x00000000000000000000000000000000000000aB"}}"#;
+        assert_eq!(miner_of(body).as_deref(), Some("0x00000000000000000000000000000000000000ab"));
+        assert_eq!(miner_of(br#"{"result":{"miner":"0x12"}}"#), None, "not an address");
+        assert_eq!(miner_of(br#"{"error":{"code":-32000}}"#), None);
     }
 
     #[test]

@@ -71,6 +71,9 @@ cors_origins = {gw_cors}
 # Most client requests in flight, and most open connections (WebSocket sessions included);
 # beyond it: HTTP 503 with JSON-RPC -32005 (no queueing).
 max_connections = {gw_conns}
+# Most of them from one client address (IPv6: one /64); 0 = no per-address limit (e.g. behind a
+# reverse proxy that connects from one address).
+max_connections_per_ip = {gw_conns_ip}
 # Time a client has to send its request headers (also the keep-alive idle timeout), and its
 # body (HTTP 408 after it), in milliseconds.
 header_timeout_ms = {gw_header_to}
@@ -198,12 +201,18 @@ enabled = {cache_on}
 max_mib = {rcache_mib}
 final_depth_blocks = {cache_depth}
 head_ttl_ms = {cache_ttl}
+# Disk for a second tier in the store (MiB; 0: memory only): answers about a block hash or
+# settled history are also kept there, read on a memory miss, and survive restarts.
+sled_mib = {cache_sled}
 
 [relay]
 # Serve relays for any valid peer, not only trusted ones.
 open = {relay_open}
 # Largest relayed request or response (bytes).
 max_body_bytes = {relay_body}
+# Relay over long-lived per-peer streams (false: one request-response exchange per relay; peers
+# without streams are served and asked that way anyway).
+streams = {relay_streams}
 # Methods peers may have this node's upstreams serve ("*" wildcards), minus those denied (deny
 # wins); refused relays make the requesting gateway answer JSON-RPC -32601. Independent of the
 # gateway lists. The default relays the public surface and never node-admin, dev-chain,
@@ -242,6 +251,15 @@ level = {log_level}
 # "text" or "json".
 format = {log_format}
 
+[telemetry]
+# OpenTelemetry export of the spans (a "request" span per client request, a "relay" span per
+# relay served for a peer, in the requester's trace). OTLP/HTTP protobuf traces URL of a
+# collector, e.g. "http://127.0.0.1:4318/v1/traces"; "" (the default): off.
+otlp_endpoint = {otlp_endpoint}
+service_name = {otlp_service}
+# Share of traces exported (0.0 to 1.0); relays follow the requester's decision.
+sample_ratio = {otlp_ratio:?}
+
 [runtime]
 # Async worker threads; 0 = half the CPU cores, at least 1 (the chain node needs the rest).
 # 1 gives the lowest latency to a single client (no cross-thread hand-over per request);
@@ -267,6 +285,7 @@ worker_threads = {worker_threads}
         gw_default = c.gateway.default_chain,
         gw_cors = v(&c.gateway.cors_origins),
         gw_conns = c.gateway.max_connections,
+        gw_conns_ip = c.gateway.max_connections_per_ip,
         gw_costs = v(&c.gateway.method_costs),
         gw_body_budget = c.gateway.max_buffered_body_bytes,
         gw_header_to = c.gateway.header_timeout_ms,
@@ -301,6 +320,7 @@ worker_threads = {worker_threads}
         rcache_mib = c.cache.max_mib,
         cache_depth = c.cache.final_depth_blocks,
         cache_ttl = c.cache.head_ttl_ms,
+        cache_sled = c.cache.sled_mib,
         c_avoid = v(&c.censorship.avoid),
         c_watch = v(&c.censorship.watch),
         c_canary = c.censorship.canary_interval_secs,
@@ -322,6 +342,7 @@ worker_threads = {worker_threads}
         i_lag = c.integrity.max_lag_blocks,
         relay_open = c.relay.open,
         relay_body = c.relay.max_body_bytes,
+        relay_streams = c.relay.streams,
         relay_allow = v(&c.relay.allow_methods),
         relay_deny = v(&c.relay.deny_methods),
         relay_grants = v(&c.relay.grants),
@@ -340,6 +361,9 @@ worker_threads = {worker_threads}
         cordon_secs = c.integrity.cordon_secs,
         log_level = v(&c.log.level),
         log_format = v(&c.log.format),
+        otlp_endpoint = v(&c.telemetry.otlp_endpoint),
+        otlp_service = v(&c.telemetry.service_name),
+        otlp_ratio = c.telemetry.sample_ratio,
         worker_threads = c.runtime.worker_threads,
     );
     s.push_str(

@@ -594,6 +594,14 @@ impl EvidenceTask {
             && let Some(rec) = self.book.get(&e.accused, e.chain_id)
         {
             self.store.put_cordon(&e.accused, e.chain_id, rec)?;
+            if e.accused == self.identity.public_key() {
+                tracing::error!(
+                    chain_id = e.chain_id,
+                    evidence_id = id,
+                    kind = e.kind.as_str(),
+                    "the mesh holds proof that this node's own upstream lied: peers route around it, and its answers are now checked in full before they reach this node's clients; see `rpcmesh evidence show` and fix the node"
+                );
+            }
         }
         self.flush().await;
         self.after_change().await;

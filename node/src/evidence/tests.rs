@@ -92,7 +92,12 @@ impl Rig {
         let store = Store::open(dir, StoreConfig::default()).unwrap();
         let (cmd_tx, commands) = mpsc::channel(64);
         let (_status_tx, status_rx) = watch::channel(P2pStatus::default());
-        let p2p = P2pHandle::new(me.peer_id(), cmd_tx, status_rx);
+        let p2p = P2pHandle::new(
+            me.peer_id(),
+            cmd_tx,
+            status_rx,
+            crate::p2p::StreamControl(libp2p_stream::Behaviour::new().new_control()),
+        );
         let (mesh_tx, mesh) = mpsc::channel(64);
         let (inbound, inbound_rx) = mpsc::channel(8);
         let metrics = NodeMetrics::default();

@@ -41,6 +41,12 @@ impl BodyBudget {
         Self { bytes: Arc::new(Semaphore::new(total)), total }
     }
 
+    /// The budget's bytes as permits, for readers that charge it themselves (a WebSocket
+    /// session's unfinished message, see [`crate::serve::ReadMeter`]).
+    pub fn bytes(&self) -> Arc<Semaphore> {
+        self.bytes.clone()
+    }
+
     /// Takes `n` more bytes into `held`, or says the budget is spent.
     fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), GatewayError> {
         if n == 0 {

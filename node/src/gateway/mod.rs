@@ -16,6 +16,7 @@ pub mod body;
 pub mod cost;
 pub mod quota;
 pub mod respond;
+mod served_log;
 mod ws;
 
 use std::hash::{Hash as _, Hasher as _};
@@ -125,6 +126,12 @@ impl Dispatched {
 }
 
 impl Gateway {
+    /// What bounds a WebSocket message being received: the shared body budget and the body
+    /// timeout.
+    fn ws_message_bounds(&self) -> (Arc<tokio::sync::Semaphore>, Duration) {
+        (self.inner.body_budget.bytes(), self.inner.body_timeout)
+    }
+
     /// A gateway over `router` for the configured chains, its access metrics unregistered.
     pub fn new(router: Router, cfg: &GatewayConfig, chains: &[ChainConfig], verify: VerifyMode) -> Self {
         Self::with_access_metrics(router, cfg, chains, verify, &NodeMetrics::default())
@@ -448,6 +455,7 @@ async fn upgrade(
     };
     let headers = req.headers().clone();
     let slot = req.extensions().get::<crate::serve::ConnectionSlot>().cloned();
+    let meter = req.extensions().get::<crate::serve::ReadMeter>().cloned();
     let upgrade = match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
@@ -462,7 +470,7 @@ async fn upgrade(
     };
     // The session keeps the connection's place under `gateway.max_connections`.
     let permit = slot.and_then(|s| s.take());
-    ws::upgrade(gw.clone(), ws::Session { chain, opts, key, ip: addr.ip() }, upgrade, permit)
+    ws::upgrade(gw.clone(), ws::Session { chain, opts, key, ip: addr.ip(), meter }, upgrade, permit)
 }
 
 async fn post(

@@ -11,6 +11,14 @@
 //! filter is made on the next best one under the same subscription id, and hashes already sent
 //! are not sent again (a few transactions may be missed during the switch).
 //!
+//! Who served each answer and each subscription's latest data is told on demand: the client
+//! calls `rpcmesh_servedBy` on the session (see [`super::served_log`]); nothing is added to
+//! answers or notifications.
+//!
+//! A message being received is bounded like a request body: its bytes are charged against the
+//! gateway's body budget as they arrive (the connection fails when it is spent) and it must be
+//! complete within the body timeout, or the session is closed (see [`crate::serve::ReadMeter`]).
+//!
 //! Access: the key (if any) is checked at the upgrade; each message is then charged against the
 //! key's or the address's quota like an HTTP request (its compute units, a batch the sum of its
 //! items'), and answered with a JSON-RPC -32005 error when over it (the session stays open).
@@ -34,6 +42,7 @@ use super::Gateway;
 use super::access::ApiKey;
 use super::body::{calls_in, ids_of_call};
 use super::respond::GatewayError;
+use super::served_log::{self, ServedLog, SubscriptionSources};
 use crate::jsonrpc::{self, Call, INVALID_PARAMS, Item, LIMIT_EXCEEDED, METHOD_NOT_FOUND, Request};
 use crate::router::RouteOptions;
 use crate::router::{Target, VerifyMode};
@@ -84,11 +93,18 @@ pub struct Session {
     pub key: Option<Arc<ApiKey>>,
     /// The client's address (its quota when there is no key).
     pub ip: std::net::IpAddr,
+    /// The connection's reads, to bound the message being received.
+    pub meter: Option<crate::serve::ReadMeter>,
 }
 
 /// Accepts the upgrade and serves the connection; `slot` (the connection's place under
 /// `gateway.max_connections`) is held until the session ends.
-pub fn upgrade(gw: Gateway, s: Session, up: WebSocketUpgrade, slot: Option<OwnedSemaphorePermit>) -> Response {
+pub fn upgrade(
+    gw: Gateway,
+    s: Session,
+    up: WebSocketUpgrade,
+    slot: Option<crate::serve::ConnectionPermit>,
+) -> Response {
     up.max_message_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -134,7 +150,20 @@ impl PingBudget {
     }
 }
 
+/// How often a session looks at its unfinished message: a quarter of the body timeout, so one
+/// is closed within 1.25 timeouts of its first byte.
+fn unfinished_check_period(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(50), Duration::from_millis(2500))
+}
+
 async fn session(gw: Gateway, s: Session, socket: WebSocket) {
+    let (budget, message_timeout) = gw.ws_message_bounds();
+    if let Some(m) = &s.meter {
+        m.watch(budget);
+    }
+    let period = unfinished_check_period(message_timeout);
+    let mut unfinished_check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    unfinished_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(OUTBOX);
     let outbox = Outbox { tx: out_tx, bytes: Arc::new(Semaphore::new(OUTBOX_BYTES)) };
@@ -156,12 +185,30 @@ async fn session(gw: Gateway, s: Session, socket: WebSocket) {
     let mut writer_done = false;
     let mut pings = PingBudget { window_start: tokio::time::Instant::now(), count: 0 };
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut served = ServedLog::default();
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
-                Some(Ok(m)) => m,
-                _ => break,
+                Some(Ok(m)) => {
+                    if let Some(meter) = &s.meter {
+                        meter.message_done();
+                    }
+                    m
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket session ends on a read error");
+                    break;
+                }
+                None => break,
             },
+            _ = unfinished_check.tick(), if s.meter.is_some() => {
+                let since = s.meter.as_ref().and_then(|m| m.unfinished_since());
+                if since.is_some_and(|t| t.elapsed() >= message_timeout) {
+                    tracing::debug!(?message_timeout, "websocket message not completed within the body timeout; closing the session");
+                    break;
+                }
+                continue;
+            }
             // The writer gave up on the client (or failed): the session is over.
             _ = &mut writer, if !writer_done => {
                 writer_done = true;
@@ -179,14 +226,21 @@ async fn session(gw: Gateway, s: Session, socket: WebSocket) {
             _ => continue,
         };
         let started = tokio::time::Instant::now();
-        let answer = handle_message(&gw, &s, &body, &mut subs, &outbox).await;
+        let answer = handle_message(&gw, &s, &body, &mut subs, &mut served, &outbox).await;
         gw.metrics().call(s.chain, "ws", started.elapsed());
         if let Some(a) = answer
             && !outbox.send(a).await
         {
             break;
         }
-        subs.retain(|_, h| !h.is_finished());
+        let sources = served.subscriptions();
+        subs.retain(|id, h| {
+            let live = !h.is_finished();
+            if !live {
+                sources.forget(id);
+            }
+            live
+        });
     }
     for (_, h) in subs {
         h.abort();
@@ -204,6 +258,7 @@ async fn handle_message(
     s: &Session,
     body: &Bytes,
     subs: &mut HashMap<String, JoinHandle<()>>,
+    served: &mut ServedLog,
     out: &Outbox,
 ) -> Option<Bytes> {
     let (chain, opts) = (s.chain, s.opts.clone());
@@ -217,6 +272,11 @@ async fn handle_message(
     }
     // Subscriptions are only handled as single requests; batches go through the router.
     if let Call::Single(Item::Request(req)) = &call
+        && req.method == served_log::METHOD
+    {
+        return Some(result(req, &served.result(&params(req))));
+    }
+    if let Call::Single(Item::Request(req)) = &call
         && matches!(req.method.as_str(), "eth_subscribe" | "eth_unsubscribe")
     {
         if let Some(k) = s.key.as_deref().filter(|k| !k.allows(&req.method)) {
@@ -225,19 +285,27 @@ async fn handle_message(
             return Some(jsonrpc::error_response(req.id.as_deref().unwrap_or(b"null"), METHOD_NOT_FOUND, &msg));
         }
         return Some(if req.method == "eth_subscribe" {
-            subscribe(gw, chain, opts, req, subs, out)
+            subscribe(gw, chain, opts, req, subs, served.subscriptions(), out)
         } else {
-            unsubscribe(req, subs)
+            unsubscribe(req, subs, &served.subscriptions())
         });
     }
+    let id = match &call {
+        Call::Single(Item::Request(r)) => Some(r.id.as_deref().unwrap_or(b"null").to_vec()),
+        _ => None,
+    };
     let d = gw.dispatch_call(chain, call, opts, s.key.as_deref()).await;
     // A WebSocket answer has no headers, and an extra member in a JSON-RPC response breaks
-    // strict clients: who served it goes to this log line (per connection, in the session's
-    // span) and to the metrics, never into the answer.
+    // strict clients: who served it is kept for `rpcmesh_servedBy` (single requests; a batch's
+    // elements under their own ids is not worth the copy), logged and counted, never added.
+    let verified = d.verified.map_or("none", |v| v.label());
+    if let Some(id) = id {
+        served.record(Some(&id), d.served_by.clone(), d.attempts, verified);
+    }
     tracing::debug!(
         served_by = %d.served_by.join(","),
         attempts = d.attempts,
-        verified = d.verified.map_or("none", |v| v.label()),
+        verified,
         "websocket answer"
     );
     d.body
@@ -267,6 +335,7 @@ fn subscribe(
     opts: RouteOptions,
     req: &Request,
     subs: &mut HashMap<String, JoinHandle<()>>,
+    sources: Arc<SubscriptionSources>,
     out: &Outbox,
 ) -> Bytes {
     let id = req.id.as_deref().unwrap_or(b"null");
@@ -280,7 +349,7 @@ fn subscribe(
         );
     }
     let sub_id = format!("0x{:016x}", NEXT_SUB.fetch_add(1, Ordering::Relaxed) ^ 0x9e37_79b9_7f4a_7c15);
-    let poller = Poller { gw: gw.clone(), chain, opts, sub_id: sub_id.clone(), out: out.clone() };
+    let poller = Poller { gw: gw.clone(), chain, opts, sub_id: sub_id.clone(), out: out.clone(), sources };
     let handle = match kind {
         "newHeads" => tokio::spawn(poller.run(Feed::Heads)),
         "logs" => {
@@ -318,9 +387,13 @@ fn subscribe(
     result(req, &Value::String(sub_id))
 }
 
-fn unsubscribe(req: &Request, subs: &mut HashMap<String, JoinHandle<()>>) -> Bytes {
+fn unsubscribe(req: &Request, subs: &mut HashMap<String, JoinHandle<()>>, sources: &SubscriptionSources) -> Bytes {
     let p = params(req);
-    let removed = p.first().and_then(Value::as_str).and_then(|s| subs.remove(s)).map(|h| h.abort()).is_some();
+    let sub = p.first().and_then(Value::as_str);
+    let removed = sub.and_then(|s| subs.remove(s)).map(|h| h.abort()).is_some();
+    if let Some(s) = sub.filter(|_| removed) {
+        sources.forget(s);
+    }
     result(req, &Value::Bool(removed))
 }
 
@@ -335,12 +408,17 @@ struct Poller {
     opts: RouteOptions,
     sub_id: String,
     out: Outbox,
+    /// Where the provider of each poll is recorded for `rpcmesh_servedBy`.
+    sources: Arc<SubscriptionSources>,
 }
 
 impl Poller {
     async fn call(&self, method: &str, params: Value) -> Option<Value> {
         let req = Request::internal(method, &params.to_string());
         let routed = self.gw.inner.router.route(self.chain, &req, &self.opts).await;
+        if let Some(by) = &routed.served_by {
+            self.sources.record(&self.sub_id, by.clone());
+        }
         let mut v: Value = serde_json::from_slice(&routed.body).ok()?;
         v.get_mut("result").map(Value::take).filter(|r| !r.is_null())
     }
@@ -360,6 +438,7 @@ impl Poller {
             .call_target(self.chain, *target, &req, VerifyMode::Off)
             .await
             .map_err(|e| e.to_string())?;
+        self.sources.record(&self.sub_id, self.gw.inner.router.served_by(self.chain, *target));
         let mut v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         if let Some(e) = v.get("error") {
             return Err(format!("error {e}"));

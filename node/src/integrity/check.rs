@@ -109,6 +109,9 @@ impl IntegrityCheck {
                     let s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
                     s.get(&target).is_some_and(|since| since.elapsed() < SUSPECT_FOR)
                 };
+                // The mesh proved this node's own upstream lied: peers route around it, and this
+                // node checks every answer of it (the cordon lasts longer than a suspicion).
+                let suspect = suspect || (matches!(target, Target::Own(_)) && self.source.own_cordoned(call.chain_id));
                 // A fresh draw per attempt (a counter in the keyed hash): the same request asked
                 // again is sampled independently, so polling one value cannot dodge the checks.
                 let draw = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -267,7 +270,11 @@ impl IntegrityCheck {
                     Err(lie @ Verdict::Lie { .. }) => {
                         // Wrong on its face; the trusted header of the block asked for makes it evidence.
                         let m = match block {
-                            BlockSel::Head | BlockSel::Pending => None,
+                            // A block wrong on its face proves itself; the trusted head only
+                            // places the bundle in time.
+                            BlockSel::Head | BlockSel::Pending => {
+                                self.anchors.head(chain_id, deadline).await.ok().map(|h| Material::new(&h.header))
+                            }
                             sel => {
                                 self.trusted_at(chain_id, sel, target, deadline).await.ok().map(|t| Material::new(&t))
                             }
@@ -593,6 +600,61 @@ impl IntegrityCheck {
         Ok(Some(Request::new(Bytes::from(raw), req.method.clone(), req.upstream_id().map(Bytes::copy_from_slice))))
     }
 
+    /// A sampled head-relative read (sample mode never rewrites a client's request, so it cannot
+    /// be proven as asked): compared with the proven answer at the trusted head, it is verified
+    /// when equal. When not, the provider may simply be ahead of the trusted head, so the same
+    /// provider is asked the question `pinned` to that head: a lie there is proven (evidence,
+    /// and the client's answer is refused so the request moves on), an honest answer there
+    /// leaves the client's answer as it was, unverified.
+    async fn sampled_at_head(
+        &self,
+        call: &Call<'_>,
+        pinned: &Request,
+        target: Target,
+        mut answer: Answer,
+        deadline: Instant,
+    ) -> Result<Answer, AttemptError> {
+        let method = &call.req.method;
+        let at_head = Call { chain_id: call.chain_id, req: pinned, mode: call.mode };
+        let result = answer.result().unwrap_or_default();
+        match self.judge(&at_head, target, result, true, deadline).await {
+            Ok((verified, _)) => {
+                self.metrics.checked(method, verified.label());
+                answer.verified = verified;
+                return Ok(answer);
+            }
+            Err((Verdict::Lie { .. }, _)) => {}
+            Err((verdict, _)) => {
+                self.metrics.checked(method, verdict.outcome());
+                return Ok(answer);
+            }
+        }
+        self.suspect(target);
+        let shadow = match self.source.forward(call.chain_id, target, pinned, deadline).await {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::debug!(chain_id = call.chain_id, %method, ?target, %why, "no answer at the trusted head");
+                return Ok(answer);
+            }
+        };
+        let Some(shadow_result) = shadow.result() else { return Ok(answer) };
+        match self.judge(&at_head, target, shadow_result, true, deadline).await {
+            Err((verdict @ Verdict::Lie { kind, .. }, material)) => {
+                self.metrics.checked(method, verdict.outcome());
+                tracing::warn!(chain_id = call.chain_id, %method, ?target, kind = kind.as_str(), "answer at the trusted head proven wrong");
+                if let Some(m) = material {
+                    self.report(&at_head, target, &shadow, kind, m);
+                }
+                Err(failure(verdict))
+            }
+            // Honest at the trusted head: the client's answer is about newer state.
+            _ => {
+                self.metrics.checked(method, Verified::None.label());
+                Ok(answer)
+            }
+        }
+    }
+
     /// Remembers a peer's signed answer to a question pinned to a block hash; when it contradicts
     /// an earlier one of the same peer, reports the pair (proof by itself) and returns true.
     async fn equivocation(&self, call: &Call<'_>, target: Target, answer: &Answer, deadline: Instant) -> bool {
@@ -780,12 +842,22 @@ impl AnswerCheck for IntegrityCheck {
         if call.mode == VerifyMode::Off {
             return Ok(answer);
         }
-        let Some(result) = answer.result() else { return Ok(answer) };
+        if answer.result().is_none() {
+            return Ok(answer);
+        }
         let contradicted = self.equivocation(call, target, &answer, deadline).await;
+        if deep
+            && call.mode == VerifyMode::Sample
+            && !contradicted
+            && let Ok(Some(pinned)) = self.pin(call, deadline).await
+        {
+            return self.sampled_at_head(call, &pinned, target, answer, deadline).await;
+        }
+        let Some(result) = answer.result() else { return Ok(answer) };
         match self.judge(call, target, result, deep, deadline).await {
             // One of two contradicting answers is a lie: this one is used only if it verified.
             Ok((Verified::None, _)) if contradicted => {
-                self.metrics.checked(&call.req.method, LieKind::Equivocation.as_str());
+                self.metrics.checked(&call.req.method, judge::lie_outcome(LieKind::Equivocation));
                 Err(failure(Verdict::Lie {
                     kind: LieKind::Equivocation,
                     detail: "contradicts the provider's earlier signed answer".into(),
@@ -797,7 +869,7 @@ impl AnswerCheck for IntegrityCheck {
                 Ok(answer)
             }
             Err((verdict, material)) => {
-                self.metrics.checked(&call.req.method, verdict.label());
+                self.metrics.checked(&call.req.method, verdict.outcome());
                 match &verdict {
                     Verdict::Lie { kind, detail } => {
                         tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, kind = kind.as_str(), %detail, "answer proven wrong");

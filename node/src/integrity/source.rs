@@ -42,6 +42,27 @@ impl Source {
         out
     }
 
+    /// Whether the mesh has cordoned this node on `chain_id` (its own upstream proven lying).
+    pub fn own_cordoned(&self, chain_id: u64) -> bool {
+        self.router.get().and_then(WeakRouter::upgrade).is_some_and(|r| r.own_cordoned(chain_id))
+    }
+
+    /// `req` as `target` answers it (with its signed receipt when a peer answered), unchecked.
+    pub async fn forward(
+        &self,
+        chain_id: u64,
+        target: Target,
+        req: &Request,
+        deadline: Instant,
+    ) -> Result<crate::router::Answer, String> {
+        let call = Call { chain_id, req, mode: VerifyMode::Off };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            return Err("no time left".into());
+        }
+        self.targets.forward(&call, target, budget).await.map_err(|e| e.to_string())
+    }
+
     /// The raw `result` of `method(params)` at `target`, or why there is none.
     pub async fn ask(
         &self,

@@ -18,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use super::admission::{AdmissionLabels, AdmissionLimits};
-use super::codec::{RELAY_PROTOCOL, RelayCodec};
+use super::codec::{RELAY_PROTOCOLS, RelayCodec};
 use super::topics::Topics;
 
 /// Everything the daemon speaks over libp2p.
@@ -41,6 +41,9 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Relays (and peer probes).
     pub relay: request_response::Behaviour<RelayCodec>,
+    /// Long-lived relay streams (`relay::stream`), driven by the requesting and serving tasks
+    /// themselves: the swarm only opens and hands over the streams.
+    pub streams: libp2p_stream::Behaviour,
     /// Local-network discovery, off unless `p2p.mdns`.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -234,7 +237,7 @@ impl Behaviour {
 
         let relay = request_response::Behaviour::with_codec(
             RelayCodec { max_frame_bytes: s.max_relay_frame_bytes },
-            [(RELAY_PROTOCOL, request_response::ProtocolSupport::Full)],
+            RELAY_PROTOCOLS.map(|p| (p, request_response::ProtocolSupport::Full)),
             request_response::Config::default().with_request_timeout(s.relay_timeout).with_max_concurrent_streams(1024),
         );
 
@@ -252,6 +255,7 @@ impl Behaviour {
             kad,
             gossipsub,
             relay,
+            streams: libp2p_stream::Behaviour::new(),
             mdns: Toggle::from(mdns),
         })
     }

@@ -5,8 +5,16 @@
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use libp2p::StreamProtocol;
 
-/// Protocol name of relays (and peer probes, which are relays of `eth_blockNumber`).
-pub const RELAY_PROTOCOL: StreamProtocol = StreamProtocol::new("/rpcmesh/relay/1");
+/// Protocol name of relays (and peer probes, which are relays of `eth_blockNumber`) whose
+/// request may end with the requester's trace context (`RelayRequest::trace`). Offered first.
+pub const RELAY_PROTOCOL: StreamProtocol = StreamProtocol::new("/rpcmesh/relay/2");
+
+/// The first relay protocol, spoken by daemons that predate the trace-context trailer: the same
+/// frames, but a request must not carry the trailer ([`RelayCodec`] cuts it off on these streams).
+pub const RELAY_PROTOCOL_V1: StreamProtocol = StreamProtocol::new("/rpcmesh/relay/1");
+
+/// The relay protocols in the order a requester offers them: the newest first.
+pub const RELAY_PROTOCOLS: [StreamProtocol; 2] = [RELAY_PROTOCOL, RELAY_PROTOCOL_V1];
 
 /// Length-prefixed frames with a size cap.
 #[derive(Debug, Clone, Copy)]
@@ -65,10 +73,16 @@ impl libp2p::request_response::Codec for RelayCodec {
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         req: Vec<u8>,
     ) -> std::io::Result<()> {
+        // The peer negotiated the first protocol: it refuses a trace-context trailer.
+        let req = if *protocol == RELAY_PROTOCOL_V1 {
+            rpcmesh_protocol::messages::RelayRequest::without_trace_context(req)
+        } else {
+            req
+        };
         write_frame(io, &req, self.max_frame_bytes).await
     }
 
@@ -100,6 +114,30 @@ mod tests {
             let mut evil = (1u32 << 31).to_be_bytes().to_vec();
             evil.extend_from_slice(b"xx");
             assert!(codec.read_request(&RELAY_PROTOCOL, &mut futures::io::Cursor::new(evil)).await.is_err());
+        });
+    }
+
+    #[test]
+    fn relay_1_streams_carry_no_trace_context() {
+        use rpcmesh_protocol::encoding;
+        use rpcmesh_protocol::messages::{MessageHeader, RelayRequest, TraceContext};
+        futures::executor::block_on(async {
+            let mut request = RelayRequest {
+                header: MessageHeader::new("net", 1, 1_000, 2_000),
+                chain_id: 1,
+                timeout_ms: 2_000,
+                body: b"{}".to_vec(),
+                trace: Some(TraceContext { trace_id: [1; 16], parent_span_id: [2; 8], flags: 1 }),
+            };
+            let traced = encoding::to_bytes(&request);
+            let mut codec = RelayCodec { max_frame_bytes: 1 << 16 };
+            let mut v2 = Vec::new();
+            codec.write_request(&RELAY_PROTOCOL, &mut v2, traced.clone()).await.unwrap();
+            assert_eq!(&v2[4..], &traced[..]);
+            let mut v1 = Vec::new();
+            codec.write_request(&RELAY_PROTOCOL_V1, &mut v1, traced).await.unwrap();
+            request.trace = None;
+            assert_eq!(&v1[4..], &encoding::to_bytes(&request)[..]);
         });
     }
 }

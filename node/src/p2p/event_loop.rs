@@ -175,6 +175,7 @@ pub fn build(
     let transport =
         transport::build(&keypair, settings.loopback_only, registry).map_err(|e| format!("transport: {e}"))?;
     let behaviour = Behaviour::new(&keypair, &settings.behaviour, &settings.bootstrap, &topics, registry)?;
+    let streams = super::handle::StreamControl(behaviour.streams.new_control());
     let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
     let swarm = Swarm::new(
         transport,
@@ -223,7 +224,7 @@ pub fn build(
         libp2p_metrics,
         evidence: None,
     };
-    Ok((P2pHandle::new(peer_id, tx, status_rx), event_loop))
+    Ok((P2pHandle::new(peer_id, tx, status_rx, streams), event_loop))
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {

@@ -123,6 +123,18 @@ pub struct P2pHandle {
     local_peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<P2pStatus>,
+    streams: StreamControl,
+}
+
+/// Opens and accepts protocol streams without the event loop in the data path
+/// (`libp2p_stream::Control`).
+#[derive(Clone)]
+pub struct StreamControl(pub libp2p_stream::Control);
+
+impl std::fmt::Debug for StreamControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamControl")
+    }
 }
 
 impl P2pHandle {
@@ -130,8 +142,14 @@ impl P2pHandle {
         local_peer_id: PeerId,
         commands: mpsc::Sender<Command>,
         status: watch::Receiver<P2pStatus>,
+        streams: StreamControl,
     ) -> Self {
-        Self { local_peer_id, commands, status }
+        Self { local_peer_id, commands, status, streams }
+    }
+
+    /// Opens and accepts streams of our own protocols (the relay streams).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.streams.0.clone()
     }
 
     /// This node's PeerId.

@@ -14,7 +14,7 @@ mod topics;
 pub mod transport;
 
 pub use behaviour::{BehaviourSettings, protocol_version, score_thresholds};
-pub use codec::{RELAY_PROTOCOL, RelayCodec};
+pub use codec::{RELAY_PROTOCOL, RELAY_PROTOCOL_V1, RELAY_PROTOCOLS, RelayCodec};
 pub use event_loop::{InboundGossip, InboundRelay, P2pEvent, P2pEventLoop, P2pSettings, build};
-pub use handle::{Command, P2pError, P2pHandle, P2pStatus};
+pub use handle::{Command, P2pError, P2pHandle, P2pStatus, StreamControl};
 pub use topics::{TopicKind, Topics};

@@ -195,9 +195,17 @@ pub struct RelayClient {
     seq: Arc<SeqGen>,
     metrics: NodeMetrics,
     receipts: ReceiptLog,
+    streams: Option<super::stream::RelayStreams>,
 }
 
 impl RelayClient {
+    /// The same client relaying over `streams` (falling back to request-response with peers that
+    /// do not speak the stream protocol).
+    pub fn with_streams(mut self, streams: Option<super::stream::RelayStreams>) -> Self {
+        self.streams = streams;
+        self
+    }
+
     /// A client sending through `p2p`.
     pub fn new(p2p: P2pHandle, own: PublicKey, network_id: String, limits: Limits, metrics: NodeMetrics) -> Self {
         Self {
@@ -208,6 +216,7 @@ impl RelayClient {
             seq: Arc::new(SeqGen::default()),
             receipts: ReceiptLog::new(metrics.clone()),
             metrics,
+            streams: None,
         }
     }
 
@@ -228,14 +237,25 @@ impl RelayClient {
         let peer = provider.to_peer_id();
         let timeout_ms = timeout.as_millis().clamp(1, u128::from(self.limits.max_relay_timeout_ms)) as u32;
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), u64::from(timeout_ms));
-        let request = RelayRequest { header, chain_id, timeout_ms, body };
-        // The (requester, seq) pair joins this request's span with the serving peer's `relay` span.
+        // With span export on, the serving peer's `relay` span joins this request's trace.
+        let trace = crate::telemetry::current_trace_context();
+        let request = RelayRequest { header, chain_id, timeout_ms, body, trace };
+        // The (requester, seq) pair joins this request's span with the serving peer's `relay` span
+        // in the logs.
         tracing::debug!(%peer, seq = request.header.seq, chain_id, "relaying");
         let encoded = encoding::to_bytes(&request);
         // Counted when handed to the p2p layer, whether or not the peer is reachable: the load
         // this node puts on the mesh (libp2p_bandwidth_bytes_total has the bytes on the wire).
         self.metrics.relay_bytes("outbound", "request", encoded.len());
-        let raw = match self.p2p.relay(peer, encoded, timeout).await {
+        let sent = match &self.streams {
+            Some(streams) => match streams.call(peer, &encoded, timeout).await {
+                Ok(raw) => Ok(raw),
+                Err(super::stream::StreamError::Unsupported) => self.p2p.relay(peer, encoded, timeout).await,
+                Err(super::stream::StreamError::Transport(e)) => Err(e),
+            },
+            None => self.p2p.relay(peer, encoded, timeout).await,
+        };
+        let raw = match sent {
             Ok(raw) => raw,
             Err(e) => {
                 self.metrics.relay("outbound", "transport_error");

@@ -1,4 +1,7 @@
-//! Relaying raw JSON-RPC bodies between daemons over the `/rpcmesh/relay/1` protocol.
+//! Relaying raw JSON-RPC bodies between daemons: over long-lived relay streams
+//! ([`stream`], `/rpcmesh/<network>/relay-stream/1`, requests with their optional trace
+//! context), or the `/rpcmesh/relay/2` request-response protocol (`/1` with older peers, which
+//! drops the trace context) with peers that do not speak streams.
 //!
 //! - [`RelayServer`] serves inbound relays: only for trusted peers (unless `relay.open`),
 //!   within the announced capacity (a full chain answers `Busy` at once instead of queueing),
@@ -12,6 +15,7 @@
 mod client;
 mod policy;
 mod server;
+pub mod stream;
 
 pub use client::{RECEIPT_LOG_CAPACITY, ReceiptLog, ReceiptRecord, RelayCallError, RelayClient, RelayOutcome};
 pub use policy::{METHOD_REFUSED, RelayMethodPolicy, check_answer};

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::{RelayMethodPolicy, check_answer, malformed_reason};
 use super::status_response;
+use super::stream::StreamRelay;
 use crate::clock::now_ms;
 use crate::jsonrpc;
 use crate::mesh::MeshSnapshot;
@@ -124,20 +125,54 @@ pub struct RelayServer {
     pub capacity: Capacity,
 }
 
+/// The `relay` span of one served relay, joined to the requester's trace when it sent one (read
+/// from the request's prefix without copying the body; the full request is validated in `serve`).
+fn relay_span(peer: &PeerId, request: &[u8]) -> tracing::Span {
+    let span = tracing::info_span!("relay", from = %peer);
+    if let Some(trace) = trace_context_of(request) {
+        crate::telemetry::join_remote_trace(&span, &trace);
+    }
+    span
+}
+
 impl RelayServer {
-    /// Serves until cancelled. Each relay runs in its own task, bounded by the per-chain permits.
-    pub async fn run(self, mut inbound: mpsc::Receiver<InboundRelay>, cancel: CancellationToken) {
+    /// Serves until cancelled: relays from request-response (`inbound`) and from relay streams
+    /// (`streams`). Each relay runs in its own task, bounded by the per-chain permits.
+    pub async fn run(
+        self,
+        mut inbound: mpsc::Receiver<InboundRelay>,
+        mut streams: mpsc::Receiver<StreamRelay>,
+        cancel: CancellationToken,
+    ) {
         let this = Arc::new(self);
         let keys = Arc::new(KeyCache::default());
+        let mut streams_open = true;
         loop {
             let relay = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = inbound.recv() => match r { Some(r) => r, None => return },
+                r = streams.recv(), if streams_open => match r {
+                    Some(r) => {
+                        let (this, keys) = (this.clone(), keys.clone());
+                        tokio::spawn(async move {
+                            let span = relay_span(&r.peer, &r.request);
+                            let response = tracing::Instrument::instrument(this.serve(&keys, &r.peer, &r.request), span).await;
+                            this.metrics.relay_bytes("inbound", "request", r.request.len());
+                            this.metrics.relay_bytes("inbound", "response", response.len());
+                            r.reply.send(&response).await;
+                        });
+                        continue;
+                    }
+                    None => {
+                        streams_open = false;
+                        continue;
+                    }
+                },
             };
             let this = this.clone();
             let keys = keys.clone();
             tokio::spawn(async move {
-                let span = tracing::info_span!("relay", from = %relay.peer);
+                let span = relay_span(&relay.peer, &relay.request);
                 let response =
                     tracing::Instrument::instrument(this.serve(&keys, &relay.peer, &relay.request), span).await;
                 // Counted here, once per relay, so refusals and errors count as well as answers.
@@ -234,11 +269,46 @@ impl RelayServer {
     }
 }
 
+/// The trace context at the end of an encoded relay request, if it carries one. Reads only
+/// the fixed-size tail, after checking that the request's body length leaves room for it.
+fn trace_context_of(raw: &[u8]) -> Option<rpcmesh_protocol::messages::TraceContext> {
+    use rpcmesh_protocol::messages::TraceContext;
+    // header, chain_id (8), timeout_ms (4), body length (8): where the body starts and its length.
+    let header = encoding::from_prefix::<MessageHeader>(raw).ok()?;
+    let fixed = encoding::to_bytes(&header).len() + 8 + 4;
+    let len_bytes: [u8; 8] = raw.get(fixed..fixed + 8)?.try_into().ok()?;
+    let body_end = (fixed + 8).checked_add(usize::try_from(u64::from_le_bytes(len_bytes)).ok()?)?;
+    if raw.len() != body_end.checked_add(TraceContext::ENCODED_BYTES)? {
+        return None;
+    }
+    encoding::from_bytes::<TraceContext>(&raw[body_end..]).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use rpcmesh_protocol::Identity;
 
     use super::*;
+
+    #[test]
+    fn the_trace_context_is_read_from_the_tail() {
+        use rpcmesh_protocol::messages::TraceContext;
+        let trace = TraceContext { trace_id: [3; 16], parent_span_id: [4; 8], flags: 1 };
+        let mut request = RelayRequest {
+            header: MessageHeader::new("net", 5, 1_000, 2_000),
+            chain_id: 1,
+            timeout_ms: 2_000,
+            body: vec![0xee; 40],
+            trace: Some(trace),
+        };
+        assert_eq!(trace_context_of(&encoding::to_bytes(&request)), Some(trace));
+        request.trace = None;
+        assert_eq!(trace_context_of(&encoding::to_bytes(&request)), None);
+        // A body whose last 25 bytes look like a trace context is still a body.
+        request.body = encoding::to_bytes(&trace);
+        assert_eq!(trace_context_of(&encoding::to_bytes(&request)), None);
+        assert_eq!(trace_context_of(b"junk"), None);
+    }
 
     #[test]
     fn key_cache_answers_from_memory_and_stays_bounded() {

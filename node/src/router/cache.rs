@@ -15,6 +15,13 @@
 //! up with another hash. Bounded in bytes (oldest out). An answer is cached only when it is a
 //! result that passed the checks of its request's mode; a `strict` request is answered from the
 //! cache only by an entry that was verified.
+//!
+//! With a disk tier ([`ResponseCache::with_disk`], `[cache] sled_mib`), answers that hold past
+//! the head ([`Scope::Forever`], [`Scope::AtBlock`]) are also written to the daemon's store,
+//! read there on a memory miss (and brought back into memory), dropped there like in memory when
+//! a reorganisation is seen, and kept across restarts. The store bounds it in bytes (oldest out).
+//! A restart forgets which hashes it saw, so a reorganisation deeper than `final_depth_blocks`
+//! that happened while the daemon was down is not noticed; the depth is chosen so that none does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +35,7 @@ use tokio::time::Instant;
 
 use super::outcome::Verified;
 use crate::integrity::claim::{BlockSel, Claim, claim_of, params_text};
+use crate::store::{AnswerRecord, Store};
 
 /// Settings (`[cache]`).
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +170,7 @@ impl Cached {
 pub type Key = (u64, String, String);
 
 #[derive(Default)]
-struct Store {
+struct Memory {
     map: HashMap<Key, Cached>,
     order: VecDeque<Key>,
     bytes: usize,
@@ -185,18 +193,32 @@ pub struct CacheMetrics {
     pub bytes: prometheus_client::metrics::gauge::Gauge,
 }
 
+/// The disk tier: the daemon's store and the bytes it may hold.
+struct DiskTier {
+    store: Store,
+    max_bytes: u64,
+}
+
 /// The cache, one per router.
 pub struct ResponseCache {
     settings: CacheSettings,
-    store: Mutex<Store>,
+    store: Mutex<Memory>,
     inflight: Mutex<HashMap<(Key, bool), Flight>>,
     metrics: CacheMetrics,
+    disk: Option<DiskTier>,
 }
 
 impl ResponseCache {
     /// An empty cache.
     pub fn new(settings: CacheSettings, metrics: CacheMetrics) -> Self {
-        Self { settings, store: Mutex::default(), inflight: Mutex::default(), metrics }
+        Self { settings, store: Mutex::default(), inflight: Mutex::default(), metrics, disk: None }
+    }
+
+    /// The same cache with a disk tier of at most `max_bytes` in `store` (see the module docs);
+    /// what an earlier run left there is served from the first request on.
+    pub fn with_disk(mut self, store: Store, max_bytes: u64) -> Self {
+        self.disk = (max_bytes > 0).then_some(DiskTier { store, max_bytes });
+        self
     }
 
     /// The settings.
@@ -211,26 +233,81 @@ impl ResponseCache {
 
     /// A usable entry for `key` with the head at `head`: `strict` requests only take verified ones.
     pub fn get(&self, key: &Key, head: Option<u64>, strict: bool) -> Option<Cached> {
-        let s = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let c = s.map.get(key)?;
-        let fresh = match c.scope {
-            Scope::Forever | Scope::AtBlock(_) => true,
-            Scope::AtHead { head: h, at } => head == Some(h) && at.elapsed() < self.settings.head_ttl,
+        let usable = |c: &Cached| {
+            let fresh = match c.scope {
+                Scope::Forever | Scope::AtBlock(_) => true,
+                Scope::AtHead { head: h, at } => head == Some(h) && at.elapsed() < self.settings.head_ttl,
+            };
+            fresh && (!strict || c.verified != Verified::None)
         };
-        (fresh && (!strict || c.verified != Verified::None)).then(|| c.clone())
+        {
+            let s = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = s.map.get(key) {
+                return usable(c).then(|| c.clone());
+            }
+        }
+        let c = self.disk_get(key)?;
+        self.remember(key.clone(), c.clone());
+        usable(&c).then_some(c)
+    }
+
+    /// The disk tier's answer to `key`, if it has one.
+    fn disk_get(&self, key: &Key) -> Option<Cached> {
+        let disk = self.disk.as_ref()?;
+        let record = match disk.store.cached_answer(key.0, &key.1, &key.2) {
+            Ok(r) => r?,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the response cache's disk tier failed");
+                return None;
+            }
+        };
+        let scope = record.at_block.map_or(Scope::Forever, Scope::AtBlock);
+        Some(Cached {
+            body: Bytes::from(record.body),
+            served_by: Arc::from(record.served_by),
+            verified: verified_from(record.verified),
+            scope,
+        })
     }
 
     /// Keeps an answer (a result) under `scope`. Answers over a sixteenth of the budget are not kept.
+    /// With a disk tier, answers that hold past the head go there too (same size rule, against
+    /// its budget).
     pub fn put(&self, key: Key, body: Bytes, served_by: Arc<str>, verified: Verified, scope: Scope) {
-        let size = body.len() + key.1.len() + key.2.len() + 64;
-        if size > self.settings.max_bytes / 16 {
-            return;
-        }
+        let size = (body.len() + key.1.len() + key.2.len() + 64) as u64;
         if let (Scope::AtBlock(_) | Scope::Forever, Some((number, hash))) = (scope, block_of(&key.1, &body)) {
             self.observe_block(key.0, number, hash);
         }
+        if let Some(disk) = self.disk.as_ref().filter(|d| size <= d.max_bytes / 16) {
+            let at_block = match scope {
+                Scope::Forever => Some(None),
+                Scope::AtBlock(n) => Some(Some(n)),
+                Scope::AtHead { .. } => None,
+            };
+            if let Some(at_block) = at_block {
+                let record = AnswerRecord {
+                    seq: 0,
+                    at_block,
+                    verified: verified_code(verified),
+                    served_by: served_by.to_string(),
+                    body: body.to_vec(),
+                };
+                if let Err(e) = disk.store.put_cached_answer(key.0, &key.1, &key.2, record, disk.max_bytes) {
+                    tracing::warn!(error = %e, "writing to the response cache's disk tier failed");
+                }
+            }
+        }
+        self.remember(key, Cached { body, served_by, verified, scope });
+    }
+
+    /// Keeps `c` in memory (oldest out past the budget).
+    fn remember(&self, key: Key, c: Cached) {
+        let size = c.body.len() + key.1.len() + key.2.len() + 64;
+        if size > self.settings.max_bytes / 16 {
+            return;
+        }
         let mut s = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = s.map.insert(key.clone(), Cached { body, served_by, verified, scope }) {
+        if let Some(old) = s.map.insert(key.clone(), c) {
             s.bytes -= old.body.len() + key.1.len() + key.2.len() + 64;
         } else {
             s.order.push_back(key);
@@ -270,9 +347,16 @@ impl ResponseCache {
             let live: std::collections::HashSet<Key> = s.map.keys().cloned().collect();
             s.order.retain(|k| live.contains(k));
             s.bytes = s.map.iter().map(|(k, c)| c.body.len() + k.1.len() + k.2.len() + 64).sum();
-            let dropped = before - s.map.len();
-            self.metrics.reorg_evictions.inc_by(dropped as u64);
+            let mut dropped = before - s.map.len();
             self.metrics.bytes.set(s.bytes as i64);
+            drop(s);
+            if let Some(disk) = &self.disk {
+                match disk.store.drop_cached_answers_at_blocks(chain_id) {
+                    Ok(n) => dropped += n,
+                    Err(e) => tracing::warn!(error = %e, "dropping reorganised answers from the disk tier failed"),
+                }
+            }
+            self.metrics.reorg_evictions.inc_by(dropped as u64);
             tracing::info!(
                 chain_id,
                 number,
@@ -300,6 +384,26 @@ impl ResponseCache {
     /// Bytes kept.
     pub fn bytes(&self) -> usize {
         self.store.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+/// [`Verified`] as stored in the disk tier.
+fn verified_code(v: Verified) -> u8 {
+    match v {
+        Verified::None => 0,
+        Verified::Header => 1,
+        Verified::Proof => 2,
+        Verified::Quorum => 3,
+    }
+}
+
+/// The inverse of [`verified_code`]; an unknown code (a newer build's) counts as unverified.
+fn verified_from(code: u8) -> Verified {
+    match code {
+        1 => Verified::Header,
+        2 => Verified::Proof,
+        3 => Verified::Quorum,
+        _ => Verified::None,
     }
 }
 
@@ -400,6 +504,44 @@ mod tests {
         assert!(c.get(&by_hash, Some(20), false).is_some(), "a block hash's answer still holds");
         assert!(c.get(&other_chain, Some(20), false).is_some(), "another chain is untouched");
         assert_eq!(c.metrics.reorg_evictions.get(), 1);
+    }
+
+    #[test]
+    fn a_warm_restart_serves_settled_answers_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || crate::store::Store::open(dir.path(), crate::store::StoreConfig::default()).unwrap();
+        let by_number =
+            ResponseCache::key(1, "eth_getBlockByNumber", &body("eth_getBlockByNumber", r#"["0x5",false]"#)).unwrap();
+        let by_hash =
+            ResponseCache::key(1, "eth_getBlockByHash", &body("eth_getBlockByHash", &format!(r#"["{H}",false]"#)))
+                .unwrap();
+        let head = ResponseCache::key(1, "eth_blockNumber", &body("eth_blockNumber", "[]")).unwrap();
+        {
+            let c = cache().with_disk(open(), 1 << 20);
+            c.put(by_number.clone(), block(5, H), Arc::from("p"), Verified::Header, Scope::AtBlock(5));
+            c.put(by_hash.clone(), block(5, H), Arc::from("p"), Verified::Header, Scope::Forever);
+            c.put(
+                head.clone(),
+                Bytes::from_static(b"h"),
+                Arc::from("p"),
+                Verified::None,
+                Scope::AtHead { head: 20, at: Instant::now() },
+            );
+        }
+        // A new process: an empty memory tier over the same store.
+        let c = cache().with_disk(open(), 1 << 20);
+        let hit = c.get(&by_number, Some(20), true).expect("settled answer served from disk");
+        assert_eq!(hit.body, block(5, H));
+        assert_eq!(&*hit.served_by, "p");
+        assert_eq!(hit.verified, Verified::Header, "its verification is kept, so strict requests take it");
+        assert!(c.get(&head, Some(20), false).is_none(), "answers about the head are never written to disk");
+        // A reorganisation drops the number-keyed answer on disk too; the hash-keyed one stays.
+        c.observe_block(1, 5, B256::from([0x11; 32]));
+        c.observe_block(1, 5, B256::from([0x22; 32]));
+        drop(c);
+        let c = cache().with_disk(open(), 1 << 20);
+        assert!(c.get(&by_number, Some(20), false).is_none(), "replaced block number 5, on disk as well");
+        assert!(c.get(&by_hash, Some(20), false).is_some());
     }
 
     #[test]

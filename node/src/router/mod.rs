@@ -223,6 +223,7 @@ impl WeakRouter {
 
 struct Inner {
     own_peer: Arc<str>,
+    own_key: PublicKey,
     upstreams: Arc<UpstreamSet>,
     chains: HashMap<u64, ChainConfig>,
     /// Breakers of own upstreams, by chain, in upstream order (fixed at start).
@@ -275,6 +276,7 @@ impl Router {
         Self {
             inner: Arc::new(Inner {
                 own_peer: Arc::from(own.to_peer_id().to_string()),
+                own_key: own,
                 upstreams,
                 chains: chains.iter().map(|c| (c.id, c.clone())).collect(),
                 own_cells,
@@ -598,6 +600,12 @@ impl Router {
             .find(|t| !exclude.contains(t))
     }
 
+    /// Whether the mesh has cordoned this node itself on `chain_id` (proof that its own
+    /// upstream lied): its own answers are then checked in full.
+    pub fn own_cordoned(&self, chain_id: u64) -> bool {
+        self.inner.mesh.borrow().cordon(&self.inner.own_key, chain_id).is_some()
+    }
+
     /// Every eligible target of `chain_id`, best first (own upstreams, then peers). Policies
     /// and filter labels do not apply: these are the operators asked for verification material
     /// and canaries, and a filter cannot fake what a proof shows.
@@ -741,7 +749,8 @@ impl Router {
         Ok(answer.body)
     }
 
-    fn served_by(&self, chain_id: u64, target: Target) -> Arc<str> {
+    /// The PeerId answers from `target` are served by (this node's for its own upstreams).
+    pub fn served_by(&self, chain_id: u64, target: Target) -> Arc<str> {
         match target {
             Target::Own(_) => self.inner.own_peer.clone(),
             Target::Peer(key) => {

@@ -13,6 +13,7 @@
 //! | [`CordonRecord`]s | `accused ‖ chain_id` (big-endian) | the caller removes it (an operator's clear, expiry) |
 //! | [`FilterRecord`]s (censorship labels) | `accused ‖ chain_id` | the caller removes it (an operator's clear, expiry) |
 //! | trusted block headers (the integrity layer's, for warm restarts) | `chain_id ‖ number` (big-endian) | the newest [`TRUSTED_HEADERS_KEPT`] per chain |
+//! | the response cache's disk tier ([`AnswerRecord`], `[cache] sled_mib`) | `chain_id ‖ method ‖ 0 ‖ params` | the oldest beyond the caller's byte budget; those tied to a block number on a reorganisation |
 //!
 //! Protocol messages are stored as their canonical signed bytes and the store's own records with
 //! the same encoding (`rpcmesh_protocol::encoding`), so a value read back is byte-identical to
@@ -38,6 +39,7 @@
 //! through `spawn_blocking` (or give the store its own task). Only one process can open a
 //! directory at a time (a file lock, which also refuses a second open in the same process).
 
+mod answers;
 mod error;
 mod records;
 #[cfg(test)]
@@ -52,6 +54,7 @@ use rpcmesh_protocol::{PublicKey, Signed};
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+pub use answers::AnswerRecord;
 pub use error::{BackendError, StoreError};
 pub use records::{
     CordonRecord, EVIDENCE_UNVERIFIED, EVIDENCE_VERIFIED, EvidenceRecord, FilterRecord, IdentityMeta, PeerRecord,
@@ -139,6 +142,12 @@ struct Inner {
     trusted_headers: sled::Tree,
     /// Writes to `trusted_headers` since open (paces its pruning).
     trusted_header_writes: std::sync::atomic::AtomicU64,
+    /// The response cache's disk tier (see `answers`). Added without a schema bump.
+    answers: sled::Tree,
+    /// `seq(8, BE)` → key in `answers`: oldest first.
+    answers_by_age: sled::Tree,
+    /// Bytes and next seq of the disk tier.
+    answer_tier: answers::AnswerTierLock,
 }
 
 /// Trusted headers kept per chain in the store (the newest).
@@ -246,6 +255,9 @@ impl Store {
                 filters: tree("filters")?,
                 trusted_headers: tree("trusted_headers")?,
                 trusted_header_writes: Default::default(),
+                answers: tree("cached_answers")?,
+                answers_by_age: tree("cached_answers_by_age")?,
+                answer_tier: Default::default(),
                 db,
                 cfg,
                 path,

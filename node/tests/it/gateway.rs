@@ -268,6 +268,7 @@ async fn start_node(chains: &[ChainSpec<'_>], gateway: GatewayConfig, routing: R
     let app = Gateway::new(router.clone(), &gateway, &configs, VerifyMode::Off).app();
     let limits = ServeLimits {
         max_connections: gateway.max_connections,
+        max_connections_per_ip: gateway.max_connections_per_ip,
         header_timeout: Duration::from_millis(gateway.header_timeout_ms),
         setting: "gateway.max_connections",
     };

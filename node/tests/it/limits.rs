@@ -181,3 +181,125 @@ async fn withheld_bodies_hold_no_more_than_the_body_budget() {
     let r = node.post("/", balance_call("8")).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+/// Opens a WebSocket session and sends the start of a text message announced as `announced`
+/// bytes long: its frame header and `sent` bytes of (masked) payload, never the rest.
+async fn unfinished_ws_message(
+    addr: std::net::SocketAddr,
+    announced: u64,
+    sent: usize,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.expect("session");
+    let mut frame = vec![0x81, 0xFF];
+    frame.extend_from_slice(&announced.to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    frame.extend(std::iter::repeat_n(b'a', sent));
+    match ws.get_mut() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.write_all(&frame).await.expect("write the partial frame"),
+        _ => unreachable!("plain ws://"),
+    }
+    ws
+}
+
+/// Whether the server ends the session within `within` (a close frame, an error or EOF).
+async fn ws_closed_within(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    within: Duration,
+) -> bool {
+    tokio::time::timeout(within, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A WebSocket client that sends all but the end of a large message does not hold it: the
+/// session is closed once the body timeout has passed since its first byte, while a session
+/// that completes its messages stays. Bounded: two sessions, 256 KiB sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_websocket_message_is_dropped_after_the_body_timeout() {
+    let (node, _mock) = node(64).await;
+    let mut withholding = unfinished_ws_message(node.addr, 1024 * 1024, 256 * 1024).await;
+    let (mut good, _) = tokio_tungstenite::connect_async(format!("ws://{}/", node.addr)).await.expect("session");
+    assert!(ws_closed_within(&mut withholding, WAIT).await, "a withheld message outlived the body timeout");
+    // The session that completes its messages is still served.
+    good.send(Message::Text(balance_call("5").into())).await.expect("send");
+    let answer = tokio::time::timeout(WAIT, good.next()).await.expect("answered").expect("open").expect("frame");
+    assert!(answer.to_text().unwrap_or("").contains("\"result\""), "{answer:?}");
+}
+
+/// Unfinished WebSocket messages share the body budget with request bodies: one that outgrows
+/// what is left fails its connection at once, long before any timeout, and its bytes are free
+/// again for others. Bounded: one session, 96 KiB sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_websocket_message_cannot_outgrow_the_body_budget() {
+    const KIB: usize = 1024;
+    let mock = Mock::start(1, 1).await;
+    let gateway = GatewayConfig {
+        max_body_bytes: 64 * KIB,
+        max_buffered_body_bytes: 64 * KIB,
+        body_timeout_ms: 600_000,
+        ..GatewayConfig::default()
+    };
+    let node = single(&mock, gateway, RoutingConfig::default()).await;
+    let mut ws = unfinished_ws_message(node.addr, 1024 * 1024, 96 * KIB).await;
+    assert!(ws_closed_within(&mut ws, WAIT).await, "a message over the budget was buffered");
+    let r = node.post("/", balance_call("9")).await;
+    assert_eq!(r.status, StatusCode::OK, "the budget is free again");
+}
+
+/// One address cannot take every connection: with `max_connections_per_ip = 2`, its third
+/// connection is refused at once while another address is served. Bounded: four sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let mock = Mock::start(1, 1).await;
+    let gateway = GatewayConfig { max_connections: 64, max_connections_per_ip: 2, ..GatewayConfig::default() };
+    let node = single(&mock, gateway, RoutingConfig::default()).await;
+    let _held =
+        [TcpStream::connect(node.addr).await.expect("connect"), TcpStream::connect(node.addr).await.expect("connect")];
+    let mut over = TcpStream::connect(node.addr).await.expect("connect");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, over.read_to_end(&mut answer)).await.expect("closed at once").ok();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 503"), "{}", String::from_utf8_lossy(&answer));
+    // Another address (loopback has the whole 127/8) still gets in.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind 127.0.0.2");
+    let mut other = socket.connect(node.addr).await.expect("connect from 127.0.0.2");
+    let body = balance_call("3");
+    let req = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    other.write_all(req.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, other.read_to_end(&mut reply)).await.expect("answered").expect("read");
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+}
+
+/// An HTTP/2 connection with nothing in flight is closed after the header timeout, as an idle
+/// HTTP/1 keep-alive connection is (HTTP/2 keep-alive pings alone would keep it forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    let (node, _mock) = node(64).await;
+    let stream = TcpStream::connect(node.addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::post(format!("http://{}/", node.addr))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(balance_call("4"))))
+        .expect("request");
+    let response = sender.send_request(req).await.expect("answered over h2");
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    let ended = tokio::time::timeout(WAIT, conn).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection is still open after {WAIT:?}");
+}

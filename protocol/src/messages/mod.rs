@@ -24,4 +24,4 @@ pub use attestation::{AttestationRound, HealthAttestation, Observation};
 pub use evidence::{Evidence, LieKind};
 pub use header::MessageHeader;
 pub use membership::{MembershipCert, VettingSummary, VettingVerdict};
-pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus};
+pub use relay::{Receipt, RelayRequest, RelayResponse, RelayStatus, TraceContext};

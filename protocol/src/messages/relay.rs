@@ -9,7 +9,14 @@ use crate::signed::{Signed, SignedBody};
 ///
 /// Not signed: the libp2p connection (Noise) already authenticates the requester, and signing
 /// every relay would cost more than the relay's own budget. `header.seq` is the request id.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+///
+/// Encoded as its four first fields, then — only when `trace` is `Some` — the
+/// [`TraceContext`]'s [`TraceContext::ENCODED_BYTES`] bytes, with no tag: a request without a
+/// trace context is byte for byte the original layout, and one with it is that layout followed
+/// by the trailer. Decoding accepts both. Peers that predate the trailer refuse it (trailing
+/// bytes), so a requester sends it only on `/rpcmesh/relay/2` streams (the node's codec strips
+/// it on `/rpcmesh/relay/1`, see [`RelayRequest::without_trace_context`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayRequest {
     /// Common header; `expires_at_ms` is the absolute deadline.
     pub header: MessageHeader,
@@ -20,6 +27,71 @@ pub struct RelayRequest {
     pub timeout_ms: u32,
     /// The JSON-RPC request (single or batch), byte for byte.
     pub body: Vec<u8>,
+    /// The requester's trace, so that the server's span joins it (W3C trace context). Optional
+    /// trailer; see the type's docs.
+    pub trace: Option<TraceContext>,
+}
+
+/// The requester's distributed-tracing context (the fields of a W3C `traceparent`): the server
+/// makes its `relay` span a child of `parent_span_id` in trace `trace_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct TraceContext {
+    /// Trace id (16 bytes, not all zero).
+    pub trace_id: [u8; 16],
+    /// The requester's span the relay belongs to (8 bytes, not all zero).
+    pub parent_span_id: [u8; 8],
+    /// W3C trace flags; bit 0 = sampled.
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Bytes of an encoded trace context (fixed: two arrays and a byte).
+    pub const ENCODED_BYTES: usize = 16 + 8 + 1;
+}
+
+impl Encode for RelayRequest {
+    fn encode<E: bincode::enc::Encoder>(&self, encoder: &mut E) -> Result<(), bincode::error::EncodeError> {
+        self.header.encode(encoder)?;
+        self.chain_id.encode(encoder)?;
+        self.timeout_ms.encode(encoder)?;
+        self.body.encode(encoder)?;
+        match &self.trace {
+            Some(t) => t.encode(encoder),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<Context> Decode<Context> for RelayRequest {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        use bincode::de::read::Reader as _;
+        let header = MessageHeader::decode(decoder)?;
+        let chain_id = u64::decode(decoder)?;
+        let timeout_ms = u32::decode(decoder)?;
+        let body = Vec::<u8>::decode(decoder)?;
+        // The trailer is there when bytes follow (slice readers can tell; all of ours are).
+        let trace = match decoder.reader().peek_read(1) {
+            Some(_) => Some(TraceContext::decode(decoder)?),
+            None => None,
+        };
+        Ok(Self { header, chain_id, timeout_ms, body, trace })
+    }
+}
+
+bincode::impl_borrow_decode!(RelayRequest);
+
+impl RelayRequest {
+    /// The encoded request `bytes` as a peer that predates the trace-context trailer reads it:
+    /// the trailer cut off when there is one. Bytes that do not decode are returned unchanged
+    /// (the server refuses them either way).
+    pub fn without_trace_context(mut bytes: Vec<u8>) -> Vec<u8> {
+        if let Ok(RelayRequest { trace: Some(_), .. }) = crate::encoding::from_bytes::<RelayRequest>(&bytes) {
+            bytes.truncate(bytes.len() - TraceContext::ENCODED_BYTES);
+        }
+        bytes
+    }
 }
 
 /// Outcome of a relay.
@@ -105,4 +177,59 @@ pub struct Receipt {
 impl SignedBody for Receipt {
     const DOMAIN: &'static [u8] = b"rpcmesh/v1/relay-receipt\0";
     const KIND: &'static str = "relay-receipt";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding;
+
+    /// The layout before the trailer existed, as an older peer decodes it.
+    #[derive(Debug, PartialEq, Eq, Encode, Decode)]
+    struct RelayRequestV1 {
+        header: MessageHeader,
+        chain_id: u64,
+        timeout_ms: u32,
+        body: Vec<u8>,
+    }
+
+    fn request(trace: Option<TraceContext>) -> RelayRequest {
+        RelayRequest {
+            header: MessageHeader::new("net", 7, 1_000, 2_000),
+            chain_id: 1,
+            timeout_ms: 2_000,
+            body: br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#.to_vec(),
+            trace,
+        }
+    }
+
+    const TRACE: TraceContext = TraceContext { trace_id: [0xab; 16], parent_span_id: [0xcd; 8], flags: 1 };
+
+    #[test]
+    fn the_trace_context_is_an_optional_trailer() {
+        let plain = encoding::to_bytes(&request(None));
+        let old = encoding::to_bytes(&RelayRequestV1 {
+            header: MessageHeader::new("net", 7, 1_000, 2_000),
+            chain_id: 1,
+            timeout_ms: 2_000,
+            body: request(None).body,
+        });
+        assert_eq!(plain, old, "without a trace context the layout is the original one");
+        assert_eq!(encoding::from_bytes::<RelayRequest>(&old).unwrap(), request(None));
+
+        let traced = encoding::to_bytes(&request(Some(TRACE)));
+        assert_eq!(traced.len(), plain.len() + TraceContext::ENCODED_BYTES);
+        assert_eq!(&traced[..plain.len()], &plain[..]);
+        assert_eq!(encoding::from_bytes::<RelayRequest>(&traced).unwrap(), request(Some(TRACE)));
+        assert!(
+            matches!(encoding::from_bytes::<RelayRequestV1>(&traced), Err(encoding::DecodeError::TrailingBytes(25))),
+            "an older peer refuses the trailer: it must only be sent on relay/2"
+        );
+        assert_eq!(RelayRequest::without_trace_context(traced), plain);
+        assert_eq!(RelayRequest::without_trace_context(plain.clone()), plain);
+        // A cut-off trailer is malformed, not silently dropped.
+        let mut cut = encoding::to_bytes(&request(Some(TRACE)));
+        cut.pop();
+        assert!(encoding::from_bytes::<RelayRequest>(&cut).is_err());
+    }
 }

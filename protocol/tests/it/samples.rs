@@ -154,6 +154,7 @@ pub fn relay_request() -> RelayRequest {
         chain_id: 1,
         timeout_ms: 2_000,
         body: br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#.to_vec(),
+        trace: None,
     }
 }
 
@@ -371,8 +372,14 @@ pub fn arb_status() -> impl Strategy<Value = RelayStatus> {
 }
 
 pub fn arb_relay_request() -> impl Strategy<Value = RelayRequest> {
-    (arb_header(), any::<u64>(), any::<u32>(), vec(any::<u8>(), 0..256))
-        .prop_map(|(header, chain_id, timeout_ms, body)| RelayRequest { header, chain_id, timeout_ms, body })
+    let trace =
+        proptest::option::of(
+            (any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>())
+                .prop_map(|(trace_id, parent_span_id, flags)| TraceContext { trace_id, parent_span_id, flags }),
+        );
+    (arb_header(), any::<u64>(), any::<u32>(), vec(any::<u8>(), 0..256), trace).prop_map(
+        |(header, chain_id, timeout_ms, body, trace)| RelayRequest { header, chain_id, timeout_ms, body, trace },
+    )
 }
 
 pub fn arb_relay_response() -> impl Strategy<Value = RelayResponse> {

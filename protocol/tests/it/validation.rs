@@ -351,6 +351,7 @@ fn relay_refusals_echo_the_request_seq_and_only_read_its_header() {
         chain_id: 1,
         timeout_ms: 5_000,
         body: b"{}".to_vec(),
+        trace: None,
     });
     // A request whose body is cut off still has a readable header.
     let cut = &request[..request.len() - 1];

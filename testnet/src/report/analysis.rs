@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::censorship::{self, CensorSummary, TransactionSummary};
 use super::fmt;
 use super::lies::{self, LieSummary};
-use super::stats::{RequestStats, p50_p99_max, percentile};
+use super::stats::{RequestStats, p50_p99_max};
+use crate::measure::Convergence;
 use crate::record::{
     CordonChange, FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Outcome, Record, Request,
     SentTransaction, ViewChange, base_kind,
@@ -668,18 +669,10 @@ fn gossip_summary(run: &Run<'_>) -> GossipSummary {
         per_observer.entry(g.observer).or_default().push(g.delay_ms);
         delays.push(g.delay_ms);
     }
-    let mut converged: Vec<u64> = messages
-        .values()
-        .filter(|seen| expected_observers > 0 && seen.len() >= expected_observers)
-        .filter_map(|seen| seen.values().max().copied())
-        .collect();
-    converged.sort_unstable();
-    // Percentile over all messages, the ones that never converged ranked last (as infinitely slow).
-    let convergence = |p: f64| {
-        let ranks: Vec<u64> = (1..=messages.len() as u64).collect();
-        let rank = percentile(&ranks, p)? as usize;
-        converged.get(rank - 1).copied()
-    };
+    // One definition (crate::measure): a message some node never accepted is infinitely slow.
+    let convergence = Convergence::of(
+        messages.values().map(|seen| Convergence::of_message(seen.values().copied(), expected_observers)),
+    );
     let (delivery_p50_ms, delivery_p99_ms, delivery_max_ms) = p50_p99_max(delays.clone());
     let observers: BTreeSet<usize> = (0..run.nodes).chain(per_observer.keys().copied()).collect();
     let per_observer = if messages.is_empty() {
@@ -707,12 +700,12 @@ fn gossip_summary(run: &Run<'_>) -> GossipSummary {
         deliveries: delays.len() as u64,
         messages: messages.len() as u64,
         expected_observers,
-        fully_delivered: converged.len() as u64,
+        fully_delivered: convergence.converged,
         delivery_p50_ms,
         delivery_p99_ms,
         delivery_max_ms,
-        convergence_p50_ms: convergence(50.0),
-        convergence_p99_ms: convergence(99.0),
+        convergence_p50_ms: convergence.percentile(50.0).value(),
+        convergence_p99_ms: convergence.percentile(99.0).value(),
         per_observer,
     }
 }

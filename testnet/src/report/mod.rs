@@ -29,7 +29,8 @@
 //!   a request sent in the window; the *longest stall* is the largest gap between consecutive
 //!   correct answers (window start and end included) on any gateway that sent requests in it.
 //! - Gossip *delivery* is publish → accepted at one node; *convergence* is publish → accepted at
-//!   every other node, per message.
+//!   every other node, per message, as [`crate::measure`] defines it (the simulator's too): a
+//!   message some node never accepted is infinitely slow, so a percentile may read "never".
 //! - Censorship (censored answers, time to label, transactions to watched addresses): see
 //!   [`CensorSummary`] and [`TransactionSummary`].
 //! - Verified answers (wrong answers per gateway and verify mode, time to detection and to

@@ -8,18 +8,7 @@ use serde::Serialize;
 
 use crate::record::{Outcome, Request};
 
-/// Nearest-rank percentile of ascending `sorted` values; `p` in (0, 100], two decimals at most
-/// (e.g. 99.9). `None` if `sorted` is empty.
-pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    let n = sorted.len() as u64;
-    if n == 0 {
-        return None;
-    }
-    // Integer arithmetic in basis points, so 95 % of 1000 is exactly rank 950.
-    let bp = (p * 100.0).round().clamp(1.0, 10_000.0) as u64;
-    let rank = (bp * n).div_ceil(10_000).clamp(1, n);
-    sorted.get((rank - 1) as usize).copied()
-}
+pub use crate::measure::percentile;
 
 /// Counts and latency percentiles of a set of requests.
 ///

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::analysis::{GossipSummary, Run};
 use super::fmt::{self, xml};
 use super::stats::percentile;
+use crate::measure::Convergence;
 use crate::record::{FaultAction, Outcome, base_kind};
 
 const WIDTH: f64 = 960.0;
@@ -587,12 +588,8 @@ pub fn gossip_cdf(run: &Run<'_>, summary: &GossipSummary) -> String {
     }
     let mut deliveries: Vec<u64> = firsts.values().flat_map(|m| m.values().copied()).collect();
     deliveries.sort_unstable();
-    let mut converged: Vec<u64> = firsts
-        .values()
-        .filter(|m| expected > 0 && m.len() >= expected)
-        .filter_map(|m| m.values().max().copied())
-        .collect();
-    converged.sort_unstable();
+    let convergence = Convergence::of(firsts.values().map(|m| Convergence::of_message(m.values().copied(), expected)));
+    let converged = convergence.finite_ms.clone();
     let messages = firsts.len();
 
     let max = deliveries.last().copied().unwrap_or(0).max(1) as f64;
