@@ -149,10 +149,20 @@ mod tests {
     fn nearest_rank() {
         let v: Vec<u64> = (1..=100).collect();
         assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 95.0), Some(95));
         assert_eq!(percentile(&v, 99.0), Some(99));
         assert_eq!(percentile(&v, 100.0), Some(100));
-        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 99.9), Some(999));
+        assert_eq!(percentile(&v, 95.0), Some(950));
+        // Small samples: the rank rounds up, so p99 of 10 values is the maximum.
+        assert_eq!(percentile(&[10, 20, 30], 50.0), Some(20));
         assert_eq!(percentile(&[10, 20, 30, 40], 50.0), Some(20));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        let ten: Vec<u64> = (1..=10).collect();
+        assert_eq!(percentile(&ten, 99.0), Some(10));
+        assert_eq!(percentile(&[], 50.0), None);
     }
 
     #[test]

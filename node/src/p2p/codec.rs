@@ -23,7 +23,9 @@ pub struct RelayCodec {
     pub max_frame_bytes: usize,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>> {
+/// Reads a frame's big-endian `u32` length, refusing one over `max` before anything is allocated
+/// (also the framing of relay streams, `relay::stream`).
+pub async fn read_len<T: AsyncRead + Unpin>(io: &mut T, max: usize) -> std::io::Result<usize> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -33,6 +35,11 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> std:
             format!("frame of {len} bytes over the {max}-byte cap"),
         ));
     }
+    Ok(len)
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>> {
+    let len = read_len(io, max).await?;
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
     Ok(buf)

@@ -8,6 +8,7 @@
 mod admission;
 mod behaviour;
 mod codec;
+pub(crate) use codec::read_len;
 mod event_loop;
 mod handle;
 mod topics;

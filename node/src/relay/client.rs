@@ -248,9 +248,9 @@ impl RelayClient {
         // this node puts on the mesh (libp2p_bandwidth_bytes_total has the bytes on the wire).
         self.metrics.relay_bytes("outbound", "request", encoded.len());
         let sent = match &self.streams {
-            Some(streams) => match streams.call(peer, &encoded, timeout).await {
+            Some(streams) => match streams.call(peer, encoded, timeout).await {
                 Ok(raw) => Ok(raw),
-                Err(super::stream::StreamError::Unsupported) => self.p2p.relay(peer, encoded, timeout).await,
+                Err(super::stream::StreamError::Unsupported(encoded)) => self.p2p.relay(peer, encoded, timeout).await,
                 Err(super::stream::StreamError::Transport(e)) => Err(e),
             },
             None => self.p2p.relay(peer, encoded, timeout).await,

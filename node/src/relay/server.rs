@@ -159,7 +159,7 @@ impl RelayServer {
                             let response = tracing::Instrument::instrument(this.serve(&keys, &r.peer, &r.request), span).await;
                             this.metrics.relay_bytes("inbound", "request", r.request.len());
                             this.metrics.relay_bytes("inbound", "response", response.len());
-                            r.reply.send(&response).await;
+                            r.reply.send(response).await;
                         });
                         continue;
                     }

@@ -56,26 +56,24 @@ pub fn protocol(network_id: &str) -> Result<StreamProtocol, String> {
         .map_err(|e| format!("network id makes an invalid protocol name: {e}"))
 }
 
-/// One frame: length, id, message.
-fn frame(id: u64, message: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(ID_BYTES + message.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(4 + ID_BYTES + message.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(message);
-    out
+/// The head of one frame: the length of the rest, then the id.
+fn frame_head(id: u64, message_len: usize) -> [u8; 4 + ID_BYTES] {
+    let len = u32::try_from(ID_BYTES + message_len).unwrap_or(u32::MAX);
+    let mut head = [0u8; 4 + ID_BYTES];
+    head[..4].copy_from_slice(&len.to_be_bytes());
+    head[4..].copy_from_slice(&id.to_be_bytes());
+    head
 }
 
-/// Reads one frame of at most `max_message` message bytes; `None` at a clean end of stream.
+/// Reads one frame of at most `max_message` message bytes; `None` when the stream ends between
+/// frames (or inside one: either way nothing more comes).
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max_message: usize) -> io::Result<Option<(u64, Vec<u8>)>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(()) => {}
+    let len = match crate::p2p::read_len(r, ID_BYTES + max_message).await {
+        Ok(len) => len,
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if !(ID_BYTES..=ID_BYTES + max_message).contains(&len) {
+    };
+    if len < ID_BYTES {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("relay frame of {len} bytes")));
     }
     let mut id = [0u8; ID_BYTES];
@@ -85,10 +83,12 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max_message: usize) -> io::
     Ok(Some((u64::from_be_bytes(id), message)))
 }
 
-/// Writes queued frames, flushing when the queue is empty (several frames, one flush).
-async fn write_frames<W: AsyncWrite + Unpin>(w: &mut W, queue: &mut mpsc::Receiver<Vec<u8>>) -> io::Result<()> {
-    while let Some(f) = queue.recv().await {
-        w.write_all(&f).await?;
+/// Writes queued frames (head, then the message as queued: no copy), flushing when the queue is
+/// empty (several frames, one flush).
+async fn write_frames<W: AsyncWrite + Unpin>(w: &mut W, queue: &mut mpsc::Receiver<(u64, Vec<u8>)>) -> io::Result<()> {
+    while let Some((id, message)) = queue.recv().await {
+        w.write_all(&frame_head(id, message.len())).await?;
+        w.write_all(&message).await?;
         if queue.is_empty() {
             w.flush().await?;
         }
@@ -100,10 +100,16 @@ async fn write_frames<W: AsyncWrite + Unpin>(w: &mut W, queue: &mut mpsc::Receiv
 /// Why a relay over a stream failed.
 #[derive(Debug)]
 pub enum StreamError {
-    /// The peer does not speak the protocol: relay over request-response.
-    Unsupported,
+    /// The peer does not speak the protocol: relay over request-response (the request, back).
+    Unsupported(Vec<u8>),
     /// No stream, or it broke, or no answer in time.
     Transport(P2pError),
+}
+
+/// Why no link to a peer was had.
+enum Opened {
+    Unsupported,
+    Failed(P2pError),
 }
 
 /// The requester side: streams to peers, opened on first use.
@@ -126,7 +132,7 @@ type LinkSlot = Arc<tokio::sync::Mutex<Option<Arc<Link>>>>;
 
 /// One open stream to a peer.
 struct Link {
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: mpsc::Sender<(u64, Vec<u8>)>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     next_id: AtomicU64,
     broken: AtomicBool,
@@ -161,12 +167,16 @@ impl RelayStreams {
     }
 
     /// Relays the encoded `request` to `peer` and returns the encoded response, within `timeout`.
-    pub async fn call(&self, peer: PeerId, request: &[u8], timeout: Duration) -> Result<Vec<u8>, StreamError> {
+    pub async fn call(&self, peer: PeerId, request: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, StreamError> {
         let deadline = Instant::now() + timeout;
         if self.unsupported(&peer) {
-            return Err(StreamError::Unsupported);
+            return Err(StreamError::Unsupported(request));
         }
-        let link = self.link(peer, deadline).await?;
+        let link = match self.link(peer, deadline).await {
+            Ok(l) => l,
+            Err(Opened::Unsupported) => return Err(StreamError::Unsupported(request)),
+            Err(Opened::Failed(e)) => return Err(StreamError::Transport(e)),
+        };
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
@@ -174,7 +184,7 @@ impl RelayStreams {
         let forget = || {
             link.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         };
-        match tokio::time::timeout_at(deadline, link.queue.send(frame(id, request))).await {
+        match tokio::time::timeout_at(deadline, link.queue.send((id, request))).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 forget();
@@ -208,14 +218,14 @@ impl RelayStreams {
     }
 
     /// The open link to `peer`, opening one if there is none (or it broke).
-    async fn link(&self, peer: PeerId, deadline: Instant) -> Result<Arc<Link>, StreamError> {
+    async fn link(&self, peer: PeerId, deadline: Instant) -> Result<Arc<Link>, Opened> {
         let slot = {
             let mut links = self.inner.links.lock().unwrap_or_else(|p| p.into_inner());
             links.entry(peer).or_default().clone()
         };
         let mut slot = match tokio::time::timeout_at(deadline, slot.lock()).await {
             Ok(s) => s,
-            Err(_) => return Err(StreamError::Transport(P2pError::Timeout(peer))),
+            Err(_) => return Err(Opened::Failed(P2pError::Timeout(peer))),
         };
         if let Some(link) = slot.as_ref().filter(|l| !l.broken.load(Ordering::Acquire)) {
             return Ok(link.clone());
@@ -228,10 +238,10 @@ impl RelayStreams {
                 Ok(Ok(s)) => s,
                 Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_))) => {
                     self.inner.unsupported.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Instant::now());
-                    return Err(StreamError::Unsupported);
+                    return Err(Opened::Unsupported);
                 }
-                Ok(Err(e)) => return Err(StreamError::Transport(P2pError::Relay { peer, reason: e.to_string() })),
-                Err(_) => return Err(StreamError::Transport(P2pError::Timeout(peer))),
+                Ok(Err(e)) => return Err(Opened::Failed(P2pError::Relay { peer, reason: e.to_string() })),
+                Err(_) => return Err(Opened::Failed(P2pError::Timeout(peer))),
             };
         let (queue, mut rx) = mpsc::channel(WRITE_QUEUE);
         let link = Arc::new(Link {
@@ -295,14 +305,14 @@ pub struct StreamRelay {
 /// relays until sent or dropped.
 pub struct StreamReply {
     id: u64,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<(u64, Vec<u8>)>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl StreamReply {
     /// Sends the encoded response (dropped if the stream is gone).
-    pub async fn send(self, response: &[u8]) {
-        let _ = self.out.send(frame(self.id, response)).await;
+    pub async fn send(self, response: Vec<u8>) {
+        let _ = self.out.send((self.id, response)).await;
     }
 }
 
@@ -398,6 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip_and_oversized_ones_are_refused() {
+        let frame = |id: u64, m: &[u8]| [&frame_head(id, m.len())[..], m].concat();
         let mut bytes = frame(7, b"hello");
         bytes.extend(frame(u64::MAX, b""));
         let mut r = futures::io::Cursor::new(bytes);

@@ -87,28 +87,25 @@ impl<E> EventQueue<E> {
     }
 }
 
-/// SplitMix64: tiny, fast, and enough for a simulation (not for keys). One per run, from its seed.
+/// The simulation's random draws: [`SplitMix64`](crate::sim::SplitMix64) (the fault injector's
+/// generator; not for keys) with the distributions the simulator needs. One per run, from its seed.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(crate::sim::SplitMix64);
 
 impl Rng {
     /// A generator from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Self(crate::sim::SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 
     /// Uniform in [0, n); 0 when `n` is 0.
