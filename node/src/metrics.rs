@@ -239,7 +239,11 @@ impl NodeMetrics {
             m.relay_bytes.clone(),
         );
         m.init_zero();
-        r.register("receipts_verified", "Relay receipts verified and recorded", m.receipts_verified.clone());
+        r.register(
+            "receipts_verified",
+            "Relay receipts whose signature was checked and passed (a sample on arrival, the rest when used)",
+            m.receipts_verified.clone(),
+        );
         r.register("receipts_invalid", "Relay receipts with a bad signature, dropped", m.receipts_invalid.clone());
         r.register(
             "integrity_checks",

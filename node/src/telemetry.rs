@@ -38,7 +38,7 @@ const MAX_COLLECTOR_ANSWER_BYTES: usize = 64 * 1024;
 /// Longest [`OtlpExport::shutdown`] waits for the last batch.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Names of the spans exported (others stay in the logs only).
-pub const EXPORTED_SPANS: [&str; 2] = ["request", "relay"];
+pub const EXPORTED_SPANS: [&str; 3] = ["request", "relay", "tx_broadcast"];
 /// The OTLP/HTTP path of traces, added to an endpoint given without a path.
 const TRACES_PATH: &str = "/v1/traces";
 
@@ -110,6 +110,18 @@ pub fn current_trace_context() -> Option<TraceContext> {
         parent_span_id: sc.span_id().to_bytes(),
         flags: sc.trace_flags().to_u8(),
     })
+}
+
+/// Puts `span` (not yet entered) in the current span's trace without making it the current
+/// span's child in `tracing`: work that outlives its request (a transaction's broadcast and
+/// later confirmation) is exported in the request's trace, while the request span still ends
+/// when the client has its answer. Does nothing when no span is being exported.
+pub fn continue_current_trace(span: &tracing::Span) {
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_valid() {
+        // An error only means no export layer is installed.
+        let _ = span.set_parent(cx);
+    }
 }
 
 /// Makes `span` (not yet entered) a child of the requester's span `trace`, so that both

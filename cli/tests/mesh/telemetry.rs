@@ -1,6 +1,7 @@
 //! OpenTelemetry export (`[telemetry]`): two daemons export their spans over OTLP/HTTP to a
 //! stand-in collector on loopback; a request to A (no node) relayed to B (a simulated node)
-//! arrives as A's `request` span and B's `relay` span in one trace, B's span a child of A's.
+//! arrives as A's `request` span and B's `relay` span in one trace, B's span a child of A's; a
+//! transaction's broadcast, which outlives its request, is A's `tx_broadcast` span in the same trace.
 
 use std::sync::{Arc, Mutex};
 
@@ -139,5 +140,28 @@ async fn spans_are_exported_and_joined_across_a_relay() {
     assert!(request.trace_id.iter().any(|b| *b != 0), "a real trace id");
     assert!(request.parent_span_id.is_empty(), "the request span is the trace's root");
     assert_ne!(relay.span_id, request.span_id);
+
+    // A transaction: the broadcast runs in its own task, still in the request's trace, and the
+    // relays it makes are its children.
+    let sent = client.call("eth_sendRawTransaction", json!(["0x02f86c0180843b9aca00"])).await;
+    assert!(sent.body.get("result").is_some(), "{}", sent.body);
+    let broadcast = |spans: &[Exported]| {
+        spans.iter().filter(|s| s.name == "tx_broadcast" && s.service.contains("rpcmesh-a")).find_map(|tx| {
+            let request = spans
+                .iter()
+                .find(|s| s.name == "request" && s.trace_id == tx.trace_id && s.span_id == tx.parent_span_id)?;
+            let relay = spans.iter().find(|s| {
+                s.name == "relay"
+                    && s.service.contains("rpcmesh-b")
+                    && s.trace_id == tx.trace_id
+                    && s.parent_span_id == tx.span_id
+            })?;
+            Some((request.clone(), tx.clone(), relay.clone()))
+        })
+    };
+    wait("A's broadcast span in its request's trace, B's relay span its child", async || {
+        broadcast(&collector.spans()).is_some()
+    })
+    .await;
     drop((a, b));
 }

@@ -89,14 +89,16 @@ impl ReceiptRecord {
     }
 }
 
-/// The most recent verified receipts, newest last: evidence of who answered what, should an
+/// The most recent relay receipts, newest last: evidence of who answered what, should an
 /// answer later prove wrong.
 ///
-/// A relayed answer reaches the client before its receipt's signature is checked: the Noise
-/// channel already proves which provider answered, and the signature (~35 µs) only makes the
-/// receipt evidence for third parties. Receipts wait in `pending` until a background task
-/// (or the next read) verifies them; only verified ones are kept and shown. Kept as the signed
-/// receipts themselves and rendered only when read.
+/// A receipt's signature is checked when the receipt is used, not when it arrives: the Noise
+/// channel already proves which provider answered, and the signature (~35 µs, a third of a
+/// requester's CPU per relay when checked on every answer) only makes the receipt evidence for
+/// third parties. Evidence is re-proven, signature included, before it is published, and
+/// [`ReceiptLog::recent`] checks what it shows. One receipt in [`RECEIPT_SAMPLE_EVERY`] is
+/// checked on arrival by a background task, so a provider whose signatures are broken (whose
+/// receipts could never serve as evidence) is noticed and counted within a few dozen relays.
 #[derive(Debug, Clone)]
 pub struct ReceiptLog {
     inner: Arc<std::sync::Mutex<LogInner>>,
@@ -106,16 +108,21 @@ pub struct ReceiptLog {
 
 #[derive(Debug, Default)]
 struct LogInner {
-    pending: Vec<Signed<Receipt>>,
-    verified: std::collections::VecDeque<Signed<Receipt>>,
+    /// Sampled receipts waiting for the background check.
+    sampled: Vec<Signed<Receipt>>,
+    /// Received receipts, newest last, with whether their signature was checked.
+    kept: std::collections::VecDeque<(Signed<Receipt>, bool)>,
+    received: u64,
 }
 
 /// Receipts kept in memory.
 pub const RECEIPT_LOG_CAPACITY: usize = 1024;
+/// One receipt in this many has its signature checked on arrival.
+pub const RECEIPT_SAMPLE_EVERY: u64 = 32;
 
 impl ReceiptLog {
-    /// An empty log. Inside a tokio runtime it starts its verifier task, which ends when the
-    /// last clone of the log is dropped; outside one, receipts are verified when read.
+    /// An empty log. Inside a tokio runtime it starts its sample checker, which ends when the
+    /// last clone of the log is dropped; outside one, sampled receipts are checked when read.
     pub fn new(metrics: NodeMetrics) -> Self {
         let log = Self { inner: Arc::default(), wake: Arc::default(), metrics };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -125,63 +132,101 @@ impl ReceiptLog {
                 loop {
                     wake.notified().await;
                     let Some(inner) = weak.upgrade() else { return };
-                    Self::verify_pending(&inner, &metrics);
+                    Self::check_sampled(&inner, &metrics);
                 }
             });
         }
         log
     }
 
-    /// Queues a receipt whose every rule but the signature was checked.
+    /// Keeps a receipt whose every rule but the signature was checked.
     fn push_unverified(&self, r: Signed<Receipt>) {
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        // A verifier that cannot keep up must not grow the queue without bound: the oldest
-        // unverified receipts go first, as verified ones do.
-        if q.pending.len() >= RECEIPT_LOG_CAPACITY {
-            q.pending.remove(0);
+        q.received = q.received.wrapping_add(1);
+        // The first receipt is sampled too: a newcomer with broken signatures shows at once.
+        let sample = q.received % RECEIPT_SAMPLE_EVERY == 1 && q.sampled.len() < RECEIPT_LOG_CAPACITY;
+        if sample {
+            q.sampled.push(r.clone());
+            if q.sampled.len() == 1 {
+                self.wake.notify_one();
+            }
         }
-        q.pending.push(r);
-        if q.pending.len() == 1 {
-            self.wake.notify_one();
+        if q.kept.len() >= RECEIPT_LOG_CAPACITY {
+            q.kept.pop_front();
         }
+        q.kept.push_back((r, false));
     }
 
-    /// Verifies the queued receipts (outside the lock) and keeps the good ones.
-    fn verify_pending(inner: &std::sync::Mutex<LogInner>, metrics: &NodeMetrics) {
-        let batch = std::mem::take(&mut inner.lock().unwrap_or_else(|p| p.into_inner()).pending);
+    /// Checks the sampled receipts (outside the lock); a bad one is counted, logged and dropped
+    /// from the log.
+    fn check_sampled(inner: &std::sync::Mutex<LogInner>, metrics: &NodeMetrics) {
+        let batch = std::mem::take(&mut inner.lock().unwrap_or_else(|p| p.into_inner()).sampled);
         if batch.is_empty() {
             return;
         }
-        let mut good = Vec::with_capacity(batch.len());
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
         for r in batch {
             match r.verify() {
-                Ok(()) => good.push(r),
+                Ok(()) => good.push(r.signature),
                 Err(e) => {
-                    metrics.receipts_invalid.inc();
                     tracing::warn!(provider = %r.signer.to_peer_id(), error = %e,
-                        "a relay receipt failed its signature check; the answer was served, the receipt is dropped");
+                        "a relay receipt failed its signature check: this provider's receipts cannot serve as evidence");
+                    bad.push(r.signature);
                 }
             }
         }
         metrics.receipts_verified.inc_by(good.len() as u64);
+        metrics.receipts_invalid.inc_by(bad.len() as u64);
+        Self::settle(inner, &good, &bad);
+    }
+
+    /// Marks the receipts signed `good` as checked and drops those signed `bad`.
+    fn settle(inner: &std::sync::Mutex<LogInner>, good: &[[u8; 64]], bad: &[[u8; 64]]) {
         let mut q = inner.lock().unwrap_or_else(|p| p.into_inner());
-        for r in good {
-            if q.verified.len() == RECEIPT_LOG_CAPACITY {
-                q.verified.pop_front();
+        if !bad.is_empty() {
+            q.kept.retain(|(r, _)| !bad.contains(&r.signature));
+        }
+        // Newest first, stopping at the last one found: a sampled receipt is checked moments
+        // after it arrived, so it is near the back (this runs for every sample).
+        let mut left = good.len();
+        for (r, checked) in q.kept.iter_mut().rev() {
+            if left == 0 {
+                break;
             }
-            q.verified.push_back(r);
+            if !*checked && good.contains(&r.signature) {
+                *checked = true;
+                left -= 1;
+            }
         }
     }
 
-    /// The last `n` verified receipts, newest last (receipts still queued are verified first).
+    /// The last `n` receipts with a valid signature, newest last (those not checked yet are
+    /// checked now; a bad one is counted and dropped).
     pub fn recent(&self, n: usize) -> Vec<ReceiptRecord> {
-        Self::verify_pending(&self.inner, &self.metrics);
-        // Copied out first: rendering is slow enough that relays should not wait on the lock.
-        let picked: Vec<Signed<Receipt>> = {
+        Self::check_sampled(&self.inner, &self.metrics);
+        // Copied out first: checking and rendering are slow enough that relays should not wait
+        // on the lock.
+        let picked: Vec<(Signed<Receipt>, bool)> = {
             let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            q.verified.iter().skip(q.verified.len().saturating_sub(n)).cloned().collect()
+            q.kept.iter().skip(q.kept.len().saturating_sub(n)).cloned().collect()
         };
-        picked.iter().map(ReceiptRecord::render).collect()
+        let mut shown = Vec::with_capacity(picked.len());
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for (r, checked) in picked {
+            if checked {
+                shown.push(r);
+            } else if r.verify().is_ok() {
+                good.push(r.signature);
+                shown.push(r);
+            } else {
+                bad.push(r.signature);
+            }
+        }
+        self.metrics.receipts_verified.inc_by(good.len() as u64);
+        self.metrics.receipts_invalid.inc_by(bad.len() as u64);
+        // Remembered, so that reading again costs no second check.
+        Self::settle(&self.inner, &good, &bad);
+        shown.iter().map(ReceiptRecord::render).collect()
     }
 }
 
@@ -345,21 +390,54 @@ mod tests {
         assert_eq!((metrics.receipts_verified.get(), metrics.receipts_invalid.get()), (2, 1));
     }
 
-    #[tokio::test]
-    async fn receipts_are_verified_in_the_background_without_a_read() {
+    #[test]
+    fn a_receipt_is_checked_once() {
         let provider = Identity::from_secret_bytes([5; 32]);
         let metrics = NodeMetrics::default();
         let log = ReceiptLog::new(metrics.clone());
-        log.push_unverified(receipt(&provider, 1));
-        // Current-thread runtime: the verifier runs when this task yields.
-        for _ in 0..1000 {
-            if metrics.receipts_verified.get() == 1 {
-                break;
+        for seq in 1..=3 {
+            log.push_unverified(receipt(&provider, seq));
+        }
+        assert_eq!(log.recent(10).len(), 3);
+        assert_eq!(log.recent(10).len(), 3);
+        assert_eq!(metrics.receipts_verified.get(), 3, "read twice, checked once");
+    }
+
+    #[tokio::test]
+    async fn a_sample_of_receipts_is_checked_in_the_background_without_a_read() {
+        let provider = Identity::from_secret_bytes([5; 32]);
+        let metrics = NodeMetrics::default();
+        let log = ReceiptLog::new(metrics.clone());
+        let checked = async |n: u64| {
+            // Current-thread runtime: the checker runs when this task yields.
+            for _ in 0..1000 {
+                if metrics.receipts_verified.get() + metrics.receipts_invalid.get() == n {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
+            (metrics.receipts_verified.get(), metrics.receipts_invalid.get())
+        };
+        // The first is sampled, the next RECEIPT_SAMPLE_EVERY - 1 are not.
+        log.push_unverified(receipt(&provider, 1));
+        assert_eq!(checked(1).await, (1, 0), "checked by the background task");
+        for seq in 2..=RECEIPT_SAMPLE_EVERY {
+            let mut forged = receipt(&provider, seq);
+            forged.signature[0] ^= 1;
+            log.push_unverified(forged);
+        }
+        for _ in 0..100 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(metrics.receipts_verified.get(), 1, "verified by the background task");
-        assert!(log.inner.lock().unwrap().pending.is_empty());
-        assert_eq!(log.inner.lock().unwrap().verified.len(), 1);
+        assert_eq!(checked(1).await, (1, 0), "not sampled: not checked before use");
+        // The next sampled one is forged: counted and dropped without a read.
+        let mut forged = receipt(&provider, RECEIPT_SAMPLE_EVERY + 1);
+        forged.signature[0] ^= 1;
+        log.push_unverified(forged);
+        assert_eq!(checked(2).await, (1, 1));
+        let q = log.inner.lock().unwrap();
+        assert!(q.sampled.is_empty());
+        assert_eq!(q.kept.len(), RECEIPT_SAMPLE_EVERY as usize);
+        assert!(q.kept[0].1, "the sampled good one is marked checked");
     }
 }

@@ -76,7 +76,9 @@ const KEY_CACHE_MAX: usize = 4096;
 /// Only keys that decoded are kept: a PeerId maps to one key for good, so entries never go stale.
 #[derive(Debug)]
 struct KeyCache {
-    keys: Mutex<HashMap<PeerId, PublicKey>>,
+    /// Each key with the PeerId's text, which names the requester in every relay's span
+    /// (base58 of the PeerId, a few µs to make afresh per relay).
+    keys: Mutex<HashMap<PeerId, (PublicKey, Arc<str>)>>,
     max: usize,
 }
 
@@ -89,19 +91,28 @@ impl Default for KeyCache {
 impl KeyCache {
     /// The ed25519 key of `peer`, `None` if it is not an ed25519 PeerId.
     fn get(&self, peer: &PeerId) -> Option<PublicKey> {
-        if let Some(key) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(peer) {
-            return Some(*key);
+        self.known(peer).map(|(key, _)| key)
+    }
+
+    /// The text of `peer`, as `Display` writes it.
+    fn name(&self, peer: &PeerId) -> Arc<str> {
+        self.known(peer).map_or_else(|| Arc::from(peer.to_string()), |(_, name)| name)
+    }
+
+    fn known(&self, peer: &PeerId) -> Option<(PublicKey, Arc<str>)> {
+        if let Some(known) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(peer) {
+            return Some(known.clone());
         }
         // Decoded outside the lock: concurrent relays of other peers do not wait on it.
-        let key = PublicKey::from_peer_id(peer).ok()?;
+        let known = (PublicKey::from_peer_id(peer).ok()?, Arc::from(peer.to_string()));
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if keys.len() >= self.max
             && let Some(old) = keys.keys().next().copied()
         {
             keys.remove(&old);
         }
-        keys.insert(*peer, key);
-        Some(key)
+        keys.insert(*peer, known.clone());
+        Some(known)
     }
 }
 
@@ -127,8 +138,8 @@ pub struct RelayServer {
 
 /// The `relay` span of one served relay, joined to the requester's trace when it sent one (read
 /// from the request's prefix without copying the body; the full request is validated in `serve`).
-fn relay_span(peer: &PeerId, request: &[u8]) -> tracing::Span {
-    let span = tracing::info_span!("relay", from = %peer);
+fn relay_span(keys: &KeyCache, peer: &PeerId, request: &[u8]) -> tracing::Span {
+    let span = tracing::info_span!("relay", from = %keys.name(peer));
     if let Some(trace) = trace_context_of(request) {
         crate::telemetry::join_remote_trace(&span, &trace);
     }
@@ -155,7 +166,7 @@ impl RelayServer {
                     Some(r) => {
                         let (this, keys) = (this.clone(), keys.clone());
                         tokio::spawn(async move {
-                            let span = relay_span(&r.peer, &r.request);
+                            let span = relay_span(&keys, &r.peer, &r.request);
                             let response = tracing::Instrument::instrument(this.serve(&keys, &r.peer, &r.request), span).await;
                             this.metrics.relay_bytes("inbound", "request", r.request.len());
                             this.metrics.relay_bytes("inbound", "response", response.len());
@@ -172,7 +183,7 @@ impl RelayServer {
             let this = this.clone();
             let keys = keys.clone();
             tokio::spawn(async move {
-                let span = relay_span(&relay.peer, &relay.request);
+                let span = relay_span(&keys, &relay.peer, &relay.request);
                 let response =
                     tracing::Instrument::instrument(this.serve(&keys, &relay.peer, &relay.request), span).await;
                 // Counted here, once per relay, so refusals and errors count as well as answers.
@@ -317,14 +328,16 @@ mod tests {
         assert_eq!(cache.get(&a.peer_id()), Some(a.public_key()));
         // A hit is answered from the map, without decoding the PeerId again.
         let other = Identity::from_secret_bytes([2; 32]).public_key();
-        cache.keys.lock().unwrap().insert(a.peer_id(), other);
+        cache.keys.lock().unwrap().insert(a.peer_id(), (other, Arc::from("cached")));
         assert_eq!(cache.get(&a.peer_id()), Some(other));
+        assert_eq!(&*cache.name(&a.peer_id()), "cached", "the name is remembered with the key");
 
         // A PeerId that is not an inline ed25519 key (a SHA-256 multihash) is refused, not kept.
         let mut sha = vec![0x12, 0x20];
         sha.extend_from_slice(&[7; 32]);
         let hashed = PeerId::from_bytes(&sha).unwrap();
         assert_eq!(cache.get(&hashed), None);
+        assert_eq!(&*cache.name(&hashed), hashed.to_string());
         assert_eq!(cache.keys.lock().unwrap().len(), 1);
 
         for n in 10..20 {

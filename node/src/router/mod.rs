@@ -634,24 +634,32 @@ impl Router {
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let router = self.clone();
         let req = req.clone();
-        let run = tokio::spawn(async move {
-            let call = Call { chain_id, req: &req, mode };
-            let outcome = router.inner.attempts.broadcast(&call, &plan, n, deadline, budget_ms, Some(first_tx)).await;
-            if let (Ok((_, answer)), Some(after)) = (&outcome.result, router.inner.censorship.confirm_ms)
-                && answer.error().is_none()
-                && let Ok(permit) = router.inner.confirmations.clone().try_acquire_owned()
-            {
-                let asked: Vec<Target> = outcome.tally.finished.iter().map(|(t, _)| *t).collect();
-                let router = router.clone();
-                let plan = plan.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(after)).await;
-                    router.confirm(chain_id, &req, &plan, &asked).await;
-                    drop(permit);
-                });
-            }
-            outcome
-        });
+        // The broadcast outlives the client's request: its own span, in the request's trace.
+        let span = tracing::info_span!(parent: None, "tx_broadcast", chain = chain_id);
+        span.follows_from(tracing::Span::current());
+        crate::telemetry::continue_current_trace(&span);
+        let run = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let call = Call { chain_id, req: &req, mode };
+                let outcome =
+                    router.inner.attempts.broadcast(&call, &plan, n, deadline, budget_ms, Some(first_tx)).await;
+                if let (Ok((_, answer)), Some(after)) = (&outcome.result, router.inner.censorship.confirm_ms)
+                    && answer.error().is_none()
+                    && let Ok(permit) = router.inner.confirmations.clone().try_acquire_owned()
+                {
+                    let asked: Vec<Target> = outcome.tally.finished.iter().map(|(t, _)| *t).collect();
+                    let router = router.clone();
+                    let plan = plan.clone();
+                    tokio::spawn(tracing::Instrument::in_current_span(async move {
+                        tokio::time::sleep(Duration::from_millis(after)).await;
+                        router.confirm(chain_id, &req, &plan, &asked).await;
+                        drop(permit);
+                    }));
+                }
+                outcome
+            },
+            span,
+        ));
         match first_rx.await {
             Ok((target, answer, attempts)) => {
                 Outcome { result: Ok((target, answer)), attempts, tally: Tally::default() }

@@ -6,6 +6,7 @@
 pub mod cert_file;
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use rpcmesh_protocol::messages::MembershipCert;
 use rpcmesh_protocol::{PublicKey, Signed};
@@ -88,6 +89,11 @@ impl VettingInfo {
     }
 }
 
+/// Certificates whose signature checked out, remembered by their digest: the mesh re-judges
+/// every provider's trust each second (certificates expire), and a signature check per provider
+/// per second would make each daemon's idle cost grow with the mesh.
+const VERIFIED_CERTS_CAPACITY: usize = 4096;
+
 /// The configured trust rules.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
@@ -97,6 +103,9 @@ pub struct TrustPolicy {
     federations: HashSet<PublicKey>,
     network_id: String,
     clock_skew_ms: u64,
+    /// Digests of certificates whose signature verified ([`VERIFIED_CERTS_CAPACITY`] at most;
+    /// forgotten all at once when full, which costs one check per certificate again).
+    verified_certs: Arc<Mutex<HashSet<rpcmesh_protocol::digest::Digest>>>,
 }
 
 impl TrustPolicy {
@@ -109,6 +118,7 @@ impl TrustPolicy {
             federations: cfg.federations.iter().filter_map(|f| PublicKey::parse(f).ok()).collect(),
             network_id: network_id.to_string(),
             clock_skew_ms: 30_000,
+            verified_certs: Arc::default(),
         }
     }
 
@@ -157,13 +167,31 @@ impl TrustPolicy {
         if now_ms > body.header.expires_at_ms {
             return Err("certificate expired".into());
         }
-        cert.verify().map_err(|e| format!("certificate: {e}"))?;
+        self.verify_cert(cert)?;
         Ok(TrustStatus::Member {
             federation: cert.signer.to_hex(),
             operator: body.operator_name.clone(),
             expires_at_ms: body.header.expires_at_ms,
             vetting: VettingInfo::of(body),
         })
+    }
+}
+
+impl TrustPolicy {
+    /// Checks `cert`'s signature once per distinct certificate (the digest covers the body and
+    /// the signature, so a changed byte is a new certificate and checked again).
+    fn verify_cert(&self, cert: &Signed<MembershipCert>) -> Result<(), String> {
+        let digest = rpcmesh_protocol::digest::sha256(&cert.to_bytes());
+        if self.verified_certs.lock().unwrap_or_else(|p| p.into_inner()).contains(&digest) {
+            return Ok(());
+        }
+        cert.verify().map_err(|e| format!("certificate: {e}"))?;
+        let mut known = self.verified_certs.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= VERIFIED_CERTS_CAPACITY {
+            known.clear();
+        }
+        known.insert(digest);
+        Ok(())
     }
 }
 
@@ -215,6 +243,30 @@ mod tests {
             match p.judge(&a.public_key(), Some(&c), now) {
                 TrustStatus::Untrusted { reason } => assert!(reason.contains(why), "{reason} vs {why}"),
                 other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_remembered_certificate_still_expires_and_a_forged_copy_is_still_refused() {
+        let (me, root, a) = (Identity::generate(), Identity::generate(), Identity::generate());
+        let cfg = TrustConfig { federations: vec![root.public_key().to_hex()], ..TrustConfig::default() };
+        let p = TrustPolicy::new(&cfg, me.public_key(), "n");
+        let now = 1_000_000;
+        let good = cert(&a, &root, "n", now - 10, 1000);
+        assert!(p.judge(&a.public_key(), Some(&good), now).is_trusted());
+        // Judged again from memory: the time rules still apply.
+        assert!(p.judge(&a.public_key(), Some(&good), now + 500).is_trusted());
+        assert!(!p.judge(&a.public_key(), Some(&good), now + 2000).is_trusted(), "expired");
+        // The same body under a damaged signature, or a changed body under the good signature.
+        let mut bad_sig = good.clone();
+        bad_sig.signature[0] ^= 1;
+        let mut changed = good.clone();
+        changed.body.operator_name = "Other".into();
+        for forged in [bad_sig, changed] {
+            match p.judge(&a.public_key(), Some(&forged), now) {
+                TrustStatus::Untrusted { reason } => assert!(reason.contains("certificate"), "{reason}"),
+                other => panic!("a forged certificate was trusted: {other:?}"),
             }
         }
     }

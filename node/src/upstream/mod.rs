@@ -223,10 +223,15 @@ impl UpstreamSet {
 
     /// The best usable upstream of a chain: healthy, highest head, then lowest latency.
     pub fn best(&self, chain_id: u64) -> Option<&Arc<Upstream>> {
-        self.for_chain(chain_id).iter().filter(|u| u.status().is_usable()).max_by_key(|u| {
-            let s = u.state();
-            (s.head.map(|h| h.number).unwrap_or(0), std::cmp::Reverse(s.window.ewma_us().unwrap_or(u32::MAX)))
-        })
+        // One short lock per upstream and no copy of its latency window: this runs per relay.
+        self.for_chain(chain_id)
+            .iter()
+            .filter_map(|u| {
+                let (usable, head, ewma_us) = u.routing_view();
+                usable.then_some((u, (head.unwrap_or(0), std::cmp::Reverse(ewma_us.unwrap_or(u32::MAX)))))
+            })
+            .max_by_key(|(_, rank)| *rank)
+            .map(|(u, _)| u)
     }
 
     /// The chain's head as the best usable upstream sees it.
