@@ -104,7 +104,7 @@ fn provider(id: &Identity, i: usize, is_self: bool) -> ProviderView {
     };
     let attestations = (0..3)
         .map(|a| AttestationSummary {
-            attester: format!("attester-{a}"),
+            attester: format!("attester-{a}").into(),
             attester_trusted: true,
             chain_id: CHAIN,
             issued_at_ms: T0,

@@ -66,7 +66,8 @@ struct CachedView {
 #[derive(Debug, Clone)]
 struct HeldAttestation {
     body: HealthAttestation,
-    attester_peer_id: String,
+    /// Shared by every view built from it: a view rebuild copies no string per attestation.
+    attester_peer_id: Arc<str>,
 }
 
 /// The mesh as known to this node; see the module docs.
@@ -181,8 +182,8 @@ impl MeshState {
             Some(held) if held.body.header.seq >= body.header.seq => return false,
             Some(held) => held.attester_peer_id.clone(),
             None => match self.entries.get(&attester) {
-                Some(e) => e.peer_id.clone(),
-                None => attester.to_peer_id().to_string(),
+                Some(e) => Arc::from(e.peer_id.as_str()),
+                None => Arc::from(attester.to_peer_id().to_string()),
             },
         };
         let subject = body.subject;

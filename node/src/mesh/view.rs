@@ -79,7 +79,7 @@ pub struct ChainView {
 #[derive(Debug, Clone, Serialize)]
 pub struct AttestationSummary {
     /// Attester PeerId.
-    pub attester: String,
+    pub attester: std::sync::Arc<str>,
     /// Whether the attester is trusted (only trusted attestations count for health).
     pub attester_trusted: bool,
     /// Chain.

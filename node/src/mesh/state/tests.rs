@@ -542,7 +542,7 @@ fn attestations_from_untrusted_attesters_do_not_count() {
     assert_eq!((c.health, c.success_rate, c.latency_p50_us), (Health::Healthy, None, None));
     // Still listed, marked untrusted.
     assert_eq!(v.attestations.len(), 1);
-    assert_eq!(v.attestations[0].attester, stranger.peer_id().to_string());
+    assert_eq!(&*v.attestations[0].attester, stranger.peer_id().to_string());
     assert!(!v.attestations[0].attester_trusted);
     assert_eq!(v.attestations[0].probes_ok, 0);
 }
@@ -610,7 +610,7 @@ fn apply_attestation_keeps_newest_per_attester_and_chain() {
             .attestations
             .iter()
             .filter(|a| a.chain_id == chain_id)
-            .map(|a| (a.attester.clone(), a.probes_ok))
+            .map(|a| (a.attester.to_string(), a.probes_ok))
             .collect()
     };
     assert!(s.apply_attestation(&attest(&x, &p, 5, T0, 10, 0)));
