@@ -43,6 +43,9 @@ pub const MATERIAL_CACHE_BYTES: usize = 32 << 20;
 /// of logs or a receipt in a block seen before costs a comparison, not a trie rebuild.
 pub const VERIFIED_RECEIPTS_BLOCKS: usize = 256;
 
+/// Bytes of block answers remembered as verified (by their exact bytes), so that the same
+/// block asked again costs a comparison instead of a parse and a keccak.
+pub const VERIFIED_BLOCK_ANSWERS_BYTES: usize = 4 << 20;
 /// After a failed check, every answer of that provider is fully checked for this long.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(3600);
 
@@ -70,6 +73,7 @@ pub struct IntegrityCheck {
     suspects: Mutex<HashMap<Target, Instant>>,
     cache: MaterialCache,
     receipts: ReceiptsCache,
+    block_answers: BlockAnswers,
     memory: super::equivocation::Memory,
     evidence: Arc<dyn EvidenceSink>,
     metrics: IntegrityMetrics,
@@ -93,6 +97,7 @@ impl IntegrityCheck {
             suspects: Mutex::new(HashMap::new()),
             cache: MaterialCache::new(MATERIAL_CACHE_BYTES),
             receipts: ReceiptsCache::default(),
+            block_answers: BlockAnswers::new(VERIFIED_BLOCK_ANSWERS_BYTES),
             memory: Default::default(),
             evidence,
             metrics,
@@ -265,7 +270,14 @@ impl IntegrityCheck {
                 Ok((Verified::Quorum, None))
             }
             Claim::Block { block } => {
-                let b = match judge::block_alone(result, block) {
+                let judged = match self.block_answers.get(result) {
+                    Some(header) => judge::is_asked_block(&header, block).map(|()| header),
+                    None => judge::block_alone(result, block).map(|b| {
+                        self.block_answers.put(result, b.header());
+                        b.header().clone()
+                    }),
+                };
+                let b = match judged {
                     Ok(b) => b,
                     Err(lie @ Verdict::Lie { .. }) => {
                         // Wrong on its face; the trusted header of the block asked for makes it evidence.
@@ -288,7 +300,7 @@ impl IntegrityCheck {
                 }
                 let trusted =
                     self.anchors.at(chain_id, b.number(), deadline).await.map_err(|e| no(Verdict::Unverifiable(e)))?;
-                if judge::on_trusted_chain(b.header(), &trusted.header).is_ok() {
+                if judge::on_trusted_chain(&b, &trusted.header).is_ok() {
                     return Ok((Verified::Header, None));
                 }
                 // Another block than the trusted one at that height: a lie, or a reorganisation
@@ -299,7 +311,7 @@ impl IntegrityCheck {
                     .await
                     .map_err(|e| no(Verdict::Unverifiable(e)))?;
                 let m = Material::new(&trusted);
-                judge::on_trusted_chain(b.header(), &trusted.header).map_err(|v| (v, Some(m.clone())))?;
+                judge::on_trusted_chain(&b, &trusted.header).map_err(|v| (v, Some(m.clone())))?;
                 Ok((Verified::Header, None))
             }
             Claim::Transaction { hash } => {
@@ -759,6 +771,59 @@ impl MaterialCache {
     }
 }
 
+/// Block answers whose header hash (and transactions root, when hydrated) verified, by their
+/// exact bytes, at most `max_bytes` of answers, oldest out first: every client polling a block
+/// (the latest one above all) gets the same bytes, which would otherwise be parsed and hashed
+/// again for each (in sample mode, for every answer). A hit compares the whole answer, so an
+/// answer differing by one byte, a lie included, is verified afresh. What is remembered is
+/// the verification of the block on its own; whether it is on the trusted chain is judged per
+/// answer.
+struct BlockAnswers {
+    max_bytes: usize,
+    keyer: std::collections::hash_map::RandomState,
+    inner: Mutex<BlockAnswersInner>,
+}
+
+#[derive(Default)]
+struct BlockAnswersInner {
+    map: HashMap<u64, (Bytes, rpcmesh_eth::VerifiedHeader)>,
+    order: std::collections::VecDeque<u64>,
+    bytes: usize,
+}
+
+impl BlockAnswers {
+    fn new(max_bytes: usize) -> Self {
+        Self { max_bytes, keyer: Default::default(), inner: Mutex::default() }
+    }
+
+    /// The verified header of exactly this answer, if it verified before.
+    fn get(&self, answer: &[u8]) -> Option<rpcmesh_eth::VerifiedHeader> {
+        let key = self.keyer.hash_one(answer);
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.map.get(&key).filter(|(bytes, _)| bytes[..] == *answer).map(|(_, header)| header.clone())
+    }
+
+    fn put(&self, answer: &[u8], header: &rpcmesh_eth::VerifiedHeader) {
+        if answer.len() > self.max_bytes / 16 {
+            return;
+        }
+        let key = self.keyer.hash_one(answer);
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if c.map.contains_key(&key) {
+            return;
+        }
+        c.bytes += answer.len();
+        c.order.push_back(key);
+        c.map.insert(key, (Bytes::copy_from_slice(answer), header.clone()));
+        while c.bytes > self.max_bytes {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some((b, _)) = c.map.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
+    }
+}
+
 /// Verified receipts by (chain, block hash), at most [`VERIFIED_RECEIPTS_BLOCKS`], oldest out
 /// first. Keyed by hash: a reorg makes another key, never a stale entry.
 #[derive(Default)]
@@ -988,6 +1053,29 @@ fn rewrite_params(method: &str, body: &[u8], n: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_answer_is_remembered_by_its_exact_bytes_and_within_bounds() {
+        let answer =
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../eth/tests/fixtures/block_2_hashes.json")).to_vec();
+        let header = judge::block_alone(&answer, BlockSel::Head).unwrap().header().clone();
+        let memo = BlockAnswers::new(64 * answer.len());
+        assert!(memo.get(&answer).is_none());
+        memo.put(&answer, &header);
+        assert_eq!(memo.get(&answer), Some(header.clone()));
+        // One byte changed (a lie, or another block): not remembered.
+        let other = String::from_utf8_lossy(&answer).replacen("\"gasUsed\": \"0x", "\"gasUsed\": \"0x1", 1);
+        assert_ne!(other.as_bytes(), &answer[..]);
+        assert!(memo.get(other.as_bytes()).is_none());
+        // Bounded in bytes: older answers go first.
+        for n in 1..=80 {
+            let mut a = answer.clone();
+            a.extend(std::iter::repeat_n(b' ', n));
+            memo.put(&a, &header);
+        }
+        assert!(memo.inner.lock().unwrap().bytes <= 64 * answer.len());
+        assert!(memo.get(&answer).is_none(), "the oldest answer was dropped");
+    }
 
     #[test]
     fn verified_receipts_are_reused_and_bounded() {

@@ -98,16 +98,22 @@ pub fn block_alone(result: &[u8], asked: BlockSel) -> Result<VerifiedBlock, Verd
         let kind = if matches!(e, EthError::HeaderHashMismatch { .. }) { LieKind::Header } else { LieKind::Block };
         Verdict::from_eth(kind, e)
     })?;
+    is_asked_block(block.header(), asked)?;
+    Ok(block)
+}
+
+/// A verified block is the one asked for (any block answers a head or `pending` selector).
+pub fn is_asked_block(header: &VerifiedHeader, asked: BlockSel) -> Result<(), Verdict> {
     let expected = match asked {
         BlockSel::Number(n) => Some(BlockId::Number(n)),
         BlockSel::Earliest => Some(BlockId::Number(0)),
         BlockSel::Hash(h) => Some(BlockId::Hash(h)),
         BlockSel::Head | BlockSel::Pending => None,
     };
-    if let Some(id) = expected {
-        block.expect(id).map_err(|e| Verdict::from_eth(LieKind::Header, e))?;
+    match expected {
+        Some(id) => header.expect(id).map_err(|e| Verdict::from_eth(LieKind::Header, e)),
+        None => Ok(()),
     }
-    Ok(block)
 }
 
 /// A verified block is the trusted one at its height.
