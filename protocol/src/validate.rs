@@ -657,7 +657,7 @@ fn check_relay_response(r: &RelayResponse, ctx: &ValidationContext) -> Result<()
 /// left to the caller. For a requester that received the response over an authenticated
 /// channel from the provider it asked: the channel already proves who answered, and the
 /// signature only makes the receipt evidence for third parties, so it can be checked after the
-/// answer was used. The receipt MUST NOT be kept or shown as evidence before
+/// answer was used. The receipt MUST NOT be shown or used as evidence before
 /// [`Signed::verify`] passed.
 pub fn decode_relay_response_signature_deferred(
     bytes: &[u8],
