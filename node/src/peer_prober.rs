@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcmesh_protocol::messages::{AttestationRound, HealthAttestation, MessageHeader, Observation, RelayStatus};
+use rpcmesh_protocol::messages::{AttestationRound, MessageHeader, Observation, RelayStatus};
 use rpcmesh_protocol::{Identity, PublicKey, Signed};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -81,13 +81,15 @@ fn parse_head(body: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
-/// One round of `attestations` (built with one shared header: the first one's), or `None` when
-/// there is nothing to attest. Beyond what receivers accept in one round (64 chains × 7 could
-/// exceed it) the freshest observations are kept: `attestations` come most recent first.
-fn round_of(attestations: &[HealthAttestation]) -> Option<AttestationRound> {
-    let header = attestations.first()?.header.clone();
-    let max = rpcmesh_protocol::validate::Limits::default().max_round_observations;
-    Some(AttestationRound { header, observations: attestations.iter().take(max).map(Observation::from).collect() })
+/// One round of `observations` under one header, or `None` when there is nothing to attest.
+/// Beyond what receivers accept in one round (64 chains × 7 could exceed it) the freshest
+/// observations are kept: `observations` come most recent first.
+fn round_of(header: MessageHeader, mut observations: Vec<Observation>) -> Option<AttestationRound> {
+    if observations.is_empty() {
+        return None;
+    }
+    observations.truncate(rpcmesh_protocol::validate::Limits::default().max_round_observations);
+    Some(AttestationRound { header, observations })
 }
 
 impl PeerProber {
@@ -174,7 +176,7 @@ impl PeerProber {
         let window_ms = self.settings.window.as_millis() as u64;
         let snap = self.mesh.borrow().clone();
         let ttl = (self.settings.attest_interval.as_millis() as u64 * 3).max(1);
-        let mut out: Vec<HealthAttestation> = Vec::new();
+        let mut out: Vec<Observation> = Vec::new();
         let per_chain_cap = 2 * self.settings.peer_sample;
         let mut count: HashMap<u64, usize> = HashMap::new();
         // Most recently probed first, so the cap keeps the freshest evidence.
@@ -195,16 +197,7 @@ impl PeerProber {
                 continue;
             }
             *n += 1;
-            out.push(self.attestation(
-                key,
-                chain,
-                stats,
-                s.head,
-                snap.reference_heads.get(&chain).copied(),
-                now,
-                ttl,
-                window_ms,
-            ));
+            out.push(observation(key, chain, stats, s.head, snap.reference_heads.get(&chain).copied(), now, window_ms));
         }
         for (chain, ups) in &self.upstreams.chains {
             let Some(u) = ups.iter().find(|u| u.status().is_usable()).or(ups.first()) else { continue };
@@ -213,55 +206,45 @@ impl PeerProber {
             if stats.sent == 0 {
                 continue;
             }
-            out.push(self.attestation(
-                own,
-                *chain,
-                stats,
-                st.head.map(|h| h.number),
-                snap.reference_heads.get(chain).copied(),
-                now,
-                ttl,
-                window_ms,
-            ));
+            let reference = snap.reference_heads.get(chain).copied();
+            out.push(observation(own, *chain, stats, st.head.map(|h| h.number), reference, now, window_ms));
         }
         series.retain(|_, s| now.saturating_sub(s.last_probe_ms) <= window_ms * 2);
-        let Some(round) = round_of(&out) else { return };
+        let header = MessageHeader::new(self.settings.network_id.clone(), self.seq.next(), now, ttl);
+        let Some(round) = round_of(header, out) else { return };
         let signed = Signed::sign(round, &self.identity);
         if let Err(e) = self.p2p.publish(TopicKind::Attestations, signed.to_bytes()).await {
             tracing::debug!(error = %e, "could not publish an attestation round");
         }
         let _ = self.mesh_tx.send(MeshInput::OwnAttestationRound(signed)).await;
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn attestation(
-        &self,
-        subject: PublicKey,
-        chain_id: u64,
-        stats: crate::upstream::WindowStats,
-        observed_head: Option<u64>,
-        reference_head: Option<u64>,
-        now: u64,
-        ttl: u64,
-        window_ms: u64,
-    ) -> HealthAttestation {
-        let head_lag_blocks = match (observed_head, reference_head) {
-            (Some(o), Some(r)) => Some(r as i64 - o as i64),
-            _ => None,
-        };
-        HealthAttestation {
-            header: MessageHeader::new(self.settings.network_id.clone(), self.seq.next(), now, ttl),
-            subject,
-            chain_id,
-            window_start_ms: now.saturating_sub(window_ms),
-            window_end_ms: now,
-            probes_sent: stats.sent,
-            probes_ok: stats.ok,
-            latency_p50_us: stats.p50_us,
-            latency_p95_us: stats.p95_us.max(stats.p50_us),
-            observed_head,
-            reference_head: head_lag_blocks.and(reference_head),
-            head_lag_blocks,
-        }
+/// What this node's probes of `subject` on `chain_id` showed over the window ending `now`.
+fn observation(
+    subject: PublicKey,
+    chain_id: u64,
+    stats: crate::upstream::WindowStats,
+    observed_head: Option<u64>,
+    reference_head: Option<u64>,
+    now: u64,
+    window_ms: u64,
+) -> Observation {
+    let head_lag_blocks = match (observed_head, reference_head) {
+        (Some(o), Some(r)) => Some(r as i64 - o as i64),
+        _ => None,
+    };
+    Observation {
+        subject,
+        chain_id,
+        window_start_ms: now.saturating_sub(window_ms),
+        window_end_ms: now,
+        probes_sent: stats.sent,
+        probes_ok: stats.ok,
+        latency_p50_us: stats.p50_us,
+        latency_p95_us: stats.p95_us.max(stats.p50_us),
+        observed_head,
+        reference_head: head_lag_blocks.and(reference_head),
+        head_lag_blocks,
     }
 }

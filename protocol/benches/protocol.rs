@@ -10,8 +10,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rpcmesh_protocol::encoding;
 use rpcmesh_protocol::messages::{
-    BlockRef, CapacityAnnouncement, ChainCapacity, HealthAttestation, MembershipCert, MessageHeader, Receipt,
-    RelayRequest, RelayResponse, RelayStatus,
+    BlockRef, CapacityAnnouncement, ChainCapacity, HealthAttestation, MembershipCert, MessageHeader, Observation,
+    Receipt, RelayRequest, RelayResponse, RelayStatus,
 };
 use rpcmesh_protocol::signed::{self, Signed, SignedBody};
 use rpcmesh_protocol::validate::{self, Validate, ValidationContext};
@@ -82,17 +82,19 @@ fn announcement(signer: &Identity) -> CapacityAnnouncement {
 fn attestation(seq: u64, subject: &Identity) -> HealthAttestation {
     HealthAttestation {
         header: header(seq),
-        subject: subject.public_key(),
-        chain_id: 1,
-        window_start_ms: T0 - 10_000,
-        window_end_ms: T0,
-        probes_sent: 10,
-        probes_ok: 9,
-        latency_p50_us: 850,
-        latency_p95_us: 2_400,
-        observed_head: Some(21_000_000),
-        reference_head: Some(21_000_002),
-        head_lag_blocks: Some(2),
+        observation: Observation {
+            subject: subject.public_key(),
+            chain_id: 1,
+            window_start_ms: T0 - 10_000,
+            window_end_ms: T0,
+            probes_sent: 10,
+            probes_ok: 9,
+            latency_p50_us: 850,
+            latency_p95_us: 2_400,
+            observed_head: Some(21_000_000),
+            reference_head: Some(21_000_002),
+            head_lag_blocks: Some(2),
+        },
     }
 }
 

@@ -9,8 +9,8 @@ use crate::PROTOCOL_VERSION;
 use crate::encoding::{self, DecodeError};
 use crate::identity::PublicKey;
 use crate::messages::{
-    AttestationRound, CapacityAnnouncement, Evidence, HealthAttestation, MembershipCert, MessageHeader, Receipt,
-    RelayRequest, RelayResponse, RelayStatus,
+    AttestationRound, CapacityAnnouncement, Evidence, HealthAttestation, MembershipCert, MessageHeader, Observation,
+    Receipt, RelayRequest, RelayResponse, RelayStatus,
 };
 use crate::signed::{SignatureError, Signed, SignedBody};
 
@@ -464,28 +464,33 @@ impl Validate for HealthAttestation {
         limits.max_gossip_bytes
     }
     fn validate_body(&self, _signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
-        if self.window_start_ms > self.window_end_ms {
-            return Err(field("window_start_ms", "after window_end_ms"));
+        check_observation(&self.observation, &self.header, ctx)
+    }
+}
+
+/// The rules of one observation, made under `header` (a [`HealthAttestation`]'s, or the
+/// [`AttestationRound`]'s it belongs to).
+fn check_observation(o: &Observation, header: &MessageHeader, ctx: &ValidationContext) -> Result<(), ValidationError> {
+    if o.window_start_ms > o.window_end_ms {
+        return Err(field("window_start_ms", "after window_end_ms"));
+    }
+    if o.window_end_ms > header.issued_at_ms.saturating_add(ctx.limits.max_clock_skew_ms) {
+        return Err(field("window_end_ms", "after the attestation was issued"));
+    }
+    if o.probes_ok > o.probes_sent {
+        return Err(field("probes_ok", "more than probes_sent"));
+    }
+    if o.latency_p50_us > o.latency_p95_us {
+        return Err(field("latency_p50_us", "above latency_p95_us"));
+    }
+    match (o.observed_head, o.reference_head, o.head_lag_blocks) {
+        (Some(obs), Some(reference), Some(lag)) if i128::from(reference) - i128::from(obs) != i128::from(lag) => {
+            Err(field("head_lag_blocks", "differs from reference_head - observed_head"))
         }
-        if self.window_end_ms > self.header.issued_at_ms.saturating_add(ctx.limits.max_clock_skew_ms) {
-            return Err(field("window_end_ms", "after the attestation was issued"));
+        (None, _, Some(_)) | (_, None, Some(_)) => {
+            Err(field("head_lag_blocks", "given without both observed_head and reference_head"))
         }
-        if self.probes_ok > self.probes_sent {
-            return Err(field("probes_ok", "more than probes_sent"));
-        }
-        if self.latency_p50_us > self.latency_p95_us {
-            return Err(field("latency_p50_us", "above latency_p95_us"));
-        }
-        match (self.observed_head, self.reference_head, self.head_lag_blocks) {
-            (Some(obs), Some(reference), Some(lag)) if i128::from(reference) - i128::from(obs) != i128::from(lag) => {
-                return Err(field("head_lag_blocks", "differs from reference_head - observed_head"));
-            }
-            (None, _, Some(_)) | (_, None, Some(_)) => {
-                return Err(field("head_lag_blocks", "given without both observed_head and reference_head"));
-            }
-            _ => {}
-        }
-        Ok(())
+        _ => Ok(()),
     }
 }
 
@@ -502,7 +507,7 @@ impl Validate for AttestationRound {
     /// Every observation by the rules of a [`HealthAttestation`] under the round's header; at
     /// least one, at most `max_round_observations`, never two about the same (subject, chain)
     /// (a round says one thing about each).
-    fn validate_body(&self, signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
+    fn validate_body(&self, _signer: Option<&PublicKey>, ctx: &ValidationContext) -> Result<(), ValidationError> {
         if self.observations.is_empty() {
             return Err(field("observations", "empty"));
         }
@@ -512,7 +517,7 @@ impl Validate for AttestationRound {
             if !seen.insert((o.subject, o.chain_id)) {
                 return Err(field("observations", "two about the same subject and chain"));
             }
-            o.to_attestation(&self.header).validate_body(signer, ctx)?;
+            check_observation(o, &self.header, ctx)?;
         }
         Ok(())
     }

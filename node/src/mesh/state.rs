@@ -176,8 +176,8 @@ impl MeshState {
     }
 
     fn apply_observation(&mut self, attester: PublicKey, body: HealthAttestation) -> bool {
-        let slot = self.attestations.entry(body.subject).or_default();
-        let key = (attester, body.chain_id);
+        let slot = self.attestations.entry(body.observation.subject).or_default();
+        let key = (attester, body.observation.chain_id);
         let attester_peer_id = match slot.get(&key) {
             Some(held) if held.body.header.seq >= body.header.seq => return false,
             Some(held) => held.attester_peer_id.clone(),
@@ -186,7 +186,7 @@ impl MeshState {
                 None => Arc::from(attester.to_peer_id().to_string()),
             },
         };
-        let subject = body.subject;
+        let subject = body.observation.subject;
         slot.insert(key, HeldAttestation { body, attester_peer_id });
         self.invalidate(&subject);
         true
@@ -424,13 +424,19 @@ impl MeshState {
                         format!("{}/{} of our probes ok", s.ok, s.sent),
                     )
                 } else if !trusted_att.is_empty() {
-                    let sent: u64 = trusted_att.iter().map(|a| u64::from(a.probes_sent)).sum();
-                    let ok: u64 = trusted_att.iter().map(|a| u64::from(a.probes_ok)).sum();
+                    let sent: u64 = trusted_att.iter().map(|a| u64::from(a.observation.probes_sent)).sum();
+                    let ok: u64 = trusted_att.iter().map(|a| u64::from(a.observation.probes_ok)).sum();
                     // Latencies only of attesters that saw successes: a failed probe has no latency.
-                    let mut p50s: Vec<u32> =
-                        trusted_att.iter().filter(|a| a.probes_ok > 0).map(|a| a.latency_p50_us).collect();
-                    let mut p95s: Vec<u32> =
-                        trusted_att.iter().filter(|a| a.probes_ok > 0).map(|a| a.latency_p95_us).collect();
+                    let mut p50s: Vec<u32> = trusted_att
+                        .iter()
+                        .filter(|a| a.observation.probes_ok > 0)
+                        .map(|a| a.observation.latency_p50_us)
+                        .collect();
+                    let mut p95s: Vec<u32> = trusted_att
+                        .iter()
+                        .filter(|a| a.observation.probes_ok > 0)
+                        .map(|a| a.observation.latency_p95_us)
+                        .collect();
                     p50s.sort_unstable();
                     p95s.sort_unstable();
                     let rate = if sent == 0 { None } else { Some(ok as f64 / sent as f64) };
@@ -485,11 +491,11 @@ impl MeshState {
                 attester_trusted: *trusted,
                 chain_id: *chain,
                 issued_at_ms: att.body.header.issued_at_ms,
-                probes_sent: att.body.probes_sent,
-                probes_ok: att.body.probes_ok,
-                latency_p50_us: att.body.latency_p50_us,
-                latency_p95_us: att.body.latency_p95_us,
-                head_lag_blocks: att.body.head_lag_blocks,
+                probes_sent: att.body.observation.probes_sent,
+                probes_ok: att.body.observation.probes_ok,
+                latency_p50_us: att.body.observation.latency_p50_us,
+                latency_p95_us: att.body.observation.latency_p95_us,
+                head_lag_blocks: att.body.observation.head_lag_blocks,
             })
             .collect();
         summaries.sort_by(|x, y| (x.chain_id, &x.attester).cmp(&(y.chain_id, &y.attester)));

@@ -85,21 +85,30 @@ pub struct BehaviourSettings {
 
 /// Gossipsub heartbeat: mesh maintenance and IHAVE emission. Below libp2p's 1 s so that a
 /// message missed by the mesh is recovered through IHAVE/IWANT within about a second.
-const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(700);
+pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(700);
 /// Mesh degree D and its bounds (libp2p's defaults, 6 / 5 / 12): each message crosses each mesh
 /// link about once, so a daemon receives about D copies of every message and a message reaches
 /// N daemons in about log_D(N) hops (3 hops for 100 daemons, 6 for 10 000).
-const GOSSIP_MESH_N: usize = 6;
-const GOSSIP_MESH_N_LOW: usize = 5;
-const GOSSIP_MESH_N_HIGH: usize = 12;
+pub const GOSSIP_MESH_N: usize = 6;
+/// Below this many mesh peers a daemon grafts more at its heartbeat.
+pub const GOSSIP_MESH_N_LOW: usize = 5;
+/// Above this many mesh peers a daemon prunes; it refuses grafts beyond it.
+pub const GOSSIP_MESH_N_HIGH: usize = 12;
 /// Peers outside the mesh sent IHAVE per heartbeat and topic: a constant. libp2p's default
 /// gossip factor (0.25 of all non-mesh peers) would send each heartbeat's message ids to a
 /// quarter of the mesh: O(N) control messages per daemon per heartbeat, O(N^2) in the mesh.
-const GOSSIP_LAZY: usize = 6;
+pub const GOSSIP_LAZY: usize = 6;
 /// IDONTWANT (gossipsub 1.2) is sent to every mesh peer for messages above this size. Ours
 /// are a few KiB at most and, on the links they travel, an IDONTWANT costs about as much as
 /// the duplicate it would save; above this size (evidence bundles) it pays.
 const IDONTWANT_MIN_BYTES: usize = 16 * 1024;
+/// Share of the non-mesh peers sent IHAVE per heartbeat beyond `GOSSIP_LAZY`: none (see above).
+pub const GOSSIP_FACTOR: f64 = 0.0;
+/// Whether the publisher of a message sends it to every subscribed peer rather than its mesh:
+/// no, that costs it one send per connected peer, O(N).
+pub const GOSSIP_FLOOD_PUBLISH: bool = false;
+/// Heartbeats during which a message's id is gossiped (libp2p's default).
+pub const GOSSIP_HISTORY: usize = 3;
 
 /// The identify protocol version: peers with another one are on another network.
 pub fn protocol_version(network_id: &str) -> String {
@@ -214,10 +223,9 @@ impl Behaviour {
             .mesh_n_low(GOSSIP_MESH_N_LOW)
             .mesh_n_high(GOSSIP_MESH_N_HIGH)
             .gossip_lazy(GOSSIP_LAZY)
-            .gossip_factor(0.0)
-            // Our own messages go to the mesh (D peers), not to every subscribed peer: flood
-            // publishing costs the publisher one send per connected peer, O(N).
-            .flood_publish(false)
+            .gossip_factor(GOSSIP_FACTOR)
+            .history_gossip(GOSSIP_HISTORY)
+            .flood_publish(GOSSIP_FLOOD_PUBLISH)
             .idontwant_message_size_threshold(IDONTWANT_MIN_BYTES)
             .build()
             .map_err(|e| format!("gossipsub config: {e}"))?;

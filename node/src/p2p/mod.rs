@@ -14,7 +14,10 @@ mod handle;
 mod topics;
 pub mod transport;
 
-pub use behaviour::{BehaviourSettings, protocol_version, score_thresholds};
+pub use behaviour::{
+    BehaviourSettings, GOSSIP_FACTOR, GOSSIP_FLOOD_PUBLISH, GOSSIP_HEARTBEAT, GOSSIP_HISTORY, GOSSIP_LAZY,
+    GOSSIP_MESH_N, GOSSIP_MESH_N_HIGH, GOSSIP_MESH_N_LOW, protocol_version, score_thresholds,
+};
 pub use codec::{RELAY_PROTOCOL, RELAY_PROTOCOL_V1, RELAY_PROTOCOLS, RelayCodec};
 pub use event_loop::{InboundGossip, InboundRelay, P2pEvent, P2pEventLoop, P2pSettings, build};
 pub use handle::{Command, P2pError, P2pHandle, P2pStatus, StreamControl};

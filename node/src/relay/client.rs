@@ -108,11 +108,52 @@ pub struct ReceiptLog {
 
 #[derive(Debug, Default)]
 struct LogInner {
-    /// Sampled receipts waiting for the background check.
-    sampled: Vec<Signed<Receipt>>,
-    /// Received receipts, newest last, with whether their signature was checked.
-    kept: std::collections::VecDeque<(Signed<Receipt>, bool)>,
+    /// Sampled receipts waiting for the background check (each also in `kept`).
+    sampled: Vec<Arc<Kept>>,
+    /// Received receipts, newest last.
+    kept: std::collections::VecDeque<Arc<Kept>>,
     received: u64,
+}
+
+/// A received receipt and what its signature check said, if it ran: shared by the log and the
+/// sample queue, so a check marks it in place.
+#[derive(Debug)]
+struct Kept {
+    receipt: Signed<Receipt>,
+    /// [`UNCHECKED`], [`GOOD`] or [`BAD`].
+    state: std::sync::atomic::AtomicU8,
+}
+
+const UNCHECKED: u8 = 0;
+const GOOD: u8 = 1;
+const BAD: u8 = 2;
+
+impl Kept {
+    /// Whether the signature holds, checking it at most once however many readers ask; the
+    /// reader that settles it counts it.
+    fn check(&self, metrics: &NodeMetrics) -> bool {
+        use std::sync::atomic::Ordering;
+        match self.state.load(Ordering::Acquire) {
+            GOOD => return true,
+            BAD => return false,
+            _ => {}
+        }
+        let verdict = self.receipt.verify();
+        let state = if verdict.is_ok() { GOOD } else { BAD };
+        if self.state.compare_exchange(UNCHECKED, state, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            match verdict {
+                Ok(()) => {
+                    metrics.receipts_verified.inc();
+                }
+                Err(e) => {
+                    metrics.receipts_invalid.inc();
+                    tracing::warn!(provider = %self.receipt.signer.to_peer_id(), error = %e,
+                        "a relay receipt failed its signature check: this provider's receipts cannot serve as evidence");
+                }
+            }
+        }
+        state == GOOD
+    }
 }
 
 /// Receipts kept in memory.
@@ -140,13 +181,13 @@ impl ReceiptLog {
     }
 
     /// Keeps a receipt whose every rule but the signature was checked.
-    fn push_unverified(&self, r: Signed<Receipt>) {
+    fn push_unverified(&self, receipt: Signed<Receipt>) {
+        let kept = Arc::new(Kept { receipt, state: UNCHECKED.into() });
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         q.received = q.received.wrapping_add(1);
         // The first receipt is sampled too: a newcomer with broken signatures shows at once.
-        let sample = q.received % RECEIPT_SAMPLE_EVERY == 1 && q.sampled.len() < RECEIPT_LOG_CAPACITY;
-        if sample {
-            q.sampled.push(r.clone());
+        if q.received % RECEIPT_SAMPLE_EVERY == 1 && q.sampled.len() < RECEIPT_LOG_CAPACITY {
+            q.sampled.push(kept.clone());
             if q.sampled.len() == 1 {
                 self.wake.notify_one();
             }
@@ -154,79 +195,42 @@ impl ReceiptLog {
         if q.kept.len() >= RECEIPT_LOG_CAPACITY {
             q.kept.pop_front();
         }
-        q.kept.push_back((r, false));
+        q.kept.push_back(kept);
     }
 
-    /// Checks the sampled receipts (outside the lock); a bad one is counted, logged and dropped
-    /// from the log.
+    /// Checks the sampled receipts (outside the lock); bad ones leave the log.
     fn check_sampled(inner: &std::sync::Mutex<LogInner>, metrics: &NodeMetrics) {
         let batch = std::mem::take(&mut inner.lock().unwrap_or_else(|p| p.into_inner()).sampled);
-        if batch.is_empty() {
-            return;
+        let mut all_good = true;
+        for kept in &batch {
+            all_good &= kept.check(metrics);
         }
-        let (mut good, mut bad) = (Vec::new(), Vec::new());
-        for r in batch {
-            match r.verify() {
-                Ok(()) => good.push(r.signature),
-                Err(e) => {
-                    tracing::warn!(provider = %r.signer.to_peer_id(), error = %e,
-                        "a relay receipt failed its signature check: this provider's receipts cannot serve as evidence");
-                    bad.push(r.signature);
-                }
-            }
+        if !all_good {
+            Self::drop_bad(inner);
         }
-        metrics.receipts_verified.inc_by(good.len() as u64);
-        metrics.receipts_invalid.inc_by(bad.len() as u64);
-        Self::settle(inner, &good, &bad);
     }
 
-    /// Marks the receipts signed `good` as checked and drops those signed `bad`.
-    fn settle(inner: &std::sync::Mutex<LogInner>, good: &[[u8; 64]], bad: &[[u8; 64]]) {
+    fn drop_bad(inner: &std::sync::Mutex<LogInner>) {
         let mut q = inner.lock().unwrap_or_else(|p| p.into_inner());
-        if !bad.is_empty() {
-            q.kept.retain(|(r, _)| !bad.contains(&r.signature));
-        }
-        // Newest first, stopping at the last one found: a sampled receipt is checked moments
-        // after it arrived, so it is near the back (this runs for every sample).
-        let mut left = good.len();
-        for (r, checked) in q.kept.iter_mut().rev() {
-            if left == 0 {
-                break;
-            }
-            if !*checked && good.contains(&r.signature) {
-                *checked = true;
-                left -= 1;
-            }
-        }
+        q.kept.retain(|k| k.state.load(std::sync::atomic::Ordering::Acquire) != BAD);
     }
 
     /// The last `n` receipts with a valid signature, newest last (those not checked yet are
     /// checked now; a bad one is counted and dropped).
     pub fn recent(&self, n: usize) -> Vec<ReceiptRecord> {
         Self::check_sampled(&self.inner, &self.metrics);
-        // Copied out first: checking and rendering are slow enough that relays should not wait
+        // Taken out first: checking and rendering are slow enough that relays should not wait
         // on the lock.
-        let picked: Vec<(Signed<Receipt>, bool)> = {
+        let picked: Vec<Arc<Kept>> = {
             let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             q.kept.iter().skip(q.kept.len().saturating_sub(n)).cloned().collect()
         };
-        let mut shown = Vec::with_capacity(picked.len());
-        let (mut good, mut bad) = (Vec::new(), Vec::new());
-        for (r, checked) in picked {
-            if checked {
-                shown.push(r);
-            } else if r.verify().is_ok() {
-                good.push(r.signature);
-                shown.push(r);
-            } else {
-                bad.push(r.signature);
-            }
+        let shown: Vec<ReceiptRecord> =
+            picked.iter().filter(|k| k.check(&self.metrics)).map(|k| ReceiptRecord::render(&k.receipt)).collect();
+        if shown.len() < picked.len() {
+            Self::drop_bad(&self.inner);
         }
-        self.metrics.receipts_verified.inc_by(good.len() as u64);
-        self.metrics.receipts_invalid.inc_by(bad.len() as u64);
-        // Remembered, so that reading again costs no second check.
-        Self::settle(&self.inner, &good, &bad);
-        shown.iter().map(ReceiptRecord::render).collect()
+        shown
     }
 }
 
@@ -437,7 +441,7 @@ mod tests {
         assert_eq!(checked(2).await, (1, 1));
         let q = log.inner.lock().unwrap();
         assert!(q.sampled.is_empty());
-        assert_eq!(q.kept.len(), RECEIPT_SAMPLE_EVERY as usize);
-        assert!(q.kept[0].1, "the sampled good one is marked checked");
+        assert_eq!(q.kept.len(), RECEIPT_SAMPLE_EVERY as usize, "the forged sampled one left the log");
+        assert_eq!(q.kept[0].state.load(std::sync::atomic::Ordering::Relaxed), GOOD, "the sampled good one is marked");
     }
 }

@@ -277,32 +277,16 @@ impl RelayStreams {
         let (weak, stop, max) = (Arc::downgrade(&link), link.stop.clone(), self.inner.max_message);
         tokio::spawn(async move {
             let read = async {
-                loop {
-                    match read_frame(&mut reader, max).await {
-                        Ok(Some((id, answer))) => {
-                            let Some(link) = weak.upgrade() else { return };
-                            let waiter = link.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                            if let Some(w) = waiter {
-                                let _ = w.send(answer);
-                            }
-                        }
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "relay stream failed");
-                            return;
-                        }
+                while let Some((id, answer)) = read_frame(&mut reader, max).await? {
+                    let Some(link) = weak.upgrade() else { break };
+                    let waiter = link.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    if let Some(w) = waiter {
+                        let _ = w.send(answer);
                     }
                 }
+                Ok(())
             };
-            tokio::select! {
-                _ = read => {}
-                r = write_frames(&mut writer, &mut rx) => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "relay stream write failed");
-                    }
-                }
-                _ = stop.cancelled() => {}
-            }
+            drive(peer, "outbound", read, &mut writer, &mut rx, &stop).await;
             if let Some(link) = weak.upgrade() {
                 link.fail_all();
             }
@@ -397,29 +381,35 @@ async fn serve_stream(
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_STREAM));
     let read = async {
         loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            match read_frame(&mut reader, max_message).await {
-                Ok(Some((id, request))) => {
-                    let reply = StreamReply { id, out: out.clone(), _slot: slot };
-                    if server.send(StreamRelay { peer, request, reply }).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "inbound relay stream failed");
-                    return;
-                }
+            let Ok(slot) = slots.clone().acquire_owned().await else { return Ok(()) };
+            let Some((id, request)) = read_frame(&mut reader, max_message).await? else { return Ok(()) };
+            let reply = StreamReply { id, out: out.clone(), _slot: slot };
+            if server.send(StreamRelay { peer, request, reply }).await.is_err() {
+                return Ok(());
             }
         }
     };
+    drive(peer, "inbound", read, &mut writer, &mut queue, &cancel).await;
+}
+
+/// Runs one relay stream until its reading side (`read`, which consumes the incoming frames)
+/// or its writing side (what `queue` holds) ends, or `cancel` fires: either side's end is the
+/// stream's end.
+async fn drive<W: AsyncWrite + Unpin>(
+    peer: PeerId,
+    direction: &'static str,
+    read: impl Future<Output = io::Result<()>>,
+    writer: &mut W,
+    queue: &mut mpsc::Receiver<(u64, Vec<u8>)>,
+    cancel: &CancellationToken,
+) {
     tokio::select! {
-        _ = read => {}
-        r = write_frames(&mut writer, &mut queue) => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "inbound relay stream write failed");
-            }
-        }
+        r = read => if let Err(e) = r {
+            tracing::debug!(%peer, direction, error = %e, "relay stream read failed");
+        },
+        r = write_frames(writer, queue) => if let Err(e) = r {
+            tracing::debug!(%peer, direction, error = %e, "relay stream write failed");
+        },
         _ = cancel.cancelled() => {}
     }
 }

@@ -189,10 +189,10 @@ const PRUNE_CHUNK: usize = 1024;
 /// The attestation's primary key: one subject's history is one contiguous range, oldest first.
 fn attestation_key(att: &Signed<HealthAttestation>) -> [u8; ATT_KEY_LEN] {
     let mut k = [0u8; ATT_KEY_LEN];
-    k[..32].copy_from_slice(&att.body.subject.0);
+    k[..32].copy_from_slice(&att.body.observation.subject.0);
     k[32..40].copy_from_slice(&att.body.header.issued_at_ms.to_be_bytes());
     k[40..72].copy_from_slice(&att.signer.0);
-    k[72..].copy_from_slice(&att.body.chain_id.to_be_bytes());
+    k[72..].copy_from_slice(&att.body.observation.chain_id.to_be_bytes());
     k
 }
 

@@ -2,7 +2,7 @@
 //! straight into sled's trees. The behaviour seen through the API is tested in `tests/it/store.rs`.
 
 use proptest::prelude::*;
-use rpcmesh_protocol::messages::MessageHeader;
+use rpcmesh_protocol::messages::{MessageHeader, Observation};
 use rpcmesh_protocol::{Identity, Signed};
 
 use super::*;
@@ -124,17 +124,19 @@ fn an_orphaned_time_index_entry_is_pruned_without_error() {
 fn attestation(attester: &Identity, subject: [u8; 32], issued_at_ms: u64, chain_id: u64) -> Signed<HealthAttestation> {
     let body = HealthAttestation {
         header: MessageHeader::new("unit", 1, issued_at_ms, 1),
-        subject: PublicKey(subject),
-        chain_id,
-        window_start_ms: 0,
-        window_end_ms: 0,
-        probes_sent: 0,
-        probes_ok: 0,
-        latency_p50_us: 0,
-        latency_p95_us: 0,
-        observed_head: None,
-        reference_head: None,
-        head_lag_blocks: None,
+        observation: Observation {
+            subject: PublicKey(subject),
+            chain_id,
+            window_start_ms: 0,
+            window_end_ms: 0,
+            probes_sent: 0,
+            probes_ok: 0,
+            latency_p50_us: 0,
+            latency_p95_us: 0,
+            observed_head: None,
+            reference_head: None,
+            head_lag_blocks: None,
+        },
     };
     Signed::sign(body, attester)
 }

@@ -10,7 +10,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rpcmesh_node::store::{EvidenceRecord, IdentityMeta, PeerRecord, Store, StoreConfig, StoreError};
-use rpcmesh_protocol::messages::{BlockRef, CapacityAnnouncement, ChainCapacity, HealthAttestation, MessageHeader};
+use rpcmesh_protocol::messages::{
+    BlockRef, CapacityAnnouncement, ChainCapacity, HealthAttestation, MessageHeader, Observation,
+};
 use rpcmesh_protocol::{Identity, PublicKey, Signed};
 
 const NET: &str = "store-test";
@@ -44,17 +46,19 @@ fn announcement(signer: &Identity, seq: u64, issued_at_ms: u64, ttl_ms: u64) -> 
 fn attestation(attester: &Identity, subject: PublicKey, chain_id: u64, issued_at_ms: u64) -> Signed<HealthAttestation> {
     let body = HealthAttestation {
         header: MessageHeader::new(NET, issued_at_ms, issued_at_ms, 60_000),
-        subject,
-        chain_id,
-        window_start_ms: issued_at_ms.saturating_sub(10_000),
-        window_end_ms: issued_at_ms,
-        probes_sent: 10,
-        probes_ok: (issued_at_ms % 11) as u32,
-        latency_p50_us: 1_000,
-        latency_p95_us: 5_000,
-        observed_head: Some(100),
-        reference_head: Some(101),
-        head_lag_blocks: Some(1),
+        observation: Observation {
+            subject,
+            chain_id,
+            window_start_ms: issued_at_ms.saturating_sub(10_000),
+            window_end_ms: issued_at_ms,
+            probes_sent: 10,
+            probes_ok: (issued_at_ms % 11) as u32,
+            latency_p50_us: 1_000,
+            latency_p95_us: 5_000,
+            observed_head: Some(100),
+            reference_head: Some(101),
+            head_lag_blocks: Some(1),
+        },
     };
     Signed::sign(body, attester)
 }
@@ -156,7 +160,7 @@ fn attestations_round_trip_per_subject_oldest_first() {
     store.put_attestation(&about_y).unwrap();
     // The same subject, time, attester and chain: the second replaces the first.
     let mut replacement = attestation(&id(1), y, 137, T0 + 5);
-    replacement.body.probes_ok = 0;
+    replacement.body.observation.probes_ok = 0;
     let replacement = Signed::sign(replacement.body, &id(1));
     store.put_attestation(&replacement).unwrap();
 

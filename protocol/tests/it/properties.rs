@@ -132,7 +132,7 @@ fn signature_for_one_kind_does_not_verify_as_another() {
 fn batch_verification_agrees_with_single() {
     let mut msgs: Vec<_> = (1..=16u8).map(|n| Signed::sign(attestation(&identity(n)), &identity(n))).collect();
     rpcmesh_protocol::signed::verify_batch(&msgs).unwrap();
-    msgs[7].body.probes_ok = 0;
+    msgs[7].body.observation.probes_ok = 0;
     assert!(rpcmesh_protocol::signed::verify_batch(&msgs).is_err());
     assert!(msgs[7].verify().is_err());
 }

@@ -74,24 +74,26 @@ pub fn announcement(signer: &Identity, with_cert: bool) -> CapacityAnnouncement 
 pub fn attestation(subject: &Identity) -> HealthAttestation {
     HealthAttestation {
         header: header(7),
-        subject: subject.public_key(),
-        chain_id: 1,
-        window_start_ms: T0 - 10_000,
-        window_end_ms: T0,
-        probes_sent: 10,
-        probes_ok: 9,
-        latency_p50_us: 850,
-        latency_p95_us: 2_400,
-        observed_head: Some(21_000_000),
-        reference_head: Some(21_000_002),
-        head_lag_blocks: Some(2),
+        observation: Observation {
+            subject: subject.public_key(),
+            chain_id: 1,
+            window_start_ms: T0 - 10_000,
+            window_end_ms: T0,
+            probes_sent: 10,
+            probes_ok: 9,
+            latency_p50_us: 850,
+            latency_p95_us: 2_400,
+            observed_head: Some(21_000_000),
+            reference_head: Some(21_000_002),
+            head_lag_blocks: Some(2),
+        },
     }
 }
 
 /// A round of two observations: `subjects[0]` on chain 1 (as [`attestation`]) and `subjects[1]`
 /// on chain 137.
 pub fn attestation_round(subjects: [&Identity; 2]) -> AttestationRound {
-    let first = Observation::from(&attestation(subjects[0]));
+    let first = attestation(subjects[0]).observation;
     let second = Observation {
         subject: subjects[1].public_key(),
         chain_id: 137,
@@ -282,17 +284,19 @@ pub fn arb_attestation() -> impl Strategy<Value = HealthAttestation> {
             )| {
                 HealthAttestation {
                     header,
-                    subject,
-                    chain_id,
-                    window_start_ms,
-                    window_end_ms,
-                    probes_sent,
-                    probes_ok,
-                    latency_p50_us,
-                    latency_p95_us,
-                    observed_head,
-                    reference_head,
-                    head_lag_blocks,
+                    observation: Observation {
+                        subject,
+                        chain_id,
+                        window_start_ms,
+                        window_end_ms,
+                        probes_sent,
+                        probes_ok,
+                        latency_p50_us,
+                        latency_p95_us,
+                        observed_head,
+                        reference_head,
+                        head_lag_blocks,
+                    },
                 }
             },
         )
@@ -301,7 +305,7 @@ pub fn arb_attestation() -> impl Strategy<Value = HealthAttestation> {
 pub fn arb_attestation_round() -> impl Strategy<Value = AttestationRound> {
     (arb_header(), prop::collection::vec(arb_attestation(), 0..8)).prop_map(|(header, atts)| AttestationRound {
         header,
-        observations: atts.iter().map(Observation::from).collect(),
+        observations: atts.into_iter().map(|a| a.observation).collect(),
     })
 }
 

@@ -143,13 +143,13 @@ fn attestation_consistency_rules() {
     let sign = |a: HealthAttestation| Signed::sign(a, &identity(1)).to_bytes();
     decode_and_validate::<HealthAttestation>(&sign(attestation(&identity(2))), &ctx()).unwrap();
     let mut a = attestation(&identity(2));
-    a.probes_ok = 11;
+    a.observation.probes_ok = 11;
     assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
     let mut a = attestation(&identity(2));
-    a.head_lag_blocks = Some(5);
+    a.observation.head_lag_blocks = Some(5);
     assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
     let mut a = attestation(&identity(2));
-    a.latency_p50_us = a.latency_p95_us + 1;
+    a.observation.latency_p50_us = a.observation.latency_p95_us + 1;
     assert!(decode_and_validate::<HealthAttestation>(&sign(a), &ctx()).is_err());
 }
 
@@ -283,7 +283,7 @@ fn relay_response_receipt_must_cover_the_body_and_exchange() {
 #[test]
 fn head_lag_requires_both_heads() {
     let mut a = attestation(&identity(2));
-    a.observed_head = None;
+    a.observation.observed_head = None;
     assert!(decode_and_validate::<HealthAttestation>(&Signed::sign(a, &identity(1)).to_bytes(), &ctx()).is_err());
 }
 

@@ -45,17 +45,18 @@ pub struct GossipParams {
 }
 
 impl Default for GossipParams {
-    /// The daemon's: libp2p-gossipsub 0.50 defaults with a 700 ms heartbeat.
+    /// The daemon's (`rpcmesh_node::p2p::GOSSIP_*`).
     fn default() -> Self {
+        use rpcmesh_node::p2p as daemon;
         Self {
-            mesh_n: 6,
-            mesh_n_low: 5,
-            mesh_n_high: 12,
-            gossip_lazy: 6,
-            gossip_factor: 0.25,
-            history_gossip: 3,
-            heartbeat_us: 700_000,
-            flood_publish: true,
+            mesh_n: daemon::GOSSIP_MESH_N,
+            mesh_n_low: daemon::GOSSIP_MESH_N_LOW,
+            mesh_n_high: daemon::GOSSIP_MESH_N_HIGH,
+            gossip_lazy: daemon::GOSSIP_LAZY,
+            gossip_factor: daemon::GOSSIP_FACTOR,
+            history_gossip: daemon::GOSSIP_HISTORY as u32,
+            heartbeat_us: daemon::GOSSIP_HEARTBEAT.as_micros() as Micros,
+            flood_publish: daemon::GOSSIP_FLOOD_PUBLISH,
         }
     }
 }

@@ -79,7 +79,7 @@ liars = 0.2
 [gossip]
 announce_heartbeat_ms = 2000
 attest_interval_ms = 5000
-attestations_per_round = 2
+observations_per_round = 2
 track_share = 1.0
 [load]
 rate = 40

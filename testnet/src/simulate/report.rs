@@ -308,7 +308,7 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
         "**Setup.** {} providers ({} liars, {} censors), {} observer daemons, {} connections each, \
          regions {:?}, loss {}, jitter σ {}; seed {}; {} s simulated. Gossipsub D={} D_lo={} D_hi={} \
          gossip_lazy={} gossip_factor={} heartbeat {} ms, flood publish {}; announcements every {} ms, \
-         {} attestations per {} ms round; clients: {} req/s per observer, verify `{}`.\n",
+         one attestation round ({} observations) per {} ms; clients: {} req/s per observer, verify `{}`.\n",
         r.providers,
         r.liars,
         r.censors,
@@ -327,16 +327,16 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
         g.heartbeat_ms,
         g.flood_publish,
         g.announce_heartbeat_ms,
-        g.attestations_per_round,
+        g.observations_per_round,
         g.attest_interval_ms,
         sc.load.rate,
         sc.load.verify
     );
     let _ = writeln!(
         s,
-        "**Run.** {} events in {:.1} s wall time, peak memory {}; {:.2} % of announcements and attestations \
+        "**Run.** {} events in {:.1} s wall time, peak memory {}; {:.2} % of announcements and attestation rounds \
          spread hop by hop (the rest reach observers with delays drawn from those; traffic scaled by the share). \
-         Messages: announcement {} B, attestation {} B (the real encodings).\n",
+         Messages: announcement {} B, attestation round {} B (the real encodings).\n",
         r.events,
         r.wall_s,
         r.peak_rss_mib.map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB")),

@@ -136,10 +136,10 @@ pub struct GossipSpec {
     pub expiry_heartbeats: u32,
     /// `prober.attest_interval_ms`.
     pub attest_interval_ms: u64,
-    /// Attestations one daemon publishes per attestation round (the daemon: one per peer it
-    /// probed in the window and one for its own node: with `prober.peer_sample = 3` every 2 s
-    /// over a 30 s window, up to 16).
-    pub attestations_per_round: usize,
+    /// Observations in one daemon's attestation round, which it publishes as one signed
+    /// message per `attest_interval_ms` (the daemon: at most `chains × (2 × peer_sample + 1)`,
+    /// 7 for one chain with `prober.peer_sample = 3`). Sets the round's encoded size.
+    pub observations_per_round: usize,
     /// `prober.peer_interval_ms`: an observer's probe round.
     pub probe_interval_ms: u64,
     /// `prober.peer_sample`: peers an observer probes per round.
@@ -160,19 +160,21 @@ pub struct GossipSpec {
 }
 
 impl Default for GossipSpec {
+    /// The daemon's defaults.
     fn default() -> Self {
+        let daemon = super::gossip::GossipParams::default();
         Self {
-            mesh_n: 6,
-            mesh_n_low: 5,
-            mesh_n_high: 12,
-            gossip_lazy: 6,
-            gossip_factor: 0.25,
-            heartbeat_ms: 700,
-            flood_publish: true,
+            mesh_n: daemon.mesh_n,
+            mesh_n_low: daemon.mesh_n_low,
+            mesh_n_high: daemon.mesh_n_high,
+            gossip_lazy: daemon.gossip_lazy,
+            gossip_factor: daemon.gossip_factor,
+            heartbeat_ms: daemon.heartbeat_us / 1_000,
+            flood_publish: daemon.flood_publish,
             announce_heartbeat_ms: 5_000,
             expiry_heartbeats: 3,
             attest_interval_ms: 10_000,
-            attestations_per_round: 16,
+            observations_per_round: 7,
             probe_interval_ms: 2_000,
             probe_sample: 3,
             validate_us: 150,
@@ -294,6 +296,13 @@ impl SimScenario {
             || self.gossip.attest_interval_ms == 0
         {
             return Err("gossip heartbeats and intervals must be positive".into());
+        }
+        let max_round = rpcmesh_protocol::validate::Limits::default().max_round_observations;
+        if !(1..=max_round).contains(&self.gossip.observations_per_round) {
+            return Err(format!(
+                "gossip.observations_per_round = {}: between 1 and {max_round} (what a daemon accepts in one round)",
+                self.gossip.observations_per_round
+            ));
         }
         if self.duration.is_zero() {
             return Err("duration must be positive".into());

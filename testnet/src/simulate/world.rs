@@ -16,7 +16,9 @@ use rpcmesh_node::router::table::{self, Breakers, Tables};
 use rpcmesh_node::store::CordonRecord;
 use rpcmesh_node::trust::TrustPolicy;
 use rpcmesh_node::upstream::UpstreamSet;
-use rpcmesh_protocol::messages::{BlockRef, CapacityAnnouncement, ChainCapacity, HealthAttestation, MembershipCert};
+use rpcmesh_protocol::messages::{
+    AttestationRound, BlockRef, CapacityAnnouncement, ChainCapacity, MembershipCert, Observation,
+};
 use rpcmesh_protocol::{Identity, MessageHeader, PublicKey, Signed};
 
 use super::clock::{EventQueue, Micros, Rng};
@@ -269,9 +271,9 @@ impl<'a> World<'a> {
             mesh_n_high: g.mesh_n_high,
             gossip_lazy: g.gossip_lazy,
             gossip_factor: g.gossip_factor,
-            history_gossip: 3,
             heartbeat_us: g.heartbeat_ms * 1_000,
             flood_publish: g.flood_publish,
+            ..GossipParams::default()
         };
         let connections = m.connections.unwrap_or(64).min(n - 1);
         let topo = Topology::build(n, connections, params, &mut rng);
@@ -345,15 +347,13 @@ impl<'a> World<'a> {
 
         let end = sc.duration.as_micros() as Micros;
         let seconds = (end + DRAIN_US).div_ceil(1_000_000) as usize;
-        // Real encoded sizes of one announcement (with its certificate) and one attestation.
+        // Real encoded sizes of one announcement (with its certificate) and one attestation round.
         let sample_ann = Signed::sign(announcement(0, 1, Some(&certs[0]), ttl_ms), &ids[0]);
-        let sample_att = Signed::sign(attestation(keys[1], 0, 1), &ids[0]);
-        let sizes = (sample_ann.to_bytes().len() as u64, sample_att.to_bytes().len() as u64);
+        let sample_round = Signed::sign(attestation_round(&keys, g.observations_per_round, 0, 1), &ids[0]);
+        let sizes = (sample_ann.to_bytes().len() as u64, sample_round.to_bytes().len() as u64);
 
         // Track as many messages hop by hop as the budget allows.
-        let per_s = n as f64
-            * (1e3 / g.announce_heartbeat_ms as f64
-                + g.attestations_per_round as f64 * 1e3 / g.attest_interval_ms as f64);
+        let per_s = n as f64 * (1e3 / g.announce_heartbeat_ms as f64 + 1e3 / g.attest_interval_ms as f64);
         let hops_per_msg = (n * (topo.params().mesh_n + 1) + connections) as f64;
         let track_share = if g.track_share > 0.0 {
             g.track_share.min(1.0)
@@ -545,12 +545,9 @@ impl<'a> World<'a> {
         if !self.net.is_up(i) || now >= self.end {
             return;
         }
-        let bytes = self.out.sizes.1;
-        for _ in 0..self.sc.gossip.attestations_per_round {
-            *self.out.published.entry(Kind::Attestation).or_default() += 1;
-            if self.rng.chance(self.track_share) {
-                self.spread(Kind::Attestation, i, now, bytes, self.sc.gossip.validate_us, false);
-            }
+        *self.out.published.entry(Kind::Attestation).or_default() += 1;
+        if self.rng.chance(self.track_share) {
+            self.spread(Kind::Attestation, i, now, self.out.sizes.1, self.sc.gossip.validate_us, false);
         }
     }
 
@@ -857,11 +854,17 @@ fn announcement(now: Micros, seq: u64, cert: Option<&Signed<MembershipCert>>, tt
     )
 }
 
-fn attestation(subject: PublicKey, now: Micros, seq: u64) -> HealthAttestation {
-    HealthAttestation {
-        header: MessageHeader::new(NET, seq, unix_ms(now), 60_000),
+/// A round of `n` observations (about the first `n` of `subjects`, cycling), for its size.
+fn attestation_round(subjects: &[PublicKey], n: usize, now: Micros, seq: u64) -> AttestationRound {
+    let observations =
+        subjects.iter().cycle().take(n).enumerate().map(|(k, s)| observation(*s, k as u64, now)).collect();
+    AttestationRound { header: MessageHeader::new(NET, seq, unix_ms(now), 60_000), observations }
+}
+
+fn observation(subject: PublicKey, chain_id: u64, now: Micros) -> Observation {
+    Observation {
         subject,
-        chain_id: CHAIN,
+        chain_id,
         window_start_ms: unix_ms(now).saturating_sub(30_000),
         window_end_ms: unix_ms(now),
         probes_sent: 15,

@@ -1,7 +1,7 @@
 //! Unit tests of the [`MeshState`] fold: replay rules, trust, reference heads, health derivation,
 //! attestations, forgetting and snapshot layout. Fixed times only; no wall clock, no sleeps.
 
-use rpcmesh_protocol::messages::{BlockRef, ChainCapacity, MembershipCert};
+use rpcmesh_protocol::messages::{BlockRef, ChainCapacity, MembershipCert, Observation};
 use rpcmesh_protocol::{Identity, MessageHeader};
 
 use super::*;
@@ -94,17 +94,19 @@ fn cert(member: &Identity, root: &Identity, from: u64, ttl: u64) -> Signed<Membe
 fn attest(attester: &Identity, subject: &Identity, seq: u64, at: u64, sent: u32, ok: u32) -> Signed<HealthAttestation> {
     let body = HealthAttestation {
         header: MessageHeader::new(NET, seq, at, TTL),
-        subject: subject.public_key(),
-        chain_id: CHAIN,
-        window_start_ms: at.saturating_sub(10_000),
-        window_end_ms: at,
-        probes_sent: sent,
-        probes_ok: ok,
-        latency_p50_us: 1_000 + seq as u32,
-        latency_p95_us: 2_000 + seq as u32,
-        observed_head: None,
-        reference_head: None,
-        head_lag_blocks: None,
+        observation: Observation {
+            subject: subject.public_key(),
+            chain_id: CHAIN,
+            window_start_ms: at.saturating_sub(10_000),
+            window_end_ms: at,
+            probes_sent: sent,
+            probes_ok: ok,
+            latency_p50_us: 1_000 + seq as u32,
+            latency_p95_us: 2_000 + seq as u32,
+            observed_head: None,
+            reference_head: None,
+            head_lag_blocks: None,
+        },
     };
     Signed::sign(body, attester)
 }
@@ -487,12 +489,8 @@ fn health_unhealthy_from_trusted_attestations_without_probes() {
 
 /// `attester`'s round about `subjects` (each as [`attest`] would say it).
 fn round(attester: &Identity, subjects: &[(&Identity, u32)], seq: u64, at: u64) -> Signed<AttestationRound> {
-    let observations = subjects
-        .iter()
-        .map(|(subject, ok)| {
-            rpcmesh_protocol::messages::Observation::from(&attest(attester, subject, seq, at, 10, *ok).body)
-        })
-        .collect();
+    let observations =
+        subjects.iter().map(|(subject, ok)| attest(attester, subject, seq, at, 10, *ok).body.observation).collect();
     Signed::sign(AttestationRound { header: MessageHeader::new(NET, seq, at, TTL), observations }, attester)
 }
 
@@ -622,7 +620,7 @@ fn apply_attestation_keeps_newest_per_attester_and_chain() {
     // Another attester and another chain are separate slots.
     assert!(s.apply_attestation(&attest(&y, &p, 1, T0, 10, 10)));
     let mut on_polygon = attest(&x, &p, 1, T0, 10, 10).body;
-    on_polygon.chain_id = POLYGON;
+    on_polygon.observation.chain_id = POLYGON;
     assert!(s.apply_attestation(&Signed::sign(on_polygon, &x)));
     assert_eq!(summary(&mut s, CHAIN).len(), 2);
     assert_eq!(summary(&mut s, POLYGON), vec![(x.peer_id().to_string(), 10)]);
