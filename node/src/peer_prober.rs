@@ -82,8 +82,8 @@ fn parse_head(body: &[u8]) -> Option<u64> {
 }
 
 /// One round of `observations` under one header, or `None` when there is nothing to attest.
-/// Beyond what receivers accept in one round (64 chains × 7 could exceed it) the freshest
-/// observations are kept: `observations` come most recent first.
+/// Beyond what receivers accept in one round (64 chains × 7 could exceed it) the first are
+/// kept: `observations` come own upstreams first, then peers most recently probed first.
 fn round_of(header: MessageHeader, mut observations: Vec<Observation>) -> Option<AttestationRound> {
     if observations.is_empty() {
         return None;
@@ -179,6 +179,17 @@ impl PeerProber {
         let mut out: Vec<Observation> = Vec::new();
         let per_chain_cap = 2 * self.settings.peer_sample;
         let mut count: HashMap<u64, usize> = HashMap::new();
+        // This node's own upstreams first: a round cut to what receivers accept keeps them.
+        for (chain, ups) in &self.upstreams.chains {
+            let Some(u) = ups.iter().find(|u| u.status().is_usable()).or(ups.first()) else { continue };
+            let st = u.state();
+            let stats = st.window.stats(now);
+            if stats.sent == 0 {
+                continue;
+            }
+            let reference = snap.reference_heads.get(chain).copied();
+            out.push(observation(own, *chain, stats, st.head.map(|h| h.number), reference, now, window_ms));
+        }
         // Most recently probed first, so the cap keeps the freshest evidence.
         let mut keys: Vec<_> = series
             .iter()
@@ -198,16 +209,6 @@ impl PeerProber {
             }
             *n += 1;
             out.push(observation(key, chain, stats, s.head, snap.reference_heads.get(&chain).copied(), now, window_ms));
-        }
-        for (chain, ups) in &self.upstreams.chains {
-            let Some(u) = ups.iter().find(|u| u.status().is_usable()).or(ups.first()) else { continue };
-            let st = u.state();
-            let stats = st.window.stats(now);
-            if stats.sent == 0 {
-                continue;
-            }
-            let reference = snap.reference_heads.get(chain).copied();
-            out.push(observation(own, *chain, stats, st.head.map(|h| h.number), reference, now, window_ms));
         }
         series.retain(|_, s| now.saturating_sub(s.last_probe_ms) <= window_ms * 2);
         let header = MessageHeader::new(self.settings.network_id.clone(), self.seq.next(), now, ttl);

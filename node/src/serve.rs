@@ -151,41 +151,57 @@ pub async fn serve(
     Ok(())
 }
 
-/// Requests in flight on a connection and when the last one ended, to close idle connections.
-#[derive(Debug, Default)]
+/// A connection's requests: whether one ever began, how many are in flight and when the last
+/// one ended, to close silent and idle connections.
+#[derive(Debug)]
 struct Activity {
+    started: tokio::time::Instant,
+    begun: AtomicBool,
     in_flight: AtomicUsize,
     /// Milliseconds from the connection's start to the end of its last request.
     last_end_ms: AtomicU64,
 }
 
 /// A request in flight; its end is recorded when dropped.
-struct Busy {
-    activity: Arc<Activity>,
-    started: tokio::time::Instant,
-}
+struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity.last_end_ms.store(ms, Ordering::Relaxed);
-        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let ms = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_end_ms.store(ms, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Activity {
-    fn begin(self: &Arc<Self>, started: tokio::time::Instant) -> Busy {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Busy { activity: self.clone(), started }
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: tokio::time::Instant::now(),
+            begun: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        })
     }
 
-    /// How long no request has been in flight (zero while one is).
-    fn idle_for(&self, started: tokio::time::Instant) -> Duration {
+    /// A request's headers arrived.
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.begun.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    fn ever_begun(&self) -> bool {
+        self.begun.load(Ordering::Relaxed)
+    }
+
+    /// How long no request has been in flight (zero while one is; since the connection began
+    /// if none ever was).
+    fn idle_for(&self) -> Duration {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
         let last = Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
-        started.elapsed().saturating_sub(last)
+        self.started.elapsed().saturating_sub(last)
     }
 }
 
@@ -197,24 +213,17 @@ async fn connection(
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) {
-    // Set once a first request's headers arrived; until then only the deadline below bounds
-    // the connection (hyper's header timer starts after protocol detection, which waits for
-    // bytes that a silent client never sends).
-    let seen = Arc::new(AtomicBool::new(false));
-    let seen_by_service = seen.clone();
     let meter = ReadMeter::default();
-    let activity = Arc::new(Activity::default());
+    let activity = Activity::new();
     let activity_of_service = activity.clone();
     let meter_of_service = meter.clone();
-    let started = tokio::time::Instant::now();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        seen_by_service.store(true, Ordering::Relaxed);
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(remote));
         req.extensions_mut().insert(slot.clone());
         req.extensions_mut().insert(meter_of_service.clone());
         let mut app = app.clone();
-        let busy = activity_of_service.begin(started);
+        let busy = activity_of_service.begin();
         async move {
             let response = app.call(req).await.unwrap_or_else(|never| match never {});
             drop(busy);
@@ -231,10 +240,12 @@ async fn connection(
         .keep_alive_timeout(H2_KEEP_ALIVE);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(Metered::new(stream, meter)), service);
     tokio::pin!(conn);
-    let first_request = tokio::time::sleep(header_timeout);
-    tokio::pin!(first_request);
-    let mut waiting_for_first = true;
-    let mut idle_check = tokio::time::interval_at(tokio::time::Instant::now() + header_timeout, header_timeout);
+    // The first check, a header timeout after the connection began, closes a connection whose
+    // first request's headers never arrived (hyper's header timer starts after protocol
+    // detection, which waits for bytes that a silent client never sends). Later ones close idle
+    // connections: HTTP/2 has no idle timeout of its own, and a client keeping an idle connection
+    // open (answering keep-alive pings) would hold its place forever.
+    let mut idle_check = tokio::time::interval_at(activity.started + header_timeout, header_timeout);
     idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -244,17 +255,12 @@ async fn connection(
                 }
                 return;
             }
-            _ = &mut first_request, if waiting_for_first => {
-                if !seen.load(Ordering::Relaxed) {
+            _ = idle_check.tick() => {
+                if !activity.ever_begun() {
                     tracing::trace!(%remote, "no request headers within the header timeout; closing");
                     return;
                 }
-                waiting_for_first = false;
-            }
-            // HTTP/2 has no idle timeout of its own: a client keeping an idle connection open
-            // (answering keep-alive pings) would hold its place forever.
-            _ = idle_check.tick(), if !waiting_for_first => {
-                if activity.idle_for(started) >= header_timeout {
+                if activity.idle_for() >= header_timeout {
                     tracing::trace!(%remote, "connection idle for the header timeout; closing");
                     conn.as_mut().graceful_shutdown();
                     break;

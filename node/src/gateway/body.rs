@@ -41,14 +41,15 @@ impl BodyBudget {
         Self { bytes: Arc::new(Semaphore::new(total)), total }
     }
 
-    /// The budget's bytes as permits, for readers that charge it themselves (a WebSocket
-    /// session's unfinished message, see [`crate::serve::ReadMeter`]).
-    pub fn bytes(&self) -> Arc<Semaphore> {
-        self.bytes.clone()
+    /// Bytes of the budget not taken.
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
+        self.bytes.available_permits()
     }
 
-    /// Takes `n` more bytes into `held`, or says the budget is spent.
-    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), GatewayError> {
+    /// Takes `n` more bytes into `held`, or says the budget is spent (also for a WebSocket
+    /// session's unfinished message, see [`crate::serve::ReadMeter`]).
+    pub(crate) fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), GatewayError> {
         if n == 0 {
             return Ok(());
         }

@@ -126,12 +126,6 @@ impl Dispatched {
 }
 
 impl Gateway {
-    /// What bounds a WebSocket message being received: the shared body budget and the body
-    /// timeout.
-    fn ws_message_bounds(&self) -> (Arc<tokio::sync::Semaphore>, Duration) {
-        (self.inner.body_budget.bytes(), self.inner.body_timeout)
-    }
-
     /// A gateway over `router` for the configured chains, its access metrics unregistered.
     pub fn new(router: Router, cfg: &GatewayConfig, chains: &[ChainConfig], verify: VerifyMode) -> Self {
         Self::with_access_metrics(router, cfg, chains, verify, &NodeMetrics::default())

@@ -157,9 +157,10 @@ fn unfinished_check_period(timeout: Duration) -> Duration {
 }
 
 async fn session(gw: Gateway, s: Session, socket: WebSocket) {
-    let (budget, message_timeout) = gw.ws_message_bounds();
+    // A message being received is bounded by the shared body budget and the body timeout.
+    let message_timeout = gw.inner.body_timeout;
     if let Some(m) = &s.meter {
-        m.watch(budget);
+        m.watch(gw.inner.body_budget.clone());
     }
     let period = unfinished_check_period(message_timeout);
     let mut unfinished_check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);

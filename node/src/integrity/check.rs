@@ -169,7 +169,8 @@ impl IntegrityCheck {
                         last = why;
                     }
                     judged => {
-                        self.cache.put(key, b.clone());
+                        let size = b.len();
+                        self.cache.put(key, b.clone(), size);
                         return (judged, Some(b));
                     }
                 },
@@ -270,11 +271,13 @@ impl IntegrityCheck {
                 Ok((Verified::Quorum, None))
             }
             Claim::Block { block } => {
-                let judged = match self.block_answers.get(result) {
+                let key = self.block_answers.key(result);
+                let judged = match self.block_answers.get(key, result) {
                     Some(header) => judge::is_asked_block(&header, block).map(|()| header),
                     None => judge::block_alone(result, block).map(|b| {
-                        self.block_answers.put(result, b.header());
-                        b.header().clone()
+                        let header = Arc::new(b.header().clone());
+                        self.block_answers.put(key, result, header.clone());
+                        header
                     }),
                 };
                 let b = match judged {
@@ -641,23 +644,22 @@ impl IntegrityCheck {
                 return Ok(answer);
             }
         }
-        self.suspect(target);
+        // Not a suspicion yet: an honest provider ahead of the trusted head differs too.
         let shadow = match self.source.forward(call.chain_id, target, pinned, deadline).await {
             Ok(a) => a,
             Err(why) => {
                 tracing::debug!(chain_id = call.chain_id, %method, ?target, %why, "no answer at the trusted head");
+                self.metrics.checked(method, Verdict::Unverifiable(why).outcome());
                 return Ok(answer);
             }
         };
-        let Some(shadow_result) = shadow.result() else { return Ok(answer) };
+        let Some(shadow_result) = shadow.result() else {
+            self.metrics.checked(method, Verdict::Unverifiable(String::new()).outcome());
+            return Ok(answer);
+        };
         match self.judge(&at_head, target, shadow_result, true, deadline).await {
-            Err((verdict @ Verdict::Lie { kind, .. }, material)) => {
-                self.metrics.checked(method, verdict.outcome());
-                tracing::warn!(chain_id = call.chain_id, %method, ?target, kind = kind.as_str(), "answer at the trusted head proven wrong");
-                if let Some(m) = material {
-                    self.report(&at_head, target, &shadow, kind, m);
-                }
-                Err(failure(verdict))
+            Err((verdict @ Verdict::Lie { .. }, material)) => {
+                Err(self.proven_lie(&at_head, target, &shadow, verdict, material))
             }
             // Honest at the trusted head: the client's answer is about newer state.
             _ => {
@@ -665,6 +667,27 @@ impl IntegrityCheck {
                 Ok(answer)
             }
         }
+    }
+
+    /// A lie proven in `answer` (to `call`, by `target`): counted, logged, its provider
+    /// suspected, reported as evidence when `material` shows it; the attempt fails with it.
+    fn proven_lie(
+        &self,
+        call: &Call<'_>,
+        target: Target,
+        answer: &Answer,
+        verdict: Verdict,
+        material: Option<Material>,
+    ) -> AttemptError {
+        self.metrics.checked(&call.req.method, verdict.outcome());
+        if let Verdict::Lie { kind, detail } = &verdict {
+            tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, kind = kind.as_str(), %detail, "answer proven wrong");
+            self.suspect(target);
+            if let Some(m) = material {
+                self.report(call, target, answer, *kind, m);
+            }
+        }
+        failure(verdict)
     }
 
     /// Remembers a peer's signed answer to a question pinned to a block hash; when it contradicts
@@ -722,105 +745,89 @@ type MaterialKey = (u64, String, String);
 /// Verified material by (chain, method, params), bounded in bytes, oldest out first. Only
 /// material about a fixed block is ever asked for (a hash, or a number on the trusted chain), so
 /// an entry never goes stale; a reorg changes the trusted hash, and with it the key.
-struct MaterialCache {
+type MaterialCache = ByteBounded<MaterialKey, Bytes>;
+
+/// A map bounded by the bytes its values stand for, oldest out first; a value above a quarter
+/// of the bound is not kept.
+struct ByteBounded<K, V> {
     max_bytes: usize,
-    inner: Mutex<CacheInner>,
+    inner: Mutex<ByteBoundedInner<K, V>>,
 }
 
-#[derive(Default)]
-struct CacheInner {
-    order: std::collections::VecDeque<MaterialKey>,
-    map: HashMap<MaterialKey, Bytes>,
+struct ByteBoundedInner<K, V> {
+    map: HashMap<K, (V, usize)>,
+    order: std::collections::VecDeque<K>,
     bytes: usize,
 }
 
-impl MaterialCache {
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> ByteBounded<K, V> {
     fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, inner: Mutex::new(CacheInner::default()) }
+        let inner = ByteBoundedInner { map: HashMap::new(), order: Default::default(), bytes: 0 };
+        Self { max_bytes, inner: Mutex::new(inner) }
     }
 
-    fn get(&self, key: &MaterialKey) -> Option<Bytes> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.get(key).cloned()
+    fn get(&self, key: &K) -> Option<V> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.get(key).map(|(v, _)| v.clone())
     }
 
-    fn forget(&self, key: &MaterialKey) {
+    fn forget(&self, key: &K) {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = c.map.remove(key) {
-            c.bytes -= b.len();
+        if let Some((_, size)) = c.map.remove(key) {
+            c.bytes -= size;
             c.order.retain(|k| k != key);
         }
     }
 
-    fn put(&self, key: MaterialKey, value: Bytes) {
-        if value.len() > self.max_bytes / 4 {
+    /// Keeps `value`, standing for `size` bytes, unless `key` is kept already.
+    fn put(&self, key: K, value: V, size: usize) {
+        if size > self.max_bytes / 4 {
             return;
         }
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if c.map.contains_key(&key) {
             return;
         }
-        c.bytes += value.len();
+        c.bytes += size;
         c.order.push_back(key.clone());
-        c.map.insert(key, value);
+        c.map.insert(key, (value, size));
         while c.bytes > self.max_bytes {
             let Some(old) = c.order.pop_front() else { break };
-            if let Some(b) = c.map.remove(&old) {
-                c.bytes -= b.len();
+            if let Some((_, size)) = c.map.remove(&old) {
+                c.bytes -= size;
             }
         }
     }
 }
 
 /// Block answers whose header hash (and transactions root, when hydrated) verified, by their
-/// exact bytes, at most `max_bytes` of answers, oldest out first: every client polling a block
-/// (the latest one above all) gets the same bytes, which would otherwise be parsed and hashed
-/// again for each (in sample mode, for every answer). A hit compares the whole answer, so an
-/// answer differing by one byte, a lie included, is verified afresh. What is remembered is
-/// the verification of the block on its own; whether it is on the trusted chain is judged per
-/// answer.
+/// exact bytes, oldest out first: every client polling a block (the latest one above all) gets
+/// the same bytes, which would otherwise be parsed and hashed again for each (in sample mode, for
+/// every answer). A hit compares the whole answer, so an answer differing by one byte, a lie
+/// included, is verified afresh. What is remembered is the verification of the block on its
+/// own; whether it is on the trusted chain is judged per answer.
 struct BlockAnswers {
-    max_bytes: usize,
     keyer: std::collections::hash_map::RandomState,
-    inner: Mutex<BlockAnswersInner>,
-}
-
-#[derive(Default)]
-struct BlockAnswersInner {
-    map: HashMap<u64, (Bytes, rpcmesh_eth::VerifiedHeader)>,
-    order: std::collections::VecDeque<u64>,
-    bytes: usize,
+    kept: ByteBounded<u64, (Bytes, Arc<rpcmesh_eth::VerifiedHeader>)>,
 }
 
 impl BlockAnswers {
     fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, keyer: Default::default(), inner: Mutex::default() }
+        Self { keyer: Default::default(), kept: ByteBounded::new(max_bytes) }
     }
 
-    /// The verified header of exactly this answer, if it verified before.
-    fn get(&self, answer: &[u8]) -> Option<rpcmesh_eth::VerifiedHeader> {
-        let key = self.keyer.hash_one(answer);
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.map.get(&key).filter(|(bytes, _)| bytes[..] == *answer).map(|(_, header)| header.clone())
+    /// The key of `answer` in this memo (keyed per process: providers cannot aim collisions).
+    fn key(&self, answer: &[u8]) -> u64 {
+        self.keyer.hash_one(answer)
     }
 
-    fn put(&self, answer: &[u8], header: &rpcmesh_eth::VerifiedHeader) {
-        if answer.len() > self.max_bytes / 16 {
-            return;
-        }
-        let key = self.keyer.hash_one(answer);
-        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if c.map.contains_key(&key) {
-            return;
-        }
-        c.bytes += answer.len();
-        c.order.push_back(key);
-        c.map.insert(key, (Bytes::copy_from_slice(answer), header.clone()));
-        while c.bytes > self.max_bytes {
-            let Some(old) = c.order.pop_front() else { break };
-            if let Some((b, _)) = c.map.remove(&old) {
-                c.bytes -= b.len();
-            }
-        }
+    /// The verified header of exactly this answer (`key` is its [`Self::key`]), if it verified
+    /// before.
+    fn get(&self, key: u64, answer: &[u8]) -> Option<Arc<rpcmesh_eth::VerifiedHeader>> {
+        self.kept.get(&key).filter(|(bytes, _)| bytes[..] == *answer).map(|(_, header)| header)
+    }
+
+    fn put(&self, key: u64, answer: &[u8], header: Arc<rpcmesh_eth::VerifiedHeader>) {
+        self.kept.put(key, (Bytes::copy_from_slice(answer), header), answer.len());
     }
 }
 
@@ -922,7 +929,7 @@ impl AnswerCheck for IntegrityCheck {
         match self.judge(call, target, result, deep, deadline).await {
             // One of two contradicting answers is a lie: this one is used only if it verified.
             Ok((Verified::None, _)) if contradicted => {
-                self.metrics.checked(&call.req.method, judge::lie_outcome(LieKind::Equivocation));
+                self.metrics.checked(&call.req.method, LieKind::Equivocation.outcome());
                 Err(failure(Verdict::Lie {
                     kind: LieKind::Equivocation,
                     detail: "contradicts the provider's earlier signed answer".into(),
@@ -933,22 +940,16 @@ impl AnswerCheck for IntegrityCheck {
                 answer.verified = verified;
                 Ok(answer)
             }
-            Err((verdict, material)) => {
+            Err((verdict @ Verdict::Lie { .. }, material)) => {
+                Err(self.proven_lie(call, target, &answer, verdict, material))
+            }
+            Err((verdict, _)) => {
                 self.metrics.checked(&call.req.method, verdict.outcome());
-                match &verdict {
-                    Verdict::Lie { kind, detail } => {
-                        tracing::warn!(chain_id = call.chain_id, method = %call.req.method, ?target, kind = kind.as_str(), %detail, "answer proven wrong");
-                        self.suspect(target);
-                        if let Some(m) = material {
-                            self.report(call, target, &answer, *kind, m);
-                        }
-                        Err(failure(verdict))
-                    }
-                    Verdict::Unverifiable(why) | Verdict::BadMaterial(why) if call.mode == VerifyMode::Strict => {
-                        tracing::debug!(chain_id = call.chain_id, method = %call.req.method, ?target, %why, "answer not verifiable");
-                        Err(failure(verdict))
-                    }
-                    Verdict::Unverifiable(_) | Verdict::BadMaterial(_) => Ok(answer),
+                if call.mode == VerifyMode::Strict {
+                    tracing::debug!(chain_id = call.chain_id, method = %call.req.method, ?target, ?verdict, "answer not verifiable");
+                    Err(failure(verdict))
+                } else {
+                    Ok(answer)
                 }
             }
         }
@@ -1058,23 +1059,27 @@ mod tests {
     fn a_block_answer_is_remembered_by_its_exact_bytes_and_within_bounds() {
         let answer =
             include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../eth/tests/fixtures/block_2_hashes.json")).to_vec();
-        let header = judge::block_alone(&answer, BlockSel::Head).unwrap().header().clone();
+        let header = Arc::new(judge::block_alone(&answer, BlockSel::Head).unwrap().header().clone());
         let memo = BlockAnswers::new(64 * answer.len());
-        assert!(memo.get(&answer).is_none());
-        memo.put(&answer, &header);
-        assert_eq!(memo.get(&answer), Some(header.clone()));
+        let get = |a: &[u8]| memo.get(memo.key(a), a);
+        assert!(get(&answer).is_none());
+        memo.put(memo.key(&answer), &answer, header.clone());
+        assert_eq!(get(&answer), Some(header.clone()));
         // One byte changed (a lie, or another block): not remembered.
         let other = String::from_utf8_lossy(&answer).replacen("\"gasUsed\": \"0x", "\"gasUsed\": \"0x1", 1);
         assert_ne!(other.as_bytes(), &answer[..]);
-        assert!(memo.get(other.as_bytes()).is_none());
+        assert!(get(other.as_bytes()).is_none());
+        // A hit needs the same bytes, not only the same key (a collision is a miss).
+        memo.put(memo.key(other.as_bytes()), &answer, header.clone());
+        assert!(get(other.as_bytes()).is_none());
         // Bounded in bytes: older answers go first.
         for n in 1..=80 {
             let mut a = answer.clone();
             a.extend(std::iter::repeat_n(b' ', n));
-            memo.put(&a, &header);
+            memo.put(memo.key(&a), &a, header.clone());
         }
-        assert!(memo.inner.lock().unwrap().bytes <= 64 * answer.len());
-        assert!(memo.get(&answer).is_none(), "the oldest answer was dropped");
+        assert!(memo.kept.inner.lock().unwrap().bytes <= 64 * answer.len());
+        assert!(get(&answer).is_none(), "the oldest answer was dropped");
     }
 
     #[test]

@@ -54,26 +54,9 @@ impl Verdict {
     /// kind would read like a verification level: `header` is both), else `unverifiable`.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Lie { kind, .. } => lie_outcome(*kind),
+            Self::Lie { kind, .. } => kind.outcome(),
             Self::Unverifiable(_) | Self::BadMaterial(_) => "unverifiable",
         }
-    }
-}
-
-/// See [`Verdict::outcome`].
-pub fn lie_outcome(kind: LieKind) -> &'static str {
-    match kind {
-        LieKind::Header => "lie_header",
-        LieKind::Block => "lie_block",
-        LieKind::Transaction => "lie_transaction",
-        LieKind::Receipt => "lie_receipt",
-        LieKind::Logs => "lie_logs",
-        LieKind::LogOmitted => "lie_log_omitted",
-        LieKind::State => "lie_state",
-        LieKind::Head => "lie_head",
-        LieKind::Disagreement => "lie_disagreement",
-        LieKind::Refusal => "lie_refusal",
-        LieKind::Equivocation => "lie_equivocation",
     }
 }
 

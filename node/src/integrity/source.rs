@@ -72,13 +72,7 @@ impl Source {
         params: &str,
         deadline: Instant,
     ) -> Result<Bytes, String> {
-        let req = Request::internal(method, params);
-        let call = Call { chain_id, req: &req, mode: VerifyMode::Off };
-        let budget = deadline.saturating_duration_since(Instant::now());
-        if budget.is_zero() {
-            return Err("no time left".into());
-        }
-        let answer = self.targets.forward(&call, target, budget).await.map_err(|e| e.to_string())?;
+        let answer = self.forward(chain_id, target, &Request::internal(method, params), deadline).await?;
         let range = match &answer.answered {
             crate::jsonrpc::Answered::Result(r) => r.clone(),
             crate::jsonrpc::Answered::Error(e) => return Err(format!("error {}: {}", e.code, e.message)),

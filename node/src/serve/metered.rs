@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+
+use crate::gateway::body::BodyBudget;
 
 /// The read side of one connection, shared by its stream and (through the request's
 /// extensions) the handler that serves it.
@@ -35,12 +37,18 @@ struct Shared {
 /// The message being received, while watched.
 #[derive(Debug, Default)]
 struct Unfinished {
-    budget: Option<Arc<Semaphore>>,
+    budget: Option<BodyBudget>,
     /// Bytes read when the last message ended.
     baseline: u64,
+    /// The unfinished message's bytes taken from the budget (a permit per byte).
     held: Option<OwnedSemaphorePermit>,
-    held_bytes: u64,
     since: Option<Instant>,
+}
+
+impl Unfinished {
+    fn held_bytes(&self) -> u64 {
+        self.held.as_ref().map_or(0, |p| p.num_permits() as u64)
+    }
 }
 
 impl ReadMeter {
@@ -49,14 +57,13 @@ impl ReadMeter {
         self.0.read.load(Ordering::Relaxed)
     }
 
-    /// From now on, bytes read past a whole message are charged against `budget` (permits are
-    /// bytes) until [`message_done`](Self::message_done).
-    pub fn watch(&self, budget: Arc<Semaphore>) {
+    /// From now on, bytes read past a whole message are charged against `budget` until
+    /// [`message_done`](Self::message_done).
+    pub fn watch(&self, budget: BodyBudget) {
         let mut u = self.lock();
         u.budget = Some(budget);
         u.baseline = self.bytes_read();
         u.held = None;
-        u.held_bytes = 0;
         u.since = None;
         self.0.watching.store(true, Ordering::Release);
     }
@@ -66,7 +73,6 @@ impl ReadMeter {
         let mut u = self.lock();
         u.baseline = self.bytes_read();
         u.held = None;
-        u.held_bytes = 0;
         u.since = None;
     }
 
@@ -87,21 +93,16 @@ impl ReadMeter {
         }
         let mut u = self.lock();
         let pending = total.saturating_sub(u.baseline);
-        if pending <= u.held_bytes {
+        let held = u.held_bytes();
+        if pending <= held {
             return Ok(());
         }
         u.since.get_or_insert_with(Instant::now);
-        let more = pending - u.held_bytes;
-        let refused = || io::Error::other("an unfinished WebSocket message is over the shared body budget");
         let Some(budget) = u.budget.clone() else { return Ok(()) };
-        let permits = u32::try_from(more).map_err(|_| refused())?;
-        let permit = budget.try_acquire_many_owned(permits).map_err(|_| refused())?;
-        match &mut u.held {
-            Some(h) => h.merge(permit),
-            None => u.held = Some(permit),
-        }
-        u.held_bytes = pending;
-        Ok(())
+        let more = usize::try_from(pending - held).unwrap_or(usize::MAX);
+        budget
+            .take(more, &mut u.held)
+            .map_err(|_| io::Error::other("an unfinished WebSocket message is over the shared body budget"))
     }
 }
 
@@ -178,19 +179,19 @@ mod tests {
     async fn an_unfinished_message_holds_budget_until_done_and_fails_past_it() {
         let (mut client, server) = tokio::io::duplex(64);
         let meter = ReadMeter::default();
-        let budget = Arc::new(Semaphore::new(10));
+        let budget = BodyBudget::new(10);
         let mut s = Metered::new(server, meter.clone());
         meter.watch(budget.clone());
         let mut buf = [0u8; 16];
         client.write_all(b"123456").await.unwrap();
         assert_eq!(s.read(&mut buf).await.unwrap(), 6);
-        assert_eq!(budget.available_permits(), 4);
+        assert_eq!(budget.available(), 4);
         assert!(meter.unfinished_since().is_some());
         meter.message_done();
-        assert_eq!((budget.available_permits(), meter.unfinished_since()), (10, None));
+        assert_eq!((budget.available(), meter.unfinished_since()), (10, None));
         client.write_all(b"12345678901").await.unwrap();
         let err = s.read(&mut buf).await.expect_err("11 bytes of a budget of 10");
         assert!(err.to_string().contains("budget"), "{err}");
-        assert_eq!(budget.available_permits(), 10, "a refused read takes nothing");
+        assert_eq!(budget.available(), 10, "a refused read takes nothing");
     }
 }

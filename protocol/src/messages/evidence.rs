@@ -39,23 +39,39 @@ pub enum LieKind {
     Equivocation,
 }
 
-impl LieKind {
-    /// Lower-case name, as shown by `/evidence` and in metrics.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Header => "header",
-            Self::Block => "block",
-            Self::Transaction => "transaction",
-            Self::Receipt => "receipt",
-            Self::Logs => "logs",
-            Self::LogOmitted => "log_omitted",
-            Self::State => "state",
-            Self::Head => "head",
-            Self::Disagreement => "disagreement",
-            Self::Refusal => "refusal",
-            Self::Equivocation => "equivocation",
+/// Each kind with its lower-case name, written once for both names below.
+macro_rules! lie_kind_names {
+    ($($kind:ident => $name:literal),* $(,)?) => {
+        impl LieKind {
+            /// Lower-case name, as shown by `/evidence`.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)*
+                }
+            }
+
+            /// `lie_<name>`: the outcome of a check that proved this lie, in metrics.
+            pub fn outcome(&self) -> &'static str {
+                match self {
+                    $(Self::$kind => concat!("lie_", $name),)*
+                }
+            }
         }
-    }
+    };
+}
+
+lie_kind_names! {
+    Header => "header",
+    Block => "block",
+    Transaction => "transaction",
+    Receipt => "receipt",
+    Logs => "logs",
+    LogOmitted => "log_omitted",
+    State => "state",
+    Head => "head",
+    Disagreement => "disagreement",
+    Refusal => "refusal",
+    Equivocation => "equivocation",
 }
 
 /// A reporter's signed claim that `accused` answered a request wrongly, with everything a third
