@@ -1,6 +1,11 @@
-//! One measurement definition for every figure the testnet tools print: percentiles, and gossip
-//! convergence. The scenario reports ([`crate::report`]) and the simulator
-//! ([`crate::simulate`]) use these, so their figures can be compared.
+//! One measurement definition for percentiles and gossip convergence. The scenario reports
+//! ([`crate::report`]) and the simulator ([`crate::simulate`]) use these, so their figures can be
+//! compared. Not yet the bench (`crate::bench::analysis::gossip_stats`): its convergence
+//! percentiles are over the messages every node was seen to accept, with the incomplete ones
+//! counted beside them. Both it and the scenario runner poll `/peers`, which shows only the
+//! latest announcement of each provider, so an announcement replaced between two polls at some
+//! node looks unaccepted there; counting those as never converged (as the scenario reports do)
+//! needs them told apart from real losses first.
 //!
 //! **Percentiles** are nearest-rank: the p-th percentile of n sorted values is the value at
 //! 1-based rank ⌈p/100 · n⌉ (at least 1); always a measured value, never an interpolation.

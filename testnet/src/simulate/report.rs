@@ -454,7 +454,7 @@ pub const MODEL_NOTES: &str = "## What ran and what was modelled\n\n\
   `TrustPolicy` from an explicit peer list, health and reference heads, snapshot), \
   `CordonBook` (cordons from evidence), `router::table::build` and `router::plan::plan` (eligibility, \
   ranking), and the real encoded sizes of announcements and attestations.\n\
-- **Modelled**: gossipsub (flood publish, mesh push, IHAVE/IWANT, duplicates, per-hop validation time) \
+- **Modelled**: gossipsub with the scenario's parameters (mesh push, flood publish if set, IHAVE/IWANT, duplicates, per-hop validation time) \
   on a static mesh repaired after churn and partitions; network latency, jitter and loss; liars caught by \
   a check with the `sample`/`strict` probability; evidence spread as a gossip message judged at each hop; \
   forged messages refused at the first hop with the daemon's peer-score parameters.\n\
