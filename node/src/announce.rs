@@ -2,6 +2,13 @@
 //! material changes (head bucket, an upstream up or down, utilisation band, addresses) and as
 //! a heartbeat. Each announcement expires after `expiry_heartbeats` heartbeats, so a stopped
 //! provider drops out of every view on its own.
+//!
+//! In a mesh larger than `heartbeat × mesh_rate_per_sec` providers the heartbeat stretches
+//! ([`stretched`]) and with it the expiry, the head bucket and the least gap between welcomes,
+//! so the announcements each daemon verifies per second stay flat as the mesh grows. Changes
+//! that decide routing (a head appearing or vanishing, utilisation bands, addresses) are still
+//! announced at once; receivers extrapolate the heads of older announcements
+//! ([`crate::mesh::MeshState`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SeqGen, now_ms};
 use crate::config::ChainConfig;
-use crate::mesh::MeshInput;
+use crate::mesh::{MeshInput, MeshSnapshot};
 use crate::p2p::{P2pHandle, TopicKind};
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, stretched};
 use crate::relay::Capacity;
 use crate::upstream::UpstreamSet;
 
@@ -50,24 +57,69 @@ pub struct Announcer {
     pub p2p: P2pHandle,
     /// Our own view.
     pub mesh: mpsc::Sender<MeshInput>,
-    /// Heartbeat.
+    /// Heartbeat in a mesh of at most `heartbeat × mesh_rate_per_sec` providers.
     pub heartbeat: Duration,
     /// Heartbeats until expiry.
     pub expiry_heartbeats: u32,
+    /// Heartbeat announcements the whole mesh may send per second (`announce.mesh_rate_per_sec`).
+    pub mesh_rate_per_sec: f64,
+    /// The mesh as this node sees it (its size stretches the heartbeat).
+    pub view: watch::Receiver<Arc<MeshSnapshot>>,
     /// Sequence numbers.
     pub seq: Arc<SeqGen>,
     /// Declared jurisdiction (`jurisdiction`).
     pub jurisdiction: Option<String>,
 }
 
+/// What makes an announcement due before its heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Material {
+    /// Per chain: id, head number, utilisation band.
     chains: Vec<(u64, Option<u64>, u16)>,
     addrs: Vec<String>,
 }
 
+impl Material {
+    /// Whether `self` differs materially from `last`: heads count as moved only when they
+    /// enter another bucket of `bucket_blocks` (a head appearing or vanishing always counts).
+    fn moved_from(&self, last: &Material, bucket_blocks: u64) -> bool {
+        let bucket = |h: Option<u64>| h.map(|h| h / bucket_blocks.max(1));
+        self.addrs != last.addrs
+            || self.chains.len() != last.chains.len()
+            || self.chains.iter().zip(&last.chains).any(|(a, b)| a.0 != b.0 || a.2 != b.2 || bucket(a.1) != bucket(b.1))
+    }
+}
+
+/// How far the heartbeat is stretched at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pace {
+    heartbeat: Duration,
+    /// `heartbeat` over the configured one, at least 1, rounded up.
+    stretch: u32,
+}
+
+impl Pace {
+    fn head_bucket_blocks(self) -> u64 {
+        HEAD_BUCKET_BLOCKS * u64::from(self.stretch)
+    }
+
+    /// Least gap between announcements made for newly subscribed peers: a burst of joins
+    /// costs one message; in a stretched mesh a quarter heartbeat, so that a mesh-wide join
+    /// (every member welcoming every newcomer) stays within a few times the heartbeat budget.
+    fn welcome_gap(self) -> Duration {
+        if self.stretch <= 1 { MIN_WELCOME_INTERVAL } else { (self.heartbeat / 4).max(MIN_WELCOME_INTERVAL) }
+    }
+}
+
 impl Announcer {
-    fn build(&self) -> (CapacityAnnouncement, Material) {
+    fn pace(&self) -> Pace {
+        let members = self.view.borrow().members();
+        let heartbeat = stretched(self.heartbeat, members, self.mesh_rate_per_sec);
+        let stretch = heartbeat.as_secs_f64() / self.heartbeat.as_secs_f64().max(1e-3);
+        Pace { heartbeat, stretch: (stretch.ceil() as u32).max(1) }
+    }
+
+    fn build(&self, pace: Pace) -> (CapacityAnnouncement, Material) {
         let addrs: Vec<String> = self.p2p.status().external_addrs.iter().take(16).map(ToString::to_string).collect();
         let mut material = Material { chains: Vec::new(), addrs: addrs.clone() };
         let chains = self
@@ -76,11 +128,7 @@ impl Announcer {
             .map(|c| {
                 let head: Option<BlockRef> = self.upstreams.head(c.id);
                 let utilisation = self.capacity.utilisation_permille(c.id);
-                material.chains.push((
-                    c.id,
-                    head.map(|h| h.number / HEAD_BUCKET_BLOCKS),
-                    utilisation / UTILISATION_BAND,
-                ));
+                material.chains.push((c.id, head.map(|h| h.number), utilisation / UTILISATION_BAND));
                 ChainCapacity {
                     chain_id: c.id,
                     head,
@@ -93,15 +141,15 @@ impl Announcer {
                 }
             })
             .collect();
-        let ttl = self.heartbeat.as_millis() as u64 * u64::from(self.expiry_heartbeats);
+        let ttl = pace.heartbeat.as_millis() as u64 * u64::from(self.expiry_heartbeats);
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), ttl);
         let ann = CapacityAnnouncement::new(header, chains, addrs, self.cert.clone(), SOFTWARE_VERSION.into())
             .with_jurisdiction(self.jurisdiction.clone());
         (ann, material)
     }
 
-    async fn announce(&self) -> Material {
-        let (ann, material) = self.build();
+    async fn announce(&self, pace: Pace) -> Material {
+        let (ann, material) = self.build(pace);
         let signed = Signed::sign(ann, &self.identity);
         if let Err(e) = self.p2p.publish(TopicKind::Announcements, signed.to_bytes()).await {
             tracing::warn!(error = %e, "could not publish our announcement");
@@ -137,7 +185,9 @@ impl Announcer {
         let mut heartbeat = Pacer::new(self.heartbeat, HEARTBEAT_JITTER, Duration::ZERO);
         // Utilisation is sampled, not evented: check it a few times per heartbeat.
         let mut sample = tokio::time::interval((self.heartbeat / 5).max(Duration::from_millis(100)));
-        let mut last = self.announce().await;
+        let mut pace = self.pace();
+        heartbeat.set_period(pace.heartbeat);
+        let mut last = self.announce(pace).await;
         let mut last_at = tokio::time::Instant::now();
         let mut subscriptions = self.p2p.status().announcement_subscriptions;
         heartbeat.reset();
@@ -152,16 +202,52 @@ impl Announcer {
             // A peer just subscribed: tell it who we are now rather than at the next heartbeat.
             // Rate-limited so a burst of joins costs one message, retried by the sampler.
             let subs = p2p_status.borrow().announcement_subscriptions;
-            if subs != subscriptions && last_at.elapsed() >= MIN_WELCOME_INTERVAL {
+            if subs != subscriptions && last_at.elapsed() >= pace.welcome_gap() {
                 subscriptions = subs;
                 forced = true;
             }
             self.observe_self().await;
-            if forced || self.build().1 != last {
-                last = self.announce().await;
+            pace = self.pace();
+            heartbeat.set_period(pace.heartbeat);
+            if forced || self.build(pace).1.moved_from(&last, pace.head_bucket_blocks()) {
+                last = self.announce(pace).await;
                 last_at = tokio::time::Instant::now();
                 heartbeat.reset();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn material(head: Option<u64>, band: u16) -> Material {
+        Material { chains: vec![(1, head, band)], addrs: vec!["/ip4/127.0.0.1/tcp/1".into()] }
+    }
+
+    #[test]
+    fn heads_move_by_bucket_and_other_changes_at_once() {
+        let last = material(Some(100), 0);
+        assert!(!material(Some(103), 0).moved_from(&last, 4), "same bucket of 4");
+        assert!(material(Some(104), 0).moved_from(&last, 4), "next bucket of 4");
+        // A stretched heartbeat widens the bucket: 5 × 4 blocks.
+        assert!(!material(Some(119), 0).moved_from(&last, 20));
+        assert!(material(Some(120), 0).moved_from(&last, 20));
+        // Whatever the bucket: a head vanishing (upstreams down), a utilisation band, addresses.
+        assert!(material(None, 0).moved_from(&last, 20));
+        assert!(material(Some(100), 1).moved_from(&last, 20));
+        let mut moved = material(Some(100), 0);
+        moved.addrs.push("/ip4/127.0.0.1/tcp/2".into());
+        assert!(moved.moved_from(&last, 20));
+    }
+
+    #[test]
+    fn a_stretched_pace_widens_the_bucket_and_spaces_welcomes() {
+        let base = Pace { heartbeat: Duration::from_secs(2), stretch: 1 };
+        assert_eq!((base.head_bucket_blocks(), base.welcome_gap()), (HEAD_BUCKET_BLOCKS, MIN_WELCOME_INTERVAL));
+        let large = Pace { heartbeat: Duration::from_secs(20), stretch: 10 };
+        assert_eq!(large.head_bucket_blocks(), 10 * HEAD_BUCKET_BLOCKS);
+        assert_eq!(large.welcome_gap(), Duration::from_secs(5));
     }
 }

@@ -381,13 +381,23 @@ pub struct AnnounceConfig {
     pub heartbeat_ms: u64,
     /// An announcement expires after this many heartbeats.
     pub expiry_heartbeats: u32,
+    /// Heartbeat announcements the whole mesh may send per second: in a mesh of more than
+    /// `heartbeat_ms / 1000 × mesh_rate_per_sec` providers the heartbeat (and its expiry, and
+    /// the head bucket) stretches to `providers / mesh_rate_per_sec` seconds, so the messages
+    /// every daemon verifies stay flat as the mesh grows (docs/architecture.md, section 5.7).
+    pub mesh_rate_per_sec: f64,
 }
 
 impl Default for AnnounceConfig {
     fn default() -> Self {
-        Self { heartbeat_ms: 5_000, expiry_heartbeats: 3 }
+        Self { heartbeat_ms: 5_000, expiry_heartbeats: 3, mesh_rate_per_sec: DEFAULT_MESH_ANNOUNCEMENTS_PER_SEC }
     }
 }
+
+/// Default `announce.mesh_rate_per_sec`: up to 25 providers keep the 5 s heartbeat.
+pub const DEFAULT_MESH_ANNOUNCEMENTS_PER_SEC: f64 = 5.0;
+/// Default `prober.mesh_rounds_per_sec`: up to 20 providers keep the 10 s attestation period.
+pub const DEFAULT_MESH_ROUNDS_PER_SEC: f64 = 2.0;
 
 /// `[prober]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -405,6 +415,9 @@ pub struct ProberConfig {
     pub window_ms: u64,
     /// Attestation period, milliseconds.
     pub attest_interval_ms: u64,
+    /// Attestation rounds the whole mesh may sign per second: in a larger mesh the period
+    /// stretches to `providers / mesh_rounds_per_sec` seconds (as `announce.mesh_rate_per_sec`).
+    pub mesh_rounds_per_sec: f64,
 }
 
 impl Default for ProberConfig {
@@ -416,6 +429,7 @@ impl Default for ProberConfig {
             peer_sample: 3,
             window_ms: 30_000,
             attest_interval_ms: 10_000,
+            mesh_rounds_per_sec: DEFAULT_MESH_ROUNDS_PER_SEC,
         }
     }
 }
@@ -985,6 +999,14 @@ impl Config {
         }
         if self.prober.interval_ms == 0 || self.prober.peer_interval_ms == 0 {
             return invalid("prober intervals must be positive".into());
+        }
+        for (key, rate) in [
+            ("announce.mesh_rate_per_sec", self.announce.mesh_rate_per_sec),
+            ("prober.mesh_rounds_per_sec", self.prober.mesh_rounds_per_sec),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return invalid(format!("{key} must be a positive number of messages per second, not {rate}"));
+            }
         }
         let patterns = self
             .gateway

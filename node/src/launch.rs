@@ -228,6 +228,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         max_head_lag_blocks: config.routing.max_head_lag_blocks,
         probe_fresh_ms: config.prober.peer_interval_ms * 5,
         attestation_fresh_ms: config.prober.attest_interval_ms * 3,
+        announce_heartbeat_ms: config.announce.heartbeat_ms,
         forget_after_ms: 10 * 60 * 1000,
         probe_window_ms: config.prober.window_ms,
     };
@@ -418,6 +419,8 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         mesh: mesh_tx.clone(),
         heartbeat: Duration::from_millis(config.announce.heartbeat_ms),
         expiry_heartbeats: config.announce.expiry_heartbeats,
+        mesh_rate_per_sec: config.announce.mesh_rate_per_sec,
+        view: mesh.clone(),
         seq: Arc::new(SeqGen::default()),
         jurisdiction: config.jurisdiction.clone(),
     };
@@ -506,6 +509,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             peer_sample: config.prober.peer_sample,
             timeout: Duration::from_millis(config.prober.timeout_ms),
             attest_interval: Duration::from_millis(config.prober.attest_interval_ms),
+            mesh_rounds_per_sec: config.prober.mesh_rounds_per_sec,
             window: Duration::from_millis(config.prober.window_ms),
         },
         // Its own client: probe receipts must not push client receipts out of /receipts.

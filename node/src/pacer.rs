@@ -33,6 +33,22 @@ impl Pacer {
         self.next = self.next.max(floor) + self.gap();
     }
 
+    /// Changes the period from the next gap on (the tick already scheduled stays, unless the
+    /// new period ends before it: a shrinking mesh is not left waiting on a long gap).
+    pub fn set_period(&mut self, period: Duration) {
+        if period == self.period {
+            return;
+        }
+        self.period = period;
+        let soonest = Instant::now() + period.mul_f64(1.0 + self.jitter);
+        self.next = self.next.min(soonest);
+    }
+
+    /// The current period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
     /// Restarts the period from now (something equivalent to a tick just happened).
     pub fn reset(&mut self) {
         self.next = Instant::now() + self.gap();
@@ -41,6 +57,21 @@ impl Pacer {
     fn gap(&self) -> Duration {
         self.period.mul_f64(1.0 + self.jitter * (2.0 * unit() - 1.0))
     }
+}
+
+/// The period of a message every member of a mesh sends periodically: `base`, stretched so the
+/// `members` together send at most `mesh_rate_per_sec` per second.
+///
+/// Every daemon accepts every member's periodic messages, so with a fixed period the messages
+/// each daemon handles grow with the mesh. Stretching the period with the member count keeps
+/// that rate at `mesh_rate_per_sec` once the mesh is larger than `base × mesh_rate_per_sec`
+/// members, and leaves smaller meshes at `base`. Members count their own view of the mesh, so
+/// their periods agree to within what they know.
+pub fn stretched(base: Duration, members: usize, mesh_rate_per_sec: f64) -> Duration {
+    if !(mesh_rate_per_sec.is_finite() && mesh_rate_per_sec > 0.0) {
+        return base;
+    }
+    base.max(Duration::from_secs_f64(members as f64 / mesh_rate_per_sec))
 }
 
 /// A uniform draw from [0, 1), for jitter (also of the router's busy backoff). Falls back to
@@ -79,6 +110,28 @@ mod tests {
         let p = Pacer::new(Duration::from_millis(100), 0.1, Duration::ZERO);
         let mean = (0..1000).map(|_| p.gap()).sum::<Duration>() / 1000;
         assert!(mean >= Duration::from_millis(98) && mean <= Duration::from_millis(102), "{mean:?}");
+    }
+
+    #[test]
+    fn small_meshes_keep_the_base_period_and_large_ones_share_the_rate() {
+        let base = Duration::from_secs(2);
+        assert_eq!(stretched(base, 10, 5.0), base);
+        assert_eq!(stretched(base, 100, 5.0), Duration::from_secs(20));
+        // The mesh-wide rate is held at the budget: 10 000 members, one message each per 2000 s.
+        assert_eq!(stretched(base, 10_000, 5.0), Duration::from_secs(2_000));
+        assert_eq!(stretched(base, 100, 0.0), base, "no budget: the base period");
+        assert_eq!(stretched(base, 100, f64::NAN), base);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_period_pulls_the_next_tick_in() {
+        let mut p = Pacer::new(Duration::from_secs(100), 0.0, Duration::ZERO);
+        p.reset();
+        p.set_period(Duration::from_secs(1));
+        let start = Instant::now();
+        p.tick().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!(p.period(), Duration::from_secs(1));
     }
 
     #[tokio::test]

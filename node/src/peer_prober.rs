@@ -6,7 +6,10 @@
 //! rotates through the mesh). Per node that is `chains × peer_sample / peer_interval` probes
 //! per second (1.5/s with defaults), and at most `chains × (2 × peer_sample + 1)` observations
 //! per `attest_interval`, whatever the number of providers, all signed and gossiped as one
-//! [`AttestationRound`]: one message and one signature per node per round.
+//! [`AttestationRound`]: one message and one signature per node per round. In a mesh of more
+//! than `attest_interval × mesh_rounds_per_sec` providers the period stretches
+//! ([`stretched`]), so the rounds each daemon verifies per second stay flat as the mesh grows;
+//! each round's lifetime (three periods) tells receivers how long it stays fresh.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{SeqGen, now_ms};
 use crate::mesh::{MeshInput, MeshSnapshot};
 use crate::p2p::{P2pHandle, TopicKind};
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, stretched};
 use crate::relay::RelayClient;
 use crate::upstream::{LatencyWindow, Sample, UpstreamSet};
 
@@ -41,8 +44,10 @@ pub struct PeerProberSettings {
     pub peer_sample: usize,
     /// Probe timeout.
     pub timeout: Duration,
-    /// Attestation period.
+    /// Attestation period in a mesh of at most `attest_interval × mesh_rounds_per_sec` providers.
     pub attest_interval: Duration,
+    /// Rounds the whole mesh may sign per second (`prober.mesh_rounds_per_sec`).
+    pub mesh_rounds_per_sec: f64,
     /// Window summarised per attestation.
     pub window: Duration,
 }
@@ -114,7 +119,11 @@ impl PeerProber {
                     }
                     let _ = self.mesh_tx.try_send(MeshInput::Probe { key, chain_id: chain, latency_us, ok, head, at_ms });
                 }
-                _ = attest_tick.tick() => self.attest(own, &mut series).await,
+                _ = attest_tick.tick() => {
+                    let period = self.attest_period();
+                    attest_tick.set_period(period);
+                    self.attest(own, &mut series, period).await;
+                }
             }
         }
     }
@@ -171,11 +180,17 @@ impl PeerProber {
         }
     }
 
-    async fn attest(&self, own: PublicKey, series: &mut HashMap<(PublicKey, u64), Series>) {
+    /// The round period for the mesh as it is now.
+    fn attest_period(&self) -> Duration {
+        let members = self.mesh.borrow().members();
+        stretched(self.settings.attest_interval, members, self.settings.mesh_rounds_per_sec)
+    }
+
+    async fn attest(&self, own: PublicKey, series: &mut HashMap<(PublicKey, u64), Series>, period: Duration) {
         let now = now_ms();
         let window_ms = self.settings.window.as_millis() as u64;
         let snap = self.mesh.borrow().clone();
-        let ttl = (self.settings.attest_interval.as_millis() as u64 * 3).max(1);
+        let ttl = (period.as_millis() as u64 * 3).max(1);
         let mut out: Vec<Observation> = Vec::new();
         let per_chain_cap = 2 * self.settings.peer_sample;
         let mut count: HashMap<u64, usize> = HashMap::new();

@@ -321,14 +321,19 @@ impl Testnet {
                 ..DaemonSpec::new(spec.bin.clone(), spec.dir.join(format!("node{i}")), spec.network_id.clone())
             });
         }
+        // Every home is written (`rpcmesh init`, a certificate each) before the first daemon
+        // starts: two subprocesses per node are quick on an idle machine, and slow on one that
+        // runs the daemons started so far (100 of them took minutes that way).
         for (i, s) in specs.into_iter().enumerate() {
             let mut d = Daemon::init(s)?;
             if let Some(extra) = extras.get(&i).filter(|e| !e.policies.is_empty()) {
                 crate::daemon::declare_policies(d.home(), &extra.policies)?;
             }
             federation.admit(&mut d, &format!("testnet-provider-{i}"), &spec.network_id, "30d")?;
-            d.launch()?;
             testnet.daemons.push(d);
+        }
+        for d in &mut testnet.daemons {
+            d.launch()?;
         }
         for d in &testnet.daemons {
             d.wait_up(Duration::from_secs(60)).await?;

@@ -122,6 +122,9 @@ allowed_hosts = {admin_hosts}
 heartbeat_ms = {hb}
 # Announcements expire after this many heartbeats.
 expiry_heartbeats = {expiry}
+# Heartbeats the whole mesh may send per second: in a larger mesh the heartbeat stretches to
+# providers / mesh_rate_per_sec seconds, so each daemon's gossip load stays flat.
+mesh_rate_per_sec = {mesh_rate:?}
 
 [prober]
 # Own-upstream probe period and timeout (ms).
@@ -133,6 +136,8 @@ peer_sample = {p_sample}
 # Window summarised in one health attestation, and how often attestations are signed (ms).
 window_ms = {p_window}
 attest_interval_ms = {p_attest}
+# Attestation rounds the whole mesh may sign per second (stretches attest_interval_ms likewise).
+mesh_rounds_per_sec = {mesh_rounds:?}
 
 [routing]
 # Route to trusted peers when own upstreams cannot serve (per request: header x-rpcmesh-failover: on|off).
@@ -307,6 +312,8 @@ worker_threads = {worker_threads}
         p_sample = c.prober.peer_sample,
         p_window = c.prober.window_ms,
         p_attest = c.prober.attest_interval_ms,
+        mesh_rate = c.announce.mesh_rate_per_sec,
+        mesh_rounds = c.prober.mesh_rounds_per_sec,
         failover = c.routing.failover,
         lag = c.routing.max_head_lag_blocks,
         r_to = c.routing.request_timeout_ms,

@@ -93,6 +93,7 @@ mod tests {
             max_head_lag_blocks: 5,
             probe_fresh_ms: 20_000,
             attestation_fresh_ms: 30_000,
+            announce_heartbeat_ms: 5_000,
             forget_after_ms: 120_000,
             probe_window_ms: 60_000,
         };

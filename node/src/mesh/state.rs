@@ -18,21 +18,31 @@ pub struct MeshSettings {
     pub max_head_lag_blocks: u64,
     /// Our own probe results older than this no longer decide health, ms.
     pub probe_fresh_ms: u64,
-    /// Attestations older than this no longer count, ms.
+    /// Attestations of the configured period stay fresh this long, ms. A round is fresh for its
+    /// own lifetime (its signer stretches its period in a large mesh), at most
+    /// [`MAX_STRETCH`] times this.
     pub attestation_fresh_ms: u64,
+    /// The configured announcement heartbeat, ms: an announced head older than this is
+    /// extrapolated at the chain's block pace (large meshes stretch their heartbeats).
+    pub announce_heartbeat_ms: u64,
     /// Expired providers are forgotten after this long, ms.
     pub forget_after_ms: u64,
     /// Window of our probe statistics, ms.
     pub probe_window_ms: u64,
 }
 
+/// How far an attestation's own lifetime may stretch its freshness beyond
+/// [`MeshSettings::attestation_fresh_ms`]: a signer cannot keep a verdict alive for a day.
+pub const MAX_STRETCH: u64 = 64;
+
 /// Fewer successful probes than this fraction make a provider unhealthy.
 const MIN_SUCCESS_RATE: f64 = 0.5;
 
-/// A provider's cached view is rebuilt at least this often, ms: its latency window ages even
-/// when no input touches it. Expiry and freshness flips are tracked exactly
-/// ([`MeshState::view_valid_until`]).
-const VIEW_MAX_AGE_MS: u64 = 250;
+/// A provider's cached view is rebuilt at least this often, ms, as a safety net: expiry,
+/// freshness flips and samples leaving our probe windows are tracked exactly
+/// ([`MeshState::view_valid_until`]). It was 250 ms while window ageing was not tracked: in a
+/// mesh of 100 that rebuilt every view four times a second, the largest idle cost.
+const VIEW_MAX_AGE_MS: u64 = 2_000;
 
 #[derive(Debug, Clone)]
 struct LocalObs {
@@ -84,6 +94,39 @@ pub struct MeshState {
     last_reference: BTreeMap<u64, u64>,
     /// Cordons and reputation, as the evidence task last sent them.
     standings: Arc<HashMap<PublicKey, Standing>>,
+    /// Block pace per chain, learned from this node's own probes.
+    pace: HashMap<u64, BlockPace>,
+}
+
+/// Milliseconds per block of one chain, measured over spans of at least [`BlockPace::SPAN`]
+/// blocks of one provider's probed heads (own upstreams included), so that the probe period's
+/// rounding is a small part of each measurement.
+#[derive(Debug, Clone, Default)]
+struct BlockPace {
+    /// Per provider: head and time at the start of the span being measured.
+    spans: HashMap<PublicKey, (u64, u64)>,
+    /// Smoothed ms per block.
+    ms_per_block: Option<f64>,
+}
+
+impl BlockPace {
+    const SPAN: u64 = 8;
+    /// Spans longer than this many ms are restarted, not measured (a provider that was down).
+    const MAX_SPAN_MS: u64 = 10 * 60 * 1000;
+
+    fn observe(&mut self, key: PublicKey, head: u64, at_ms: u64) {
+        let (h0, t0) = *self.spans.entry(key).or_insert((head, at_ms));
+        if head < h0 || at_ms < t0 || at_ms - t0 > Self::MAX_SPAN_MS {
+            self.spans.insert(key, (head, at_ms));
+        } else if head - h0 >= Self::SPAN {
+            let sample = (at_ms - t0) as f64 / (head - h0) as f64;
+            self.ms_per_block = Some(match self.ms_per_block {
+                Some(m) => m + (sample - m) / 4.0,
+                None => sample,
+            });
+            self.spans.insert(key, (head, at_ms));
+        }
+    }
 }
 
 impl MeshState {
@@ -98,6 +141,7 @@ impl MeshState {
             connected: HashSet::new(),
             last_reference: BTreeMap::new(),
             standings: Arc::default(),
+            pace: HashMap::new(),
         }
     }
 
@@ -217,6 +261,37 @@ impl MeshState {
                 obs.head = head;
             }
         }
+        // Spans are kept for held providers only (this returned above for others), and
+        // dropped with them in `maintain`.
+        if let Some(h) = head {
+            self.pace.entry(chain_id).or_default().observe(*key, h, at_ms);
+        }
+    }
+
+    /// The learned pace of `chain_id`, ms per block.
+    pub fn block_ms(&self, chain_id: u64) -> Option<f64> {
+        self.pace.get(&chain_id).and_then(|p| p.ms_per_block)
+    }
+
+    /// When an attestation stops counting: its own lifetime, at most [`MAX_STRETCH`] times the
+    /// configured freshness.
+    fn fresh_until(&self, header: &rpcmesh_protocol::messages::MessageHeader) -> u64 {
+        let lifetime = header.expires_at_ms.saturating_sub(header.issued_at_ms);
+        let cap = self.settings.attestation_fresh_ms.saturating_mul(MAX_STRETCH);
+        header.issued_at_ms.saturating_add(lifetime.min(cap))
+    }
+
+    /// An announced head `age_ms` old, moved on by the blocks the chain made since beyond the
+    /// configured heartbeat: in a stretched mesh announcements come less often than the chain
+    /// moves, and comparing stale heads with fresh ones would make every provider look behind.
+    /// A provider that stalls after announcing shows it in this node's probes and requests,
+    /// which are fresher than any announcement (`best_head` prefers them).
+    fn extrapolated(&self, chain_id: u64, announced: u64, age_ms: u64) -> u64 {
+        let beyond = age_ms.saturating_sub(self.settings.announce_heartbeat_ms);
+        match self.block_ms(chain_id) {
+            Some(ms) if beyond > 0 && ms >= 1.0 => announced.saturating_add((beyond as f64 / ms) as u64),
+            _ => announced,
+        }
     }
 
     /// Marks a provider connected or not.
@@ -243,6 +318,9 @@ impl MeshState {
         for k in &forgotten {
             self.entries.remove(k);
             self.attestations.remove(k);
+            for pace in self.pace.values_mut() {
+                pace.spans.remove(k);
+            }
         }
         let mut trust_moved = false;
         for (key, e) in self.entries.iter_mut() {
@@ -252,10 +330,13 @@ impl MeshState {
                 e.trust = trust;
             }
         }
-        let fresh = self.settings.attestation_fresh_ms.max(1);
+        let keep = self.settings.attestation_fresh_ms.max(1).saturating_mul(10 * MAX_STRETCH);
         for (subject, slot) in self.attestations.iter_mut() {
             let before = slot.len();
-            slot.retain(|_, a| now_ms <= a.body.header.issued_at_ms.saturating_add(fresh.saturating_mul(10)));
+            slot.retain(|_, a| {
+                let lifetime = a.body.header.expires_at_ms.saturating_sub(a.body.header.issued_at_ms);
+                now_ms <= a.body.header.issued_at_ms.saturating_add(lifetime.saturating_mul(10).min(keep))
+            });
             if slot.len() != before
                 && let Some(e) = self.entries.get_mut(subject)
             {
@@ -297,8 +378,11 @@ impl MeshState {
     /// the provider's head now (so our probes can lower a head it over-claims); an announcement
     /// newer than our probes can only raise what we saw (announced heads are bucketed).
     fn best_head(&self, e: &Entry, chain_id: u64, now_ms: u64) -> Option<u64> {
-        let announced = e.announcement.body.chain(chain_id).and_then(|c| c.head.map(|h| h.number));
         let announced_at = e.announcement.body.header.issued_at_ms;
+        let announced =
+            e.announcement.body.chain(chain_id).and_then(|c| {
+                c.head.map(|h| self.extrapolated(chain_id, h.number, now_ms.saturating_sub(announced_at)))
+            });
         let probed = e
             .local
             .get(&chain_id)
@@ -366,7 +450,8 @@ impl MeshState {
 
     /// The first instant after `now_ms` at which a view built at `now_ms` could read
     /// differently with no new input: the announcement expires, or one of our probes or an
-    /// attestation stops being fresh; at most [`VIEW_MAX_AGE_MS`] ahead.
+    /// attestation stops being fresh, or a sample leaves a probe window; at most
+    /// [`VIEW_MAX_AGE_MS`] ahead.
     fn view_valid_until(&self, key: &PublicKey, e: &Entry, now_ms: u64) -> u64 {
         let mut until = now_ms.saturating_add(VIEW_MAX_AGE_MS);
         let mut flips_after = |t: u64| {
@@ -377,9 +462,12 @@ impl MeshState {
         flips_after(e.announcement.body.header.expires_at_ms);
         for o in e.local.values() {
             flips_after(o.last_at_ms.saturating_add(self.settings.probe_fresh_ms));
+            if let Some(t) = o.window.next_exit_ms(now_ms) {
+                flips_after(t);
+            }
         }
         for att in self.attestations.get(key).into_iter().flat_map(|m| m.values()) {
-            flips_after(att.body.header.issued_at_ms.saturating_add(self.settings.attestation_fresh_ms));
+            flips_after(self.fresh_until(&att.body.header));
         }
         until
     }
@@ -387,7 +475,6 @@ impl MeshState {
     fn provider_view(&self, key: &PublicKey, e: &Entry, reference: &BTreeMap<u64, u64>, now_ms: u64) -> ProviderView {
         let a = &e.announcement.body;
         let expired = !Self::is_current(e, now_ms);
-        let fresh_att = self.settings.attestation_fresh_ms;
         let attestations: Vec<(&(PublicKey, u64), &HeldAttestation, bool)> = self
             .attestations
             .get(key)
@@ -410,9 +497,7 @@ impl MeshState {
                 let trusted_att: Vec<&HealthAttestation> = attestations
                     .iter()
                     .filter(|((_, chain), att, trusted)| {
-                        *chain == c.chain_id
-                            && *trusted
-                            && now_ms <= att.body.header.issued_at_ms.saturating_add(fresh_att)
+                        *chain == c.chain_id && *trusted && now_ms <= self.fresh_until(&att.body.header)
                     })
                     .map(|(_, att, _)| &att.body)
                     .collect();

@@ -243,6 +243,12 @@ impl MeshSnapshot {
         self
     }
 
+    /// Providers whose announcements are current, this node included: the mesh size that
+    /// periodic messages share their budget over ([`crate::pacer::stretched`]).
+    pub fn members(&self) -> usize {
+        self.providers.iter().filter(|p| !p.expired).count().max(1)
+    }
+
     /// What evidence says about `key`, if anything.
     pub fn standing(&self, key: &PublicKey) -> Option<&Standing> {
         self.standings.get(key)

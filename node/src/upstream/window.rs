@@ -84,6 +84,13 @@ impl LatencyWindow {
         WindowStats { sent, ok: lat.len() as u32, p50_us: percentile(&lat, 50), p95_us: percentile(&lat, 95) }
     }
 
+    /// When the oldest sample counted at `now_ms` leaves the window (the first instant at which
+    /// [`Self::stats`] reads differently with no new sample), if any is counted.
+    pub fn next_exit_ms(&self, now_ms: u64) -> Option<u64> {
+        let since = now_ms.saturating_sub(self.window_ms);
+        self.samples.iter().filter(|s| s.at_ms >= since).map(|s| s.at_ms.saturating_add(self.window_ms)).min()
+    }
+
     /// Error fraction over the window (0 when empty).
     pub fn error_rate(&self, now_ms: u64) -> f64 {
         let s = self.stats(now_ms);

@@ -79,6 +79,9 @@ liars = 0.2
 [gossip]
 announce_heartbeat_ms = 2000
 attest_interval_ms = 5000
+# Budgets that leave 60 providers at the configured periods (enough messages to measure).
+mesh_rate_per_sec = 30
+mesh_rounds_per_sec = 12
 observations_per_round = 2
 track_share = 1.0
 [load]

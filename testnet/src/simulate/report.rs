@@ -308,7 +308,8 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
         "**Setup.** {} providers ({} liars, {} censors), {} observer daemons, {} connections each, \
          regions {:?}, loss {}, jitter σ {}; seed {}; {} s simulated. Gossipsub D={} D_lo={} D_hi={} \
          gossip_lazy={} gossip_factor={} heartbeat {} ms, flood publish {}; announcements every {} ms, \
-         one attestation round ({} observations) per {} ms; clients: {} req/s per observer, verify `{}`.\n",
+         one attestation round ({} observations) per {} ms (the configured {} ms and {} ms stretched for the mesh \
+         size, at most {}/s and {}/s mesh-wide); clients: {} req/s per observer, verify `{}`.\n",
         r.providers,
         r.liars,
         r.censors,
@@ -326,9 +327,13 @@ pub fn markdown(sc: &super::scenario::SimScenario, r: &SimReport) -> String {
         g.gossip_factor,
         g.heartbeat_ms,
         g.flood_publish,
-        g.announce_heartbeat_ms,
+        g.announce_period_us(r.providers) / 1_000,
         g.observations_per_round,
+        g.attest_period_us(r.providers) / 1_000,
+        g.announce_heartbeat_ms,
         g.attest_interval_ms,
+        g.mesh_rate_per_sec,
+        g.mesh_rounds_per_sec,
         sc.load.rate,
         sc.load.verify
     );

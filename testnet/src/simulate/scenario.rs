@@ -136,6 +136,11 @@ pub struct GossipSpec {
     pub expiry_heartbeats: u32,
     /// `prober.attest_interval_ms`.
     pub attest_interval_ms: u64,
+    /// `announce.mesh_rate_per_sec`: beyond `announce_heartbeat_ms × this` providers the
+    /// heartbeat stretches to `providers / this` seconds, as in the daemon.
+    pub mesh_rate_per_sec: f64,
+    /// `prober.mesh_rounds_per_sec`: the same for attestation rounds.
+    pub mesh_rounds_per_sec: f64,
     /// Observations in one daemon's attestation round, which it publishes as one signed
     /// message per `attest_interval_ms` (the daemon: at most `chains × (2 × peer_sample + 1)`,
     /// 7 for one chain with `prober.peer_sample = 3`). Sets the round's encoded size.
@@ -159,6 +164,20 @@ pub struct GossipSpec {
     pub max_spread_hops: u64,
 }
 
+impl GossipSpec {
+    /// The announcement heartbeat of a daemon in a mesh of `providers`, µs.
+    pub fn announce_period_us(&self, providers: usize) -> u64 {
+        let base = std::time::Duration::from_millis(self.announce_heartbeat_ms);
+        rpcmesh_node::pacer::stretched(base, providers, self.mesh_rate_per_sec).as_micros() as u64
+    }
+
+    /// The attestation round period of a daemon in a mesh of `providers`, µs.
+    pub fn attest_period_us(&self, providers: usize) -> u64 {
+        let base = std::time::Duration::from_millis(self.attest_interval_ms);
+        rpcmesh_node::pacer::stretched(base, providers, self.mesh_rounds_per_sec).as_micros() as u64
+    }
+}
+
 impl Default for GossipSpec {
     /// The daemon's defaults.
     fn default() -> Self {
@@ -174,6 +193,8 @@ impl Default for GossipSpec {
             announce_heartbeat_ms: 5_000,
             expiry_heartbeats: 3,
             attest_interval_ms: 10_000,
+            mesh_rate_per_sec: rpcmesh_node::config::DEFAULT_MESH_ANNOUNCEMENTS_PER_SEC,
+            mesh_rounds_per_sec: rpcmesh_node::config::DEFAULT_MESH_ROUNDS_PER_SEC,
             observations_per_round: 7,
             probe_interval_ms: 2_000,
             probe_sample: 3,

@@ -322,11 +322,12 @@ impl<'a> World<'a> {
             peers: ids.iter().map(|i| i.peer_id().to_string()).collect(),
             ..TrustConfig::default()
         };
-        let ttl_ms = g.announce_heartbeat_ms * u64::from(g.expiry_heartbeats);
+        let ttl_ms = g.announce_period_us(n) / 1_000 * u64::from(g.expiry_heartbeats);
         let settings = MeshSettings {
             max_head_lag_blocks: 5,
             probe_fresh_ms: 20_000,
             attestation_fresh_ms: 30_000,
+            announce_heartbeat_ms: g.announce_heartbeat_ms,
             forget_after_ms: ttl_ms.max(60_000),
             probe_window_ms: 30_000,
         };
@@ -353,7 +354,7 @@ impl<'a> World<'a> {
         let sizes = (sample_ann.to_bytes().len() as u64, sample_round.to_bytes().len() as u64);
 
         // Track as many messages hop by hop as the budget allows.
-        let per_s = n as f64 * (1e3 / g.announce_heartbeat_ms as f64 + 1e3 / g.attest_interval_ms as f64);
+        let per_s = n as f64 * (1e6 / g.announce_period_us(n) as f64 + 1e6 / g.attest_period_us(n) as f64);
         let hops_per_msg = (n * (topo.params().mesh_n + 1) + connections) as f64;
         let track_share = if g.track_share > 0.0 {
             g.track_share.min(1.0)
@@ -486,8 +487,10 @@ impl<'a> World<'a> {
     }
 
     /// One announcement by `i`: spread it (tracked) or time it to the observers (untracked).
+    /// Daemons start within the configured heartbeat; their next ones come at the heartbeat
+    /// stretched for the mesh's size, as the daemon's announcer does once it knows the mesh.
     fn announce(&mut self, i: usize, now: Micros) {
-        let hb = self.sc.gossip.announce_heartbeat_ms * 1_000;
+        let hb = self.sc.gossip.announce_period_us(self.keys.len());
         if now + hb < self.end + DRAIN_US {
             self.q.at(now + hb, Ev::Announce(i));
         }
@@ -495,7 +498,7 @@ impl<'a> World<'a> {
             return;
         }
         self.seqs[i] += 1;
-        let ttl_ms = self.sc.gossip.announce_heartbeat_ms * u64::from(self.sc.gossip.expiry_heartbeats);
+        let ttl_ms = hb / 1_000 * u64::from(self.sc.gossip.expiry_heartbeats);
         let body = announcement(now, self.seqs[i], None, ttl_ms);
         // No signature: the observers' MeshState takes messages already validated, and the
         // validation cost is modelled as `validate_us` per hop.
@@ -538,7 +541,7 @@ impl<'a> World<'a> {
     /// One attestation round of `i`: only traffic and convergence (observers do not fold
     /// attestations; their health comes from their own probes and announcements).
     fn attest(&mut self, i: usize, now: Micros) {
-        let every = self.sc.gossip.attest_interval_ms * 1_000;
+        let every = self.sc.gossip.attest_period_us(self.keys.len());
         if now + every < self.end {
             self.q.at(now + every, Ev::Attest(i));
         }

@@ -16,6 +16,8 @@ const POLYGON: u64 = 137;
 const MAX_LAG: u64 = 5;
 const PROBE_FRESH: u64 = 20_000;
 const ATT_FRESH: u64 = 30_000;
+/// The configured announcement heartbeat: the tests' announcements live three of them.
+const HEARTBEAT: u64 = TTL / 3;
 const FORGET: u64 = 120_000;
 const PROBE_WINDOW: u64 = 60_000;
 
@@ -28,6 +30,7 @@ fn settings() -> MeshSettings {
         max_head_lag_blocks: MAX_LAG,
         probe_fresh_ms: PROBE_FRESH,
         attestation_fresh_ms: ATT_FRESH,
+        announce_heartbeat_ms: HEARTBEAT,
         forget_after_ms: FORGET,
         probe_window_ms: PROBE_WINDOW,
     }
@@ -549,11 +552,71 @@ fn attestations_from_untrusted_attesters_do_not_count() {
 fn stale_attestations_do_not_count() {
     let (me, p, x) = (id(1), id(2), id(3));
     let mut s = federated(&me, &[&p, &x], &[]);
-    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(announce_ttl(&p, 1, T0, 10 * TTL), T0, Source::Gossip);
+    // An attestation is fresh for its own lifetime (its signer's period, stretched or not).
     s.apply_attestation(&attest(&x, &p, 1, T0, 10, 0));
-    assert_eq!(health(&mut s, &p, T0 + ATT_FRESH), Health::Unhealthy);
-    let c = chain_view(&mut s, &p, T0 + ATT_FRESH + 1);
+    assert_eq!(health(&mut s, &p, T0 + TTL), Health::Unhealthy);
+    let c = chain_view(&mut s, &p, T0 + TTL + 1);
     assert_eq!((c.health, c.success_rate), (Health::Healthy, None));
+}
+
+#[test]
+fn an_attestation_cannot_stay_fresh_past_the_stretch_cap() {
+    let (me, p, x) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&p, &x], &[]);
+    s.apply_announcement(announce_ttl(&p, 1, T0, 10 * 24 * 3600 * 1000), T0, Source::Gossip);
+    let mut a = attest(&x, &p, 1, T0, 10, 0).body;
+    a.header = MessageHeader::new(NET, 1, T0, 24 * 3600 * 1000);
+    s.apply_attestation(&Signed::sign(a, &x));
+    let cap = ATT_FRESH * super::MAX_STRETCH;
+    assert_eq!(health(&mut s, &p, T0 + cap), Health::Unhealthy);
+    assert_eq!(health(&mut s, &p, T0 + cap + 1), Health::Healthy);
+}
+
+fn announce_ttl(signer: &Identity, seq: u64, at: u64, ttl: u64) -> Signed<CapacityAnnouncement> {
+    let header = MessageHeader::new(NET, seq, at, ttl);
+    Signed::sign(CapacityAnnouncement::new(header, vec![chain(CHAIN, Some(100))], vec![], None, "t".into()), signer)
+}
+
+#[test]
+fn old_announced_heads_move_on_at_the_learned_block_pace() {
+    // Blocks every 1 000 ms, learned from our probes of `fast` (heads 100..=116 over 16 s).
+    let (me, fast, quiet) = (id(1), id(2), id(3));
+    let mut s = federated(&me, &[&fast, &quiet], &[]);
+    s.apply_announcement(ann(&fast, 1, T0, Some(100)), T0, Source::Gossip);
+    s.apply_announcement(ann(&quiet, 1, T0, Some(100)), T0, Source::Gossip);
+    assert_eq!(s.block_ms(CHAIN), None);
+    for i in 0..=16 {
+        s.apply_probe(&fast.public_key(), CHAIN, 500, true, Some(100 + i), T0 + i * 1_000);
+    }
+    assert_eq!(s.block_ms(CHAIN), Some(1_000.0));
+    // Within the configured heartbeat an announced head is taken as it is ...
+    assert_eq!(chain_view(&mut s, &quiet, T0 + HEARTBEAT).head, Some(100));
+    // ... beyond it (a stretched heartbeat) it moves on with the chain, so a provider that
+    // announces every 40 s is not judged behind by heads made since.
+    let late = T0 + HEARTBEAT + 7_000;
+    let v = chain_view(&mut s, &quiet, late);
+    assert_eq!(v.head, Some(107));
+    assert_eq!(v.health, Health::Healthy);
+    // Our fresh probe of it is still the better word: it shows the provider stalled.
+    s.apply_probe(&quiet.public_key(), CHAIN, 500, true, Some(100), late);
+    let v = chain_view(&mut s, &quiet, late + 1);
+    assert_eq!(v.head, Some(100));
+}
+
+#[test]
+fn block_pace_restarts_after_a_reorg_or_a_long_gap() {
+    let (me, p) = (id(1), id(2));
+    let mut s = federated(&me, &[&p], &[]);
+    s.apply_announcement(ann(&p, 1, T0, Some(100)), T0, Source::Gossip);
+    // A head that goes back restarts the span instead of measuring a negative pace.
+    s.apply_probe(&p.public_key(), CHAIN, 500, true, Some(100), T0);
+    s.apply_probe(&p.public_key(), CHAIN, 500, true, Some(90), T0 + 1_000);
+    s.apply_probe(&p.public_key(), CHAIN, 500, true, Some(98), T0 + 9_000);
+    assert_eq!(s.block_ms(CHAIN), Some(1_000.0));
+    // Fewer than the span's blocks measure nothing; an hour's gap restarts.
+    s.apply_probe(&p.public_key(), CHAIN, 500, true, Some(200), T0 + 3_600_000);
+    assert_eq!(s.block_ms(CHAIN), Some(1_000.0));
 }
 
 #[test]
@@ -807,4 +870,27 @@ fn cached_snapshot_matches_a_full_rebuild() {
         s.maintain(T0 + TTL + FORGET + 1);
     });
     t.check(T0 + TTL + FORGET + 2, "forgetting");
+}
+
+#[test]
+fn cached_snapshot_follows_samples_leaving_the_probe_window() {
+    // Failed probes leave the window while a later probe keeps our observations fresh: the
+    // view must change exactly then, not at the next safety-net rebuild.
+    let (me, p) = (id(1), id(2));
+    let mut t = Twin { cached: federated(&me, &[&p], &[]), fresh: federated(&me, &[&p], &[]) };
+    let long = |s: &mut MeshState| {
+        s.apply_announcement(announce_ttl(&p, 1, T0, 10 * PROBE_WINDOW), T0, Source::Gossip);
+    };
+    t.apply(long);
+    t.apply(|s| probes(s, &p, 0, 3, Some(100), T0 + 10));
+    t.check(T0 + 11, "failed probes");
+    // Within the safety net's 2 s of the next checks, so only exact tracking passes.
+    let last = T0 + 10 + PROBE_WINDOW - 500;
+    t.apply(|s| probes(s, &p, 1, 0, Some(100), last));
+    t.check(last + 1, "a successful probe");
+    assert_eq!(health(&mut t.cached, &p, last + 1), Health::Unhealthy, "3 of 4 probes failed");
+    for now in [T0 + 10 + PROBE_WINDOW, T0 + 10 + PROBE_WINDOW + 1] {
+        t.check(now, "samples leaving the window");
+    }
+    assert_eq!(health(&mut t.cached, &p, T0 + 10 + PROBE_WINDOW + 1), Health::Healthy);
 }
