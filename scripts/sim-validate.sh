@@ -25,7 +25,10 @@ trap 'kill "$RUN_PID" 2>/dev/null || true' EXIT
 scrape() { # $1 = output file: every daemon's gossip counters, one "node metric value" a line
   local f=$1 i=0
   : >"$f.tmp"
-  for admin in $(python3 -c 'import json,sys; [print(n["admin"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$REAL/testnet/testnet.json"); do
+  # `testnet run` writes no state file: each daemon's admin address is in its config.
+  for admin in $(python3 -c 'import glob,sys,tomllib,re
+homes = sorted(glob.glob(sys.argv[1] + "/node*/config.toml"), key=lambda p: int(re.search(r"node(\d+)/", p).group(1)))
+[print("http://" + tomllib.load(open(h, "rb"))["admin"]["addr"]) for h in homes]' "$REAL/testnet"); do
     curl -fsS --max-time 2 "$admin/metrics" 2>/dev/null \
       | grep -E '^(libp2p_gossipsub_topic_msg_(sent_counts|sent_bytes|recv_counts_unfiltered|recv_counts|recv_bytes)_total|libp2p_gossipsub_mesh_peer_counts|libp2p_gossipsub_topic_peers_counts)' \
       | sed "s/^/$i /" >>"$f.tmp" || return 1
@@ -36,7 +39,7 @@ scrape() { # $1 = output file: every daemon's gossip counters, one "node metric 
 }
 
 # Wait until the measured run starts (records.jsonl written after the mesh converged).
-until [ -s "$REAL/records.jsonl" ] && [ -f "$REAL/testnet/testnet.json" ]; do
+until [ -s "$REAL/records.jsonl" ] && [ -f "$REAL/testnet/node0/config.toml" ]; do
   kill -0 "$RUN_PID" 2>/dev/null || { echo "the real run ended early; see $OUT/real.log" >&2; exit 1; }
   sleep 1
 done

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SeqGen, now_ms};
 use crate::config::ChainConfig;
-use crate::mesh::{MeshInput, MeshSnapshot};
+use crate::mesh::{MeshInput, MeshSnapshot, mesh_size};
 use crate::p2p::{P2pHandle, TopicKind};
 use crate::pacer::{Pacer, stretched};
 use crate::relay::Capacity;
@@ -113,7 +113,7 @@ impl Pace {
 
 impl Announcer {
     fn pace(&self) -> Pace {
-        let members = self.view.borrow().members();
+        let members = mesh_size(&self.view.borrow(), &self.p2p);
         let heartbeat = stretched(self.heartbeat, members, self.mesh_rate_per_sec);
         let stretch = heartbeat.as_secs_f64() / self.heartbeat.as_secs_f64().max(1e-3);
         Pace { heartbeat, stretch: (stretch.ceil() as u32).max(1) }

@@ -136,6 +136,10 @@ pub struct P2pConfig {
     pub max_connections_per_peer: u32,
     /// Most incoming connections still in the handshake.
     pub max_pending_incoming: u32,
+    /// Most incoming connections from one IP address still in the handshake (bootstrap and
+    /// trusted addresses included: a reserved address may be a NAT shared with strangers).
+    /// Local testnets raise it: all their daemons share 127.0.0.1.
+    pub max_pending_per_ip: u32,
     /// Close a connection idle for this long, seconds. Long: mesh links are meant to persist.
     pub idle_connection_timeout_secs: u64,
     /// Upper bound of the reconnect backoff towards bootstrap peers, milliseconds.
@@ -158,6 +162,7 @@ impl Default for P2pConfig {
             max_connections: 256,
             max_connections_per_peer: 2,
             max_pending_incoming: 64,
+            max_pending_per_ip: crate::p2p::MAX_PENDING_PER_IP as u32,
             idle_connection_timeout_secs: 300,
             bootstrap_backoff_max_ms: 60_000,
             // Three quarters of max_connections: the rest is for the connections this node

@@ -251,6 +251,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
             max_connections: config.p2p.max_connections,
             max_connections_per_peer: config.p2p.max_connections_per_peer,
             max_pending_incoming: config.p2p.max_pending_incoming,
+            max_pending_per_ip: config.p2p.max_pending_per_ip,
             max_incoming: config.p2p.max_incoming.min(config.p2p.max_connections),
             reserved_peers: config
                 .trust

@@ -75,6 +75,9 @@ pub const TESTNET_SETS: &[&str] = &[
     "prober.peer_interval_ms=1000",
     "prober.attest_interval_ms=5000",
     "routing.eject_ms=2000",
+    // Every daemon of a local testnet connects from 127.0.0.1: the per-address handshake cap
+    // (8, for hosts behind one NAT) turned away most of a 100-daemon testnet joining at once.
+    "p2p.max_pending_per_ip=1024",
 ];
 
 /// One node as the table and the state file show it.

@@ -32,6 +32,7 @@ impl Attacker {
                 max_connections: 1,
                 max_connections_per_peer: 1,
                 max_pending_incoming: 16,
+                max_pending_per_ip: 16,
                 max_incoming: 16,
                 reserved_peers: vec![],
                 max_gossip_bytes: 64 * 1024,

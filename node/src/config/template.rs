@@ -48,6 +48,8 @@ loopback_only = {loopback_only}
 max_connections = {max_connections}
 max_connections_per_peer = {max_connections_per_peer}
 max_pending_incoming = {max_pending_incoming}
+# Of them, from one IP address (a local testnet, all on 127.0.0.1, needs more).
+max_pending_per_ip = {max_pending_per_ip}
 # Close connections idle this long (seconds).
 idle_connection_timeout_secs = {idle}
 # Upper bound of the reconnect backoff towards bootstrap peers (milliseconds).
@@ -281,6 +283,7 @@ worker_threads = {worker_threads}
         max_connections = c.p2p.max_connections,
         max_connections_per_peer = c.p2p.max_connections_per_peer,
         max_pending_incoming = c.p2p.max_pending_incoming,
+        max_pending_per_ip = c.p2p.max_pending_per_ip,
         idle = c.p2p.idle_connection_timeout_secs,
         backoff = c.p2p.bootstrap_backoff_max_ms,
         max_incoming = c.p2p.max_incoming,

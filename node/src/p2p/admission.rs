@@ -2,7 +2,7 @@
 //! the peers this node must not lose, its bootstrap and trusted peers ("reserved" peers).
 //!
 //! Everyone else (a "stranger") is held to these caps:
-//! - at most [`MAX_PENDING_PER_IP`] incoming connections from one IP address in the Noise/Yamux
+//! - at most `p2p.max_pending_per_ip` ([`MAX_PENDING_PER_IP`]) incoming connections from one IP address in the Noise/Yamux
 //!   handshake at once (each also ends at the transport's handshake timeout,
 //!   [`super::transport::HANDSHAKE_TIMEOUT`]), so half-open sockets from one host cannot hold
 //!   the handshake slots;
@@ -42,8 +42,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-/// Incoming connections one IP address may have in the handshake at once. A real peer needs
-/// one or two (TCP and QUIC); a few more allow hosts behind one NAT.
+/// Default of `p2p.max_pending_per_ip`: incoming connections one IP address may have in the
+/// handshake at once. A real peer needs one or two (TCP and QUIC); a few more allow hosts
+/// behind one NAT.
 pub const MAX_PENDING_PER_IP: usize = 8;
 
 /// Most addresses remembered as reserved (trusted peers' announced addresses plus those reserved
@@ -57,6 +58,8 @@ pub struct AdmissionLimits {
     /// Incoming connections in the handshake from addresses that are not reserved
     /// (`p2p.max_pending_incoming`).
     pub max_pending_incoming: usize,
+    /// Incoming connections in the handshake from one IP address (`p2p.max_pending_per_ip`).
+    pub max_pending_per_ip: usize,
     /// Established incoming connections from strangers (`p2p.max_incoming`).
     pub max_incoming: usize,
     /// Established connections in total (`p2p.max_connections`).
@@ -66,9 +69,9 @@ pub struct AdmissionLimits {
 /// Why a connection was refused (the message names the setting that decides).
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    /// The address already has [`MAX_PENDING_PER_IP`] connections in the handshake.
-    #[error("{MAX_PENDING_PER_IP} incoming connections from {0} are already in the handshake")]
-    PendingPerIp(IpAddr),
+    /// The address already has `p2p.max_pending_per_ip` connections in the handshake.
+    #[error("{1} incoming connections from {0} are already in the handshake (p2p.max_pending_per_ip)")]
+    PendingPerIp(IpAddr, usize),
     /// The handshake slots for addresses that are not reserved are full.
     #[error("{0} incoming connections are already in the handshake (p2p.max_pending_incoming)")]
     Pending(usize),
@@ -332,8 +335,9 @@ impl NetworkBehaviour for Behaviour {
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
         let Some(ip) = ip_of(remote) else { return Ok(()) };
-        if self.pending_by_ip.get(&ip).copied().unwrap_or(0) >= MAX_PENDING_PER_IP {
-            return Err(self.refuse("refused_pending_per_ip", Refused::PendingPerIp(ip)));
+        let per_ip = self.limits.max_pending_per_ip;
+        if self.pending_by_ip.get(&ip).copied().unwrap_or(0) >= per_ip {
+            return Err(self.refuse("refused_pending_per_ip", Refused::PendingPerIp(ip, per_ip)));
         }
         let counted = !self.is_reserved_ip(&ip);
         if counted && self.pending_counted >= self.limits.max_pending_incoming {

@@ -60,6 +60,8 @@ pub struct BehaviourSettings {
     /// Incoming connections in handshake from addresses not reserved for bootstrap or trusted
     /// peers (`p2p.max_pending_incoming`).
     pub max_pending_incoming: u32,
+    /// Incoming connections in handshake from one IP address (`p2p.max_pending_per_ip`).
+    pub max_pending_per_ip: u32,
     /// Established incoming connections from peers that are neither bootstrap nor trusted
     /// (`p2p.max_incoming`).
     pub max_incoming: u32,
@@ -187,6 +189,7 @@ impl Behaviour {
         let admission = super::admission::Behaviour::new(
             AdmissionLimits {
                 max_pending_incoming: s.max_pending_incoming as usize,
+                max_pending_per_ip: (s.max_pending_per_ip as usize).max(1),
                 max_incoming: s.max_incoming as usize,
                 max_established: s.max_connections as usize,
             },

@@ -162,6 +162,11 @@ impl P2pHandle {
         self.status.borrow().clone()
     }
 
+    /// Peers with at least one established connection, without copying the status.
+    pub fn connected_count(&self) -> usize {
+        self.status.borrow().connected.len()
+    }
+
     /// A receiver that changes whenever the status does.
     pub fn watch_status(&self) -> watch::Receiver<P2pStatus> {
         self.status.clone()

@@ -14,6 +14,7 @@ mod handle;
 mod topics;
 pub mod transport;
 
+pub use admission::MAX_PENDING_PER_IP;
 pub use behaviour::{
     BehaviourSettings, GOSSIP_FACTOR, GOSSIP_FLOOD_PUBLISH, GOSSIP_HEARTBEAT, GOSSIP_HISTORY, GOSSIP_LAZY,
     GOSSIP_MESH_N, GOSSIP_MESH_N_HIGH, GOSSIP_MESH_N_LOW, protocol_version, score_thresholds,

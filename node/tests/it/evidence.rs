@@ -136,6 +136,7 @@ async fn forger(net: &str, bootstrap: String) -> (Identity, P2pHandle, Cancellat
             max_connections: 1,
             max_connections_per_peer: 1,
             max_pending_incoming: 4,
+            max_pending_per_ip: 4,
             max_incoming: 4,
             reserved_peers: vec![],
             max_gossip_bytes: 64 * 1024,

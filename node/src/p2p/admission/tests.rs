@@ -111,7 +111,7 @@ impl Harness {
 }
 
 fn limits(max_pending_incoming: usize, max_incoming: usize, max_established: usize) -> AdmissionLimits {
-    AdmissionLimits { max_pending_incoming, max_incoming, max_established }
+    AdmissionLimits { max_pending_incoming, max_pending_per_ip: MAX_PENDING_PER_IP, max_incoming, max_established }
 }
 
 #[test]
