@@ -344,4 +344,20 @@ fn testnet_simulate_writes_a_report() {
     let out = rpcmesh(&["testnet", "simulate", scenario.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("lairs"), "{}", stderr(&out));
+
+    // Command-line overrides obey the same rules as the file.
+    std::fs::write(&scenario, "name = \"ok\"\nduration = \"5s\"\n[mesh]\nproviders = 30\n").unwrap();
+    for (flag, value, says) in [("--duration", "0s", "duration must be positive"), ("--providers", "1", "at least 2")] {
+        let out = rpcmesh(&[
+            "testnet",
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{flag} {value}: {}", stderr(&out));
+    }
 }

@@ -299,7 +299,8 @@ impl SimScenario {
         Ok(s)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks what a scenario file can get wrong; run again after command-line overrides.
+    pub fn check(&self) -> Result<(), String> {
         let m = &self.mesh;
         if m.providers < 2 {
             return Err("mesh.providers must be at least 2".into());
