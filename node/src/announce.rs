@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SeqGen, now_ms};
 use crate::config::ChainConfig;
-use crate::mesh::{MeshInput, MeshSnapshot, mesh_size};
+use crate::mesh::{MeshInput, MeshSnapshot};
 use crate::p2p::{P2pHandle, TopicKind};
 use crate::pacer::{Pacer, stretched};
 use crate::relay::Capacity;
@@ -71,27 +71,30 @@ pub struct Announcer {
     pub jurisdiction: Option<String>,
 }
 
-/// What makes an announcement due before its heartbeat.
+/// What this node announces that changes (read once, then compared or announced).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Material {
-    /// Per chain: id, head number, utilisation band.
-    chains: Vec<(u64, Option<u64>, u16)>,
+    /// Per chain, in configured order: id, head, utilisation (permille).
+    chains: Vec<(u64, Option<BlockRef>, u16)>,
     addrs: Vec<String>,
 }
 
 impl Material {
     /// Whether `self` differs materially from `last`: heads count as moved only when they
-    /// enter another bucket of `bucket_blocks` (a head appearing or vanishing always counts).
+    /// enter another bucket of `bucket_blocks` (a head appearing or vanishing always counts),
+    /// utilisation only when it crosses a band.
     fn moved_from(&self, last: &Material, bucket_blocks: u64) -> bool {
-        let bucket = |h: Option<u64>| h.map(|h| h / bucket_blocks.max(1));
+        let bucket = |h: Option<BlockRef>| h.map(|h| h.number / bucket_blocks.max(1));
         self.addrs != last.addrs
             || self.chains.len() != last.chains.len()
-            || self.chains.iter().zip(&last.chains).any(|(a, b)| a.0 != b.0 || a.2 != b.2 || bucket(a.1) != bucket(b.1))
+            || self.chains.iter().zip(&last.chains).any(|(a, b)| {
+                a.0 != b.0 || a.2 / UTILISATION_BAND != b.2 / UTILISATION_BAND || bucket(a.1) != bucket(b.1)
+            })
     }
 }
 
 /// How far the heartbeat is stretched at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 struct Pace {
     heartbeat: Duration,
     /// `heartbeat` over the configured one, at least 1, rounded up.
@@ -113,43 +116,48 @@ impl Pace {
 
 impl Announcer {
     fn pace(&self) -> Pace {
-        let members = mesh_size(&self.view.borrow(), &self.p2p);
+        let members = self.view.borrow().mesh_size(self.p2p.connected_count());
         let heartbeat = stretched(self.heartbeat, members, self.mesh_rate_per_sec);
         let stretch = heartbeat.as_secs_f64() / self.heartbeat.as_secs_f64().max(1e-3);
         Pace { heartbeat, stretch: (stretch.ceil() as u32).max(1) }
     }
 
-    fn build(&self, pace: Pace) -> (CapacityAnnouncement, Material) {
-        let addrs: Vec<String> = self.p2p.status().external_addrs.iter().take(16).map(ToString::to_string).collect();
-        let mut material = Material { chains: Vec::new(), addrs: addrs.clone() };
+    /// Reads what changes: cheap, done on every wake-up; an announcement (and its `seq`) is
+    /// built only when one is due.
+    fn material(&self) -> Material {
+        let addrs = self.p2p.status().external_addrs.iter().take(16).map(ToString::to_string).collect();
         let chains = self
             .chains
             .iter()
-            .map(|c| {
-                let head: Option<BlockRef> = self.upstreams.head(c.id);
-                let utilisation = self.capacity.utilisation_permille(c.id);
-                material.chains.push((c.id, head.map(|h| h.number), utilisation / UTILISATION_BAND));
-                ChainCapacity {
-                    chain_id: c.id,
-                    head,
-                    max_requests_per_sec: c.max_requests_per_sec,
-                    utilisation_permille: utilisation,
-                    max_concurrent_relays: c.max_concurrent_relays,
-                    archive: c.archive,
-                    method_groups: c.method_groups.clone(),
-                    policies: c.policies.clone(),
-                }
+            .map(|c| (c.id, self.upstreams.head(c.id), self.capacity.utilisation_permille(c.id)))
+            .collect();
+        Material { chains, addrs }
+    }
+
+    fn build(&self, pace: Pace, material: &Material) -> CapacityAnnouncement {
+        let chains = self
+            .chains
+            .iter()
+            .zip(&material.chains)
+            .map(|(c, &(_, head, utilisation))| ChainCapacity {
+                chain_id: c.id,
+                head,
+                max_requests_per_sec: c.max_requests_per_sec,
+                utilisation_permille: utilisation,
+                max_concurrent_relays: c.max_concurrent_relays,
+                archive: c.archive,
+                method_groups: c.method_groups.clone(),
+                policies: c.policies.clone(),
             })
             .collect();
         let ttl = pace.heartbeat.as_millis() as u64 * u64::from(self.expiry_heartbeats);
         let header = MessageHeader::new(self.network_id.clone(), self.seq.next(), now_ms(), ttl);
-        let ann = CapacityAnnouncement::new(header, chains, addrs, self.cert.clone(), SOFTWARE_VERSION.into())
-            .with_jurisdiction(self.jurisdiction.clone());
-        (ann, material)
+        CapacityAnnouncement::new(header, chains, material.addrs.clone(), self.cert.clone(), SOFTWARE_VERSION.into())
+            .with_jurisdiction(self.jurisdiction.clone())
     }
 
-    async fn announce(&self, pace: Pace) -> Material {
-        let (ann, material) = self.build(pace);
+    async fn announce(&self, pace: Pace, material: Material) -> Material {
+        let ann = self.build(pace, &material);
         let signed = Signed::sign(ann, &self.identity);
         if let Err(e) = self.p2p.publish(TopicKind::Announcements, signed.to_bytes()).await {
             tracing::warn!(error = %e, "could not publish our announcement");
@@ -187,7 +195,7 @@ impl Announcer {
         let mut sample = tokio::time::interval((self.heartbeat / 5).max(Duration::from_millis(100)));
         let mut pace = self.pace();
         heartbeat.set_period(pace.heartbeat);
-        let mut last = self.announce(pace).await;
+        let mut last = self.announce(pace, self.material()).await;
         let mut last_at = tokio::time::Instant::now();
         let mut subscriptions = self.p2p.status().announcement_subscriptions;
         heartbeat.reset();
@@ -209,8 +217,9 @@ impl Announcer {
             self.observe_self().await;
             pace = self.pace();
             heartbeat.set_period(pace.heartbeat);
-            if forced || self.build(pace).1.moved_from(&last, pace.head_bucket_blocks()) {
-                last = self.announce(pace).await;
+            let now = self.material();
+            if forced || now.moved_from(&last, pace.head_bucket_blocks()) {
+                last = self.announce(pace, now).await;
                 last_at = tokio::time::Instant::now();
                 heartbeat.reset();
             }
@@ -223,7 +232,8 @@ mod tests {
     use super::*;
 
     fn material(head: Option<u64>, band: u16) -> Material {
-        Material { chains: vec![(1, head, band)], addrs: vec!["/ip4/127.0.0.1/tcp/1".into()] }
+        let head = head.map(|number| BlockRef { number, hash: [7; 32] });
+        Material { chains: vec![(1, head, band * UTILISATION_BAND + 10)], addrs: vec!["/ip4/127.0.0.1/tcp/1".into()] }
     }
 
     #[test]
@@ -237,6 +247,9 @@ mod tests {
         // Whatever the bucket: a head vanishing (upstreams down), a utilisation band, addresses.
         assert!(material(None, 0).moved_from(&last, 20));
         assert!(material(Some(100), 1).moved_from(&last, 20));
+        let mut busier = last.clone();
+        busier.chains[0].2 += 100;
+        assert!(!busier.moved_from(&last, 20), "utilisation within its band");
         let mut moved = material(Some(100), 0);
         moved.addrs.push("/ip4/127.0.0.1/tcp/2".into());
         assert!(moved.moved_from(&last, 20));

@@ -1002,6 +1002,9 @@ impl Config {
         if self.announce.heartbeat_ms == 0 || self.announce.expiry_heartbeats == 0 {
             return invalid("announce.heartbeat_ms and announce.expiry_heartbeats must be positive".into());
         }
+        if self.p2p.max_pending_per_ip == 0 {
+            return invalid("p2p.max_pending_per_ip must be at least 1 (0 refuses every incoming connection)".into());
+        }
         if self.prober.interval_ms == 0 || self.prober.peer_interval_ms == 0 {
             return invalid("prober intervals must be positive".into());
         }

@@ -44,11 +44,6 @@ impl Pacer {
         self.next = self.next.min(soonest);
     }
 
-    /// The current period.
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
     /// Restarts the period from now (something equivalent to a tick just happened).
     pub fn reset(&mut self) {
         self.next = Instant::now() + self.gap();
@@ -131,7 +126,6 @@ mod tests {
         let start = Instant::now();
         p.tick().await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
-        assert_eq!(p.period(), Duration::from_secs(1));
     }
 
     #[tokio::test]

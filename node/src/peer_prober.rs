@@ -182,7 +182,7 @@ impl PeerProber {
 
     /// The round period for the mesh as it is now.
     fn attest_period(&self) -> Duration {
-        let members = crate::mesh::mesh_size(&self.mesh.borrow(), &self.p2p);
+        let members = self.mesh.borrow().mesh_size(self.p2p.connected_count());
         stretched(self.settings.attest_interval, members, self.settings.mesh_rounds_per_sec)
     }
 

@@ -257,3 +257,17 @@ fn method_costs_and_max_incoming_round_trip_and_are_checked() {
     assert!(check("eth_call", crate::gateway::cost::MAX_METHOD_COST + 1).unwrap().contains("1..="));
     assert!(check("eth call", 2).unwrap().contains("gateway.method_costs"));
 }
+
+#[test]
+fn gossip_budgets_and_the_per_ip_handshake_cap_refuse_nonsense() {
+    for (key, bad, says) in [
+        ("announce.mesh_rate_per_sec", "0.0", "announce.mesh_rate_per_sec"),
+        ("prober.mesh_rounds_per_sec", "-1.0", "prober.mesh_rounds_per_sec"),
+        ("p2p.max_pending_per_ip", "0", "p2p.max_pending_per_ip"),
+    ] {
+        let set = Override::parse_set(&format!("{key}={bad}")).unwrap();
+        let err = Config::default().with_overrides(&[set]).and_then(|c| c.check().map(|()| c)).unwrap_err();
+        assert!(err.to_string().contains(says), "{key}={bad}: {err}");
+    }
+    Config::default().check().unwrap();
+}

@@ -14,5 +14,4 @@ pub use state::{MeshSettings, MeshState};
 pub use task::{MeshInput, MeshTask};
 pub use view::{
     AttestationSummary, ChainView, CordonView, FilterView, Health, MeshSnapshot, ProviderView, Source, Standing,
-    mesh_size,
 };

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement, HealthAttestation};
+use rpcmesh_protocol::messages::{AttestationRound, CapacityAnnouncement, HealthAttestation, MessageHeader};
 use rpcmesh_protocol::{PublicKey, Signed};
 
 use super::view::{AttestationSummary, ChainView, Health, MeshSnapshot, ProviderView, Source, Standing};
@@ -34,6 +34,12 @@ pub struct MeshSettings {
 /// How far an attestation's own lifetime may stretch its freshness beyond
 /// [`MeshSettings::attestation_fresh_ms`]: a signer cannot keep a verdict alive for a day.
 pub const MAX_STRETCH: u64 = 64;
+
+/// How long an attestation under `header` counts: its own lifetime, at most [`MAX_STRETCH`] ×
+/// `fresh_ms`.
+fn fresh_for(header: &MessageHeader, fresh_ms: u64) -> u64 {
+    header.expires_at_ms.saturating_sub(header.issued_at_ms).min(fresh_ms.saturating_mul(MAX_STRETCH))
+}
 
 /// Fewer successful probes than this fraction make a provider unhealthy.
 const MIN_SUCCESS_RATE: f64 = 0.5;
@@ -98,14 +104,23 @@ pub struct MeshState {
     pace: HashMap<u64, BlockPace>,
 }
 
-/// Milliseconds per block of one chain, measured over spans of at least [`BlockPace::SPAN`]
-/// blocks of one provider's probed heads (own upstreams included), so that the probe period's
-/// rounding is a small part of each measurement.
+/// Milliseconds per block of one chain: each provider's pace measured over spans of at least
+/// [`BlockPace::SPAN`] blocks of its probed heads (own upstreams included), so that the probe
+/// period's rounding is a small part of each measurement; the chain's pace is the median of the
+/// providers' (the slower one for an even count), so one provider whose heads race ahead or
+/// crawl cannot move every extrapolated head with it.
 #[derive(Debug, Clone, Default)]
 struct BlockPace {
-    /// Per provider: head and time at the start of the span being measured.
-    spans: HashMap<PublicKey, (u64, u64)>,
-    /// Smoothed ms per block.
+    /// Per provider: the span being measured, and its last measured pace.
+    spans: HashMap<PublicKey, Span>,
+    /// The median of the providers' paces.
+    ms_per_block: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    head: u64,
+    at_ms: u64,
     ms_per_block: Option<f64>,
 }
 
@@ -115,17 +130,27 @@ impl BlockPace {
     const MAX_SPAN_MS: u64 = 10 * 60 * 1000;
 
     fn observe(&mut self, key: PublicKey, head: u64, at_ms: u64) {
-        let (h0, t0) = *self.spans.entry(key).or_insert((head, at_ms));
-        if head < h0 || at_ms < t0 || at_ms - t0 > Self::MAX_SPAN_MS {
-            self.spans.insert(key, (head, at_ms));
-        } else if head - h0 >= Self::SPAN {
-            let sample = (at_ms - t0) as f64 / (head - h0) as f64;
-            self.ms_per_block = Some(match self.ms_per_block {
-                Some(m) => m + (sample - m) / 4.0,
-                None => sample,
-            });
-            self.spans.insert(key, (head, at_ms));
+        let span = self.spans.entry(key).or_insert(Span { head, at_ms, ms_per_block: None });
+        if head < span.head || at_ms < span.at_ms || at_ms - span.at_ms > Self::MAX_SPAN_MS {
+            *span = Span { head, at_ms, ms_per_block: span.ms_per_block };
+        } else if head - span.head >= Self::SPAN {
+            let pace = (at_ms - span.at_ms) as f64 / (head - span.head) as f64;
+            *span = Span { head, at_ms, ms_per_block: Some(pace) };
+            self.settle();
         }
+    }
+
+    /// Drops a forgotten provider's span and its say in the median.
+    fn forget(&mut self, key: &PublicKey) {
+        if self.spans.remove(key).is_some() {
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        let mut paces: Vec<f64> = self.spans.values().filter_map(|s| s.ms_per_block).collect();
+        paces.sort_unstable_by(f64::total_cmp);
+        self.ms_per_block = paces.get(paces.len() / 2).copied();
     }
 }
 
@@ -275,10 +300,8 @@ impl MeshState {
 
     /// When an attestation stops counting: its own lifetime, at most [`MAX_STRETCH`] times the
     /// configured freshness.
-    fn fresh_until(&self, header: &rpcmesh_protocol::messages::MessageHeader) -> u64 {
-        let lifetime = header.expires_at_ms.saturating_sub(header.issued_at_ms);
-        let cap = self.settings.attestation_fresh_ms.saturating_mul(MAX_STRETCH);
-        header.issued_at_ms.saturating_add(lifetime.min(cap))
+    fn fresh_until(&self, header: &MessageHeader) -> u64 {
+        header.issued_at_ms.saturating_add(fresh_for(header, self.settings.attestation_fresh_ms))
     }
 
     /// An announced head `age_ms` old, moved on by the blocks the chain made since beyond the
@@ -319,7 +342,7 @@ impl MeshState {
             self.entries.remove(k);
             self.attestations.remove(k);
             for pace in self.pace.values_mut() {
-                pace.spans.remove(k);
+                pace.forget(k);
             }
         }
         let mut trust_moved = false;
@@ -330,12 +353,13 @@ impl MeshState {
                 e.trust = trust;
             }
         }
-        let keep = self.settings.attestation_fresh_ms.max(1).saturating_mul(10 * MAX_STRETCH);
+        let fresh = self.settings.attestation_fresh_ms;
         for (subject, slot) in self.attestations.iter_mut() {
             let before = slot.len();
+            // Kept for ten times as long as it counts (a view lists recent stale ones too).
             slot.retain(|_, a| {
-                let lifetime = a.body.header.expires_at_ms.saturating_sub(a.body.header.issued_at_ms);
-                now_ms <= a.body.header.issued_at_ms.saturating_add(lifetime.saturating_mul(10).min(keep))
+                let h = &a.body.header;
+                now_ms <= h.issued_at_ms.saturating_add(fresh_for(h, fresh).saturating_mul(10))
             });
             if slot.len() != before
                 && let Some(e) = self.entries.get_mut(subject)

@@ -212,15 +212,6 @@ impl Standing {
     }
 }
 
-/// The mesh size that periodic messages share their budget over ([`crate::pacer::stretched`]):
-/// the providers `view` holds, or the peers connected plus this node if more. While a mesh
-/// joins, connections come before announcements: counting them keeps a newcomer's welcome
-/// announcements and first periods from being those of a small mesh (a 100-daemon testnet
-/// started at once did not converge in 120 s when only the view counted).
-pub fn mesh_size(view: &MeshSnapshot, p2p: &crate::p2p::P2pHandle) -> usize {
-    view.members().max(p2p.connected_count() + 1)
-}
-
 /// The whole mesh as this node sees it at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MeshSnapshot {
@@ -252,9 +243,14 @@ impl MeshSnapshot {
         self
     }
 
-    /// Providers whose announcements are current, this node included.
-    pub fn members(&self) -> usize {
-        self.providers.iter().filter(|p| !p.expired).count().max(1)
+    /// The mesh size that periodic messages share their budget over ([`crate::pacer::stretched`]):
+    /// the providers with current announcements, this node included, or the `connected_peers`
+    /// plus this node if more. While a mesh joins, connections come before announcements:
+    /// counting them keeps a newcomer's welcomes and first periods from being those of a small
+    /// mesh (a 100-daemon testnet started at once did not converge in 120 s when only the view
+    /// counted).
+    pub fn mesh_size(&self, connected_peers: usize) -> usize {
+        self.providers.iter().filter(|p| !p.expired).count().max(connected_peers + 1)
     }
 
     /// What evidence says about `key`, if anything.

@@ -189,7 +189,7 @@ impl Behaviour {
         let admission = super::admission::Behaviour::new(
             AdmissionLimits {
                 max_pending_incoming: s.max_pending_incoming as usize,
-                max_pending_per_ip: (s.max_pending_per_ip as usize).max(1),
+                max_pending_per_ip: s.max_pending_per_ip as usize,
                 max_incoming: s.max_incoming as usize,
                 max_established: s.max_connections as usize,
             },

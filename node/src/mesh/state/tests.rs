@@ -76,7 +76,19 @@ fn announce(
     chains: Vec<ChainCapacity>,
     cert: Option<Signed<MembershipCert>>,
 ) -> Signed<CapacityAnnouncement> {
-    let header = MessageHeader::new(NET, seq, at, TTL);
+    announce_for(signer, seq, at, TTL, chains, cert)
+}
+
+/// [`announce`] living `ttl` ms.
+fn announce_for(
+    signer: &Identity,
+    seq: u64,
+    at: u64,
+    ttl: u64,
+    chains: Vec<ChainCapacity>,
+    cert: Option<Signed<MembershipCert>>,
+) -> Signed<CapacityAnnouncement> {
+    let header = MessageHeader::new(NET, seq, at, ttl);
     Signed::sign(CapacityAnnouncement::new(header, chains, vec![], cert, "rpcmesh/test".into()), signer)
 }
 
@@ -574,8 +586,7 @@ fn an_attestation_cannot_stay_fresh_past_the_stretch_cap() {
 }
 
 fn announce_ttl(signer: &Identity, seq: u64, at: u64, ttl: u64) -> Signed<CapacityAnnouncement> {
-    let header = MessageHeader::new(NET, seq, at, ttl);
-    Signed::sign(CapacityAnnouncement::new(header, vec![chain(CHAIN, Some(100))], vec![], None, "t".into()), signer)
+    announce_for(signer, seq, at, ttl, vec![chain(CHAIN, Some(100))], None)
 }
 
 #[test]
@@ -893,4 +904,23 @@ fn cached_snapshot_follows_samples_leaving_the_probe_window() {
         t.check(now, "samples leaving the window");
     }
     assert_eq!(health(&mut t.cached, &p, T0 + 10 + PROBE_WINDOW + 1), Health::Healthy);
+}
+
+#[test]
+fn one_provider_racing_ahead_cannot_speed_the_learned_pace() {
+    // Two honest providers make a block a second; a third's probed heads jump 1 000 blocks a
+    // second. The chain's pace is the median of the providers': one liar cannot move it, and so
+    // cannot push every extrapolated head (and the reference head) ahead of the chain.
+    let (me, a, b, liar) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&a, &b, &liar], &[]);
+    for p in [&a, &b, &liar] {
+        s.apply_announcement(ann(p, 1, T0, Some(100)), T0, Source::Gossip);
+    }
+    for i in 0..=16 {
+        let at = T0 + i * 1_000;
+        s.apply_probe(&a.public_key(), CHAIN, 500, true, Some(100 + i), at);
+        s.apply_probe(&b.public_key(), CHAIN, 500, true, Some(100 + i), at);
+        s.apply_probe(&liar.public_key(), CHAIN, 500, true, Some(100 + i * 1_000), at);
+    }
+    assert_eq!(s.block_ms(CHAIN), Some(1_000.0));
 }
