@@ -110,21 +110,27 @@ impl IntegrityCheck {
             VerifyMode::Off => false,
             VerifyMode::Strict => true,
             VerifyMode::Sample => {
-                let suspect = {
-                    let s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
-                    s.get(&target).is_some_and(|since| since.elapsed() < SUSPECT_FOR)
-                };
-                // The mesh proved this node's own upstream lied: peers route around it, and this
-                // node checks every answer of it (the cordon lasts longer than a suspicion).
-                let suspect = suspect || (matches!(target, Target::Own(_)) && self.source.own_cordoned(call.chain_id));
                 // A fresh draw per attempt (a counter in the keyed hash): the same request asked
                 // again is sampled independently, so polling one value cannot dodge the checks.
                 let draw = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                suspect
+                self.distrusted(call, target)
                     || self.sampler.hash_one((call.req.raw.as_ref(), draw)) % 1000
                         < u64::from(self.settings.sample_permille)
             }
         }
+    }
+
+    /// Whether `target` failed a check recently, or is this node's own upstream and the mesh
+    /// proved it lied (peers route around it; the cordon lasts longer than a suspicion). Its
+    /// answers are checked in full in every mode, and used only if they verified: an answer
+    /// that cannot be checked (no anchor within the deadline on a busy machine) goes to the
+    /// next operator, as in strict mode.
+    fn distrusted(&self, call: &Call<'_>, target: Target) -> bool {
+        let suspect = {
+            let s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+            s.get(&target).is_some_and(|since| since.elapsed() < SUSPECT_FOR)
+        };
+        suspect || (matches!(target, Target::Own(_)) && self.source.own_cordoned(call.chain_id))
     }
 
     fn suspect(&self, target: Target) {
@@ -620,7 +626,8 @@ impl IntegrityCheck {
     /// when equal. When not, the provider may simply be ahead of the trusted head, so the same
     /// provider is asked the question `pinned` to that head: a lie there is proven (evidence,
     /// and the client's answer is refused so the request moves on), an honest answer there
-    /// leaves the client's answer as it was, unverified.
+    /// leaves the client's answer as it was, unverified (refused instead when its provider is
+    /// [`Self::distrusted`]).
     async fn sampled_at_head(
         &self,
         call: &Call<'_>,
@@ -631,6 +638,12 @@ impl IntegrityCheck {
     ) -> Result<Answer, AttemptError> {
         let method = &call.req.method;
         let at_head = Call { chain_id: call.chain_id, req: pinned, mode: call.mode };
+        let distrusted = self.distrusted(call, target);
+        // An answer left unverified: the client's, unless its provider is distrusted.
+        let unverified = |answer: Answer, verdict: Verdict| {
+            self.metrics.checked(method, verdict.outcome());
+            if distrusted { Err(failure(verdict)) } else { Ok(answer) }
+        };
         let result = answer.result().unwrap_or_default();
         match self.judge(&at_head, target, result, true, deadline).await {
             Ok((verified, _)) => {
@@ -639,29 +652,27 @@ impl IntegrityCheck {
                 return Ok(answer);
             }
             Err((Verdict::Lie { .. }, _)) => {}
-            Err((verdict, _)) => {
-                self.metrics.checked(method, verdict.outcome());
-                return Ok(answer);
-            }
+            Err((verdict, _)) => return unverified(answer, verdict),
         }
         // Not a suspicion yet: an honest provider ahead of the trusted head differs too.
         let shadow = match self.source.forward(call.chain_id, target, pinned, deadline).await {
             Ok(a) => a,
             Err(why) => {
                 tracing::debug!(chain_id = call.chain_id, %method, ?target, %why, "no answer at the trusted head");
-                self.metrics.checked(method, Verdict::Unverifiable(why).outcome());
-                return Ok(answer);
+                return unverified(answer, Verdict::Unverifiable(why));
             }
         };
         let Some(shadow_result) = shadow.result() else {
-            self.metrics.checked(method, Verdict::Unverifiable(String::new()).outcome());
-            return Ok(answer);
+            return unverified(answer, Verdict::Unverifiable("no result at the trusted head".into()));
         };
         match self.judge(&at_head, target, shadow_result, true, deadline).await {
             Err((verdict @ Verdict::Lie { .. }, material)) => {
                 Err(self.proven_lie(&at_head, target, &shadow, verdict, material))
             }
             // Honest at the trusted head: the client's answer is about newer state.
+            _ if distrusted => {
+                unverified(answer, Verdict::Unverifiable("differs from the trusted head's answer".into()))
+            }
             _ => {
                 self.metrics.checked(method, Verified::None.label());
                 Ok(answer)
@@ -945,7 +956,7 @@ impl AnswerCheck for IntegrityCheck {
             }
             Err((verdict, _)) => {
                 self.metrics.checked(&call.req.method, verdict.outcome());
-                if call.mode == VerifyMode::Strict {
+                if call.mode == VerifyMode::Strict || (deep && self.distrusted(call, target)) {
                     tracing::debug!(chain_id = call.chain_id, method = %call.req.method, ?target, ?verdict, "answer not verifiable");
                     Err(failure(verdict))
                 } else {
