@@ -480,6 +480,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
     let canary = censorship::canary::CanarySettings {
         watch: config.censorship.watch.iter().filter_map(|w| censorship::parse_address(w)).collect(),
         interval: Duration::from_secs(config.censorship.canary_interval_secs),
+        audit: config.integrity.mode != crate::router::VerifyMode::Off,
     };
     let (c, canary_router, canary_metrics) = (cancel.clone(), router.clone(), metrics.clone());
     tasks.spawn(async move {

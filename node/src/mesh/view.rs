@@ -49,7 +49,9 @@ pub struct ChainView {
     pub announced_head_hash: Option<String>,
     /// Freshest head known: the more recent of our probes and the announcement.
     pub head: Option<u64>,
-    /// Blocks behind the reference head (median of trusted providers); negative when ahead.
+    /// Blocks behind the reference head (median of trusted providers); negative when ahead. As
+    /// of the view's build: a moved reference rebuilds the view at once only when the lag
+    /// crosses the allowed lag, otherwise within two seconds.
     pub lag_blocks: Option<i64>,
     /// Derived health.
     pub health: Health,
@@ -222,8 +224,10 @@ pub struct MeshSnapshot {
     /// Providers, this node first, then by PeerId. Shared between snapshots: a provider no
     /// input touched keeps its view.
     pub providers: Vec<Arc<ProviderView>>,
+    /// Position of each provider in `providers`; shared between snapshots while the set of
+    /// providers stays the same.
     #[serde(skip)]
-    index: HashMap<PublicKey, usize>,
+    index: Arc<HashMap<PublicKey, usize>>,
     /// Cordons and reputation by provider (also for providers not in the view). Shared between
     /// snapshots: it changes only when evidence does.
     #[serde(skip)]
@@ -233,7 +237,19 @@ pub struct MeshSnapshot {
 impl MeshSnapshot {
     /// Builds the lookup index.
     pub fn new(generated_at_ms: u64, reference_heads: BTreeMap<u64, u64>, providers: Vec<Arc<ProviderView>>) -> Self {
-        let index = providers.iter().enumerate().map(|(i, p)| (p.key, i)).collect();
+        let index = Arc::new(providers.iter().enumerate().map(|(i, p)| (p.key, i)).collect());
+        Self::indexed(generated_at_ms, reference_heads, providers, index)
+    }
+
+    /// A snapshot over `providers` with their `index` already built (`index[key]` is the
+    /// position of `key`'s view in `providers`).
+    pub(crate) fn indexed(
+        generated_at_ms: u64,
+        reference_heads: BTreeMap<u64, u64>,
+        providers: Vec<Arc<ProviderView>>,
+        index: Arc<HashMap<PublicKey, usize>>,
+    ) -> Self {
+        debug_assert!(providers.iter().enumerate().all(|(i, p)| index.get(&p.key) == Some(&i)));
         Self { generated_at_ms, reference_heads, providers, index, standings: Arc::default() }
     }
 

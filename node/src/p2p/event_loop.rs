@@ -153,6 +153,7 @@ pub struct P2pEventLoop {
     attestation_seqs: SeqTracker<PublicKey>,
     pending_relays: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
     bootstrap: Vec<BootstrapPeer>,
+    rediscovery: super::rediscovery::Rediscovery,
     connected: HashSet<PeerId>,
     announcement_subscriptions: u64,
     libp2p_metrics: libp2p::metrics::Metrics,
@@ -219,6 +220,7 @@ pub fn build(
         attestation_seqs: SeqTracker::new(SEQ_TRACKER_CAPACITY),
         pending_relays: HashMap::new(),
         bootstrap,
+        rediscovery: Default::default(),
         connected: HashSet::new(),
         announcement_subscriptions: 0,
         libp2p_metrics,
@@ -289,7 +291,12 @@ impl P2pEventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = tick.tick() => self.redial_bootstrap(),
+                _ = tick.tick() => {
+                    self.redial_bootstrap();
+                    if !self.connected.is_empty() && self.rediscovery.due(Instant::now()) {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
             }
         }
         for (_, reply) in self.pending_relays.drain() {
@@ -427,6 +434,14 @@ impl P2pEventLoop {
                         let _ = self.swarm.dial(peer);
                     }
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::Bootstrap(_),
+                stats,
+                step,
+                ..
+            })) if step.last => {
+                self.rediscovery.query_done(Instant::now(), stats.num_successes(), self.connected.len());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }))
                 if !self.connected.contains(&peer)

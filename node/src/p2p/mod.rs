@@ -11,6 +11,7 @@ mod codec;
 pub(crate) use codec::read_len;
 mod event_loop;
 mod handle;
+mod rediscovery;
 mod topics;
 pub mod transport;
 

@@ -287,8 +287,11 @@ pub struct GossipResult {
     pub p2p_sent_bytes_per_s_per_daemon: Option<f64>,
     /// p2p bytes received per daemon per second over the idle window.
     pub p2p_received_bytes_per_s_per_daemon: Option<f64>,
-    /// Mesh start to every node seeing every provider healthy, ms.
-    pub converged_after_ms: u64,
+    /// Mesh start to every node seeing every provider (a current announcement of each), ms.
+    pub seen_after_ms: u64,
+    /// Mesh start to every node seeing every provider healthy, ms; `None` when that did not
+    /// happen within the bench's ready timeout after `seen_after_ms`.
+    pub converged_after_ms: Option<u64>,
     /// Whole machine busy over the idle window, percent of all CPUs (saturation shows here).
     pub machine_busy_pct: Option<f64>,
     /// Median over the daemons at the end of the observation: `VmRSS` and its private part

@@ -91,10 +91,15 @@ fn scale_floors(r: &BenchReport) -> Vec<Floor> {
             met: big.machine_busy_pct.map(|v| v <= FLOOR_SCALE_BUSY_PCT),
         },
         Floor {
-            name: format!("every node sees every provider (healthy), {n} daemons"),
+            name: format!("every node sees every provider, {n} daemons"),
             target: format!("≤ {} s after the start", FLOOR_SCALE_SEES_ALL_MS / 1000),
-            measured: format!("{:.1} s", big.converged_after_ms as f64 / 1000.0),
-            met: Some(big.converged_after_ms <= FLOOR_SCALE_SEES_ALL_MS),
+            measured: format!(
+                "{:.1} s (all healthy everywhere: {})",
+                big.seen_after_ms as f64 / 1000.0,
+                big.converged_after_ms
+                    .map_or("not within the ready timeout".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+            ),
+            met: Some(big.seen_after_ms <= FLOOR_SCALE_SEES_ALL_MS),
         },
         Floor {
             name: format!("announcement convergence p99 at {n} daemons"),
@@ -597,14 +602,14 @@ fn render_mesh(s: &mut String, r: &BenchReport) {
          *machine busy* (all processes, the bench's simulated backends included, percent of all CPUs). \
          *Memory per daemon*: median `VmRSS` over the daemons at the end of the observation (private \
          `RssAnon` in brackets; the rest is the shared executable).\n\n\
-         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | mesh converged after start | idle CPU per daemon | p2p bytes/s per daemon (sent) | memory per daemon | machine busy (idle) |\n\
+         | nodes | announcements (reached all / seen) | delivery p50 / p99 | convergence p50 / p99 / max | every node sees every provider / all healthy, after start | idle CPU per daemon | p2p bytes/s per daemon (sent) | memory per daemon | machine busy (idle) |\n\
          |---|---|---|---|---|---|---|---|---|",
         super::GOSSIP_POLL.as_millis()
     );
     for g in &r.gossip {
         let _ = writeln!(
             s,
-            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s | {} | {} | {} ({}) | {} |",
+            "| {} | {} / {} | {} / {} | {} / {} / {} | {:.1} s / {} | {} | {} | {} ({}) | {} |",
             g.nodes,
             g.stats.messages_complete,
             g.stats.messages,
@@ -613,7 +618,8 @@ fn render_mesh(s: &mut String, r: &BenchReport) {
             opt_ms(g.stats.convergence_p50_ms),
             opt_ms(g.stats.convergence_p99_ms),
             opt_ms(g.stats.convergence_max_ms),
-            g.converged_after_ms as f64 / 1000.0,
+            g.seen_after_ms as f64 / 1000.0,
+            g.converged_after_ms.map_or("–".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
             g.idle_cpu_pct_per_daemon.map_or("–".into(), |v| format!("{v:.2} % of a core")),
             g.p2p_sent_bytes_per_s_per_daemon.map_or("–".into(), |v| format!("{:.1} kB/s", v / 1000.0)),
             mb(g.idle_rss_median_kib),

@@ -815,7 +815,10 @@ fn snapshot_provider_lookup_and_on_chain_filter() {
 // ---------------------------------------------------------------- cached views
 
 /// Two states fed the same inputs: `cached` keeps its provider views between snapshots, `fresh`
-/// drops them before each one. Their snapshots must read the same at every step.
+/// drops them before each one. Their snapshots must read the same at every step, but for
+/// `lag_blocks` (health included, so a lag crossing the allowed lag must show at once), which a
+/// cached view may carry from before the reference moved for up to [`VIEW_MAX_AGE_MS`]
+/// (`reference_moves_rebuild_only_views_whose_health_flips` checks it catches up).
 struct Twin {
     cached: MeshState,
     fresh: MeshState,
@@ -828,11 +831,55 @@ impl Twin {
     }
 
     fn check(&mut self, now: u64, step: &str) {
-        let cached = serde_json::to_value(self.cached.snapshot(now)).expect("snapshot serializes");
+        let cached = without_lags(serde_json::to_value(self.cached.snapshot(now)).expect("snapshot serializes"));
         self.fresh.invalidate_all();
-        let fresh = serde_json::to_value(self.fresh.snapshot(now)).expect("snapshot serializes");
+        let fresh = without_lags(serde_json::to_value(self.fresh.snapshot(now)).expect("snapshot serializes"));
         assert_eq!(cached, fresh, "cached snapshot differs from a full rebuild after {step}");
     }
+}
+
+fn without_lags(mut snapshot: serde_json::Value) -> serde_json::Value {
+    for p in snapshot["providers"].as_array_mut().into_iter().flatten() {
+        for c in p["chains"].as_array_mut().into_iter().flatten() {
+            c["lag_blocks"] = serde_json::Value::Null;
+        }
+    }
+    snapshot
+}
+
+#[test]
+fn reference_moves_rebuild_only_views_whose_health_flips() {
+    let (me, a, b, c) = (id(1), id(2), id(3), id(4));
+    let mut s = federated(&me, &[&a, &b, &c], &[]);
+    for p in [&a, &b, &c] {
+        s.apply_announcement(ann(p, 1, T0, Some(100)), T0, Source::Gossip);
+    }
+    let view_of = |snap: &MeshSnapshot, p: &Identity| snap.providers.iter().find(|v| v.key == p.public_key()).cloned();
+    let lag_of = |v: &Arc<ProviderView>| v.chain(CHAIN).and_then(|c| c.lag_blocks);
+    let first = view_of(&s.snapshot(T0 + 1), &c).expect("c");
+    assert_eq!(lag_of(&first), Some(0));
+    // a and b move 2 ahead: the reference follows (lower median of 102, 102, 100) and c lags 2,
+    // within the allowed lag: its view is kept, its lag caught up by the next rebuild.
+    s.apply_announcement(ann(&a, 2, T0 + 10, Some(102)), T0 + 10, Source::Gossip);
+    s.apply_announcement(ann(&b, 2, T0 + 10, Some(102)), T0 + 10, Source::Gossip);
+    let snap = s.snapshot(T0 + 11);
+    assert_eq!(snap.reference_heads.get(&CHAIN), Some(&102));
+    let kept = view_of(&snap, &c).expect("c");
+    assert!(Arc::ptr_eq(&first, &kept), "a reference move within the allowed lag keeps the view");
+    assert_eq!(kept.chain(CHAIN).map(|c| c.health), Some(Health::Healthy));
+    let settled = view_of(&s.snapshot(T0 + 1 + VIEW_MAX_AGE_MS), &c).expect("c");
+    assert_eq!(lag_of(&settled), Some(2), "the safety-net rebuild catches the lag up");
+    // a and b move MAX_LAG + 1 past c: c's health flips in the very next snapshot.
+    let far = 100 + MAX_LAG + 1;
+    s.apply_announcement(ann(&a, 3, T0 + 20, Some(far)), T0 + 20, Source::Gossip);
+    s.apply_announcement(ann(&b, 3, T0 + 20, Some(far)), T0 + 20, Source::Gossip);
+    let flipped = view_of(&s.snapshot(T0 + 2 + VIEW_MAX_AGE_MS), &c).expect("c");
+    let cv = flipped.chain(CHAIN).expect("chain");
+    assert_eq!((cv.health, cv.lag_blocks), (Health::Lagging, Some(MAX_LAG as i64 + 1)));
+    // And back: c catches up by its own announcement.
+    s.apply_announcement(ann(&c, 2, T0 + 30, Some(far)), T0 + 30, Source::Gossip);
+    let back = view_of(&s.snapshot(T0 + 3 + VIEW_MAX_AGE_MS), &c).expect("c");
+    assert_eq!(back.chain(CHAIN).map(|c| c.health), Some(Health::Healthy));
 }
 
 #[test]
