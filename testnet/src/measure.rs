@@ -1,11 +1,9 @@
-//! One measurement definition for percentiles and gossip convergence. The scenario reports
-//! ([`crate::report`]) and the simulator ([`crate::simulate`]) use these, so their figures can be
-//! compared. Not yet the bench (`crate::bench::analysis::gossip_stats`): its convergence
-//! percentiles are over the messages every node was seen to accept, with the incomplete ones
-//! counted beside them. Both it and the scenario runner poll `/peers`, which shows only the
-//! latest announcement of each provider, so an announcement replaced between two polls at some
-//! node looks unaccepted there; counting those as never converged (as the scenario reports do)
-//! needs them told apart from real losses first.
+//! One measurement definition for percentiles and gossip convergence, used by the bench
+//! ([`crate::bench`]), the scenario reports ([`crate::report`]) and the simulator
+//! ([`crate::simulate`]), so their figures can be compared. The bench observes gossip by polling
+//! `/peers`, which shows only each provider's latest announcement: [`Polled`] tells an
+//! announcement replaced between two polls (left out, counted apart) from one that never
+//! reached a node (never converged).
 //!
 //! **Percentiles** are nearest-rank: the p-th percentile of n sorted values is the value at
 //! 1-based rank ⌈p/100 · n⌉ (at least 1); always a measured value, never an interpolation.
@@ -39,10 +37,11 @@ fn rank_of(n: u64, p: f64) -> Option<u64> {
 }
 
 /// A percentile of a set where some members are infinitely slow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Percentile {
     /// No messages at all.
+    #[default]
     NoData,
     /// A finite value (ms in the reports, µs in the simulator).
     At(u64),
@@ -146,6 +145,80 @@ impl Convergence {
     }
 }
 
+/// Gossip convergence of announcements observed by **polling** each node's latest one per
+/// publisher (the bench's and the scenario runner's `/peers` polls). A poll shows only the
+/// latest announcement of each publisher, so one a node accepted and replaced between two polls
+/// is never seen there; counted as never converged it would pass a poll artefact off as a loss.
+/// The refinement: a message an expected node never showed, while that node did show a *newer*
+/// one of the same publisher, is **hidden** there (it may have been accepted, or lost and
+/// superseded: a poll cannot tell), and the message is left out of the figures and counted
+/// apart. A message some expected node showed neither it nor anything newer of its publisher
+/// never converged; the rest converged at their slowest delay.
+#[derive(Clone, Debug, Default)]
+pub struct Polled {
+    /// `(observer, publisher, seq)` → publish → accept at that observer, ms: the messages
+    /// measured (issued inside the observation window).
+    pub delays: std::collections::HashMap<(usize, usize, u64), u64>,
+    /// `(observer, publisher)` → the newest `seq` that observer ever showed (window or not).
+    pub newest: std::collections::HashMap<(usize, usize), u64>,
+}
+
+impl Polled {
+    /// Records one poll's sight of `publisher`'s announcement `seq` at `observer`; `delay_ms`
+    /// when it is one of the measured messages.
+    pub fn saw(&mut self, observer: usize, publisher: usize, seq: u64, delay_ms: Option<u64>) {
+        let newest = self.newest.entry((observer, publisher)).or_insert(seq);
+        *newest = (*newest).max(seq);
+        if let Some(d) = delay_ms {
+            self.delays.insert((observer, publisher, seq), d);
+        }
+    }
+
+    /// Adds another observer's sightings.
+    pub fn extend(&mut self, other: Polled) {
+        for ((o, p), seq) in other.newest {
+            let newest = self.newest.entry((o, p)).or_insert(seq);
+            *newest = (*newest).max(seq);
+        }
+        self.delays.extend(other.delays);
+    }
+
+    /// Convergence over `nodes` observers (0..nodes, every one but the publisher expected), and
+    /// how many messages were hidden somewhere and left out.
+    pub fn convergence(&self, nodes: usize) -> (Convergence, u64) {
+        let mut messages: std::collections::BTreeMap<(usize, u64), Vec<(usize, u64)>> = Default::default();
+        for ((observer, publisher, seq), d) in &self.delays {
+            let seen = messages.entry((*publisher, *seq)).or_default();
+            // The publisher's own sighting registers the message (nobody else may have it).
+            if observer != publisher {
+                seen.push((*observer, *d));
+            }
+        }
+        let mut hidden = 0u64;
+        let mut per_message = Vec::with_capacity(messages.len());
+        for ((publisher, seq), seen) in &messages {
+            let (mut missing, mut hidden_here) = (false, false);
+            for o in (0..nodes).filter(|o| o != publisher) {
+                if seen.iter().any(|(x, _)| *x == o) {
+                    continue;
+                }
+                match self.newest.get(&(o, *publisher)) {
+                    Some(newest) if newest > seq => hidden_here = true,
+                    _ => missing = true,
+                }
+            }
+            if missing {
+                per_message.push(None);
+            } else if hidden_here {
+                hidden += 1;
+            } else {
+                per_message.push(Convergence::of_message(seen.iter().map(|(_, d)| *d), nodes.saturating_sub(1)));
+            }
+        }
+        (Convergence::of(per_message), hidden)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +262,26 @@ mod tests {
         assert_eq!(Convergence::of_message([5, 30, 10], 3), Some(30));
         assert_eq!(Convergence::of_message([5, 30], 3), None);
         assert_eq!(Convergence::of_message([], 0), None);
+    }
+
+    #[test]
+    fn polled_messages_replaced_between_polls_are_left_out_not_lost() {
+        // Three nodes; node 0 publishes seqs 1 and 2, node 1 publishes 7.
+        let mut p = Polled::default();
+        // seq 1: node 1 showed it; node 2 showed only seq 2 (replaced between polls): hidden.
+        p.saw(1, 0, 1, Some(10));
+        p.saw(2, 0, 2, Some(15));
+        p.saw(1, 0, 2, Some(12));
+        // seq 7 of node 1: node 0 showed it, node 2 never showed anything of node 1: lost.
+        p.saw(0, 1, 7, Some(5));
+        let (c, hidden) = p.convergence(3);
+        assert_eq!(hidden, 1, "seq 1 hidden at node 2 by seq 2");
+        assert_eq!((c.messages, c.converged, c.never_converged), (2, 1, 1));
+        assert_eq!(c.finite_ms, vec![15], "seq 2 converged at its slowest node");
+        // A newer one shown only after the window (no delay recorded) still hides.
+        let mut q = Polled::default();
+        q.saw(1, 0, 1, Some(10));
+        q.saw(2, 0, 3, None);
+        assert_eq!(q.convergence(3).1, 1);
     }
 }

@@ -283,7 +283,7 @@ fn report_files_are_written_with_tables_and_plots() {
         "{md}"
     );
     // Gossip.
-    assert!(md.contains("| 20 | 19 (95%) | 79 | 20 | 80 | 80 | 60 | not reached |"), "{md}");
+    assert!(md.contains("| 20 | 19 (95%) | 0 | 79 | 20 | 80 | 80 | 60 | not reached |"), "{md}");
     assert!(md.contains("| 3 | 15 | 1 | 30 | 70 | 70 |"), "{md}");
     // Wrong answers, listed with what was wrong.
     assert!(md.contains("| 14.02 s | 1 | `eth_getBlockByNumber` | node 2 | block hash 0xdead, truth 0xbeef |"), "{md}");

@@ -1,11 +1,12 @@
 //! Numbers from raw samples: latency summaries of a cell, client-visible stalls around a fault,
 //! gossip delivery and convergence.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use super::load::Sample;
+use crate::measure::Percentile;
 use crate::report::stats::percentile;
 
 /// Latency percentiles (nearest rank, exact) of a set of samples, µs.
@@ -72,50 +73,52 @@ pub fn longest_stall(samples: &[Sample], from_us: u64, to_us: u64, run_end_us: u
     worst
 }
 
-/// One announcement seen at one observer: `(observer, publisher, seq) → publish → accept, ms`.
-pub type Deliveries = HashMap<(usize, usize, u64), u64>;
+/// Announcements seen by polling the nodes (see [`crate::measure::Polled`]).
+pub type Deliveries = crate::measure::Polled;
 
-/// Gossip figures from deliveries.
+/// Gossip figures from deliveries, by the one definition of [`crate::measure`].
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GossipStats {
     /// Deliveries observed (one announcement accepted by one node).
     pub deliveries: usize,
     /// Distinct announcements observed at one node at least.
     pub messages: usize,
-    /// Announcements observed at every other node (convergence is measured on these).
+    /// Announcements observed at every other node.
     pub messages_complete: usize,
+    /// Announcements some node showed neither them nor a newer one of their publisher: never
+    /// converged, ranked after every finite time.
+    pub never_converged: u64,
+    /// Announcements replaced by a newer one before some node's poll could show them: left out.
+    pub hidden: u64,
     /// Publish → accept at one node, median, ms.
     pub delivery_p50_ms: Option<u64>,
     /// Publish → accept at one node, 99th percentile, ms.
     pub delivery_p99_ms: Option<u64>,
-    /// Publish → accepted by every other node, median over announcements, ms.
-    pub convergence_p50_ms: Option<u64>,
-    /// Publish → accepted by every other node, 99th percentile, ms.
-    pub convergence_p99_ms: Option<u64>,
-    /// Slowest convergence, ms.
+    /// Publish → accepted by every other node, median over announcements.
+    pub convergence_p50: Percentile,
+    /// Publish → accepted by every other node, 99th percentile over announcements.
+    pub convergence_p99: Percentile,
+    /// Slowest convergence of the converged announcements, ms.
     pub convergence_max_ms: Option<u64>,
 }
 
 /// Delivery and convergence percentiles of `deliveries` in a mesh of `nodes`.
 pub fn gossip_stats(deliveries: &Deliveries, nodes: usize) -> GossipStats {
-    let mut all: Vec<u64> = deliveries.values().copied().collect();
+    let mut all: Vec<u64> = deliveries.delays.values().copied().collect();
     all.sort_unstable();
-    let mut per_message: HashMap<(usize, u64), Vec<u64>> = HashMap::new();
-    for ((_, publisher, seq), d) in deliveries {
-        per_message.entry((*publisher, *seq)).or_default().push(*d);
-    }
-    let mut convergence: Vec<u64> =
-        per_message.values().filter(|v| v.len() + 1 >= nodes).map(|v| v.iter().copied().max().unwrap_or(0)).collect();
-    convergence.sort_unstable();
+    let (convergence, hidden) = deliveries.convergence(nodes);
+    let messages = deliveries.delays.keys().map(|(_, publisher, seq)| (*publisher, *seq)).collect::<HashSet<_>>();
     GossipStats {
         deliveries: all.len(),
-        messages: per_message.len(),
-        messages_complete: convergence.len(),
+        messages: messages.len(),
+        messages_complete: convergence.converged as usize,
+        never_converged: convergence.never_converged,
+        hidden,
         delivery_p50_ms: percentile(&all, 50.0),
         delivery_p99_ms: percentile(&all, 99.0),
-        convergence_p50_ms: percentile(&convergence, 50.0),
-        convergence_p99_ms: percentile(&convergence, 99.0),
-        convergence_max_ms: convergence.last().copied(),
+        convergence_p50: convergence.percentile(50.0),
+        convergence_p99: convergence.percentile(99.0),
+        convergence_max_ms: convergence.finite_ms.last().copied(),
     }
 }
 
@@ -144,14 +147,16 @@ mod tests {
 
     #[test]
     fn convergence_needs_every_observer() {
-        let mut d = Deliveries::new();
-        // 3 nodes: message (0, 1) reached both others, (0, 2) only one.
-        d.insert((1, 0, 1), 10);
-        d.insert((2, 0, 1), 30);
-        d.insert((1, 0, 2), 5);
+        let mut d = Deliveries::default();
+        // 3 nodes: message (0, 1) reached both others, (0, 2) only one and nothing newer of
+        // node 0 was ever seen at node 2: it never converged, ranked last.
+        d.saw(1, 0, 1, Some(10));
+        d.saw(2, 0, 1, Some(30));
+        d.saw(1, 0, 2, Some(5));
         let g = gossip_stats(&d, 3);
-        assert_eq!((g.deliveries, g.messages, g.messages_complete), (3, 2, 1));
-        assert_eq!(g.convergence_p99_ms, Some(30));
+        assert_eq!((g.deliveries, g.messages, g.messages_complete, g.never_converged), (3, 2, 1, 1));
+        assert_eq!(g.convergence_p50, Percentile::At(30));
+        assert_eq!(g.convergence_p99, Percentile::Never);
         assert_eq!(g.delivery_p50_ms, Some(10));
     }
 }

@@ -191,8 +191,13 @@ async fn mesh_measure(
     let idle = IdleMemory { before: idle_before, after: idle_after, minutes };
     let stats = gossip_stats(&deliveries, n);
     progress(&format!(
-        "mesh of {n}: {} announcements ({} reached every node), convergence p50 {:?} ms p99 {:?} ms",
-        stats.messages, stats.messages_complete, stats.convergence_p50_ms, stats.convergence_p99_ms
+        "mesh of {n}: {} announcements ({} reached every node, {} never, {} hidden by a newer one), convergence p50 {} p99 {}",
+        stats.messages,
+        stats.messages_complete,
+        stats.never_converged,
+        stats.hidden,
+        stats.convergence_p50.label(),
+        stats.convergence_p99.label()
     ));
     report.gossip.push(GossipResult {
         nodes: n,
@@ -236,7 +241,9 @@ async fn mesh_measure(
 }
 
 /// Polls every node's `/peers` every [`GOSSIP_POLL`] (staggered) for `window` and collects one
-/// delivery per (observer, publisher, seq) of announcements issued in the window.
+/// delivery per (observer, publisher, seq) of announcements issued in the window, and the newest
+/// `seq` each node showed of each publisher (an announcement replaced between two polls is told
+/// apart from one that never arrived by it).
 async fn observe_gossip(nodes: &[NodeInfo], window: Duration) -> Deliveries {
     let index: Arc<HashMap<String, usize>> = Arc::new(nodes.iter().map(|n| (n.peer_id.clone(), n.index)).collect());
     let from_ms = crate::sim::now_ms();
@@ -248,7 +255,7 @@ async fn observe_gossip(nodes: &[NodeInfo], window: Duration) -> Deliveries {
         let index = index.clone();
         let offset = GOSSIP_POLL.mul_f64(i as f64 / nodes.len().max(1) as f64);
         tasks.push(tokio::spawn(async move {
-            let mut seen = Deliveries::new();
+            let mut seen = Deliveries::default();
             tokio::time::sleep(offset).await;
             while Instant::now() < end {
                 if let Ok(v) = crate::net::admin(&node, "/peers?brief=true").await {
@@ -258,10 +265,9 @@ async fn observe_gossip(nodes: &[NodeInfo], window: Duration) -> Deliveries {
                         }
                         let publisher = p["peer_id"].as_str().and_then(|id| index.get(id)).copied();
                         let fields = (p["seq"].as_u64(), p["received_at_ms"].as_u64(), p["announced_at_ms"].as_u64());
-                        if let (Some(publisher), (Some(seq), Some(recv), Some(issued))) = (publisher, fields)
-                            && (from_ms..until_ms).contains(&issued)
-                        {
-                            seen.insert((node.index, publisher, seq), recv.saturating_sub(issued));
+                        if let (Some(publisher), (Some(seq), Some(recv), Some(issued))) = (publisher, fields) {
+                            let measured = (from_ms..until_ms).contains(&issued);
+                            seen.saw(node.index, publisher, seq, measured.then(|| recv.saturating_sub(issued)));
                         }
                     }
                 }
@@ -270,7 +276,7 @@ async fn observe_gossip(nodes: &[NodeInfo], window: Duration) -> Deliveries {
             seen
         }));
     }
-    let mut all = Deliveries::new();
+    let mut all = Deliveries::default();
     for t in tasks {
         if let Ok(seen) = t.await {
             all.extend(seen);

@@ -9,7 +9,6 @@ use super::censorship::{self, CensorSummary, TransactionSummary};
 use super::fmt;
 use super::lies::{self, LieSummary};
 use super::stats::{RequestStats, p50_p99_max};
-use crate::measure::Convergence;
 use crate::record::{
     CordonChange, FaultAction, FaultEvent, GossipDelivery, LabelChange, Meta, Outcome, Record, Request,
     SentTransaction, ViewChange, base_kind,
@@ -206,14 +205,18 @@ pub struct GossipSummary {
     pub expected_observers: usize,
     /// Messages accepted by every expected observer.
     pub fully_delivered: u64,
+    /// Messages some observer's polls may have missed (it showed a newer one of the same
+    /// publisher instead): left out of the convergence figures.
+    pub hidden: u64,
     /// Median publish → accepted delay over all deliveries, ms.
     pub delivery_p50_ms: Option<u64>,
     /// 99th percentile of the same, ms.
     pub delivery_p99_ms: Option<u64>,
     /// Slowest delivery, ms.
     pub delivery_max_ms: Option<u64>,
-    /// Median time until a message had reached every expected observer, over all messages; `None`
-    /// if no messages or if the rank falls on a message that never reached all.
+    /// Median time until a message had reached every expected observer, over all messages but
+    /// the hidden ones; `None` if no messages or if the rank falls on a message that never
+    /// reached all.
     pub convergence_p50_ms: Option<u64>,
     /// 99th percentile of the same.
     pub convergence_p99_ms: Option<u64>,
@@ -669,10 +672,13 @@ fn gossip_summary(run: &Run<'_>) -> GossipSummary {
         per_observer.entry(g.observer).or_default().push(g.delay_ms);
         delays.push(g.delay_ms);
     }
-    // One definition (crate::measure): a message some node never accepted is infinitely slow.
-    let convergence = Convergence::of(
-        messages.values().map(|seen| Convergence::of_message(seen.values().copied(), expected_observers)),
-    );
+    // One definition (crate::measure): a message some node never accepted is infinitely slow;
+    // one a node's polls missed because a newer one of its publisher replaced it is left out.
+    let mut polled = crate::measure::Polled::default();
+    for g in &run.gossip {
+        polled.saw(g.observer, g.publisher, g.seq, Some(g.delay_ms));
+    }
+    let (convergence, hidden) = polled.convergence(run.nodes);
     let (delivery_p50_ms, delivery_p99_ms, delivery_max_ms) = p50_p99_max(delays.clone());
     let observers: BTreeSet<usize> = (0..run.nodes).chain(per_observer.keys().copied()).collect();
     let per_observer = if messages.is_empty() {
@@ -701,6 +707,7 @@ fn gossip_summary(run: &Run<'_>) -> GossipSummary {
         messages: messages.len() as u64,
         expected_observers,
         fully_delivered: convergence.converged,
+        hidden,
         delivery_p50_ms,
         delivery_p99_ms,
         delivery_max_ms,

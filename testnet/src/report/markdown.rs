@@ -416,14 +416,15 @@ fn gossip(md: &mut String, s: &ReportSummary) {
     }
     let ms = |v: Option<u64>| v.map_or("–".to_string(), |v| v.to_string());
     let conv = |v: Option<u64>| v.map_or("not reached".to_string(), |v| v.to_string());
-    md.push_str("| Messages | Reached all | Deliveries | Delivery p50 ms | Delivery p99 ms | Delivery max ms | Convergence p50 ms | Convergence p99 ms |\n");
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| Messages | Reached all | Hidden by a newer one | Deliveries | Delivery p50 ms | Delivery p99 ms | Delivery max ms | Convergence p50 ms | Convergence p99 ms |\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let _ = writeln!(
         md,
-        "| {} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |\n",
         g.messages,
         g.fully_delivered,
         fmt::percent(g.fully_delivered, g.messages),
+        g.hidden,
         g.deliveries,
         ms(g.delivery_p50_ms),
         ms(g.delivery_p99_ms),
@@ -434,7 +435,9 @@ fn gossip(md: &mut String, s: &ReportSummary) {
     let _ = writeln!(
         md,
         "Delivery: publish → accepted at one node. Convergence: publish → accepted at all {} other nodes, \
-         over all messages (a message that never reached every node counts as slower than any).\n",
+         over all messages (a message that never reached every node counts as slower than any) but the \
+         hidden ones (a node showed a newer message of the same publisher: one replaced between two polls \
+         cannot be told from one lost, so it is left out).\n",
         g.expected_observers
     );
     md.push_str("| Observer | Deliveries | Missed | p50 ms | p99 ms | max ms |\n|---:|---:|---:|---:|---:|---:|\n");
