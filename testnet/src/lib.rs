@@ -6,6 +6,8 @@
 //!   memory and CPU of the daemon, each against a baseline measured in the same run.
 //! - [`daemon`]: `rpcmesh` daemons as child processes (own process group, loopback only).
 //! - [`net`]: a whole local testnet: daemons, backends, federation, faults, partitions.
+//! - [`runner`]: a command-line testnet's lifecycle: the runner process, its state file,
+//!   `up --detach` and `down`.
 //! - [`control`]: the runner's control API used by `testnet down|fault|partition|restart`.
 //! - [`federation`]: a federation root and membership certificates, made with the binary.
 //! - [`faults`]: fault specifications (`down`, `slow=200ms`, ...).
@@ -14,7 +16,8 @@
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`prometheus`]: `testnet up --prometheus`: a scrape config for every daemon, and Prometheus
 //!   itself when installed.
-//! - [`measure`]: the one definition of percentiles and gossip convergence (reports, simulator).
+//! - [`measure`]: the one definition of percentiles and gossip convergence (bench, reports,
+//!   simulator).
 //! - [`simulate`]: `rpcmesh testnet simulate`: a discrete-event simulation of a large mesh that
 //!   runs the daemon's real mesh view, trust, cordon book and route planning.
 //! - [`record`]: the measurement records of a scenario run (`records.jsonl`), their writer and reader.
@@ -38,6 +41,7 @@ pub mod net;
 pub mod prometheus;
 pub mod record;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod sim;
 pub mod simulate;

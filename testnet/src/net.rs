@@ -484,6 +484,13 @@ impl Testnet {
 
     /// Stops every daemon (SIGTERM, then SIGKILL), backend and anvil.
     pub async fn down(mut self) {
+        self.stop_all().await;
+    }
+
+    /// What [`Testnet::down`] does, through a shared reference (the runner's control API holds
+    /// the testnet too): every daemon gets SIGTERM and up to 10 s to flush its store, then the
+    /// backends and anvils stop.
+    pub async fn stop_all(&mut self) {
         for d in &mut self.daemons {
             d.signal(libc::SIGTERM);
         }

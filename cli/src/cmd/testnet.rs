@@ -3,13 +3,13 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use rpcmesh_testnet::control::{self, Control};
-use rpcmesh_testnet::net::{BackendKind, STATE_FILE, Testnet, TestnetSpec, TestnetState, render_table};
+use rpcmesh_testnet::control;
+use rpcmesh_testnet::net::{BackendKind, TestnetSpec, render_table};
+use rpcmesh_testnet::runner::{self, Runner};
 
 use crate::Failure;
 
@@ -269,17 +269,6 @@ fn spec(up: &UpArgs) -> anyhow::Result<TestnetSpec> {
 async fn foreground(up: UpArgs) -> Result<(), Failure> {
     let spec = spec(&up)?;
     let dir = spec.dir.clone();
-    if let Ok(existing) = TestnetState::load(&dir)
-        && process_alive(existing.runner_pid)
-    {
-        return Err(Failure::Runtime(anyhow::anyhow!(
-            "a testnet is already running in {} (runner pid {}); stop it with `rpcmesh testnet down --dir {}`",
-            dir.display(),
-            existing.runner_pid,
-            dir.display()
-        )));
-    }
-    let _ = std::fs::remove_file(dir.join(STATE_FILE));
     eprintln!(
         "starting {} daemons ({:?} backend, chains {:?}) in {}",
         spec.nodes,
@@ -287,28 +276,12 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
         spec.chains,
         dir.display()
     );
-    let testnet = Testnet::up(spec.clone()).await.map_err(anyhow::Error::msg)?;
-    let nodes = testnet.nodes();
-    let control =
-        Control { testnet: Arc::new(tokio::sync::Mutex::new(testnet)), shutdown: Arc::new(tokio::sync::Notify::new()) };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the control API")?;
-    let control_addr = listener.local_addr().context("control address")?;
-    let app = control::router(control.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let state = TestnetState {
-        runner_pid: std::process::id(),
-        control: format!("http://{control_addr}"),
-        network_id: spec.network_id.clone(),
-        chains: spec.chains.clone(),
-        nodes: nodes.clone(),
-    };
+    let runner = Runner::start(spec).await.map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    let nodes = runner.state().nodes.clone();
     // Before testnet.json: `up --detach` reports the testnet up once that file exists.
-    let prometheus = if up.prometheus { crate::cmd::testnet_prometheus::start(&dir, &state).await? } else { None };
-    let tmp = dir.join("testnet.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap_or_default()).context("writing testnet.json")?;
-    std::fs::rename(&tmp, dir.join(STATE_FILE)).context("writing testnet.json")?;
+    let prometheus =
+        if up.prometheus { crate::cmd::testnet_prometheus::start(&dir, runner.state()).await? } else { None };
+    runner.publish().map_err(anyhow::Error::msg)?;
 
     println!("{}", render_table(&nodes));
     println!(
@@ -329,6 +302,7 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let control = runner.control().clone();
     loop {
         tokio::select! {
             _ = &mut signal => break,
@@ -345,15 +319,10 @@ async fn foreground(up: UpArgs) -> Result<(), Failure> {
         eprintln!();
     }
     eprintln!("stopping the testnet...");
-    let testnet = Arc::try_unwrap(control.testnet).map_err(|_| anyhow::anyhow!("testnet still in use"));
-    match testnet {
-        Ok(t) => t.into_inner().down().await,
-        Err(e) => tracing::warn!(error = %e, "could not stop cleanly; daemons die with this process"),
-    }
+    runner.stop().await;
     if let Some(p) = prometheus {
         p.stop(Duration::from_secs(10));
     }
-    let _ = std::fs::remove_file(dir.join(STATE_FILE));
     eprintln!("stopped");
     Ok(())
 }
@@ -373,123 +342,28 @@ async fn shutdown_signal() {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
-
-/// Stops a background runner that never came up: SIGTERM to its process group (it called
-/// setsid), then SIGKILL after a grace period.
-fn stop_runner(child: &mut std::process::Child) {
-    let group = -(child.id() as i32);
-    // SAFETY: signals to the runner's own process group, which this command created.
-    unsafe {
-        libc::kill(group, libc::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while runner_alive(child) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if runner_alive(child) {
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(group, libc::SIGKILL);
-        }
-    }
-}
-
-/// Whether our child runner still runs (reaped when it has exited: a zombie is not alive).
-fn runner_alive(child: &mut std::process::Child) -> bool {
-    matches!(child.try_wait(), Ok(None))
-}
-
-/// `up --detach`: run the foreground runner as a background process in its own session and
-/// return once its state file says it is up.
+/// `up --detach`: the same command as a background runner (`--runner`), returned from once it
+/// is up.
 fn detach(up: &UpArgs) -> Result<(), Failure> {
-    use std::os::unix::process::CommandExt as _;
     let spec = spec(up)?;
-    std::fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
-    let _ = std::fs::remove_file(spec.dir.join(STATE_FILE));
-    let log = std::fs::File::create(spec.dir.join("runner.log")).context("creating runner.log")?;
     let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
     args.push("--runner".into());
-    let mut cmd = std::process::Command::new(&spec.bin);
-    cmd.args(&args).stdin(std::process::Stdio::null()).stdout(log.try_clone().context("log")?).stderr(log);
-    // SAFETY: setsid between fork and exec detaches from the terminal's session; no memory is touched.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
+    let state =
+        runner::detach(&spec.bin, &args, &spec.dir, spec.nodes).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    println!("{}", render_table(&state.nodes));
+    if up.prometheus {
+        crate::cmd::testnet_prometheus::print_detached(&spec.dir);
     }
-    let mut child = cmd.spawn().context("starting the background runner")?;
-    // Each daemon is initialised and admitted to the federation one after another (two short
-    // `rpcmesh` runs each): a large testnet on a busy machine needs longer than a small one.
-    let allowed = detach_timeout(spec.nodes);
-    let deadline = std::time::Instant::now() + allowed;
-    loop {
-        if let Ok(state) = TestnetState::load(&spec.dir)
-            && state.runner_pid == child.id()
-        {
-            println!("{}", render_table(&state.nodes));
-            if up.prometheus {
-                crate::cmd::testnet_prometheus::print_detached(&spec.dir);
-            }
-            println!(
-                "testnet running in the background (runner pid {}); stop it with: rpcmesh testnet down --dir {}",
-                child.id(),
-                spec.dir.display()
-            );
-            return Ok(());
-        }
-        let timed_out = std::time::Instant::now() > deadline;
-        if !runner_alive(&mut child) || timed_out {
-            if timed_out {
-                // A failed `up` stops everything it started: the runner's session (its daemons
-                // die with it, PR_SET_PDEATHSIG), so nothing is left that `down` cannot find.
-                stop_runner(&mut child);
-            }
-            let log = std::fs::read_to_string(spec.dir.join("runner.log")).unwrap_or_default();
-            let why = if timed_out { format!("within {} s; it was stopped", allowed.as_secs()) } else { String::new() };
-            return Err(Failure::Runtime(anyhow::anyhow!("the testnet did not come up {why}:\n{log}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// How long `up --detach` waits for the runner to report the testnet up: 120 s, plus 1 s per
-/// daemon beyond 20.
-fn detach_timeout(nodes: usize) -> Duration {
-    Duration::from_secs(120 + nodes.saturating_sub(20) as u64)
+    println!(
+        "testnet running in the background (runner pid {}); stop it with: rpcmesh testnet down --dir {}",
+        state.runner_pid,
+        spec.dir.display()
+    );
+    Ok(())
 }
 
 async fn down(dir: &Path) -> Result<(), Failure> {
-    let state = TestnetState::load(dir).map_err(anyhow::Error::msg)?;
-    if process_alive(state.runner_pid) {
-        let _ = control::call(dir, "/shutdown", serde_json::json!({})).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while process_alive(state.runner_pid) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if process_alive(state.runner_pid) {
-            // SAFETY: the runner's own process group (it called setsid); daemons die with it.
-            unsafe {
-                libc::kill(-(state.runner_pid as i32), libc::SIGKILL);
-            }
-        }
-    }
-    // Whatever happened to the runner, no daemon may survive it.
-    for n in &state.nodes {
-        if let Some(pid) = n.pid
-            && process_alive(pid)
-        {
-            // SAFETY: the daemon's own process group, recorded at start.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-        }
-    }
-    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    runner::down(dir).await.map_err(anyhow::Error::msg)?;
     eprintln!("testnet in {} stopped", dir.display());
     Ok(())
 }
