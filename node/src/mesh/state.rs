@@ -499,6 +499,12 @@ impl MeshState {
             .iter()
             .filter_map(|k| self.entries.get(k).and_then(|e| e.view.as_ref()).map(|c| c.view.clone()))
             .collect();
+        if providers.len() != order.keys.len() {
+            // Cannot happen (see above); were it to, a shifted index would hand out another
+            // provider's view, so the snapshot indexes its own list instead.
+            self.order = None;
+            return MeshSnapshot::new(now_ms, reference, providers).with_standings(self.standings.clone());
+        }
         MeshSnapshot::indexed(now_ms, reference, providers, order.index.clone()).with_standings(self.standings.clone())
     }
 
