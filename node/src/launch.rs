@@ -235,7 +235,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
     let state = MeshState::new(own, policy.clone(), mesh_settings);
     let (p2p_events_tx, p2p_events_rx) = mpsc::channel(4096);
     let (mesh_tx, mesh_rx) = mpsc::channel(4096);
-    let (mesh_task, mesh) = MeshTask::new(state, store.clone(), p2p_events_rx, mesh_rx, metrics.clone());
+    let (mut mesh_task, mesh) = MeshTask::new(state, store.clone(), p2p_events_rx, mesh_rx, metrics.clone());
 
     // p2p.
     let mut initial_peers: Vec<(PeerId, Vec<Multiaddr>, u64)> = store
@@ -316,6 +316,7 @@ pub async fn launch_with(config: Config, home: &Path, hooks: EvidenceHooks) -> R
         evidence_rx,
         metrics.clone(),
     )?;
+    mesh_task.seed_standings(evidence_task.standings());
 
     // Admin listener (bound before anything runs, so a port clash fails the start).
     let admin_listener = tokio::net::TcpListener::bind(config.admin.addr).await.map_err(|error| LaunchError::Bind {

@@ -210,6 +210,13 @@ async fn a_lying_provider_is_stopped_in_sample_mode_and_never_reaches_a_strict_c
     m.nodes[1].stop(WAIT);
     m.nodes[1].restart().expect("restart the liar's daemon");
     m.nodes[1].wait_up(WAIT).await.expect("the liar's daemon is back");
+    // From its first answer, not once its evidence task has run: a strict read could pass
+    // before that, while sample mode still trusted the node (a CI failure).
+    let p = peers(&m.nodes[1]).await;
+    assert!(
+        provider(&p, &liar).is_some_and(|v| v["cordons"].as_array().is_some_and(|c| !c.is_empty())),
+        "the restarted daemon holds its stored cordon from the start: {p:?}"
+    );
     let balance = direct(&m.anvil.url(), "eth_getBalance", json!([RICH, "latest"])).await;
     wait("the restarted daemon to answer strict reads again", async || {
         let a = strict(&via_b, "eth_getBalance", json!([RICH, "latest"])).await;

@@ -694,12 +694,20 @@ impl EvidenceTask {
         self.publish_standings().await;
     }
 
-    async fn publish_standings(&self) {
+    /// The cordons, labels and proven lies as the mesh view shows them. `launch` seeds the mesh
+    /// with the restored ones before anything serves: a restarted daemon whose own upstream the
+    /// mesh cordoned must distrust it from its first request, not from the evidence task's
+    /// first run (a strict read could already pass while sample mode still trusted the liar).
+    pub fn standings(&self) -> Arc<HashMap<PublicKey, crate::mesh::Standing>> {
         let index = &self.index;
-        let standings = self.book.standings(|rec| {
+        self.book.standings(|rec| {
             let method = index.get(&rec.evidence_id).map(|s| s.method.as_str()).unwrap_or("?");
             format!("proven {} lie answering {method} (evidence {})", rec.kind, rec.evidence_id)
-        });
+        })
+    }
+
+    async fn publish_standings(&self) {
+        let standings = self.standings();
         if self.mesh.send(MeshInput::Standings(standings)).await.is_err() {
             tracing::debug!("the mesh task has stopped; standings not delivered");
         }

@@ -6,6 +6,7 @@
 //! On start it loads the stored announcements and attestations, so a restarted node serves a
 //! warm (source `store`) view before it has reconnected.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::state::MeshState;
-use super::view::{MeshSnapshot, Source};
+use super::view::{MeshSnapshot, Source, Standing};
 use crate::clock::now_ms;
 use crate::metrics::NodeMetrics;
 use crate::p2p::P2pEvent;
@@ -120,6 +121,13 @@ impl MeshTask {
         let (tx, rx) = watch::channel(Arc::new(state.snapshot(now)));
         metrics.known_providers.set(state.len() as i64);
         (Self { state, store, p2p_events, inputs, snapshot: tx, metrics }, rx)
+    }
+
+    /// Replaces the evidence standings and publishes a snapshot with them at once (before the
+    /// task runs: restored cordons hold from the daemon's first request).
+    pub fn seed_standings(&mut self, standings: Arc<HashMap<PublicKey, Standing>>) {
+        self.state.set_standings(standings);
+        self.publish();
     }
 
     /// Last accepted announcement `seq` per provider (to seed replay protection).
