@@ -150,7 +150,9 @@ async fn withheld_bodies_hold_no_more_than_the_body_budget() {
         max_body_bytes: MIB,
         max_buffered_body_bytes: 2 * MIB,
         header_timeout_ms: 2_000,
-        body_timeout_ms: 2_000,
+        // The refusal below must be seen while both bodies are held, i.e. before this timeout
+        // frees them: 2 s was too short a window on a loaded machine (one CI-like run failed).
+        body_timeout_ms: 5_000,
         ..GatewayConfig::default()
     };
     let node = single(&mock, gateway, RoutingConfig::default()).await;
