@@ -137,7 +137,7 @@ pub fn detach(bin: &Path, args: &[String], dir: &Path, nodes: usize) -> Result<T
 
 /// How long [`detach`] waits for the runner to report the testnet up: 120 s, plus 1 s per
 /// daemon beyond 20 (a large testnet on a busy machine needs longer than a small one).
-pub fn detach_timeout(nodes: usize) -> Duration {
+fn detach_timeout(nodes: usize) -> Duration {
     Duration::from_secs(120 + nodes.saturating_sub(20) as u64)
 }
 
@@ -175,7 +175,7 @@ pub async fn down(dir: &Path) -> Result<(), String> {
 }
 
 /// Whether a process with this PID exists.
-pub fn process_alive(pid: u32) -> bool {
+fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }

@@ -104,20 +104,24 @@ impl IntegrityCheck {
         }
     }
 
-    /// Whether material checks apply to this answer.
-    fn deep(&self, call: &Call<'_>, target: Target) -> bool {
-        match call.mode {
-            VerifyMode::Off => false,
-            VerifyMode::Strict => true,
+    /// How this attempt's answer is checked: decided once, before the attempt.
+    fn depth(&self, call: &Call<'_>, target: Target) -> Depth {
+        if call.mode == VerifyMode::Off {
+            return Depth::default();
+        }
+        let distrusted = self.distrusted(call, target);
+        let deep = match call.mode {
             VerifyMode::Sample => {
                 // A fresh draw per attempt (a counter in the keyed hash): the same request asked
                 // again is sampled independently, so polling one value cannot dodge the checks.
                 let draw = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.distrusted(call, target)
+                distrusted
                     || self.sampler.hash_one((call.req.raw.as_ref(), draw)) % 1000
                         < u64::from(self.settings.sample_permille)
             }
-        }
+            _ => true,
+        };
+        Depth { deep, distrusted }
     }
 
     /// Whether `target` failed a check recently, or is this node's own upstream and the mesh
@@ -634,11 +638,11 @@ impl IntegrityCheck {
         pinned: &Request,
         target: Target,
         mut answer: Answer,
+        distrusted: bool,
         deadline: Instant,
     ) -> Result<Answer, AttemptError> {
         let method = &call.req.method;
         let at_head = Call { chain_id: call.chain_id, req: pinned, mode: call.mode };
-        let distrusted = self.distrusted(call, target);
         // An answer left unverified: the client's, unless its provider is distrusted.
         let unverified = |answer: Answer, verdict: Verdict| {
             self.metrics.checked(method, verdict.outcome());
@@ -889,28 +893,35 @@ impl Material {
     }
 }
 
+/// How one attempt's answer is checked ([`IntegrityCheck::depth`]), carried from `prepare` to
+/// `check` so that the sampling draw and the distrust lookup are made once per attempt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Depth {
+    /// The checks that need material apply (strict mode, a sampled attempt, a distrusted target).
+    deep: bool,
+    /// The target is [`IntegrityCheck::distrusted`]: its answers are used only if they verified.
+    distrusted: bool,
+}
+
 impl AnswerCheck for IntegrityCheck {
-    /// Whether this attempt's answer gets the checks that need material.
-    type Ticket = bool;
+    type Ticket = Depth;
 
     async fn prepare<'a>(
         &'a self,
         call: &'a Call<'a>,
         target: Target,
         deadline: Instant,
-    ) -> Result<Prepared<bool>, AttemptError> {
-        let deep = self.deep(call, target);
+    ) -> Result<Prepared<Depth>, AttemptError> {
+        let depth = self.depth(call, target);
         // Only a client that asked for strict answers gets its head-relative request rewritten
         // (and a head up to `head_fresh_ms` old): in sample mode a request is never changed, so
         // a client reading its own writes (an estimate after a deployment) sees them.
-        if !deep || call.mode != VerifyMode::Strict {
-            return Ok(Prepared { request: None, ticket: deep });
+        if call.mode != VerifyMode::Strict {
+            return Ok(Prepared { request: None, ticket: depth });
         }
         match self.pin(call, deadline).await {
-            Ok(request) => Ok(Prepared { request, ticket: true }),
-            Err(v) if call.mode == VerifyMode::Strict => Err(failure(v)),
-            // Not pinned: a head-relative answer cannot be proven, the rest still can.
-            Err(_) => Ok(Prepared { request: None, ticket: true }),
+            Ok(request) => Ok(Prepared { request, ticket: depth }),
+            Err(v) => Err(failure(v)),
         }
     }
 
@@ -919,7 +930,7 @@ impl AnswerCheck for IntegrityCheck {
         call: &'a Call<'a>,
         target: Target,
         mut answer: Answer,
-        deep: bool,
+        Depth { deep, distrusted }: Depth,
         deadline: Instant,
     ) -> Result<Answer, AttemptError> {
         if call.mode == VerifyMode::Off {
@@ -934,7 +945,7 @@ impl AnswerCheck for IntegrityCheck {
             && !contradicted
             && let Ok(Some(pinned)) = self.pin(call, deadline).await
         {
-            return self.sampled_at_head(call, &pinned, target, answer, deadline).await;
+            return self.sampled_at_head(call, &pinned, target, answer, distrusted, deadline).await;
         }
         let Some(result) = answer.result() else { return Ok(answer) };
         match self.judge(call, target, result, deep, deadline).await {
@@ -956,7 +967,7 @@ impl AnswerCheck for IntegrityCheck {
             }
             Err((verdict, _)) => {
                 self.metrics.checked(&call.req.method, verdict.outcome());
-                if call.mode == VerifyMode::Strict || (deep && self.distrusted(call, target)) {
+                if call.mode == VerifyMode::Strict || distrusted {
                     tracing::debug!(chain_id = call.chain_id, method = %call.req.method, ?target, ?verdict, "answer not verifiable");
                     Err(failure(verdict))
                 } else {

@@ -91,15 +91,15 @@ pub(super) async fn mesh_section(
 /// How far the mesh has come: every node sees every provider with a current announcement
 /// (`seen`), and sees every one of them healthy too (`healthy`).
 #[derive(Debug, Clone, Copy, Default)]
-struct Convergence {
+struct Coverage {
     seen: bool,
     healthy: bool,
 }
 
-async fn convergence(nodes: &[NodeInfo]) -> Convergence {
-    let mut all = Convergence { seen: true, healthy: true };
+async fn coverage(nodes: &[NodeInfo]) -> Coverage {
+    let mut all = Coverage { seen: true, healthy: true };
     for n in nodes {
-        let Ok(v) = crate::net::admin(n, "/peers?brief=true").await else { return Convergence::default() };
+        let Ok(v) = crate::net::admin(n, "/peers?brief=true").await else { return Coverage::default() };
         let current: Vec<&serde_json::Value> =
             v["providers"].as_array().into_iter().flatten().filter(|p| p["expired"] == false).collect();
         let healthy = current
@@ -131,26 +131,27 @@ async fn mesh_measure(
     // READY_TIMEOUT if a loaded machine keeps a few providers flapping.
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut seen_after_ms = None;
-    let converged_after_ms = loop {
-        let c = convergence(&nodes).await;
-        if c.seen && seen_after_ms.is_none() {
-            seen_after_ms = Some(started.elapsed().as_millis() as u64);
+    let (seen_after_ms, converged_after_ms) = loop {
+        let c = coverage(&nodes).await;
+        let now_ms = started.elapsed().as_millis() as u64;
+        if c.seen {
+            seen_after_ms.get_or_insert(now_ms);
         }
-        if c.healthy {
-            break Some(started.elapsed().as_millis() as u64);
-        }
-        if Instant::now() > deadline {
-            if seen_after_ms.is_none() {
+        let timed_out = Instant::now() > deadline;
+        match seen_after_ms {
+            // Healthy everywhere implies seen everywhere, in the same poll.
+            Some(seen) if c.healthy => break (seen, Some(now_ms)),
+            Some(seen) if timed_out => break (seen, None),
+            None if timed_out => {
                 return Err(format!("the {n}-node mesh did not converge within {} s", READY_TIMEOUT.as_secs()));
             }
-            break None;
+            _ => {}
         }
         if stop.is_cancelled() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let seen_after_ms = seen_after_ms.or(converged_after_ms).unwrap_or_default();
     progress(&format!(
         "mesh of {n}: every node saw every provider after {seen_after_ms} ms, all healthy {}; settling, then the idle window",
         converged_after_ms
