@@ -110,6 +110,14 @@ struct BenchArgs {
     /// earlier commit) with this bench, in the same conditions
     #[arg(long, value_name = "PATH")]
     daemon_bin: Option<PathBuf>,
+    /// With --backend anvil: only the workloads whose name contains one of these words
+    /// (e.g. `full,eth_blockNumber`) [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "WORDS")]
+    workloads: Vec<String>,
+    /// With --backend anvil: only these paths, by case (`a`, `n`, `b off`, `c strict`, `k cache`,
+    /// …); direct anvil (`a`) is always measured, as the baseline [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "CASES")]
+    paths: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +454,8 @@ async fn bench(args: BenchArgs) -> Result<(), Failure> {
     opts.mesh = args.sections.iter().any(|s| s == "mesh");
     opts.mesh_sizes = args.mesh_sizes;
     opts.daemon_sets = args.sets;
+    opts.workloads = args.workloads;
+    opts.paths = args.paths;
     opts.anvil = match args.backend {
         Backend::Sim => None,
         Backend::Anvil => Some(anvil_path(args.anvil.as_ref())),

@@ -8,7 +8,8 @@
 //! `eth_blockNumber` (quorum head), `eth_getBalance(latest)` (pinned, account proof),
 //! `eth_getBlockByNumber(n,false)` (header hash and link to the trusted chain),
 //! `eth_getTransactionReceipt` (block receipts vs `receiptsRoot`), `eth_getLogs` over the seeded
-//! range (every block's receipts), and a mix of the five. Every request carries its own JSON-RPC
+//! range (every block's receipts), a mix of the five, and `eth_getBlockByNumber(n,true)` of one
+//! block of [`FULL_BLOCK_TXS`] calls (the answer a response cache is for). Every request carries its own JSON-RPC
 //! id ([`super::load::Target::fresh_ids`]) so that `sample` mode samples as it does for real
 //! clients.
 //!
@@ -50,6 +51,10 @@ const ANVIL_BLOCK_TIME_MS: u64 = 1000;
 pub const SEED_BLOCKS: usize = 8;
 /// Calls per seeded block.
 pub const SEED_TXS_PER_BLOCK: usize = 5;
+/// Transactions of the one full block seeded for `eth_getBlockByNumber(n, true)`: about what an
+/// Ethereum mainnet block holds (150 to 250 in 2025-2026), so that a cache's gain is measured
+/// on the answer dapps and indexers ask for again and again, not only on a nearly empty block.
+pub const FULL_BLOCK_TXS: usize = 200;
 /// Timeout of one seeding RPC call.
 const SEED_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest seeding answer read, bytes.
@@ -87,6 +92,12 @@ pub struct Seeded {
     pub logs_range: (u64, u64),
     /// Logs in that answer.
     pub logs: usize,
+    /// Block of `eth_getBlockByNumber(n, true)`: [`FULL_BLOCK_TXS`] calls in one block.
+    pub full_block: u64,
+    /// Transactions in it, as anvil answers.
+    pub full_block_txs: usize,
+    /// Size of that answer (full transaction objects), bytes.
+    pub full_block_bytes: usize,
 }
 
 /// The integrity counters of one daemon after the run.
@@ -243,6 +254,7 @@ async fn seed(url: &str) -> Result<Seeded, String> {
     }
     let filter = json!([{ "fromBlock": format!("{first:#x}"), "toBlock": format!("{last:#x}"), "address": contract }]);
     let logs = rpc.call("eth_getLogs", filter).await?.as_array().map_or(0, Vec::len);
+    let (full_block, full_block_txs, full_block_bytes) = seed_full_block(&rpc, &from, &contract).await?;
     Ok(Seeded {
         contract,
         transactions: txs.len(),
@@ -251,10 +263,35 @@ async fn seed(url: &str) -> Result<Seeded, String> {
         receipt_of: last_tx,
         logs_range: (first, last),
         logs,
+        full_block,
+        full_block_txs,
+        full_block_bytes,
     })
 }
 
-/// The workloads over what was seeded; the last one mixes the others.
+/// Mines one block of [`FULL_BLOCK_TXS`] calls to the contract: interval mining is paused while
+/// they are sent (else the pool would be cut into several blocks) and resumed after. Returns the
+/// block, its transaction count and the size of its full answer.
+async fn seed_full_block(rpc: &Rpc, from: &str, contract: &str) -> Result<(u64, usize, usize), String> {
+    rpc.call("evm_setIntervalMining", json!([0])).await?;
+    let mut last = String::new();
+    let sent = async {
+        for i in 0..FULL_BLOCK_TXS {
+            let data = format!("0x{:064x}", 0xf0_0000 + i);
+            last = rpc.str("eth_sendTransaction", json!([{ "from": from, "to": contract, "data": data }])).await?;
+        }
+        rpc.call("evm_mine", json!([])).await.map(drop)
+    }
+    .await;
+    rpc.call("evm_setIntervalMining", json!([ANVIL_BLOCK_TIME_MS / 1000])).await?;
+    sent?;
+    let block = quantity(&rpc.receipt(&last).await?["blockNumber"], "receipt blockNumber")?;
+    let answer = rpc.call("eth_getBlockByNumber", json!([format!("{block:#x}"), true])).await?;
+    let txs = answer.get("transactions").and_then(Value::as_array).map_or(0, Vec::len);
+    Ok((block, txs, answer.to_string().len()))
+}
+
+/// The workloads over what was seeded: five small answers, their mix, and one full block.
 fn workloads(s: &Seeded) -> Vec<Workload> {
     let body = |method: &str, params: String| {
         Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#))
@@ -283,8 +320,13 @@ fn workloads(s: &Seeded) -> Vec<Workload> {
         },
     ];
     let mix = Workload { name: MIX, body: Bytes::new() };
-    one.into_iter().chain(std::iter::once(mix)).collect()
+    let full =
+        Workload { name: FULL_BLOCK, body: body("eth_getBlockByNumber", format!(r#"["{:#x}",true]"#, s.full_block)) };
+    one.into_iter().chain([mix, full]).collect()
 }
+
+/// Name of the full-block workload (kept out of the mix, which stays the five small answers).
+pub const FULL_BLOCK: &str = "eth_getBlockByNumber full block,true";
 
 /// Name of the mixed workload: each worker sends the five others in turn.
 pub const MIX: &str = "mix of the five";
@@ -453,9 +495,18 @@ async fn measure(
         "  {} calls in blocks {}..={} ({} logs); receipt of {}",
         seeded.transactions, seeded.logs_range.0, seeded.logs_range.1, seeded.logs, seeded.receipt_of
     ));
+    progress(&format!(
+        "  full block {}: {} transactions, {} bytes with full transaction objects",
+        seeded.full_block, seeded.full_block_txs, seeded.full_block_bytes
+    ));
     report.settings.logs_range = Some(seeded.logs_range);
-    let workloads = workloads(&seeded);
-    let mix: Arc<[Bytes]> = workloads.iter().filter(|w| w.name != MIX).map(|w| w.body.clone()).collect();
+    let all = workloads(&seeded);
+    let mix: Arc<[Bytes]> =
+        all.iter().filter(|w| w.name != MIX && w.name != FULL_BLOCK).map(|w| w.body.clone()).collect();
+    let workloads: Vec<Workload> = all
+        .into_iter()
+        .filter(|w| opts.workloads.is_empty() || opts.workloads.iter().any(|word| w.name.contains(word.as_str())))
+        .collect();
     if let Some(run) = report.anvil.as_mut() {
         run.seeded = Some(seeded);
     }
@@ -540,6 +591,7 @@ async fn measure(
         expect: None,
         gateway_admin: Some(k.admin_url.clone()),
     });
+    paths.retain(|p| p.case == "a" || opts.paths.is_empty() || opts.paths.iter().any(|c| c == p.case));
     let target_of = |p: &PathSpec, w: &Workload| Target {
         headers: p.headers.clone(),
         mix: if w.name == MIX { mix.clone() } else { Arc::from([]) },
@@ -665,10 +717,15 @@ mod tests {
             receipt_of: format!("0x{}", "ab".repeat(32)),
             logs_range: (2, 9),
             logs: 40,
+            full_block: 11,
+            full_block_txs: FULL_BLOCK_TXS,
+            full_block_bytes: 150_000,
         };
         let w = workloads(&s);
-        assert_eq!(w.len(), 6);
-        assert_eq!(w.last().map(|w| w.name), Some(MIX));
+        assert_eq!(w.len(), 7);
+        assert_eq!(w[5].name, MIX);
+        assert_eq!(w[6].name, FULL_BLOCK);
+        assert!(String::from_utf8_lossy(&w[6].body).contains(r#"["0xb",true]"#));
         for w in &w[..5] {
             let v: Value = serde_json::from_slice(&w.body).unwrap();
             assert_eq!(v["id"], 1, "{}: fresh ids replace an id of 1", w.name);

@@ -117,6 +117,10 @@ pub struct BenchOptions {
     /// Run section 1 on a real anvil (this binary) instead of simulated backends, with every
     /// integrity mode side by side ([`anvil`]). The mesh sections stay on simulated backends.
     pub anvil: Option<PathBuf>,
+    /// On anvil: only workloads whose name contains one of these words (empty: all).
+    pub workloads: Vec<String>,
+    /// On anvil: only these path cases, besides direct anvil (empty: all).
+    pub paths: Vec<String>,
 }
 
 impl BenchOptions {
@@ -135,6 +139,8 @@ impl BenchOptions {
             mesh: true,
             daemon_sets: Vec::new(),
             anvil: None,
+            workloads: Vec::new(),
+            paths: Vec::new(),
         }
     }
 }
