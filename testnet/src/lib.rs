@@ -16,6 +16,8 @@
 //! - [`forward`]: a TCP forwarder, a provider's killable path to a shared backend.
 //! - [`prometheus`]: `testnet up --prometheus`: a scrape config for every daemon, and Prometheus
 //!   itself when installed.
+//! - [`load`]: the one load engine (HTTP/1.1 and WebSocket clients, pacing, client threads)
+//!   that the bench and the scenarios send their requests with.
 //! - [`measure`]: the one definition of percentiles and gossip convergence (bench, reports,
 //!   simulator).
 //! - [`simulate`]: `rpcmesh testnet simulate`: a discrete-event simulation of a large mesh that
@@ -36,6 +38,7 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod federation;
 pub mod forward;
+pub mod load;
 pub mod measure;
 pub mod net;
 pub mod prometheus;

@@ -1,6 +1,7 @@
-//! The bench's own HTTP load generator: fixed concurrency, one keep-alive HTTP/1.1 connection per
-//! worker (a minimal client, see [`http1`]; reconnected after an error), one request in flight per connection, every latency kept
-//! (exact nearest-rank percentiles from the sorted samples, no histogram buckets).
+//! The bench's workloads over the testnet's load engine ([`crate::load`]): fixed concurrency, one
+//! keep-alive HTTP/1.1 connection per worker (reconnected after an error), one request in flight
+//! per connection, every latency kept (exact nearest-rank percentiles from the sorted samples, no
+//! histogram buckets).
 //!
 //! Two shapes:
 //! - [`closed_loop`]: `concurrency` workers send back to back for a warm-up, then for the measured
@@ -18,10 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::http1::{self, Conn};
-
-/// Pause after a failed connect, so a refusing target does not turn a worker into a busy loop.
-const CONNECT_ERROR_PAUSE: Duration = Duration::from_millis(1);
+use crate::load::{Client, Pace, Schedule, Transport, on_client_threads};
 
 /// Where to send, and what.
 #[derive(Clone, Debug)]
@@ -120,26 +118,17 @@ fn has_result(body: &[u8]) -> bool {
     head.windows(8).any(|w| w == b"\"result\"")
 }
 
-/// The request of `target` as it goes on the wire.
-fn wire(target: &Target) -> Vec<u8> {
-    http1::request_bytes(&target.addr, &target.headers, &target.body)
+impl Target {
+    /// A client of this target: its headers, its timeout.
+    fn client(&self) -> Client {
+        self.headers.iter().fold(Client::new(self.addr, Transport::Http, self.timeout), |c, (k, v)| c.header(*k, *v))
+    }
 }
 
-/// Sends one request on `conn` (connecting first if needed); drops the connection on failure.
-async fn call(conn: &mut Option<Conn>, target: &Target, wire: &[u8]) -> Answer {
-    let fail = |e: String| Answer { ok: false, served: SERVED_NONE, bytes: 0, error: Some(e) };
-    if conn.is_none() {
-        match Conn::connect(target.addr).await {
-            Ok(c) => *conn = Some(c),
-            Err(e) => {
-                tokio::time::sleep(CONNECT_ERROR_PAUSE).await;
-                return fail(format!("connect {}: {e}", target.addr));
-            }
-        }
-    }
-    let Some(c) = conn.as_mut() else { return fail("no connection".into()) };
-    let answer = match tokio::time::timeout(target.timeout, c.exchange(wire)).await {
-        Ok(Ok(resp)) => {
+/// Sends one request (`wire`, from [`Client::wire`]) and judges its answer.
+async fn call(client: &mut Client, target: &Target, wire: &[u8]) -> Answer {
+    match client.send(wire).await {
+        Ok(resp) => {
             let served = match resp.served_by {
                 None => SERVED_NONE,
                 Some(v) => {
@@ -153,26 +142,16 @@ async fn call(conn: &mut Option<Conn>, target: &Target, wire: &[u8]) -> Answer {
             });
             Answer { ok, served, bytes: body.len().min(u32::MAX as usize) as u32, error }
         }
-        Ok(Err(e)) => {
-            *conn = None;
-            return fail(e);
-        }
-        Err(_) => {
-            *conn = None;
-            return fail(format!("client timeout after {} ms", target.timeout.as_millis()));
-        }
-    };
-    if conn.as_ref().is_some_and(|c| c.closed) {
-        *conn = None;
+        Err(e) => Answer { ok: false, served: SERVED_NONE, bytes: 0, error: Some(e) },
     }
-    answer
 }
 
 /// Sends one request on a fresh connection: `Ok(served)` (see [`Sample::served`]) for a
 /// JSON-RPC result, else why not.
 pub async fn once(target: &Target) -> Result<i16, String> {
-    let mut conn = None;
-    let a = call(&mut conn, target, &wire(target)).await;
+    let mut client = target.client();
+    let wire = client.wire(&target.body);
+    let a = call(&mut client, target, &wire).await;
     if a.ok { Ok(a.served) } else { Err(a.error.unwrap_or_else(|| "no result".into())) }
 }
 
@@ -222,55 +201,16 @@ impl Window {
     }
 }
 
-/// Client threads of the load generator (like `wrk -t2`). Each runs its own single-threaded tokio
-/// runtime and a share of the connections, apart from the runtime that serves the simulated
-/// backends: client and backend then meet only through sockets and thread wake-ups, as a real
-/// client and node in separate processes do. (Sharing one runtime lets a worker thread answer
-/// its own request without ever sleeping, which makes the direct path unrealistically cheap.)
-pub const CLIENT_THREADS: usize = 2;
-
-/// Runs `workers` futures made by `make(worker index)` on [`CLIENT_THREADS`] (at most `workers`)
-/// dedicated threads; returns their outputs.
-async fn on_client_threads<F, Fut>(workers: usize, make: F) -> Vec<WorkerOut>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = WorkerOut> + 'static,
-{
-    let threads = CLIENT_THREADS.min(workers).max(1);
-    let make = Arc::new(make);
-    let mut handles = Vec::with_capacity(threads);
-    for t in 0..threads {
-        let make = make.clone();
-        let spawned = std::thread::Builder::new().name(format!("bench-client-{t}")).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    return vec![WorkerOut { samples: Vec::new(), first_errors: vec![format!("client runtime: {e}")] }];
-                }
-            };
-            let mine = (0..workers).filter(|w| w % threads == t).map(|w| make(w));
-            rt.block_on(futures::future::join_all(mine))
-        });
-        match spawned {
-            Ok(h) => handles.push(h),
-            Err(e) => tracing::warn!(error = %e, "could not start a bench client thread"),
-        }
-    }
-    tokio::task::spawn_blocking(move || handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect())
-        .await
-        .unwrap_or_default()
-}
-
 /// Runs `concurrency` back-to-back workers against `target` over `window`; returns the requests
 /// sent inside the measured part. Awaits in-flight requests at the end (their latency counts).
 pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) -> ClosedLoopResult {
     let target = target.clone();
-    let outs = on_client_threads(concurrency, move |w| {
+    let (outs, errors) = on_client_threads(concurrency, move |w| {
         let target = target.clone();
         async move {
             let mut out = WorkerOut { samples: Vec::with_capacity(4096), first_errors: Vec::new() };
-            let mut conn = None;
-            let fixed = wire(&target);
+            let mut client = target.client();
+            let fixed = client.wire(&target.body);
             let mut k: u64 = 0;
             loop {
                 let sent = Instant::now();
@@ -278,10 +218,10 @@ pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) ->
                     break;
                 }
                 let a = if target.varies() {
-                    let wire = http1::request_bytes(&target.addr, &target.headers, &target.body_of(w, k));
-                    call(&mut conn, &target, &wire).await
+                    let wire = client.wire(&target.body_of(w, k));
+                    call(&mut client, &target, &wire).await
                 } else {
-                    call(&mut conn, &target, &fixed).await
+                    call(&mut client, &target, &fixed).await
                 };
                 k = k.wrapping_add(1);
                 let latency = sent.elapsed();
@@ -301,7 +241,11 @@ pub async fn closed_loop(target: &Target, concurrency: usize, window: Window) ->
         }
     })
     .await;
-    let mut result = ClosedLoopResult { window: window.measure_until - window.measure_from, ..Default::default() };
+    let mut result = ClosedLoopResult {
+        window: window.measure_until - window.measure_from,
+        first_errors: errors,
+        ..Default::default()
+    };
     for out in outs {
         result.samples.extend(out.samples);
         result.first_errors.extend(out.first_errors);
@@ -318,29 +262,19 @@ pub async fn paced(
     start: Instant,
     stop: CancellationToken,
 ) -> (Vec<Sample>, Vec<String>) {
-    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let target = target.clone();
-    let outs = on_client_threads(loops, move |w| {
+    let (outs, mut errors) = on_client_threads(loops, move |w| {
         let target = target.clone();
         let stop = stop.clone();
         async move {
             let mut out = WorkerOut::default();
-            let mut conn = None;
-            let wire = wire(&target);
+            let mut client = target.client();
+            let wire = client.wire(&target.body);
             // Spread the loops over one interval.
-            let mut next_at = Instant::now() + interval.mul_f64(w as f64 / loops.max(1) as f64);
-            while !stop.is_cancelled() {
-                let now = Instant::now();
-                if next_at > now {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(next_at - now) => {}
-                    }
-                }
-                // Behind schedule (a slow answer): send now, do not burst to catch up.
-                next_at = (next_at + interval).max(Instant::now());
+            let mut schedule = Schedule::new(Pace::Rate(rate), w as f64 / loops.max(1) as f64);
+            while schedule.wait(&stop).await {
                 let sent = Instant::now();
-                let a = call(&mut conn, &target, &wire).await;
+                let a = call(&mut client, &target, &wire).await;
                 keep_error(&mut out, a.error);
                 out.samples.push(Sample {
                     worker: w as u16,
@@ -356,7 +290,6 @@ pub async fn paced(
     })
     .await;
     let mut samples = Vec::new();
-    let mut errors = Vec::new();
     for out in outs {
         samples.extend(out.samples);
         errors.extend(out.first_errors);

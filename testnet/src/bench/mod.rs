@@ -32,7 +32,6 @@
 
 pub mod analysis;
 pub mod anvil;
-pub mod http1;
 pub mod load;
 mod mesh;
 pub mod procfs;

@@ -1,22 +1,18 @@
 //! The scenario's clients: closed- or open-loop request loops over HTTP or WebSocket against
-//! chosen gateways, each request judged against the truth and recorded.
+//! chosen gateways, each request judged against the truth and recorded. They send with the
+//! testnet's load engine ([`crate::load`]), as the bench does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{SinkExt as _, StreamExt as _};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::MethodWeight;
 use super::truth::Truth;
+use crate::load::{Client, Pace, Schedule};
 use crate::record::{Outcome, Record, Request, SentTransaction, Transport};
 
 /// The load's own "method": a transfer of 1 wei to the watched address, signed by anvil
@@ -188,23 +184,20 @@ pub async fn run_loop(
     stop: CancellationToken,
 ) {
     let mut rng = Rng(spec.seed);
-    let http: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let url = format!("http://{}/", spec.addr);
-    let mut ws = None;
-    let mut next_id: u64 = 1;
-    let interval = (spec.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / spec.rate));
-    let mut next_at = Instant::now();
-    while !stop.is_cancelled() {
-        if let Some(iv) = interval {
-            next_at += iv;
-            let now = Instant::now();
-            if next_at > now {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(next_at - now) => {}
-                }
-            }
+    let addr = match spec.addr.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(gateway = spec.gateway, addr = %spec.addr, error = %e, "the load cannot reach this gateway");
+            return;
         }
+    };
+    let mut client = Client::new(addr, spec.transport, spec.timeout);
+    if let Some(v) = &spec.verify {
+        client = client.header(VERIFY_HEADER, v.as_str());
+    }
+    let mut next_id: u64 = 1;
+    let mut schedule = Schedule::new(Pace::from_rate(spec.rate), 0.0);
+    while schedule.wait(&stop).await {
         let picked = pick(&mut rng, &spec.methods).to_string();
         let head = truth.head().await.unwrap_or(0);
         // A transfer holds its sender's turn until the gateway answered (see `Sender`).
@@ -238,40 +231,14 @@ pub async fn run_loop(
         let body = json!({ "jsonrpc": "2.0", "id": next_id, "method": method, "params": p }).to_string();
         let t_ms = start.elapsed().as_millis() as u64;
         let sent = Instant::now();
-        let answer: Result<(Value, Option<String>, u32), String> = match spec.transport {
-            Transport::Http => {
-                let mut req = hyper::Request::post(&url).header("content-type", "application/json");
-                if let Some(v) = &spec.verify {
-                    req = req.header(VERIFY_HEADER, v.as_str());
-                }
-                let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string());
-                match req {
-                    Ok(req) => match tokio::time::timeout(spec.timeout, async {
-                        let resp = http.request(req).await.map_err(|e| e.to_string())?;
-                        let served =
-                            resp.headers().get("x-rpcmesh-served-by").and_then(|v| v.to_str().ok()).map(str::to_string);
-                        let attempts = resp
-                            .headers()
-                            .get("x-rpcmesh-attempts")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-                        let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
-                        Ok((v, served.filter(|s| !s.is_empty()), attempts))
-                    })
-                    .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(format!("client timeout after {} ms", spec.timeout.as_millis())),
-                    },
-                    Err(e) => Err(e),
-                }
+        let answer = client.call(body.as_bytes(), next_id).await.and_then(|resp| {
+            let served = resp.served_by.map(|s| String::from_utf8_lossy(s).into_owned()).filter(|s| !s.is_empty());
+            if resp.status != 200 && serde_json::from_slice::<Value>(&resp.body).is_err() {
+                return Err(format!("HTTP {}: {}", resp.status, String::from_utf8_lossy(&resp.body).trim()));
             }
-            Transport::Ws => ws_call(&mut ws, &spec.addr, spec.verify.as_deref(), &body, next_id, spec.timeout)
-                .await
-                .map(|v| (v, None, 0)),
-        };
+            let v: Value = serde_json::from_slice(&resp.body).map_err(|e| format!("not JSON: {e}"))?;
+            Ok((v, served, resp.attempts))
+        });
         let latency_us = sent.elapsed().as_micros() as u64;
         let (outcome, detail, served_by, attempts) = match answer {
             Ok((v, served, attempts)) => {
@@ -287,10 +254,7 @@ pub async fn run_loop(
                     (Outcome::Error, Some(format!("no result: {v}")), served, attempts)
                 }
             }
-            Err(e) => {
-                ws = None;
-                (Outcome::Error, Some(e), None, 0)
-            }
+            Err(e) => (Outcome::Error, Some(e), None, 0),
         };
         let served_by_node = served_by.as_ref().and_then(|s| peers.get(s).copied());
         if let Some((t, turn)) = transfer {
@@ -365,49 +329,5 @@ fn judge_sent(result: &Value, hash: &str) -> (Outcome, Option<String>) {
     match result.as_str() {
         Some(h) if h.eq_ignore_ascii_case(hash) => (Outcome::Ok, None),
         _ => (Outcome::Wrong, Some(format!("transaction hash {result}, truth {hash}"))),
-    }
-}
-
-type WsConn = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_call(
-    conn: &mut Option<WsConn>,
-    addr: &str,
-    verify: Option<&str>,
-    body: &str,
-    id: u64,
-    timeout: Duration,
-) -> Result<Value, String> {
-    use tokio_tungstenite::tungstenite::Message;
-    let fut = async {
-        if conn.is_none() {
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-            let mut req = format!("ws://{addr}/").into_client_request().map_err(|e| e.to_string())?;
-            if let Some(v) = verify {
-                let value = v.parse().map_err(|_| format!("bad {VERIFY_HEADER} value {v:?}"))?;
-                req.headers_mut().insert(VERIFY_HEADER, value);
-            }
-            let (c, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| e.to_string())?;
-            *conn = Some(c);
-        }
-        let c = conn.as_mut().ok_or("no connection")?;
-        c.send(Message::text(body.to_string())).await.map_err(|e| e.to_string())?;
-        loop {
-            match c.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).map_err(|e| e.to_string())?;
-                    if v.get("id").and_then(Value::as_u64) == Some(id) {
-                        return Ok(v);
-                    }
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("websocket closed".into()),
-            }
-        }
-    };
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("client timeout after {} ms", timeout.as_millis())),
     }
 }

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client for the load generator: one keep-alive connection, a request
 //! serialised once and written with one `write`, the response head parsed in place (status,
-//! `content-length` or chunked, `connection: close`, `x-rpcmesh-served-by`). Like `wrk`, it does
+//! `content-length` or chunked, `connection: close`, `x-rpcmesh-served-by`,
+//! `x-rpcmesh-attempts`). Like `wrk`, it does
 //! as little per request as HTTP allows, so the client's own cost stays out of the figures.
 
 use std::borrow::Cow;
@@ -16,10 +17,10 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// The bytes of `POST / HTTP/1.1` to `addr` with `headers` and `body`.
-pub fn request_bytes(addr: &SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn request_bytes<K: AsRef<str>, V: AsRef<str>>(addr: &SocketAddr, headers: &[(K, V)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n");
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        head.push_str(&format!("{}: {}\r\n", k.as_ref(), v.as_ref()));
     }
     head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
     let mut out = head.into_bytes();
@@ -51,6 +52,8 @@ pub struct Head {
     pub close: bool,
     /// Where the value of `x-rpcmesh-served-by` is in the buffer.
     pub served_by: Option<Range<usize>>,
+    /// The value of `x-rpcmesh-attempts` (0 when absent or not a number).
+    pub attempts: u32,
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -85,6 +88,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         .ok_or_else(|| format!("bad status line {:?}", String::from_utf8_lossy(status_line)))?;
     let http10 = status_line.starts_with(b"HTTP/1.0");
     let (mut length, mut chunked, mut close, mut keep_alive, mut served_by) = (None, false, false, false, None);
+    let mut attempts = 0;
     let mut pos = status_end + 2;
     while pos < end {
         let line_end = find(buf, b"\r\n", pos).unwrap_or(end).min(end);
@@ -105,6 +109,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             keep_alive |= v.windows(10).any(|w| w == b"keep-alive");
         } else if name.eq_ignore_ascii_case(rpcmesh_node::gateway::SERVED_BY.as_bytes()) {
             served_by = Some(value);
+        } else if name.eq_ignore_ascii_case(rpcmesh_node::gateway::ATTEMPTS.as_bytes()) {
+            attempts = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
         }
     }
     let body = match (chunked, length) {
@@ -115,7 +121,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         (false, None) if status < 200 || status == 204 || status == 304 => BodyLen::Length(0),
         (false, None) => BodyLen::UntilClose,
     };
-    Ok(Some(Head { status, len, body, close: close || (http10 && !keep_alive), served_by }))
+    Ok(Some(Head { status, len, body, close: close || (http10 && !keep_alive), served_by, attempts }))
 }
 
 /// Decodes a complete chunked body at the start of `buf`: `Ok(None)` while incomplete, else the
@@ -154,12 +160,32 @@ pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
     }
 }
 
-/// A response: borrowed from the connection's buffer where possible.
+/// Where a response is: its body and header values stay in the connection's buffer (read them
+/// with [`Conn::response`]) until the next exchange, so a hot loop copies nothing.
+#[derive(Debug)]
+pub struct Exchanged {
+    status: u16,
+    served_by: Option<Range<usize>>,
+    attempts: u32,
+    body: BodyAt,
+}
+
+#[derive(Debug)]
+enum BodyAt {
+    /// In the buffer.
+    Buffer(Range<usize>),
+    /// Decoded from chunks.
+    Owned(Vec<u8>),
+}
+
+/// A response, borrowed from the connection's buffer where possible.
 pub struct Response<'a> {
     /// Status code.
     pub status: u16,
     /// Value of `x-rpcmesh-served-by`.
     pub served_by: Option<&'a [u8]>,
+    /// Value of `x-rpcmesh-attempts` (0 when absent).
+    pub attempts: u32,
     /// The body.
     pub body: Cow<'a, [u8]>,
 }
@@ -190,7 +216,7 @@ impl Conn {
     }
 
     /// Writes `request` (from [`request_bytes`]) and reads one response.
-    pub async fn exchange(&mut self, request: &[u8]) -> Result<Response<'_>, String> {
+    pub async fn exchange(&mut self, request: &[u8]) -> Result<Exchanged, String> {
         self.buf.drain(..self.consumed);
         self.consumed = 0;
         self.stream.write_all(request).await.map_err(|e| format!("write: {e}"))?;
@@ -205,7 +231,7 @@ impl Conn {
         };
         self.closed |= head.close;
         let start = head.len;
-        match head.body {
+        let body = match head.body {
             BodyLen::Length(n) => {
                 while self.buf.len() < start + n {
                     if self.fill().await? == 0 {
@@ -214,23 +240,13 @@ impl Conn {
                     }
                 }
                 self.consumed = start + n;
-                let buf = &self.buf;
-                Ok(Response {
-                    status: head.status,
-                    served_by: head.served_by.map(|r| &buf[r]),
-                    body: Cow::Borrowed(&buf[start..start + n]),
-                })
+                BodyAt::Buffer(start..start + n)
             }
             BodyLen::Chunked => loop {
                 if let Some((body, used)) = decode_chunked(&self.buf[start..])? {
                     // The head stays in the buffer until the next exchange.
                     self.consumed = start + used;
-                    let buf = &self.buf;
-                    return Ok(Response {
-                        status: head.status,
-                        served_by: head.served_by.map(|r| &buf[r]),
-                        body: Cow::Owned(body),
-                    });
+                    break BodyAt::Owned(body);
                 }
                 if self.fill().await? == 0 {
                     self.closed = true;
@@ -245,13 +261,23 @@ impl Conn {
                 }
                 self.closed = true;
                 self.consumed = self.buf.len();
-                let buf = &self.buf;
-                Ok(Response {
-                    status: head.status,
-                    served_by: head.served_by.map(|r| &buf[r]),
-                    body: Cow::Borrowed(&buf[start..]),
-                })
+                BodyAt::Buffer(start..self.buf.len())
             }
+        };
+        Ok(Exchanged { status: head.status, served_by: head.served_by, attempts: head.attempts, body })
+    }
+
+    /// The response `e` (this connection's last exchange) describes.
+    pub fn response<'a>(&'a self, e: &'a Exchanged) -> Response<'a> {
+        let buf = &self.buf;
+        Response {
+            status: e.status,
+            served_by: e.served_by.clone().and_then(|r| buf.get(r)),
+            attempts: e.attempts,
+            body: match &e.body {
+                BodyAt::Buffer(r) => Cow::Borrowed(buf.get(r.clone()).unwrap_or_default()),
+                BodyAt::Owned(v) => Cow::Borrowed(v.as_slice()),
+            },
         }
     }
 }
@@ -262,9 +288,9 @@ mod tests {
 
     #[test]
     fn heads() {
-        let r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nX-Rpcmesh-Served-By:  12D3Koo \r\ncontent-length: 41\r\n\r\n{...";
+        let r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nX-Rpcmesh-Served-By:  12D3Koo \r\nx-rpcmesh-attempts: 2\r\ncontent-length: 41\r\n\r\n{...";
         let h = parse_head(r).unwrap().unwrap();
-        assert_eq!((h.status, h.body.clone(), h.close), (200, BodyLen::Length(41), false));
+        assert_eq!((h.status, h.body.clone(), h.close, h.attempts), (200, BodyLen::Length(41), false, 2));
         assert_eq!(&r[h.served_by.unwrap()], b"12D3Koo");
         assert_eq!(&r[h.len..], b"{...");
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap(), None);
