@@ -81,15 +81,37 @@ struct Material {
 
 impl Material {
     /// Whether `self` differs materially from `last`: heads count as moved only when they
-    /// enter another bucket of `bucket_blocks` (a head appearing or vanishing always counts),
-    /// utilisation only when it crosses a band.
-    fn moved_from(&self, last: &Material, bucket_blocks: u64) -> bool {
-        let bucket = |h: Option<BlockRef>| h.map(|h| h.number / bucket_blocks.max(1));
+    /// enter another of `buckets` (a head appearing or vanishing always counts), utilisation
+    /// only when it crosses a band.
+    fn moved_from(&self, last: &Material, buckets: Buckets) -> bool {
+        let bucket = |h: Option<BlockRef>| h.map(|h| h.number.wrapping_add(buckets.phase) / buckets.blocks.max(1));
         self.addrs != last.addrs
             || self.chains.len() != last.chains.len()
             || self.chains.iter().zip(&last.chains).any(|(a, b)| {
                 a.0 != b.0 || a.2 / UTILISATION_BAND != b.2 / UTILISATION_BAND || bucket(a.1) != bucket(b.1)
             })
+    }
+}
+
+/// The head buckets of one provider: `blocks` wide, their edges shifted by `phase` blocks.
+///
+/// Every provider of a chain follows the same blocks, so with edges at multiples of `blocks`
+/// all of them crossed an edge in the same block and announced together: in a mesh of 100 each
+/// daemon took 100 announcements (and their copies) within a second every `blocks` blocks, with
+/// the machine saturated for seconds and idle in between. A phase drawn from the provider's key
+/// spreads the crossings evenly over the bucket; the count per provider is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Buckets {
+    blocks: u64,
+    phase: u64,
+}
+
+impl Buckets {
+    /// Buckets of `blocks` with the phase of the provider `key`.
+    fn of(key: &rpcmesh_protocol::PublicKey, blocks: u64) -> Buckets {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&key.0[..8]);
+        Buckets { blocks, phase: u64::from_le_bytes(seed) % blocks.max(1) }
     }
 }
 
@@ -218,7 +240,8 @@ impl Announcer {
             pace = self.pace();
             heartbeat.set_period(pace.heartbeat);
             let now = self.material();
-            if forced || now.moved_from(&last, pace.head_bucket_blocks()) {
+            let buckets = Buckets::of(&self.identity.public_key(), pace.head_bucket_blocks());
+            if forced || now.moved_from(&last, buckets) {
                 last = self.announce(pace, now).await;
                 last_at = tokio::time::Instant::now();
                 heartbeat.reset();
@@ -238,21 +261,46 @@ mod tests {
 
     #[test]
     fn heads_move_by_bucket_and_other_changes_at_once() {
+        let b = |blocks| Buckets { blocks, phase: 0 };
         let last = material(Some(100), 0);
-        assert!(!material(Some(103), 0).moved_from(&last, 4), "same bucket of 4");
-        assert!(material(Some(104), 0).moved_from(&last, 4), "next bucket of 4");
+        assert!(!material(Some(103), 0).moved_from(&last, b(4)), "same bucket of 4");
+        assert!(material(Some(104), 0).moved_from(&last, b(4)), "next bucket of 4");
         // A stretched heartbeat widens the bucket: 5 × 4 blocks.
-        assert!(!material(Some(119), 0).moved_from(&last, 20));
-        assert!(material(Some(120), 0).moved_from(&last, 20));
+        assert!(!material(Some(119), 0).moved_from(&last, b(20)));
+        assert!(material(Some(120), 0).moved_from(&last, b(20)));
         // Whatever the bucket: a head vanishing (upstreams down), a utilisation band, addresses.
-        assert!(material(None, 0).moved_from(&last, 20));
-        assert!(material(Some(100), 1).moved_from(&last, 20));
+        assert!(material(None, 0).moved_from(&last, b(20)));
+        assert!(material(Some(100), 1).moved_from(&last, b(20)));
         let mut busier = last.clone();
         busier.chains[0].2 += 100;
-        assert!(!busier.moved_from(&last, 20), "utilisation within its band");
+        assert!(!busier.moved_from(&last, b(20)), "utilisation within its band");
         let mut moved = material(Some(100), 0);
         moved.addrs.push("/ip4/127.0.0.1/tcp/2".into());
-        assert!(moved.moved_from(&last, 20));
+        assert!(moved.moved_from(&last, b(20)));
+    }
+
+    #[test]
+    fn providers_cross_their_bucket_edges_in_different_blocks() {
+        // A phase shifts the edge: with phase 3, 100 + 3 = 103 and 104 + 3 = 107 share a bucket
+        // of 4, but 105 + 3 = 108 enters the next one.
+        let shifted = Buckets { blocks: 4, phase: 3 };
+        let last = material(Some(100), 0);
+        assert!(!material(Some(100), 0).moved_from(&last, shifted));
+        assert!(material(Some(101), 0).moved_from(&last, shifted), "100 + 3 is the last of its bucket");
+        let last = material(Some(101), 0);
+        assert!(!material(Some(104), 0).moved_from(&last, shifted));
+        assert!(material(Some(105), 0).moved_from(&last, shifted));
+        // 100 providers, buckets of 16: their edges land on every phase, no phase has more than
+        // a small share of them (uniform keys).
+        let mut per_phase = [0u32; 16];
+        for i in 0..100u8 {
+            let key = rpcmesh_protocol::Identity::from_secret_bytes([i; 32]).public_key();
+            let b = Buckets::of(&key, 16);
+            assert!(b.phase < 16);
+            per_phase[b.phase as usize] += 1;
+        }
+        assert!(per_phase.iter().filter(|n| **n > 0).count() >= 12, "{per_phase:?}");
+        assert!(per_phase.iter().all(|n| *n <= 16), "{per_phase:?}");
     }
 
     #[test]

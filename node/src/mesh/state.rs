@@ -49,6 +49,14 @@ const MIN_SUCCESS_RATE: f64 = 0.5;
 /// ([`MeshState::view_valid_until`]). It was 250 ms while window ageing was not tracked: in a
 /// mesh of 100 that rebuilt every view four times a second, the largest idle cost.
 const VIEW_MAX_AGE_MS: u64 = 2_000;
+/// In a larger mesh the safety net widens by this much per provider held (up to
+/// [`VIEW_MAX_AGE_CAP_MS`]), so that its rebuilds stay at about 25 views a second whatever
+/// the size: at 2 s for 100 providers they were 50 a second, with ~60 attestations each, the
+/// largest share of building snapshots in an idle daemon (`perf record -p`). What the net
+/// refreshes is only a view's shown `lag_blocks`; every health flip is tracked exactly.
+const VIEW_MAX_AGE_PER_PROVIDER_MS: u64 = 40;
+/// The safety net never waits longer than this.
+const VIEW_MAX_AGE_CAP_MS: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 struct LocalObs {
@@ -537,12 +545,19 @@ impl MeshState {
         }
     }
 
+    /// Longest a cached view is kept without an input touching it (see [`VIEW_MAX_AGE_MS`]).
+    fn view_max_age_ms(&self) -> u64 {
+        (self.entries.len() as u64)
+            .saturating_mul(VIEW_MAX_AGE_PER_PROVIDER_MS)
+            .clamp(VIEW_MAX_AGE_MS, VIEW_MAX_AGE_CAP_MS)
+    }
+
     /// The first instant after `now_ms` at which a view built at `now_ms` could read
     /// differently with no new input: the announcement expires, or one of our probes or an
     /// attestation stops being fresh, or a sample leaves a probe window; at most
-    /// [`VIEW_MAX_AGE_MS`] ahead.
+    /// [`MeshState::view_max_age_ms`] ahead.
     fn view_valid_until(&self, key: &PublicKey, e: &Entry, now_ms: u64) -> u64 {
-        let mut until = now_ms.saturating_add(VIEW_MAX_AGE_MS);
+        let mut until = now_ms.saturating_add(self.view_max_age_ms());
         let mut flips_after = |t: u64| {
             if t >= now_ms {
                 until = until.min(t.saturating_add(1));
